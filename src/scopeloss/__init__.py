@@ -1,0 +1,3 @@
+"""Reproduction pipeline for *Scope Loss for Imbalanced Classification and RL Exploration*."""
+
+__version__ = "0.1.0"
