@@ -1,0 +1,119 @@
+"""Batched image augmentation on the training device (the paper's Table 5).
+
+Each image of a batch draws its own factors ``f ~ N(mean, std)``, clamped to the valid
+range ``f >= 0``, for colour (PIL's ImageEnhance.Color, i.e. saturation), contrast,
+brightness and sharpness; then a crop of ``image_size`` at a uniformly drawn position
+(after zero-padding by ``crop_padding``) and a horizontal flip with probability ``flip_p``.
+The enhancement ops follow torchvision's ``adjust_*`` formulas (blend with a degenerate
+image, clamped to [0, 1]) but take one factor per image, vectorised over the batch, since
+torchvision's functional API takes one scalar per call. Order: crop, flip, brightness,
+contrast, colour, sharpness (fixed; the paper gives none).
+
+Random numbers come from a CPU ``torch.Generator`` (small tensors, moved to the device),
+so a run is reproducible across devices and resumable from the generator's saved state.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+FACTORS = ("brightness", "contrast", "color", "sharpness")
+# ImageNet statistics, torchvision's convention for ResNets.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def sample_factors(n: int, cfg: dict, generator: torch.Generator) -> dict[str, Tensor]:
+    """Per-image enhancement factors ``clamp(N(mean, std), min=0)`` on the CPU."""
+    out = {}
+    for name in FACTORS:
+        mean, std = cfg[name]
+        out[name] = (torch.randn(n, generator=generator) * std + mean).clamp_(min=0.0)
+    return out
+
+
+def _grayscale(x: Tensor) -> Tensor:
+    # ITU-R 601-2 luma, as torchvision's rgb_to_grayscale and PIL's convert("L").
+    r, g, b = x.unbind(dim=1)
+    return (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
+
+
+def _blend(img: Tensor, other: Tensor, factor: Tensor) -> Tensor:
+    f = factor.view(-1, 1, 1, 1).to(img.dtype)
+    return (f * img + (1.0 - f) * other).clamp_(0.0, 1.0)
+
+
+def adjust_brightness(x: Tensor, factor: Tensor) -> Tensor:
+    return _blend(x, torch.zeros_like(x), factor)
+
+
+def adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
+    mean = _grayscale(x).mean(dim=(-3, -2, -1), keepdim=True)
+    return _blend(x, mean, factor)
+
+
+def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
+    return _blend(x, _grayscale(x), factor)
+
+
+def adjust_sharpness(x: Tensor, factor: Tensor) -> Tensor:
+    """Blend with PIL's SMOOTH-filtered image (kernel [[1,1,1],[1,5,1],[1,1,1]] / 13);
+    border pixels stay as they are, as in torchvision and PIL."""
+    if x.shape[-1] <= 2 or x.shape[-2] <= 2:
+        return x
+    c = x.shape[1]
+    kernel = torch.ones(3, 3, dtype=x.dtype, device=x.device)
+    kernel[1, 1] = 5.0
+    kernel = (kernel / kernel.sum()).expand(c, 1, 3, 3)
+    blurred = F.conv2d(x, kernel, groups=c)
+    degenerate = x.clone()
+    degenerate[..., 1:-1, 1:-1] = blurred
+    return _blend(x, degenerate, factor)
+
+
+def random_crop_flip(x: Tensor, size: int, padding: int, flip_p: float,
+                     generator: torch.Generator) -> Tensor:
+    """Crop ``size`` x ``size`` at a uniform position per image (after zero-padding), then
+    flip horizontally with probability ``flip_p``; ``x`` is (B, C, S, S)."""
+    if padding:
+        x = F.pad(x, (padding, padding, padding, padding))
+    b, _, h, w = x.shape
+    oy = torch.randint(0, h - size + 1, (b,), generator=generator).to(x.device)
+    ox = torch.randint(0, w - size + 1, (b,), generator=generator).to(x.device)
+    flip = (torch.rand(b, generator=generator) < flip_p).to(x.device)
+    ar = torch.arange(size, device=x.device)
+    rows = oy[:, None] + ar                                        # (B, size)
+    cols = torch.where(flip[:, None], ox[:, None] + size - 1 - ar, ox[:, None] + ar)
+    bi = torch.arange(b, device=x.device)[:, None, None]
+    out = x.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]  # (B, size, size, C)
+    return out.permute(0, 3, 1, 2)
+
+
+def center_crop(x: Tensor, size: int) -> Tensor:
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+def augment_batch(x_uint8: Tensor, size: int, cfg: dict, generator: torch.Generator) -> Tensor:
+    """uint8 (B, 3, S, S) on the device -> augmented float (B, 3, size, size) in [0, 1]."""
+    x = random_crop_flip(x_uint8, size, cfg["crop_padding"], cfg["flip_p"], generator)
+    x = x.float().div_(255.0)
+    f = {k: v.to(x.device, non_blocking=True) for k, v in
+         sample_factors(x.shape[0], cfg, generator).items()}
+    x = adjust_brightness(x, f["brightness"])
+    x = adjust_contrast(x, f["contrast"])
+    x = adjust_saturation(x, f["color"])
+    return adjust_sharpness(x, f["sharpness"])
+
+
+def eval_batch(x_uint8: Tensor, size: int) -> Tensor:
+    return center_crop(x_uint8, size).float().div_(255.0)
+
+
+def normalize(x: Tensor) -> Tensor:
+    mean = torch.tensor(MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std

@@ -1,0 +1,443 @@
+"""Datasets of the classification runs: Caltech-256 and the offline digits_lt, a fixed
+stratified split saved as a manifest, and a decode-once image cache.
+
+Caltech-256 lives at ``{root}/caltech256/256_ObjectCategories/NNN.name/*.jpg`` (torchvision's
+layout): 257 folders including ``257.clutter``, labels 0..256 in folder order. Files whose
+extension is not an image's, or that PIL cannot open, are skipped and listed in the manifest;
+grayscale and CMYK images are converted to RGB.
+
+The manifest (``{root}/manifests/{kind}-...json``) is written once, atomically, under a file
+lock, and every run reuses it: relative paths and labels per split, and per-class counts.
+
+Decode once: every image is decoded, converted to RGB, its shorter side resized to
+``resize_size`` (antialiased bilinear) and centre-cropped to a ``resize_size`` square, then
+stored as uint8 (N, S, S, 3) in a ``.npy`` file per split keyed by the manifest hash and the
+size. Training reads batches from it (in RAM, or memory-mapped when large) and augments them
+on the training device (``scopeloss.classify.augment``); evaluation centre-crops ``image_size``.
+
+CLI: ``python -m scopeloss.classify.data prepare --dataset caltech256 --root data/``
+fetches and verifies the archive when the tree is absent, extracts it and writes the manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from scopeloss import io
+
+# torchvision.datasets.Caltech256 uses this record and checksum.
+CALTECH_URL = "https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar"
+CALTECH_MD5 = "67b4f42ca05d46448c6bb8ecd2220f6d"
+CALTECH_ARCHIVE = "256_ObjectCategories.tar"
+CALTECH_FOLDER = "256_ObjectCategories"
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff",
+                    ".webp"}
+SPLITS = ("train", "val", "test")
+MANIFEST_VERSION = 1
+
+
+class DataUnavailable(RuntimeError):
+    """The dataset is not on disk and could not be fetched."""
+
+
+# --- Caltech-256: fetch, verify, extract ------------------------------------------------
+def caltech_paths(root) -> tuple[Path, Path]:
+    """(archive path, extracted folder) under ``root``."""
+    base = Path(root) / "caltech256"
+    return base / CALTECH_ARCHIVE, base / CALTECH_FOLDER
+
+
+def _where_message(root) -> str:
+    archive, folder = caltech_paths(root)
+    return (f"put the archive {CALTECH_ARCHIVE} (md5 {CALTECH_MD5}, from {CALTECH_URL}) at "
+            f"{archive.resolve()}, or its extracted folder at {folder.resolve()} "
+            f"(holding 001.ak47 ... 257.clutter), then rerun "
+            f"`python -m scopeloss.classify.data prepare --dataset caltech256 --root {root}`")
+
+
+def md5sum(path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, dest, md5: str | None, timeout: float = 60.0) -> Path:
+    """Stream ``url`` to a temporary file beside ``dest``, check its md5, rename it onto ``dest``."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    print(f"downloading {url} -> {dest}", file=sys.stderr)
+    with io.atomic_path(dest) as tmp:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done, last = 0, time.monotonic()
+            while block := response.read(1 << 20):
+                out.write(block)
+                done += len(block)
+                if time.monotonic() - last > 30:
+                    last = time.monotonic()
+                    print(f"  {done / 2**20:.0f} / {total / 2**20:.0f} MiB", file=sys.stderr)
+        if md5 is not None and (got := md5sum(tmp)) != md5:
+            raise DataUnavailable(f"checksum mismatch for {url}: md5 {got}, expected {md5}")
+    return dest
+
+
+def safe_extract(archive, dest) -> None:
+    """Extract a tar archive into ``dest``, refusing members that would land outside it."""
+    dest = Path(dest).resolve()
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            target = (dest / member.name).resolve()
+            if not target.is_relative_to(dest):
+                raise DataUnavailable(f"unsafe path {member.name!r} in {archive}")
+            if member.issym() or member.islnk():
+                raise DataUnavailable(f"link {member.name!r} in {archive}: refused")
+        tar.extractall(dest, filter="data")
+
+
+def ensure_caltech256(root, *, download_missing: bool = False, url: str = CALTECH_URL,
+                      md5: str | None = CALTECH_MD5, timeout: float = 60.0) -> Path:
+    """The extracted Caltech-256 folder under ``root``; extract (and fetch) it if needed."""
+    archive, folder = caltech_paths(root)
+    if folder.is_dir():
+        return folder
+    with _lock(folder.parent / ".prepare.lock"):
+        if folder.is_dir():  # another job finished it while we waited
+            return folder
+        if not archive.is_file():
+            if not download_missing:
+                raise DataUnavailable(f"Caltech-256 not found: {_where_message(root)}")
+            try:
+                download(url, archive, md5, timeout=timeout)
+            except (urllib.error.URLError, OSError, ValueError) as err:
+                raise DataUnavailable(f"could not download {url} ({err}); "
+                                      f"{_where_message(root)}") from err
+        elif md5 is not None and (got := md5sum(archive)) != md5:
+            raise DataUnavailable(f"{archive} has md5 {got}, expected {md5}: the archive is "
+                                  f"corrupt or incomplete; delete it and {_where_message(root)}")
+        # Extract beside the target, then rename, so a killed extraction leaves nothing half-done.
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".extract-"))
+        try:
+            safe_extract(archive, tmp)
+            found = tmp / CALTECH_FOLDER
+            if not found.is_dir():
+                raise DataUnavailable(f"{archive} holds no {CALTECH_FOLDER}/ folder")
+            os.replace(found, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+# --- scanning and splitting -------------------------------------------------------------
+def _is_image(path: Path) -> bool:
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception:  # PIL raises many types for a file that is not an image
+        return False
+    return True
+
+
+def scan_caltech(folder) -> tuple[list[str], list[tuple[str, int]], list[str]]:
+    """(class names, [(relative path, label)], skipped relative paths) in folder order."""
+    folder = Path(folder)
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataUnavailable(f"{folder} holds no class folders (expected NNN.name/)")
+    classes, items, skipped = [], [], []
+    for label, cdir in enumerate(class_dirs):
+        classes.append(cdir.name)
+        for f in sorted(cdir.iterdir()):
+            rel = f.relative_to(folder).as_posix()
+            if not f.is_file():
+                continue
+            if _is_image(f):
+                items.append((rel, label))
+            else:
+                skipped.append(rel)
+    return classes, items, skipped
+
+
+def stratified_split(labels, val_fraction: float, test_fraction: float,
+                     seed: int) -> dict[str, np.ndarray]:
+    """Per class: shuffle with ``seed``, take round(n * test) for test, round(n * val) for val
+    (each at least 1 when the class has 3 or more images), the rest for train."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    out = {s: [] for s in SPLITS}
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        n = len(idx)
+        n_test = int(round(n * test_fraction))
+        n_val = int(round(n * val_fraction))
+        if n >= 3:
+            n_test, n_val = max(n_test, 1), max(n_val, 1)
+        out["test"].append(idx[:n_test])
+        out["val"].append(idx[n_test:n_test + n_val])
+        out["train"].append(idx[n_test + n_val:])
+    return {s: np.sort(np.concatenate(v)) for s, v in out.items()}
+
+
+# --- digits_lt --------------------------------------------------------------------------
+def digits_lt_items(imbalance_ratio: float, max_per_class: int,
+                    seed: int) -> tuple[list[str], list[tuple[str, int]]]:
+    """Long-tailed subset of scikit-learn's digits: class c keeps
+    floor(max_per_class * ratio ** (-c / 9)) images (exponential profile, head 0, tail 9),
+    drawn with ``seed``; items name the digit's index in ``load_digits``."""
+    from sklearn.datasets import load_digits
+
+    target = load_digits().target
+    rng = np.random.default_rng(seed)
+    n_classes = 10
+    items = []
+    for c in range(n_classes):
+        keep = int(np.floor(max_per_class * imbalance_ratio ** (-c / (n_classes - 1))))
+        idx = np.flatnonzero(target == c)
+        chosen = np.sort(rng.choice(idx, size=min(keep, len(idx)), replace=False))
+        items.extend((f"digits/{i}", c) for i in chosen)
+    return [f"{c:03d}.digit_{c}" for c in range(n_classes)], items
+
+
+# --- manifest ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def _lock(path):
+    """Exclusive lock on ``path`` so parallel jobs build a manifest or cache once."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def manifest_path(dcfg: dict) -> Path:
+    name = (f"{dcfg['kind']}-seed{dcfg['split_seed']}-val{dcfg['val_fraction']}"
+            f"-test{dcfg['test_fraction']}")
+    if dcfg["kind"] == "digits_lt":
+        name += f"-ratio{dcfg['imbalance_ratio']}-max{dcfg['max_per_class']}"
+    return Path(dcfg["root"]) / "manifests" / f"{name}.json"
+
+
+def _items_hash(items: dict) -> str:
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
+
+
+def build_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> dict:
+    if dcfg["kind"] == "caltech256":
+        folder = ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
+        classes, items, skipped = scan_caltech(folder)
+        source = folder.relative_to(Path(dcfg["root"])).as_posix()
+    else:
+        classes, items = digits_lt_items(dcfg["imbalance_ratio"], dcfg["max_per_class"],
+                                         dcfg["split_seed"])
+        skipped, source = [], "sklearn.datasets.load_digits"
+    labels = [label for _, label in items]
+    parts = stratified_split(labels, dcfg["val_fraction"], dcfg["test_fraction"],
+                             dcfg["split_seed"])
+    split_items = {s: [list(items[i]) for i in parts[s]] for s in SPLITS}
+    counts = {s: np.bincount([lab for _, lab in split_items[s]], minlength=len(classes)).tolist()
+              for s in SPLITS}
+    return {
+        "version": MANIFEST_VERSION,
+        "kind": dcfg["kind"],
+        "source": source,  # paths are relative to {root}/{source} (caltech256)
+        "classes": classes,
+        "split_seed": dcfg["split_seed"],
+        "val_fraction": dcfg["val_fraction"],
+        "test_fraction": dcfg["test_fraction"],
+        "counts": counts,
+        "skipped": skipped,
+        "hash": _items_hash(split_items),
+        "items": split_items,
+    }
+
+
+def get_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> tuple[dict, Path]:
+    """The dataset's manifest, built and written on first use and reused afterwards."""
+    path = manifest_path(dcfg)
+    if not path.is_file():
+        with _lock(path.with_suffix(".lock")):
+            if not path.is_file():
+                manifest = build_manifest(dcfg, download_missing=download_missing, **fetch)
+                io.write_json(path, manifest)
+    manifest = json.loads(path.read_text())
+    if dcfg["kind"] == "caltech256":
+        # The manifest alone is not the data: the images must still be there.
+        ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
+    return manifest, path
+
+
+# --- decode-once cache ------------------------------------------------------------------
+def decode_image(path, size: int) -> np.ndarray:
+    """RGB uint8 (size, size, 3): shorter side -> size (antialiased bilinear), centre crop."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale still >= size
+        im = im.convert("RGB")
+        w, h = im.size
+        scale = size / min(w, h)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        im = im.resize((nw, nh), Image.BILINEAR)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+        return np.asarray(im, dtype=np.uint8)
+
+
+def _decode_job(args):
+    path, size = args
+    try:
+        return decode_image(path, size)
+    except Exception as err:  # name the file: a half-written cache is useless without it
+        raise RuntimeError(f"cannot decode {path}: {err}") from err
+
+
+def _digits_images(items, size: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images  # (1797, 8, 8), values 0..16
+    idx = [int(rel.split("/")[1]) for rel, _ in items]
+    x = torch.as_tensor(images[idx], dtype=torch.float32)[:, None] / 16.0
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    return x.repeat(1, 3, 1, 1).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def cache_path(dcfg: dict, manifest: dict, split: str) -> Path:
+    cache_dir = Path(dcfg["cache_dir"] or Path(dcfg["root"]) / "cache")
+    return cache_dir / f"{manifest['kind']}-{manifest['hash'][:16]}-{dcfg['resize_size']}px-{split}.npy"
+
+
+def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0) -> Path:
+    """Decode and resize every image of ``split`` once into a uint8 .npy file (atomic)."""
+    path = cache_path(dcfg, manifest, split)
+    if path.is_file():
+        return path
+    with _lock(path.with_suffix(".lock")):
+        if path.is_file():
+            return path
+        items, size = manifest["items"][split], dcfg["resize_size"]
+        t0 = time.perf_counter()
+        with io.atomic_path(path) as tmp:
+            if manifest["kind"] == "digits_lt":
+                with open(tmp, "wb") as f:  # np.save(path) would append ".npy" to the name
+                    np.save(f, _digits_images(items, size))
+            else:
+                base = Path(dcfg["root"]) / manifest["source"]
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                                shape=(len(items), size, size, 3))
+                jobs = [(str(base / rel), size) for rel, _ in items]
+                if num_workers > 0:
+                    with ProcessPoolExecutor(num_workers, mp_context=get_context("spawn")) as ex:
+                        for i, img in enumerate(ex.map(_decode_job, jobs, chunksize=64)):
+                            out[i] = img
+                else:
+                    for i, job in enumerate(jobs):
+                        out[i] = _decode_job(job)
+                out.flush()
+                del out
+        print(f"cached {len(items)} {split} images at {size}px in "
+              f"{time.perf_counter() - t0:.1f}s -> {path}", file=sys.stderr)
+    return path
+
+
+@dataclass
+class Split:
+    images: np.ndarray   # uint8 (N, S, S, 3), in RAM or memory-mapped
+    labels: np.ndarray   # int64 (N,)
+
+
+@dataclass
+class Dataset:
+    classes: list[str]
+    splits: dict[str, Split]
+    counts: dict[str, list[int]]
+    manifest_path: Path
+    manifest_hash: str
+    cache_paths: dict[str, str]
+
+
+def load_dataset(dcfg: dict, *, num_workers: int = 0, in_memory_bytes: float = 16e9,
+                 download_missing: bool = False) -> Dataset:
+    """Manifest + cache for every split; a cache smaller than ``in_memory_bytes`` is read
+    into RAM, a larger one is memory-mapped."""
+    manifest, mpath = get_manifest(dcfg, download_missing=download_missing)
+    splits, paths = {}, {}
+    for split in SPLITS:
+        path = build_cache(dcfg, manifest, split, num_workers=num_workers)
+        mmap = "r" if path.stat().st_size > in_memory_bytes else None
+        images = np.load(path, mmap_mode=mmap)
+        labels = np.array([lab for _, lab in manifest["items"][split]], dtype=np.int64)
+        if len(images) != len(labels):
+            raise RuntimeError(f"cache {path} holds {len(images)} images, manifest {len(labels)}:"
+                               " delete the cache file")
+        splits[split], paths[split] = Split(images, labels), str(path)
+    return Dataset(manifest["classes"], splits, manifest["counts"], mpath, manifest["hash"], paths)
+
+
+# --- CLI --------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    from scopeloss.classify.config import DATASETS, ConfigError, _merge
+
+    parser = argparse.ArgumentParser(prog="python -m scopeloss.classify.data",
+                                     description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare", help="fetch/verify/extract the data, write the manifest")
+    prep.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
+    prep.add_argument("--root", default="data", help="data directory (default: data)")
+    prep.add_argument("--url", default=CALTECH_URL, help="Caltech-256 archive URL")
+    prep.add_argument("--no-download", action="store_true", help="never fetch the archive")
+    prep.add_argument("--cache", action="store_true", help="also build the decode-once cache")
+    prep.add_argument("--resize-size", type=int, default=None, help="cache size (pixels)")
+    prep.add_argument("--num-workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    try:
+        if args.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {args.dataset!r}; allowed: {', '.join(DATASETS)}")
+        over = {"root": args.root}
+        if args.resize_size:
+            over["resize_size"] = args.resize_size
+        dcfg = _merge(DATASETS[args.dataset], over, "dataset")
+        manifest, path = get_manifest(dcfg, download_missing=not args.no_download, url=args.url)
+        counts = [sum(manifest["counts"][s]) for s in SPLITS]
+        print(f"{path}: {len(manifest['classes'])} classes, train/val/test = "
+              f"{counts[0]}/{counts[1]}/{counts[2]}, skipped {len(manifest['skipped'])} files")
+        if args.cache:
+            for split in SPLITS:
+                build_cache(dcfg, manifest, split, num_workers=args.num_workers)
+    except (DataUnavailable, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
