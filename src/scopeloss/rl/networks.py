@@ -1,0 +1,93 @@
+"""Actor-critic networks: the IMPALA CNN (Espeholt et al. 2018) and a small MLP.
+
+The IMPALA CNN follows CleanRL ``ppo_procgen.py``: three stages of channels 16, 32, 32,
+each conv3x3 -> maxpool 3/2 -> two residual blocks (ReLU, conv, ReLU, conv, + skip), then
+ReLU -> Linear 256 -> ReLU and the policy and value heads. Heads (and the 256 layer) get
+orthogonal init: policy std 0.01 (near-uniform initial policy), value std 1. Inputs are
+uint8 images, scaled by 1/255 inside the network so that rollouts store uint8.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+
+def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Module:
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv0 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv1(torch.relu(self.conv0(torch.relu(x))))
+
+
+class ConvSequence(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.res0 = ResidualBlock(out_channels)
+        self.res1 = ResidualBlock(out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.res1(self.res0(self.pool(self.conv(x))))
+
+
+class ImpalaCNN(nn.Module):
+    """``forward(obs) -> (logits, value)`` for uint8 images, (N, C, H, W) or (N, H, W, C)."""
+
+    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, *, hwc: bool = False,
+                 channels: tuple[int, ...] = (16, 32, 32), hidden: int = 256):
+        super().__init__()
+        self.hwc = hwc
+        c, h, w = (obs_shape[2], obs_shape[0], obs_shape[1]) if hwc else obs_shape
+        stages = []
+        for out in channels:
+            stages.append(ConvSequence(c, out))
+            c, h, w = out, (h + 1) // 2, (w + 1) // 2  # maxpool 3/2 with padding 1
+        self.features = nn.Sequential(*stages, nn.Flatten(), nn.ReLU(),
+                                      layer_init(nn.Linear(c * h * w, hidden)), nn.ReLU())
+        self.actor = layer_init(nn.Linear(hidden, num_actions), std=0.01)
+        self.critic = layer_init(nn.Linear(hidden, 1), std=1.0)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        x = obs.permute(0, 3, 1, 2) if self.hwc else obs  # HWC: a channels_last NCHW view
+        if x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        hidden = self.features(x.float() / 255.0)
+        return self.actor(hidden), self.critic(hidden).squeeze(-1)
+
+
+class MLP(nn.Module):
+    """CleanRL ``ppo.py`` actor-critic: separate 64-64 tanh trunks for policy and value."""
+
+    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, hidden: int = 64):
+        super().__init__()
+        n = int(np.prod(obs_shape))
+
+        def trunk() -> nn.Sequential:
+            return nn.Sequential(layer_init(nn.Linear(n, hidden)), nn.Tanh(),
+                                 layer_init(nn.Linear(hidden, hidden)), nn.Tanh())
+
+        self.actor = nn.Sequential(trunk(), layer_init(nn.Linear(hidden, num_actions), std=0.01))
+        self.critic = nn.Sequential(trunk(), layer_init(nn.Linear(hidden, 1), std=1.0))
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        x = obs.flatten(1).float()
+        return self.actor(x), self.critic(x).squeeze(-1)
+
+
+def make_network(obs_shape: tuple[int, ...], num_actions: int, *, image: bool,
+                 hwc: bool = False) -> nn.Module:
+    if image:
+        return ImpalaCNN(obs_shape, num_actions, hwc=hwc)
+    return MLP(obs_shape, num_actions)
