@@ -1,0 +1,140 @@
+"""Statistics across seeds and games, with numpy/scipy only (no rliable).
+
+* ``bootstrap_ci``: percentile bootstrap of the mean across seeds.
+* ``iqm``: interquartile mean (scipy's ``trim_mean`` with 25% cut each side, as rliable).
+* ``stratified_bootstrap_ci``: resample runs within each task independently (Agarwal et
+  al. 2021), apply an aggregate (IQM, mean) to the pooled resample.
+* ``probability_of_improvement``: P(X > Y) averaged over tasks, each task's value the
+  Mann-Whitney-style comparison of every run of X with every run of Y, ties counting 1/2.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+DEFAULT_REPS = 10_000
+CONFIDENCE = 0.95
+
+
+def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _percentiles(samples: np.ndarray, confidence: float, axis: int = 0) -> tuple:
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.nanpercentile(samples, [tail, 100 - tail], axis=axis)
+    return low, high
+
+
+def bootstrap_ci(values: Sequence[float], *, reps: int = DEFAULT_REPS,
+                 confidence: float = CONFIDENCE, seed: int | None = 0) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean. One value gives (v, v); none gives (nan, nan)."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return (np.nan, np.nan)
+    if x.size == 1:
+        return (float(x[0]), float(x[0]))
+    idx = _rng(seed).integers(0, x.size, size=(reps, x.size))
+    low, high = _percentiles(x[idx].mean(axis=1), confidence)
+    return (float(low), float(high))
+
+
+def bootstrap_mean_band(curves: np.ndarray, *, reps: int = 2000, confidence: float = CONFIDENCE,
+                        seed: int | None = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean across runs and a percentile-bootstrap band, pointwise on a grid.
+
+    ``curves`` is (runs, points) with NaN where a run has no value yet; returns
+    (mean, low, high), each (points,)."""
+    curves = np.asarray(curves, dtype=float)
+    with np.errstate(all="ignore"), _quiet_nan_warnings():
+        mean = np.nanmean(curves, axis=0)
+        if curves.shape[0] < 2:
+            return mean, mean.copy(), mean.copy()
+        idx = _rng(seed).integers(0, curves.shape[0], size=(reps, curves.shape[0]))
+        boot = np.nanmean(curves[idx], axis=1)  # (reps, points)
+        low, high = _percentiles(boot, confidence)
+    return mean, low, high
+
+
+def iqm(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """Interquartile mean: the mean of the middle 50% of the values."""
+    return sps.trim_mean(values, proportiontocut=0.25, axis=axis)
+
+
+def _stratified_resample(tasks: Sequence[np.ndarray], reps: int,
+                         rng: np.random.Generator) -> np.ndarray:
+    """(reps, total runs): each task's runs resampled with replacement within that task."""
+    parts = [t[rng.integers(0, t.size, size=(reps, t.size))] for t in tasks]
+    return np.concatenate(parts, axis=1)
+
+
+AGGREGATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "IQM": lambda x: iqm(x, axis=-1),
+    "Mean": lambda x: np.mean(x, axis=-1),
+}
+
+
+def stratified_bootstrap_ci(scores_by_task: Mapping[str, Sequence[float]], aggregate: str,
+                            *, reps: int = DEFAULT_REPS, confidence: float = CONFIDENCE,
+                            seed: int | None = 0) -> tuple[float, float, float]:
+    """(point estimate, CI low, CI high) of ``aggregate`` over all runs of all tasks."""
+    fn = AGGREGATES[aggregate]
+    tasks = [np.asarray(v, dtype=float) for v in scores_by_task.values()]
+    tasks = [t[~np.isnan(t)] for t in tasks]
+    tasks = [t for t in tasks if t.size]
+    if not tasks:
+        return (np.nan, np.nan, np.nan)
+    point = float(fn(np.concatenate(tasks)))
+    boot = fn(_stratified_resample(tasks, reps, _rng(seed)))
+    low, high = _percentiles(boot, confidence)
+    return point, float(low), float(high)
+
+
+def _pairwise_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """P(X > Y) over all pairs of the last axis, ties 1/2; x (..., n), y (..., m)."""
+    diff = x[..., :, None] - y[..., None, :]
+    return ((diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1)))
+
+
+def probability_of_improvement(x_by_task: Mapping[str, Sequence[float]],
+                               y_by_task: Mapping[str, Sequence[float]], *,
+                               reps: int = DEFAULT_REPS, confidence: float = CONFIDENCE,
+                               seed: int | None = 0) -> tuple[float, float, float, int]:
+    """(P(X > Y), CI low, CI high, number of tasks) over the tasks both X and Y have runs on.
+
+    The bootstrap resamples X's and Y's runs independently within each task."""
+    rng = _rng(seed)
+    point, boot, n = 0.0, np.zeros(reps), 0
+    for task in sorted(set(x_by_task) & set(y_by_task)):
+        x = np.asarray(x_by_task[task], dtype=float)
+        y = np.asarray(y_by_task[task], dtype=float)
+        x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+        if not (x.size and y.size):
+            continue
+        n += 1
+        point += float(_pairwise_improvement(x, y))
+        xb = x[rng.integers(0, x.size, size=(reps, x.size))]
+        yb = y[rng.integers(0, y.size, size=(reps, y.size))]
+        boot += _pairwise_improvement(xb, yb)
+    if n == 0:
+        return (np.nan, np.nan, np.nan, 0)
+    low, high = _percentiles(boot / n, confidence)
+    return point / n, float(low), float(high), n
+
+
+class _quiet_nan_warnings:
+    """Silence 'Mean of empty slice' where a grid point has no run yet (NaN is the answer)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)

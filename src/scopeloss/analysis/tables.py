@@ -1,0 +1,270 @@
+"""The paper's Tables 1-2 (per-class precision) and the precision-by-class-frequency figure.
+
+``python -m scopeloss.analysis.tables --tables results/tables --out-dir results/tables --figure figures/precision_by_class_frequency.png``
+writes ``precision_{experiment}.md``, ``.tex`` and ``.csv`` for every experiment present:
+rows the mean and the standard deviation (over classes, ddof 0) of per-class precision,
+a column per loss in the paper's order (PEL, SL, FL, CEL, then the extra baselines); a
+cell is one run's value, or mean ± std (ddof 1) across seeds when there are several. For
+Caltech-256 the paper's reported values are printed in rows marked "(paper)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+
+from scopeloss import io  # noqa: E402
+
+from .aggregate import read_table  # noqa: E402
+from .figures import PAPER_WIDTH_IN, _STYLE, save_figure  # noqa: E402
+from .reference import (CLS_LOSS_COLORS, PAPER_DATASET, PAPER_PRECISION,  # noqa: E402
+                        cls_loss_name, cls_loss_sort_key)
+from .runs import COMPLETE, RunFileError  # noqa: E402
+
+STATISTICS = {"mean": "Mean precision", "std": "Std of precision"}
+EXPERIMENT_ORDER = ("plain", "augmented")
+TIDY_COLUMNS = ["dataset", "experiment", "statistic", "source", "loss", "loss_name", "value",
+                "spread", "n_seeds", "cell"]
+
+
+def experiment_sort_key(exp: str) -> tuple[int, str]:
+    return (EXPERIMENT_ORDER.index(exp), "") if exp in EXPERIMENT_ORDER else (2, exp)
+
+
+def format_cell(value: float, spread: float, digits: int = 4, pm: str = "±",
+                missing: str = "–") -> str:
+    if pd.isna(value):
+        return missing
+    return f"{value:.{digits}f}" if pd.isna(spread) else f"{value:.{digits}f} {pm} {spread:.{digits}f}"
+
+
+def per_run_precision(per_class: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the mean and population std (ddof 0) of its per-class precision."""
+    keys = ["dataset", "experiment", "loss", "seed"]
+    grouped = per_class.groupby(keys, sort=False)["precision"]
+    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=0)}).reset_index()
+
+
+def precision_table(per_class: pd.DataFrame) -> pd.DataFrame:
+    """Tidy Tables 1-2: one row per dataset x experiment x statistic x source x loss."""
+    runs = per_run_precision(per_class)
+    rows = []
+    for (dataset, exp, loss), group in runs.groupby(["dataset", "experiment", "loss"],
+                                                    sort=False):
+        for stat in STATISTICS:
+            values = group[stat].to_numpy(dtype=float)
+            value = float(values.mean())
+            spread = float(values.std(ddof=1)) if values.size > 1 else np.nan
+            rows.append({"dataset": dataset, "experiment": exp, "statistic": stat,
+                         "source": "reproduced", "loss": loss, "value": value,
+                         "spread": spread, "n_seeds": int(values.size)})
+    for (dataset, exp) in runs[["dataset", "experiment"]].drop_duplicates().itertuples(index=False):
+        if dataset != PAPER_DATASET or exp not in PAPER_PRECISION:
+            continue
+        for stat, by_loss in PAPER_PRECISION[exp].items():
+            for loss, value in by_loss.items():
+                rows.append({"dataset": dataset, "experiment": exp, "statistic": stat,
+                             "source": "paper", "loss": loss, "value": value,
+                             "spread": np.nan, "n_seeds": 1})
+    table = pd.DataFrame(rows, columns=[c for c in TIDY_COLUMNS if c not in ("loss_name", "cell")])
+    table["loss_name"] = table["loss"].map(cls_loss_name)
+    table["cell"] = [format_cell(v, s) for v, s in zip(table["value"], table["spread"])]
+    order = {"experiment": experiment_sort_key, "statistic": list(STATISTICS).index,
+             "source": ["reproduced", "paper"].index, "loss": cls_loss_sort_key}
+
+    def rank(series: pd.Series) -> pd.Series:
+        if series.name not in order:
+            return series
+        values = sorted(series.unique(), key=order[series.name])
+        return series.map({v: i for i, v in enumerate(values)})
+
+    return table[TIDY_COLUMNS].sort_values(
+        ["dataset", "experiment", "statistic", "source", "loss"], key=rank,
+        kind="stable").reset_index(drop=True)
+
+
+def wide_table(tidy: pd.DataFrame, *, latex: bool = False) -> pd.DataFrame:
+    """One dataset x experiment as the paper prints it: rows statistics, columns losses."""
+    losses = sorted(tidy["loss"].unique(), key=cls_loss_sort_key)
+    dash = "--" if latex else "–"
+    rows = {}
+    for stat, label in STATISTICS.items():
+        for source in ("reproduced", "paper"):
+            sub = tidy[(tidy["statistic"] == stat) & (tidy["source"] == source)]
+            if sub.empty:
+                continue
+            cells = {cls_loss_name(l): dash for l in losses}
+            for r in sub.itertuples(index=False):
+                cells[cls_loss_name(r.loss)] = (format_cell(r.value, r.spread, pm=r"$\pm$", missing=dash)
+                                                if latex else r.cell)
+            rows[label + (" (paper)" if source == "paper" else "")] = cells
+    seeds = tidy[(tidy["source"] == "reproduced") & (tidy["statistic"] == "mean")]
+    cells = {cls_loss_name(l): dash for l in losses}
+    cells.update({cls_loss_name(r.loss): str(r.n_seeds) for r in seeds.itertuples(index=False)})
+    rows["Seeds"] = cells
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "Precision metric"
+    return frame
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    header = [frame.index.name] + list(frame.columns)
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join([":---"] + ["---:"] * len(frame.columns)) + "|"]
+    lines += ["| " + " | ".join([str(i)] + list(r)) + " |" for i, r in frame.iterrows()]
+    return "\n".join(lines)
+
+
+def _latex(frame: pd.DataFrame, caption: str) -> str:
+    esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%")  # noqa: E731
+    cols = "l" + "r" * len(frame.columns)
+    lines = [f"% {caption}", r"\begin{tabular}{" + cols + "}", r"\toprule",
+             " & ".join([esc(frame.index.name)] + [esc(c) for c in frame.columns]) + r" \\",
+             r"\midrule"]
+    for label, row in frame.iterrows():
+        if label == "Seeds":
+            lines.append(r"\midrule")
+        lines.append(" & ".join([esc(label)] + [esc(v) if "$" not in v else v for v in row])
+                     + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines)
+
+
+def _caption(dataset: str, experiment: str) -> str:
+    which = {"plain": "no augmentation (the paper's Table 1)",
+             "augmented": "with augmentation (the paper's Table 2)"}.get(experiment, experiment)
+    return (f"Per-class precision on {dataset}, {which}: mean and standard deviation over "
+            f"classes; mean ± std across seeds where there are several.")
+
+
+def write_precision_tables(tables: str | Path, out_dir: str | Path) -> tuple[list[Path], list[str]]:
+    per_class = read_table(tables, "classification_per_class")
+    summary = read_table(tables, "classification_summary")
+    notes = [f"{r.dataset}/{r.experiment}/{r.loss}/seed{r.seed}: {r.status}, left out"
+             for r in summary.itertuples(index=False) if r.status != COMPLETE]
+    experiments = sorted(set(summary["experiment"]) | set(per_class["experiment"]),
+                         key=experiment_sort_key)
+    tidy = precision_table(per_class) if len(per_class) else pd.DataFrame(columns=TIDY_COLUMNS)
+    written = []
+    out_dir = Path(out_dir)
+    for exp in experiments:
+        sub = tidy[tidy["experiment"] == exp]
+        md, tex = [], []
+        for dataset in sorted(set(summary.loc[summary["experiment"] == exp, "dataset"])):
+            caption = _caption(dataset, exp)
+            part = sub[sub["dataset"] == dataset]
+            missing = [n for n in notes if n.startswith(f"{dataset}/{exp}/")]
+            if part.empty:
+                md.append(f"### {dataset}, {exp}\n\nNo finished run yet.\n")
+                tex.append(f"% {caption}\n% No finished run yet.\n")
+                continue
+            wide = wide_table(part)
+            md.append(f"### {dataset}, {exp}\n\n{caption}\n\n{_markdown(wide)}\n")
+            if missing:
+                md.append("Not included (not finished): " + "; ".join(missing) + "\n")
+            tex.append(_latex(wide_table(part, latex=True), caption) + "\n")
+        io.write_text(out_dir / f"precision_{exp}.md", "\n".join(md))
+        io.write_text(out_dir / f"precision_{exp}.tex", "\n".join(tex))
+        io.write_csv(out_dir / f"precision_{exp}.csv", sub)
+        written += [out_dir / f"precision_{exp}.{s}" for s in ("md", "tex", "csv")]
+    return written, notes
+
+
+# ---------------------------------------------------------------------------- figure
+def _binned(counts: np.ndarray, precision: np.ndarray, max_bins: int = 8):
+    """(x, y): mean precision per class-frequency bin (exact counts when few distinct)."""
+    frame = pd.DataFrame({"count": counts, "precision": precision})
+    if frame["count"].nunique() <= max_bins:
+        g = frame.groupby("count")["precision"].mean()
+        return g.index.to_numpy(dtype=float), g.to_numpy()
+    edges = np.unique(np.quantile(counts, np.linspace(0, 1, max_bins + 1)))
+    frame["bin"] = pd.cut(frame["count"], edges, include_lowest=True)
+    g = frame.groupby("bin", observed=True).agg(x=("count", "median"), y=("precision", "mean"))
+    return g["x"].to_numpy(dtype=float), g["y"].to_numpy()
+
+
+def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
+    """Per-class precision (mean over seeds) against training count, a panel per dataset x
+    experiment, one colour per loss; the lines are per-frequency-bin means."""
+    per_class = read_table(tables, "classification_per_class")
+    if per_class.empty:
+        raise RunFileError(f"{Path(tables) / 'classification_per_class'}: no finished "
+                           "classification run to plot")
+    combos = (per_class[["dataset", "experiment"]].drop_duplicates()
+              .sort_values(["dataset", "experiment"],
+                           key=lambda s: s.map(experiment_sort_key) if s.name == "experiment" else s))
+    combos = list(combos.itertuples(index=False, name=None))
+    losses = sorted(per_class["loss"].unique(), key=cls_loss_sort_key)
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(1, len(combos), squeeze=False, sharey=True,
+                                 figsize=(min(PAPER_WIDTH_IN, 3.5 * len(combos)) if len(combos) > 1
+                                          else 3.6, 2.8))
+        for ax, (dataset, exp) in zip(axes[0], combos):
+            sub = per_class[(per_class["dataset"] == dataset) & (per_class["experiment"] == exp)]
+            for loss in losses:
+                cls = (sub[sub["loss"] == loss].groupby("class")
+                       .agg(count=("train_count", "first"), precision=("precision", "mean")))
+                if cls.empty:
+                    continue
+                color = CLS_LOSS_COLORS.get(loss, "0.4")
+                ax.scatter(cls["count"], cls["precision"], s=5, color=color, alpha=0.25,
+                           linewidths=0)
+                x, y = _binned(cls["count"].to_numpy(), cls["precision"].to_numpy())
+                ax.plot(x, y, color=color, linewidth=1.4, marker="o", markersize=2.5,
+                        label=cls_loss_name(loss))
+            if sub["train_count"].max() >= 5 * max(sub["train_count"].min(), 1):
+                ax.set_xscale("log")
+                ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+            ax.set_title(f"{dataset}, {exp}")
+            ax.set_xlabel("Training images of the class")
+            ax.grid(alpha=0.25, linewidth=0.5)
+        axes[0, 0].set_ylabel("Test precision of the class")
+        axes[0, 0].set_ylim(-0.03, 1.03)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6),
+                   frameon=False, bbox_to_anchor=(0.5, 1.0))
+        fig.text(0.5, -0.01, "Dots: classes (precision averaged over seeds); lines: mean "
+                 "per class-frequency bin.", ha="center", va="top", fontsize=7, color="0.3")
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+        desc = "panels: " + ", ".join(f"{d}/{e}" for d, e in combos)
+        paths = save_figure(fig, Path(out), ("png",), desc)
+        plt.close(fig)
+    return {"paths": paths, "panels": combos, "losses": losses}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scopeloss.analysis.tables",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tables", required=True, type=Path,
+                        help="directory with classification_per_class/summary")
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="precision-by-class-frequency figure (.png)")
+    args = parser.parse_args(argv)
+    try:
+        written, notes = write_precision_tables(args.tables, args.out_dir)
+        if args.figure is not None:
+            written += plot_precision_by_frequency(args.tables, args.figure)["paths"]
+    except RunFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
