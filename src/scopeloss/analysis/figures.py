@@ -132,6 +132,8 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
             if env_eps.empty:
                 ax.text(0.5, 0.5, "no episode logged yet", ha="center", va="center",
                         transform=ax.transAxes, color="0.4")
+                ax.set_xticks([])
+                ax.set_yticks([])
                 continue
             env_runs = runs[runs["env"] == env]
             finished = env_runs.loc[env_runs["status"] == "complete", "total_steps"].dropna()
@@ -160,7 +162,8 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
                               label=rl_loss_name(l)) for l in losses]
         fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
                    bbox_to_anchor=(0.5, 1.0))
-        seeds = runs.groupby(["env", "loss"])["seed"].nunique()
+        seeds = episodes.groupby(["env", "loss"])["seed"].nunique()
+        seeds = seeds if len(seeds) else pd.Series([0])
         n_seeds = (f"{seeds.min()}" if seeds.min() == seeds.max()
                    else f"{seeds.min()}–{seeds.max()}")
         fig.text(0.5, -0.01, f"Mean across seeds ({n_seeds} per curve) of the "
