@@ -1,0 +1,240 @@
+"""The experiment grid of config.yaml: overlay merging, name checks, per-cell hyperparameters.
+
+The Snakemake workflow calls these (Snakemake itself is never imported here), and so can
+any script that wants the exact hyperparameters a run of the grid gets:
+
+    cfg = load_config("config.yaml", "presets/demo.yaml")   # preset overlays, merged
+    check_config(cfg)                                       # names exist, suites covered
+    rl_cell(cfg, "Pong", "scope")        # {"env": {...}, "ppo": {...}, "loss": {...}}
+    classification_cell(cfg, "caltech256", "plain", "pel")
+
+A cell's hyperparameters are plain JSON values with sorted keys, so the workflow can pass
+them as one string in a rule's ``params``: Snakemake reruns a job when its params change,
+which is how editing one cell reruns that cell and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# Kept here (not imported from scopeloss.losses) so that reading the config does not
+# import torch; tests/test_config.py checks that they agree with the loss library.
+RL_LOSSES = ("policy", "policy_entropy", "scope", "focal")
+CLASSIFICATION_LOSSES = ("ce", "focal", "pel", "scope", "weighted_ce", "balanced_softmax")
+
+# The PPO keys of docs/CONTRACT.md; the same keys inside rl.env_specs.<ENV> override them.
+PPO_KEYS = (
+    "total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "lr",
+    "anneal_lr", "gamma", "gae_lambda", "clip_coef", "clip_vloss", "vf_coef",
+    "max_grad_norm", "norm_adv", "checkpoint_every", "eval_every", "eval_episodes",
+    "device", "compile", "bf16", "torch_threads",
+)  # fmt: skip
+RL_LOSS_KEYS = ("alpha",)
+CLASSIFICATION_LOSS_KEYS = ("alpha", "gamma")
+
+
+class ConfigError(ValueError):
+    """A config value the workflow cannot run; the message names the key."""
+
+
+# ----------------------------------------------------------------------------- loading
+def merge(base: Mapping, overlay: Mapping) -> dict:
+    """Deep-merge ``overlay`` over ``base`` the way Snakemake merges ``--configfile``:
+    mappings merge key by key, every other value (lists included) is replaced."""
+    out = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config(path: str | Path, *overlays: str | Path) -> dict:
+    """config.yaml with preset overlays merged over it, in order."""
+    import yaml
+
+    config: dict = {}
+    for p in (path, *overlays):
+        with open(p) as fh:
+            data = yaml.safe_load(fh) or {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{p}: the top level must be a mapping, got {type(data).__name__}")
+        config = merge(config, data)
+    return config
+
+
+def describe_validation_error(error: BaseException) -> str:
+    """One line naming the config key of a jsonschema ValidationError (possibly wrapped in
+    another exception's args, as snakemake.utils.validate does)."""
+    found = _find_validation_error(error)
+    if found is None:
+        return str(error)
+    key = ".".join(str(p) for p in found.absolute_path) or "<top level>"
+    return f"invalid config key {key}: {found.message}"
+
+
+def _find_validation_error(error: BaseException, depth: int = 0):
+    if depth > 5 or error is None:
+        return None
+    if hasattr(error, "absolute_path") and hasattr(error, "validator"):
+        return error
+    for arg in getattr(error, "args", ()):
+        if isinstance(arg, BaseException):
+            found = _find_validation_error(arg, depth + 1)
+            if found is not None:
+                return found
+    return _find_validation_error(error.__cause__ or error.__context__, depth + 1)
+
+
+# ----------------------------------------------------------------------------- checks
+def _section(config: Mapping, name: str) -> Mapping:
+    section = config.get(name)
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"config key {name}: missing or not a mapping")
+    return section
+
+
+def _check_names(section: Mapping, prefix: str, listed: str, specs: str) -> None:
+    names = section.get(listed) or []
+    table = section.get(specs) or {}
+    for name in names:
+        if name not in table:
+            allowed = ", ".join(sorted(map(str, table))) or "(none)"
+            raise ConfigError(
+                f"config key {prefix}.{listed}: unknown name {name!r}; "
+                f"it must be a key of {prefix}.{specs} (allowed: {allowed})"
+            )
+
+
+def _check_losses(section: Mapping, prefix: str, allowed: tuple[str, ...]) -> None:
+    for name in section.get("losses") or []:
+        if name not in allowed:
+            raise ConfigError(
+                f"config key {prefix}.losses: unknown loss {name!r} (allowed: {', '.join(allowed)})"
+            )
+    for name in section.get("loss_specs") or {}:
+        if name not in allowed:
+            raise ConfigError(
+                f"config key {prefix}.loss_specs.{name}: unknown loss (allowed: {', '.join(allowed)})"
+            )
+
+
+def check_config(config: Mapping) -> None:
+    """What the JSON schema cannot say: every name listed in ``rl.envs``,
+    ``classification.datasets`` and ``classification.experiments`` has a spec, every loss
+    is known, and every suite / dataset kind in use has cluster resources."""
+    rl = _section(config, "rl")
+    cl = _section(config, "classification")
+    _check_names(rl, "rl", "envs", "env_specs")
+    _check_names(cl, "classification", "datasets", "dataset_specs")
+    _check_names(cl, "classification", "experiments", "experiment_specs")
+    _check_losses(rl, "rl", RL_LOSSES)
+    _check_losses(cl, "classification", CLASSIFICATION_LOSSES)
+    for env in rl.get("envs") or []:
+        suite = rl["env_specs"][env].get("suite")
+        if suite not in (rl.get("resources") or {}):
+            raise ConfigError(
+                f"config key rl.resources: no entry for suite {suite!r} (used by rl.env_specs.{env})"
+            )
+    for dataset in cl.get("datasets") or []:
+        kind = cl["dataset_specs"][dataset].get("kind")
+        if kind not in (cl.get("resources") or {}):
+            raise ConfigError(
+                f"config key classification.resources: no entry for dataset kind {kind!r} "
+                f"(used by classification.dataset_specs.{dataset})"
+            )
+
+
+# ----------------------------------------------------------------------------- cells
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _sorted(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _lookup(table: Mapping, name: str, key: str) -> Mapping:
+    if name not in table:
+        raise ConfigError(f"config key {key}: unknown name {name!r} (allowed: {', '.join(sorted(table))})")
+    return table[name]
+
+
+def rl_cell(config: Mapping, env: str, loss: str) -> dict:
+    """The resolved hyperparameters of one RL cell, in the ``--hparams`` shape of
+    docs/CONTRACT.md: env keys of ``rl.env_specs.<env>``; ``rl.ppo`` with that env's PPO
+    overrides applied; the loss's ``alpha`` (null = the paper's default)."""
+    rl = _section(config, "rl")
+    spec = _lookup(rl.get("env_specs") or {}, env, "rl.env_specs")
+    if loss not in RL_LOSSES:
+        raise ConfigError(f"config key rl.losses: unknown loss {loss!r} (allowed: {', '.join(RL_LOSSES)})")
+    ppo = dict(rl.get("ppo") or {})
+    ppo.update({k: v for k, v in spec.items() if k in PPO_KEYS})
+    env_keys = {k: v for k, v in spec.items() if k not in PPO_KEYS}
+    loss_spec = (rl.get("loss_specs") or {}).get(loss) or {}
+    return _sorted({"env": env_keys, "ppo": ppo, "loss": {k: loss_spec.get(k) for k in RL_LOSS_KEYS}})
+
+
+def classification_cell(config: Mapping, dataset: str, experiment: str, loss: str) -> dict:
+    """The resolved hyperparameters of one classification cell (CONTRACT.md shape)."""
+    cl = _section(config, "classification")
+    ds = _lookup(cl.get("dataset_specs") or {}, dataset, "classification.dataset_specs")
+    exp = _lookup(cl.get("experiment_specs") or {}, experiment, "classification.experiment_specs")
+    if loss not in CLASSIFICATION_LOSSES:
+        raise ConfigError(
+            f"config key classification.losses: unknown loss {loss!r} "
+            f"(allowed: {', '.join(CLASSIFICATION_LOSSES)})"
+        )
+    loss_spec = (cl.get("loss_specs") or {}).get(loss) or {}
+    return _sorted(
+        {
+            "dataset": dict(ds),
+            "experiment": dict(exp),
+            "loss": {k: loss_spec.get(k) for k in CLASSIFICATION_LOSS_KEYS},
+        }
+    )
+
+
+def cell_json(cell: Mapping) -> str:
+    """The canonical JSON text of a cell: sorted keys, no whitespace variation."""
+    return json.dumps(_sorted(cell), sort_keys=True, separators=(",", ":"))
+
+
+def rl_suite(config: Mapping, env: str) -> str:
+    return _lookup(config["rl"]["env_specs"], env, "rl.env_specs")["suite"]
+
+
+def rl_resources(config: Mapping, env: str) -> dict:
+    """Cluster resources of an env's training job (by suite; not hyperparameters)."""
+    return dict(config["rl"]["resources"][rl_suite(config, env)])
+
+
+def dataset_kind(config: Mapping, dataset: str) -> str:
+    return _lookup(config["classification"]["dataset_specs"], dataset, "classification.dataset_specs")["kind"]
+
+
+def classification_resources(config: Mapping, dataset: str) -> dict:
+    return dict(config["classification"]["resources"][dataset_kind(config, dataset)])
+
+
+def rl_runs(config: Mapping) -> list[tuple[str, str, int]]:
+    """Every (env, loss, seed) of the grid, in config order."""
+    rl = config["rl"]
+    return [(e, l, s) for e in rl["envs"] for l in rl["losses"] for s in rl["seeds"]]  # noqa: E741
+
+
+def classification_runs(config: Mapping) -> list[tuple[str, str, str, int]]:
+    """Every (dataset, experiment, loss, seed) of the grid, in config order."""
+    cl = config["classification"]
+    return [
+        (d, x, l, s)
+        for d in cl["datasets"]
+        for x in cl["experiments"]
+        for l in cl["losses"]  # noqa: E741
+        for s in cl["seeds"]
+    ]

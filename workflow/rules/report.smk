@@ -1,0 +1,92 @@
+# The paper's Figure 2, the aggregate scores and Tables 1-2, from the tidy tables.
+# Captions for `snakemake --report` live in workflow/report/.
+
+
+rule plot_training_curves:
+    input:
+        tables=RL_TABLE_FILES,
+        code=ANALYSIS_CODE,
+    output:
+        png=report(
+            f"{FIGURES}/rl_training_curves.png",
+            caption="../report/rl_training_curves.rst",
+            category="RL",
+        ),
+        pdf=f"{FIGURES}/rl_training_curves.pdf",
+    params:
+        tables=TABLES,
+    log:
+        "logs/report/plot_training_curves.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        PY_CPU + " scopeloss.analysis.figures curves --tables {params.tables:q}"
+        " --out {output.png:q} > {log:q} 2>&1"
+
+
+rule plot_rl_aggregate:
+    input:
+        tables=RL_TABLE_FILES,
+        code=ANALYSIS_CODE,
+    output:
+        png=report(
+            f"{FIGURES}/rl_aggregate.png",
+            caption="../report/rl_aggregate.rst",
+            category="RL",
+        ),
+        csv=f"{FIGURES}/rl_aggregate.csv",
+    params:
+        tables=TABLES,
+    log:
+        "logs/report/plot_rl_aggregate.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        PY_CPU + " scopeloss.analysis.figures aggregate --tables {params.tables:q}"
+        " --out {output.png:q} --stats-out {output.csv:q} > {log:q} 2>&1"
+
+
+rule precision_tables:
+    input:
+        tables=CLASSIFICATION_TABLE_FILES,
+        code=ANALYSIS_CODE,
+    output:
+        # the .csv of each table goes into `snakemake --report`; .md/.tex beside it
+        tables=[
+            (
+                report(
+                    path,
+                    caption="../report/precision_tables.rst",
+                    category="Classification",
+                )
+                if path.endswith(".csv")
+                else path
+            )
+            for path in precision_table_files()
+        ],
+        figure=report(
+            f"{FIGURES}/precision_by_class_frequency.png",
+            caption="../report/precision_by_class_frequency.rst",
+            category="Classification",
+        ),
+    params:
+        tables=TABLES,
+    log:
+        "logs/report/precision_tables.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        PY_CPU + " scopeloss.analysis.tables --tables {params.tables:q}"
+        " --out-dir {params.tables:q} --figure {output.figure:q} > {log:q} 2>&1"
