@@ -32,6 +32,15 @@ except grid.ConfigError as err:
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    env=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    experiment=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+
+
 include: "workflow/rules/rl.smk"
 include: "workflow/rules/classify.smk"
 include: "workflow/rules/aggregate.smk"

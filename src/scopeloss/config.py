@@ -74,7 +74,10 @@ def describe_validation_error(error: BaseException) -> str:
     found = _find_validation_error(error)
     if found is None:
         return str(error)
-    key = ".".join(str(p) for p in found.absolute_path) or "<top level>"
+    key = ""
+    for part in found.absolute_path:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    key = key or "<top level>"
     return f"invalid config key {key}: {found.message}"
 
 

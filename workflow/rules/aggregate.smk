@@ -8,20 +8,29 @@ rule aggregate_rl:
         updates=lambda wildcards: [f"{d}/updates.csv" for d in rl_run_dirs()],
         code=ANALYSIS_CODE,
     output:
-        RL_TABLE_FILES,
-    params:
-        runs=lambda wildcards: rl_run_dirs(),
-        out_dir=TABLES,
+        # rl_final.csv (per env x loss across seeds) goes into `snakemake --report`
+        [
+            (
+                report(path, caption="../report/rl_final.rst", category="RL")
+                if path.endswith("rl_final.csv")
+                else path
+            )
+            for path in RL_TABLE_FILES
+        ],
     log:
         "logs/aggregate/rl.log",
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        py=PY_CPU,
+        runs=lambda wildcards: rl_run_dirs(),
+        out_dir=parent_of_output,
     shell:
-        PY_CPU + " scopeloss.analysis.aggregate rl --runs {params.runs:q}"
+        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.aggregate rl --runs {params.runs:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
@@ -36,17 +45,18 @@ rule aggregate_classification:
         code=ANALYSIS_CODE,
     output:
         CLASSIFICATION_TABLE_FILES,
-    params:
-        runs=lambda wildcards: classification_run_dirs(),
-        out_dir=TABLES,
     log:
         "logs/aggregate/classification.log",
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        py=PY_CPU,
+        runs=lambda wildcards: classification_run_dirs(),
+        out_dir=parent_of_output,
     shell:
-        PY_CPU + " scopeloss.analysis.aggregate classification --runs {params.runs:q}"
+        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.aggregate classification --runs {params.runs:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

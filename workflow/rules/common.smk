@@ -9,25 +9,24 @@ RESULTS = "results"
 TABLES = f"{RESULTS}/tables"
 FIGURES = "figures"
 SRC = os.path.join(workflow.basedir, "src")
-# Every job puts the workflow's src/ first on PYTHONPATH, so the package's CLIs run from
-# this checkout inside a conda env that does not install it. OMP_NUM_THREADS keeps torch
-# within the job's `threads`. gpu_slot.py gives a local job one GPU of its own.
-_ENV = (
-    "PYTHONPATH="
-    + shlex.quote(SRC)
-    + "${{PYTHONPATH:+:$PYTHONPATH}} OMP_NUM_THREADS={threads} "
+# Jobs run the package's CLIs as `{params.py} scopeloss.<cli>`: PY puts the workflow's
+# src/ first on PYTHONPATH, so they run from this checkout inside a conda env that does
+# not install the package, and gpu_slot.py gives a local training job one GPU of its own
+# (PY_CPU for jobs without a GPU). Paths are relative to the working directory, so moving
+# the checkout reruns nothing. Rules set OMP_NUM_THREADS={threads} to keep torch within
+# the job's cores.
+_SRC = shlex.quote(os.path.relpath(SRC))
+_GPU_SLOT = shlex.quote(
+    os.path.relpath(
+        os.path.join(workflow.basedir, "workflow", "scripts", "gpu_slot.py")
+    )
 )
-PY = (
-    _ENV
-    + "python "
-    + shlex.quote(os.path.join(workflow.basedir, "workflow/scripts/gpu_slot.py"))
-    + " -- python -m"
-)
-PY_CPU = _ENV + "python -m"
+PY_CPU = f"PYTHONPATH={_SRC}${{PYTHONPATH:+:$PYTHONPATH}} python -m"
+PY = f"PYTHONPATH={_SRC}${{PYTHONPATH:+:$PYTHONPATH}} python {_GPU_SLOT} -- python -m"
 
 
 def _code(*patterns):
-    """The src/ modules a rule runs: a change to any of them reruns the rule's jobs."""
+    """The src/ modules that jobs run, as inputs, so that editing one reruns them."""
     files = set()
     for pattern in patterns:
         files.update(glob(os.path.join(SRC, "scopeloss", pattern)))
@@ -41,13 +40,6 @@ ANALYSIS_CODE = _code("analysis/*.py", *SHARED_CODE)
 
 RL_LOSSES = "|".join(grid.RL_LOSSES)
 CLASSIFICATION_LOSSES = "|".join(grid.CLASSIFICATION_LOSSES)
-
-
-wildcard_constraints:
-    seed=r"\d+",
-    env=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    experiment=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
 def rl_run_dir(env, loss, seed):
@@ -121,6 +113,58 @@ def final_message():
             lines.append(
                 f"  precision table:     {TABLES}/precision_{experiment}.md (.tex, .csv)"
             )
-        lines.append(f"  precision figure:    {FIGURES}/precision_by_class_frequency.png")
+        lines.append(
+            f"  precision figure:    {FIGURES}/precision_by_class_frequency.png"
+        )
     lines.append(f"  runs:                {RESULTS}/rl/, {RESULTS}/classification/")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- training-rule helpers
+def rl_hparams(wildcards):
+    """The cell's resolved hyperparameters as canonical JSON: Snakemake's params trigger
+    reruns exactly the cells whose values change."""
+    return grid.cell_json(grid.rl_cell(config, wildcards.env, wildcards.loss))
+
+
+def rl_resource(key):
+    """Resources of an RL job by its env's suite (config rl.resources; not params)."""
+    return lambda wildcards: grid.rl_resources(config, wildcards.env)[key]
+
+
+def classification_hparams(wildcards):
+    """The cell's resolved hyperparameters as canonical JSON (see rl_hparams)."""
+    return grid.cell_json(
+        grid.classification_cell(
+            config, wildcards.dataset, wildcards.experiment, wildcards.loss
+        )
+    )
+
+
+def classification_resource(key):
+    """Resources of a classification job by dataset kind (classification.resources)."""
+    return lambda wildcards: grid.classification_resources(config, wildcards.dataset)[
+        key
+    ]
+
+
+def caltech_tree(root):
+    return os.path.join(root, "caltech256", "256_ObjectCategories")
+
+
+def dataset_files(wildcards):
+    """Caltech-256 needs its image tree (fetched by fetch_caltech256); digits_lt is built
+    by the trainer from data shipped inside scikit-learn."""
+    spec = config["classification"]["dataset_specs"][wildcards.dataset]
+    if spec["kind"] == "caltech256":
+        return [caltech_tree(spec["root"])]
+    return []
+
+
+def parent_of_input(name):
+    """A params function: the folder of the rule's first `name` input (the tables dir)."""
+    return lambda wildcards, input: os.path.dirname(input[name][0])
+
+
+def parent_of_output(wildcards, output):
+    return os.path.dirname(output[0])

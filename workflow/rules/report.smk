@@ -13,18 +13,19 @@ rule plot_training_curves:
             category="RL",
         ),
         pdf=f"{FIGURES}/rl_training_curves.pdf",
-    params:
-        tables=TABLES,
     log:
         "logs/report/plot_training_curves.log",
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        py=PY_CPU,
+        tables=parent_of_input("tables"),
     shell:
-        PY_CPU + " scopeloss.analysis.figures curves --tables {params.tables:q}"
+        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.figures curves --tables {params.tables:q}"
         " --out {output.png:q} > {log:q} 2>&1"
 
 
@@ -39,18 +40,19 @@ rule plot_rl_aggregate:
             category="RL",
         ),
         csv=f"{FIGURES}/rl_aggregate.csv",
-    params:
-        tables=TABLES,
     log:
         "logs/report/plot_rl_aggregate.log",
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        py=PY_CPU,
+        tables=parent_of_input("tables"),
     shell:
-        PY_CPU + " scopeloss.analysis.figures aggregate --tables {params.tables:q}"
+        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.figures aggregate --tables {params.tables:q}"
         " --out {output.png:q} --stats-out {output.csv:q} > {log:q} 2>&1"
 
 
@@ -77,16 +79,17 @@ rule precision_tables:
             caption="../report/precision_by_class_frequency.rst",
             category="Classification",
         ),
-    params:
-        tables=TABLES,
     log:
         "logs/report/precision_tables.log",
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        py=PY_CPU,
+        tables=parent_of_input("tables"),
     shell:
-        PY_CPU + " scopeloss.analysis.tables --tables {params.tables:q}"
+        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.tables --tables {params.tables:q}"
         " --out-dir {params.tables:q} --figure {output.figure:q} > {log:q} 2>&1"

@@ -1,0 +1,232 @@
+"""scopeloss.config: overlay merging, per-cell hyperparameters, name checks, and the
+agreement of config.yaml / the schema with the trainers' own key sets (docs/CONTRACT.md)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from scopeloss import config as grid
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return grid.load_config(ROOT / "config.yaml")
+
+
+def validate(cfg):
+    jsonschema.Draft202012Validator(SCHEMA).validate(cfg)
+
+
+# ----------------------------------------------------------------------------- merging
+def test_merge_maps_key_by_key_and_replaces_lists():
+    base = {"a": {"x": 1, "y": [1, 2, 3], "z": {"p": 1, "q": 2}}, "b": [1, 2]}
+    over = {"a": {"y": [9], "z": {"q": 5}}, "c": None}
+    merged = grid.merge(base, over)
+    assert merged == {"a": {"x": 1, "y": [9], "z": {"p": 1, "q": 5}}, "b": [1, 2], "c": None}
+    assert base["a"]["y"] == [1, 2, 3]  # inputs untouched
+
+
+def test_presets_are_overlays_of_the_paper_grid(paper):
+    demo = grid.load_config(ROOT / "config.yaml", ROOT / "presets/demo.yaml")
+    # lists replace ...
+    assert demo["rl"]["envs"] == ["Pong", "Breakout", "StarPilot"]
+    assert demo["classification"]["datasets"] == ["digits_lt"]
+    # ... mappings merge: the demo sets Pong's budget, the env keys stay the paper's
+    pong = demo["rl"]["env_specs"]["Pong"]
+    assert pong["total_steps"] == 20480 and pong["repeat_action_probability"] == 0.25
+    assert demo["rl"]["ppo"]["lr"] == paper["rl"]["ppo"]["lr"] == 1.0e-4
+    assert demo["classification"]["experiment_specs"]["plain"]["optimizer"] == "adam"
+    for path in ("config.yaml", "presets/demo.yaml", "presets/smoke.yaml"):
+        cfg = grid.load_config(ROOT / "config.yaml", ROOT / path)
+        validate(cfg)
+        grid.check_config(cfg)
+
+
+# ----------------------------------------------------------------------------- the paper grid
+def test_paper_grid_matches_the_paper(paper):
+    rl, cl = paper["rl"], paper["classification"]
+    assert rl["envs"] == ["Pong", "Breakout", "Asterix", "Seaquest", "Venture", "Gravitar",
+                          "MontezumaRevenge", "StarPilot"]
+    assert rl["losses"] == ["policy", "policy_entropy", "scope", "focal"]
+    assert len(grid.rl_runs(paper)) == 8 * 4 * 3
+    ppo = rl["ppo"]  # Table 3
+    assert (ppo["lr"], ppo["gamma"], ppo["gae_lambda"], ppo["vf_coef"]) == (1e-4, 0.999, 0.95, 0.5)
+    assert {k: v["alpha"] for k, v in rl["loss_specs"].items()} == {
+        "policy": None, "policy_entropy": 0.01, "scope": 0.01, "focal": 2.0}
+    star = rl["env_specs"]["StarPilot"]
+    assert (star["suite"], star["distribution_mode"], star["num_levels"]) == ("procgen", "hard", 500)
+    assert all(rl["env_specs"][e]["repeat_action_probability"] == 0.25 for e in rl["envs"][:7])
+    assert cl["datasets"] == ["caltech256"] and cl["experiments"] == ["plain", "augmented"]
+    assert set(cl["losses"]) == {"pel", "scope", "focal", "ce", "weighted_ce", "balanced_softmax"}
+    plain, aug = cl["experiment_specs"]["plain"], cl["experiment_specs"]["augmented"]
+    assert (plain["model"], plain["optimizer"], plain["lr"], plain["augment"]) == (
+        "resnet101", "adam", 1e-3, False)
+    assert (aug["optimizer"], aug["lr"], aug["schedule"], aug["epochs"], aug["augment"]) == (
+        "sgd", 1e-2, "cosine", 100, True)
+    assert aug["augmentation"]["color"] == [1.0, 0.3] and aug["augmentation"]["flip_p"] == 0.5
+    assert cl["loss_specs"]["pel"]["alpha"] == 8e-6 and cl["loss_specs"]["focal"]["gamma"] == 2.0
+
+
+def test_every_value_not_in_the_paper_says_where_it_comes_from():
+    """Each leaf line of config.yaml's rl.ppo, env and experiment blocks carries a comment."""
+    lines = (ROOT / "config.yaml").read_text().splitlines()
+    start = lines.index("  ppo:")
+    for line in lines[start + 1:start + 22]:
+        assert "#" in line, f"config.yaml rl.ppo line without its source: {line!r}"
+
+
+# ----------------------------------------------------------------------------- cells
+def test_rl_cell_applies_env_overrides_and_separates_env_from_ppo_keys(paper):
+    pong = grid.rl_cell(paper, "Pong", "scope")
+    star = grid.rl_cell(paper, "StarPilot", "focal")
+    assert set(pong) == {"env", "ppo", "loss"}
+    assert pong["loss"] == {"alpha": 0.01} and star["loss"] == {"alpha": 2.0}
+    assert grid.rl_cell(paper, "Pong", "policy")["loss"] == {"alpha": None}
+    assert pong["env"] == {"suite": "atari", "game": "pong", "repeat_action_probability": 0.25,
+                           "frameskip": 4, "noop_max": 30, "episodic_life": False,
+                           "max_episode_steps": 27000}
+    assert set(pong["ppo"]) == set(grid.PPO_KEYS)
+    assert pong["ppo"]["num_envs"] == 8 and star["ppo"]["num_envs"] == 64
+    assert star["ppo"]["total_steps"] == 25_000_000 and pong["ppo"]["total_steps"] == 10_000_000
+    assert not set(star["env"]) & set(grid.PPO_KEYS)  # overrides went into ppo, not env
+    assert star["ppo"]["lr"] == 1e-4  # not overridden: the shared value
+
+
+def test_cells_are_canonical_json_with_sorted_keys(paper):
+    shuffled = copy.deepcopy(paper)
+    shuffled["rl"]["ppo"] = dict(reversed(list(shuffled["rl"]["ppo"].items())))
+    shuffled["rl"]["env_specs"]["Pong"] = dict(reversed(list(paper["rl"]["env_specs"]["Pong"].items())))
+    a = grid.cell_json(grid.rl_cell(paper, "Pong", "scope"))
+    b = grid.cell_json(grid.rl_cell(shuffled, "Pong", "scope"))
+    assert a == b and " " not in a
+    assert list(json.loads(a)) == ["env", "loss", "ppo"]
+    assert list(json.loads(a)["ppo"]) == sorted(grid.PPO_KEYS)
+
+
+def test_one_cell_edit_changes_only_that_cells_hyperparameters(paper):
+    edited = grid.merge(paper, {"rl": {"env_specs": {"Pong": {"total_steps": 123}}}})
+    for env in paper["rl"]["envs"]:
+        for loss in paper["rl"]["losses"]:
+            same = grid.rl_cell(paper, env, loss) == grid.rl_cell(edited, env, loss)
+            assert same == (env != "Pong"), (env, loss)
+    edited = grid.merge(paper, {"classification": {"experiment_specs": {"plain": {"lr": 0.5}}}})
+    for exp in ("plain", "augmented"):
+        same = (grid.classification_cell(paper, "caltech256", exp, "ce")
+                == grid.classification_cell(edited, "caltech256", exp, "ce"))
+        assert same == (exp == "augmented")
+
+
+def test_classification_cell(paper):
+    cell = grid.classification_cell(paper, "caltech256", "plain", "pel")
+    assert cell["loss"] == {"alpha": 8e-6, "gamma": None}
+    assert cell["dataset"]["kind"] == "caltech256" and cell["experiment"]["lr"] == 1e-3
+    assert grid.classification_cell(paper, "caltech256", "augmented", "focal")["loss"] == {
+        "alpha": None, "gamma": 2.0}
+
+
+def test_cells_are_accepted_by_the_trainers_resolvers(paper):
+    """The --hparams the workflow passes resolve without error in both trainers, and the
+    values the trainers end up with are the config's."""
+    from scopeloss.classify import config as ccfg
+    from scopeloss.rl import config as rcfg
+
+    for cfg in (paper, grid.load_config(ROOT / "config.yaml", ROOT / "presets/demo.yaml")):
+        for env in cfg["rl"]["envs"] + ["CartPole"]:
+            cell = grid.rl_cell(cfg, env, "scope")
+            resolved = rcfg.resolve(env, "scope", json.loads(grid.cell_json(cell)))
+            for section in ("env", "ppo"):
+                for key, value in cell[section].items():
+                    if value is not None:  # null = the trainer derives it (eval_start_level)
+                        assert resolved[section][key] == value, (env, section, key)
+        for ds in ("caltech256", "digits_lt"):
+            for exp in cfg["classification"]["experiments"]:
+                cell = grid.classification_cell(cfg, ds, exp, "scope")
+                resolved = ccfg.resolve(ds, exp, "scope", json.loads(grid.cell_json(cell)))
+                for key, value in cell["experiment"].items():
+                    if key != "augmentation":
+                        assert resolved["experiment"][key] == value, (ds, exp, key)
+                assert resolved["loss"] == cell["loss"]
+
+
+def test_key_sets_agree_with_the_contract_and_the_loss_library():
+    from scopeloss import losses
+    from scopeloss.rl import config as rcfg
+
+    assert set(grid.RL_LOSSES) == set(losses.PPO_LOSSES)
+    assert set(grid.CLASSIFICATION_LOSSES) == set(losses.SUPERVISED_LOSSES)
+    assert set(grid.PPO_KEYS) == {f.name for f in dataclasses.fields(rcfg.PPOConfig)}
+    assert set(grid.PPO_KEYS) == set(SCHEMA["x-ppo-properties"])
+    rl_props = SCHEMA["properties"]["rl"]["properties"]
+    assert rl_props["losses"]["items"]["enum"] == list(grid.RL_LOSSES)
+    cl_props = SCHEMA["properties"]["classification"]["properties"]
+    assert set(cl_props["losses"]["items"]["enum"]) == set(grid.CLASSIFICATION_LOSSES)
+
+
+# ----------------------------------------------------------------------------- bad config
+@pytest.mark.parametrize(
+    "overlay, message",
+    [
+        ({"rl": {"envs": ["Pongg"]}}, "config key rl.envs: unknown name 'Pongg'"),
+        ({"classification": {"datasets": ["imagenet"]}},
+         "config key classification.datasets: unknown name 'imagenet'"),
+        ({"classification": {"experiments": ["mixup"]}},
+         "config key classification.experiments: unknown name 'mixup'"),
+        ({"rl": {"losses": ["scope", "entropy"]}}, "config key rl.losses: unknown loss 'entropy'"),
+        ({"classification": {"losses": ["hinge"]}},
+         "config key classification.losses: unknown loss 'hinge'"),
+        ({"rl": {"resources": {"procgen": None}}}, "config key rl.resources: no entry for suite"),
+    ],
+)
+def test_check_config_names_the_key_and_the_allowed_values(paper, overlay, message):
+    cfg = grid.merge(paper, overlay)
+    if overlay.get("rl", {}).get("resources"):
+        del cfg["rl"]["resources"]["procgen"]
+    with pytest.raises(grid.ConfigError) as err:
+        grid.check_config(cfg)
+    assert message in str(err.value)
+    if "unknown name" in message:
+        assert "allowed: " in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "overlay, message",
+    [
+        ({"rl": {"ppo": {"total_steps": -5}}},
+         "invalid config key rl.ppo.total_steps: -5 is less than or equal to the minimum of 0"),
+        ({"rl": {"env_specs": {"Pong": {"total_steps": 0}}}},
+         "invalid config key rl.env_specs.Pong.total_steps: 0 is less than or equal"),
+        ({"classification": {"experiment_specs": {"plain": {"epochs": -1}}}},
+         "invalid config key classification.experiment_specs.plain.epochs: -1"),
+        ({"classification": {"experiment_specs": {"plain": {"lr": "fast"}}}},
+         "invalid config key classification.experiment_specs.plain.lr: 'fast' is not of type 'number'"),
+        ({"rl": {"seeds": [1, "two"]}}, "invalid config key rl.seeds[1]: 'two' is not of type 'integer'"),
+        ({"rl": {"losses": ["entropy"]}}, "invalid config key rl.losses[0]: 'entropy' is not one of"),
+        ({"rl": {"ppo": {"learning_rate": 1}}}, "invalid config key rl.ppo: Additional properties"),
+        ({"rl": {"env_specs": {"Pong": {"suite": "mujoco"}}}},
+         "invalid config key rl.env_specs.Pong.suite: 'mujoco' is not one of"),
+    ],
+)
+def test_schema_errors_name_the_key(paper, overlay, message):
+    cfg = grid.merge(paper, overlay)
+    with pytest.raises(jsonschema.ValidationError) as err:
+        validate(cfg)
+    assert grid.describe_validation_error(RuntimeError("wrapped", err.value)).startswith(message)
+
+
+def test_unknown_names_in_cells_are_errors(paper):
+    with pytest.raises(grid.ConfigError, match="rl.env_specs: unknown name 'Atlantis'"):
+        grid.rl_cell(paper, "Atlantis", "scope")
+    with pytest.raises(grid.ConfigError, match="unknown loss 'ce'"):
+        grid.rl_cell(paper, "Pong", "ce")
+    with pytest.raises(grid.ConfigError, match="classification.experiment_specs: unknown name"):
+        grid.classification_cell(paper, "caltech256", "mixup", "ce")

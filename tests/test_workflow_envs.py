@@ -1,0 +1,123 @@
+"""envs/*.yaml: valid conda environment specs, pinned like pyproject.toml, covering every
+third-party import of the code each rule runs, and named by every rule. Conda itself
+cannot be installed on the project's machines, so this is what can be checked here."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "src" / "scopeloss"
+ENVS = {p.stem: p for p in sorted((ROOT / "envs").glob("*.yaml"))}
+SHARED = ("__init__.py", "io.py", "runinfo.py", "losses.py")
+# The code each env runs: the package's CLIs of its rules, plus the shared modules.
+CODE = {"rl": ("rl", "losses.py"), "classify": ("classify", "losses.py"), "analysis": ("analysis",)}
+# Imported lazily by pandas rather than by our code: the tables are written as parquet.
+INDIRECT = {"analysis": {"pyarrow"}}
+
+
+def _name(spec: str) -> str:
+    return re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def pip_specs(env: str) -> dict[str, str]:
+    data = yaml.safe_load(ENVS[env].read_text())
+    pips = [d["pip"] for d in data["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pips) == 1, f"{env}: one pip section expected"
+    return {_name(s): s.replace(" ", "") for s in pips[0]}
+
+
+def pyproject_specs() -> dict[str, str]:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {_name(s): s.replace(" ", "") for s in deps}
+
+
+def test_every_env_is_a_conda_environment_spec():
+    assert {"rl", "classify", "analysis"} <= set(ENVS)
+    for env, path in ENVS.items():
+        data = yaml.safe_load(path.read_text())
+        assert set(data) <= {"name", "channels", "dependencies"}, env
+        assert isinstance(data["name"], str) and data["name"]
+        assert all(isinstance(c, str) for c in data["channels"])
+        conda = [d for d in data["dependencies"] if isinstance(d, str)]
+        assert any(re.fullmatch(r"python=3\.1[1-9]", d) for d in conda), env
+        assert "pip" in conda, f"{env}: a pip section needs pip itself"
+        for dep in data["dependencies"]:
+            assert isinstance(dep, str) or (isinstance(dep, dict) and set(dep) == {"pip"}), dep
+
+
+def test_env_pins_are_pyprojects():
+    project = pyproject_specs()
+    for env in ENVS:
+        for name, spec in pip_specs(env).items():
+            assert name in project, f"envs/{env}.yaml: {name} is not a pyproject dependency"
+            assert spec == project[name], f"envs/{env}.yaml: {spec} != pyproject's {project[name]}"
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level names of every import in the file (module level and inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def third_party_imports(env: str) -> set[str]:
+    files = [PKG / name for name in SHARED if name not in ("losses.py",)]
+    for part in CODE[env]:
+        files += sorted((PKG / part).glob("*.py")) if (PKG / part).is_dir() else [PKG / part]
+    own: set[str] = set()
+    for f in files:
+        # The shared helpers import torch lazily, only in functions the analysis never
+        # calls (torch_save, device names): count their module-level imports only.
+        if f.name in ("io.py", "runinfo.py", "__init__.py"):
+            tree = ast.parse(f.read_text())
+            for node in tree.body:
+                if isinstance(node, ast.Import):
+                    own.update(a.name.split(".")[0] for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    own.add(node.module.split(".")[0])
+        else:
+            own |= _imports(f)
+    stdlib = set(sys.stdlib_module_names) | {"__future__", "scopeloss"}
+    return {m for m in own if m not in stdlib}
+
+
+@pytest.mark.parametrize("env", ["rl", "classify", "analysis"])
+def test_env_covers_every_third_party_import_of_its_code(env):
+    dists = metadata.packages_distributions()
+    have = set(pip_specs(env))
+    needed = {}
+    for module in third_party_imports(env):
+        assert module in dists, f"{module} (imported by {env} code) is not installed"
+        needed[module] = {_name(d) for d in dists[module]}
+    missing = {m: d for m, d in needed.items() if not d & have}
+    assert not missing, f"envs/{env}.yaml lacks the distributions of {missing}"
+    assert INDIRECT.get(env, set()) <= have
+    assert needed, "found no imports: the code this test reads has moved"
+
+
+def test_every_rule_names_an_env():
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "workflow/rules").glob("*.smk")))
+    rules = re.findall(r"^rule (\w+):", text, flags=re.M)
+    assert {"train_rl", "train_classifier", "aggregate_rl", "aggregate_classification",
+            "plot_training_curves", "precision_tables", "fetch_caltech256"} <= set(rules)
+    blocks = re.split(r"^rule ", text, flags=re.M)[1:]
+    wanted = {"train_rl": "rl", "train_classifier": "classify", "fetch_caltech256": "classify"}
+    for block in blocks:
+        name = block.split(":", 1)[0]
+        found = re.search(r'conda:\s*\n\s*"\.\./\.\./envs/(\w+)\.yaml"', block)
+        assert found, f"rule {name} names no conda env"
+        assert found.group(1) == wanted.get(name, "analysis"), name
+        assert (ROOT / "envs" / f"{found.group(1)}.yaml").is_file()
