@@ -20,7 +20,7 @@ def load_hparams(text: str | None) -> dict:
     if not text:
         return {}
     src = text.strip()
-    if not src.startswith("{"):
+    if not src.startswith(("{", "[")):
         path = Path(src)
         if not path.is_file():
             raise ValueError(f"--hparams {text!r} is neither a JSON object nor an existing file")

@@ -1,0 +1,151 @@
+"""Hyperparameter resolution, bad input, and the small pieces of the PPO loop, by hand."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from scopeloss.rl import config
+from scopeloss.rl.envs import EpisodeTracker, ReturnNormalizer, SignReward
+from scopeloss.rl.networks import ImpalaCNN, MLP
+from scopeloss.rl.ppo import compute_gae
+from scopeloss.rl.train import main
+
+
+def test_defaults_follow_paper_and_cleanrl():
+    atari = config.resolve("Breakout", "scope")
+    assert atari["env"] == {"suite": "atari", "game": "breakout", "repeat_action_probability": 0.25,
+                            "frameskip": 4, "noop_max": 30, "episodic_life": False,
+                            "max_episode_steps": 27000}
+    p = atari["ppo"]
+    assert (p["lr"], p["gamma"], p["gae_lambda"], p["vf_coef"]) == (1e-4, 0.999, 0.95, 0.5)
+    assert (p["num_envs"], p["num_steps"], p["update_epochs"], p["num_minibatches"],
+            p["clip_coef"], p["total_steps"]) == (8, 128, 4, 4, 0.1, 10_000_000)
+    assert atari["loss"]["alpha"] == 0.01
+    sp = config.resolve("StarPilot", "focal")
+    assert sp["env"]["distribution_mode"] == "hard" and sp["env"]["num_levels"] == 500
+    assert sp["env"]["start_level"] == 0 and sp["env"]["eval_start_level"] == 500
+    assert (sp["ppo"]["num_envs"], sp["ppo"]["num_steps"], sp["ppo"]["update_epochs"],
+            sp["ppo"]["num_minibatches"], sp["ppo"]["clip_coef"],
+            sp["ppo"]["total_steps"]) == (64, 256, 3, 8, 0.2, 25_000_000)
+    assert sp["ppo"]["lr"] == 1e-4 and sp["loss"]["alpha"] == 2.0
+    assert config.resolve("MontezumaRevenge", "policy")["env"]["game"] == "montezuma_revenge"
+    assert config.resolve("CartPole-v1", "policy")["env"] == {"suite": "gym", "game": "CartPole-v1"}
+
+
+def test_overrides_and_full_spec_from_workflow():
+    hp = config.resolve("Pong", "scope", {"ppo": {"total_steps": 1024, "lr": 3}, "loss": {"alpha": 0.5}})
+    assert hp["ppo"]["total_steps"] == 1024 and hp["ppo"]["lr"] == 3.0
+    assert isinstance(hp["ppo"]["lr"], float) and hp["loss"]["alpha"] == 0.5
+    # A name outside the table is fine when the caller gives the whole env spec.
+    hp = config.resolve("MyPong", "policy", {"env": {"suite": "atari", "game": "pong"}})
+    assert hp["env"]["game"] == "pong" and hp["ppo"]["num_envs"] == 8
+    assert config.parse_set(["ppo.lr=2.5e-4", "env.episodic_life=true"]) == {
+        "ppo": {"lr": 2.5e-4}, "env": {"episodic_life": True}}
+
+
+@pytest.mark.parametrize("env,loss,overrides,message", [
+    ("Pacman", "scope", None, "unknown env 'Pacman'; allowed: Pong, Breakout"),
+    ("Pong", "entropy", None, "unknown loss 'entropy'; allowed: policy, policy_entropy, scope, focal"),
+    ("Pong", "scope", {"ppo": {"total_steps": 0}}, "ppo.total_steps must be a positive integer, got 0"),
+    ("Pong", "scope", {"ppo": {"total_steps": -5}}, "ppo.total_steps must be a positive integer"),
+    ("Pong", "scope", {"ppo": {"total_steps": 1001}}, "a multiple of ppo.num_envs (8)"),
+    ("Pong", "scope", {"ppo": {"learning_rate": 1}}, "unknown key 'ppo.learning_rate'"),
+    ("Pong", "scope", {"ppo": {"lr": "fast"}}, "ppo.lr must be a number, got 'fast'"),
+    ("Pong", "scope", {"ppo": {"anneal_lr": 1}}, "ppo.anneal_lr must be true or false"),
+    ("Pong", "scope", {"optim": {}}, "unknown section 'optim'; allowed: env, ppo, loss"),
+    ("Pong", "scope", {"env": {"num_levels": 3}}, "unknown key 'env.num_levels' for AtariEnv"),
+    ("Pong", "scope", {"env": {"game": "pacman2"}}, "env.game must be an installed ALE ROM id"),
+    ("StarPilot", "scope", {"env": {"distribution_mode": "medium"}}, "env.distribution_mode must be one of"),
+    ("Pong", "scope", {"ppo": {"device": "tpu"}}, "ppo.device must be one of auto, cpu, cuda"),
+])
+def test_bad_hyperparameters_are_named(env, loss, overrides, message):
+    with pytest.raises(ValueError) as info:
+        config.resolve(env, loss, overrides)
+    assert message in str(info.value)
+
+
+def test_unknown_key_lists_allowed_ones():
+    with pytest.raises(ValueError, match="allowed: total_steps, num_envs, num_steps"):
+        config.resolve("Pong", "scope", {"ppo": {"steps": 1}})
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--env", "Pacman", "--loss", "scope"], "unknown env 'Pacman'"),
+    (["--env", "CartPole-v1", "--loss", "ce"], "unknown loss 'ce'"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--set", "ppo.total_steps=0"],
+     "ppo.total_steps must be a positive integer"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--hparams", '{"ppo": {"total_steps": -4}}'],
+     "ppo.total_steps must be a positive integer"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--hparams", "[1]"], "must be a JSON object"),
+])
+def test_cli_rejects_bad_input_before_training(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--seed", "1", "--out", str(out)])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # nothing was started
+
+
+def test_cli_rejects_output_path_that_is_a_file(tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("not a directory")
+    proc = subprocess.run([sys.executable, "-m", "scopeloss.rl.train", "--env", "CartPole-v1",
+                           "--loss", "scope", "--seed", "1", "--out", str(target)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "exists and is not a directory" in proc.stderr
+    assert target.read_text() == "not a directory"
+
+
+def test_gae_matches_hand_computation():
+    gamma, lam = 0.9, 0.5
+    rewards = torch.tensor([[1.0], [0.0], [2.0]])
+    values = torch.tensor([[0.5], [1.0], [0.2], [3.0]])  # last row: bootstrap V(s_3)
+    ends = torch.tensor([[0.0], [1.0], [0.0]])  # the episode ends at step 1
+    adv, ret = compute_gae(rewards, values, ends, gamma, lam)
+    d2 = 2.0 + 0.9 * 3.0 - 0.2  # 4.5
+    d1 = 0.0 - 1.0  # terminal: no bootstrap, nothing flows back from step 2
+    d0 = 1.0 + 0.9 * 1.0 - 0.5  # 1.4
+    a0 = d0 + 0.9 * 0.5 * d1  # 0.95
+    assert torch.allclose(adv[:, 0], torch.tensor([a0, d1, d2]))
+    assert torch.allclose(ret, adv + values[:3])
+
+
+def test_episode_tracker_counts_each_episode_once():
+    tr = EpisodeTracker(3)
+    assert tr.update(np.array([1.0, 0.0, 2.0]), np.array([False, False, False]), 3) is None
+    rows = tr.update(np.array([4.0, 1.0, 0.0]), np.array([True, False, True]), 6)
+    assert rows.tolist() == [[6, 5.0, 2], [6, 2.0, 2]]
+    rows = tr.update(np.array([7.0, 1.0, 0.0]), np.array([True, True, False]), 9)
+    assert rows.tolist() == [[9, 7.0, 1], [9, 2.0, 3]]
+
+
+def test_reward_transforms():
+    assert SignReward()(np.array([-3.0, 0.0, 7.0]), None).tolist() == [-1.0, 0.0, 1.0]
+    norm = ReturnNormalizer(2, gamma=0.5)
+    out = norm(np.array([2.0, 4.0]), np.array([False, True]))
+    # returns [2, 4] -> running var with prior count 1e-4 ~ var([2, 4]) = 1
+    assert math.isclose(norm.var, 1.0 + 1e-4 * (1.0 - 1.0) / 2.0001 + 9 * 1e-4 / 2.0001, rel_tol=1e-3)
+    assert np.allclose(out, np.array([2.0, 4.0]) / np.sqrt(norm.var + 1e-8))
+    assert norm.returns.tolist() == [2.0, 0.0]  # the finished env's return is reset
+
+
+def test_networks_shapes_and_head_init():
+    cnn = ImpalaCNN((4, 84, 84), 6)
+    logits, value = cnn(torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8))
+    assert logits.shape == (2, 6) and value.shape == (2,)
+    assert cnn.features[5].in_features == 32 * 11 * 11  # 84 -> 42 -> 21 -> 11
+    hwc = ImpalaCNN((64, 64, 3), 15, hwc=True)
+    logits, _ = hwc(torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8))
+    assert logits.shape == (3, 15) and hwc.features[5].in_features == 32 * 8 * 8
+    w = cnn.actor.weight  # orthogonal rows scaled by 0.01 -> near-uniform initial policy
+    assert torch.allclose(w @ w.T, 1e-4 * torch.eye(6), atol=1e-7)
+    assert torch.allclose(cnn.critic.bias, torch.zeros(1))
+    mlp = MLP((4,), 2)
+    logits, value = mlp(torch.zeros(5, 4))
+    assert logits.shape == (5, 2) and value.shape == (5,)
