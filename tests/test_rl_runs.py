@@ -1,0 +1,123 @@
+"""Short Atari and Procgen runs on CPU, determinism, resume after a kill, finished reruns."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from scopeloss.rl.config import resolve
+from scopeloss.rl.ppo import EPISODE_COLUMNS, UPDATE_COLUMNS, train
+
+SMALL = {"num_envs": 4, "num_steps": 32, "update_epochs": 1, "num_minibatches": 2,
+         "torch_threads": 1, "device": "cpu"}
+SUMMARY_KEYS = {"env", "loss", "seed", "total_steps", "final_return_mean_100",
+                "final_eval_return_mean", "episodes", "wall_time_s", "mean_sps", "hparams",
+                "env_spec", "run_info"}
+
+
+def quiet(_):
+    pass
+
+
+def check_common_outputs(out, total_steps):
+    summary = json.loads((out / "summary.json").read_text())
+    assert SUMMARY_KEYS <= summary.keys()
+    assert summary["global_step"] == summary["total_steps"] == total_steps
+    episodes = pd.read_csv(out / "episodes.csv")
+    updates = pd.read_csv(out / "updates.csv")
+    assert list(episodes.columns) == EPISODE_COLUMNS
+    assert list(updates.columns) == UPDATE_COLUMNS
+    assert updates.global_step.iloc[-1] == total_steps
+    assert summary["episodes"] == len(episodes)
+    return summary, episodes, updates
+
+
+def test_breakout_short_run_writes_every_output(tmp_path):
+    # Episodes cut at 40 agent steps so that a few finish (and get bootstrapped) in 256 steps.
+    hp = resolve("Breakout", "scope", {"ppo": {**SMALL, "total_steps": 256},
+                                       "env": {"max_episode_steps": 40}})
+    train(hp, env_name="Breakout", loss="scope", seed=3, out_dir=tmp_path, log=quiet)
+    summary, episodes, updates = check_common_outputs(tmp_path, 256)
+    assert len(updates) == 2 and len(episodes) >= 4
+    assert (episodes.length <= 40).all() and (episodes["return"] >= 0).all()
+    spec = summary["env_spec"]
+    assert spec["ale_kwargs"]["repeat_action_probability"] == 0.25
+    assert spec["ale_kwargs"]["frameskip"] == 4 and spec["ale_kwargs"]["stack_num"] == 4
+    assert spec["ale_kwargs"]["reward_clipping"] is False  # raw score logged, sign learnt
+    assert spec["ale_kwargs"]["max_num_frames_per_episode"] == 160
+    assert summary["frames"] == 4 * 256
+    assert not (tmp_path / "eval.csv").exists()
+
+
+def test_starpilot_short_run_with_held_out_eval(tmp_path):
+    hp = resolve("StarPilot", "policy_entropy",
+                 {"ppo": {**SMALL, "total_steps": 256, "eval_every": 1, "eval_episodes": 2}})
+    train(hp, env_name="StarPilot", loss="policy_entropy", seed=2, out_dir=tmp_path, log=quiet)
+    summary, episodes, updates = check_common_outputs(tmp_path, 256)
+    evals = pd.read_csv(tmp_path / "eval.csv")
+    assert list(evals.columns) == EPISODE_COLUMNS
+    assert len(evals) == 4 and sorted(set(evals.global_step)) == [128, 256]  # 2 per eval
+    assert (evals.length > 0).all()
+    assert summary["final_eval_return_mean"] == evals["return"].tail(2).mean()
+    spec = summary["env_spec"]["procgen_kwargs"]
+    assert (spec["distribution_mode"], spec["num_levels"], spec["start_level"]) == ("hard", 500, 0)
+
+
+def test_same_seed_same_episodes_and_finished_rerun_is_a_noop(tmp_path):
+    hp = resolve("CartPole-v1", "scope", {"ppo": {**SMALL, "total_steps": 4096}})
+    for name in ("a", "b"):
+        train(hp, env_name="CartPole-v1", loss="scope", seed=7, out_dir=tmp_path / name, log=quiet)
+    a = (tmp_path / "a" / "episodes.csv").read_text()
+    assert len(a.splitlines()) > 50
+    assert a == (tmp_path / "b" / "episodes.csv").read_text()
+    other = tmp_path / "c"
+    train(hp, env_name="CartPole-v1", loss="scope", seed=8, out_dir=other, log=quiet)
+    assert (other / "episodes.csv").read_text() != a
+
+    # Rerunning the finished job changes nothing and says so.
+    before = {f: (tmp_path / "a" / f).stat().st_mtime_ns for f in ("summary.json", "episodes.csv")}
+    said = []
+    t0 = time.perf_counter()
+    train(hp, env_name="CartPole-v1", loss="scope", seed=7, out_dir=tmp_path / "a", log=said.append)
+    assert time.perf_counter() - t0 < 2.0 and "already finished" in said[0]
+    assert before == {f: (tmp_path / "a" / f).stat().st_mtime_ns for f in before}
+
+
+def test_killed_run_resumes_to_the_same_total_and_keeps_episodes(tmp_path):
+    out = tmp_path / "run"
+    total = 61_440  # 120 updates of 4 x 128; a checkpoint every 5 updates
+    cmd = [sys.executable, "-m", "scopeloss.rl.train", "--env", "CartPole-v1", "--loss",
+           "policy", "--seed", "5", "--out", str(out), "--set", f"ppo.total_steps={total}",
+           "--set", "ppo.checkpoint_every=5", "--set", "ppo.torch_threads=1"]
+    ckpt = out / ".ckpt" / "checkpoint.pt"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    state = torch.load(ckpt, weights_only=False)
+    assert 5 <= state["update"] < 120  # killed mid-run, after a checkpoint
+    kept = state["episodes"]
+    assert len(kept) > 0 and not (out / "summary.json").exists()
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming {out} at update {state['update'] + 1}/120" in rerun.stdout
+    summary, episodes, updates = check_common_outputs(out, total)
+    assert updates["update"].tolist() == list(range(1, 121))  # no update lost or repeated
+    np.testing.assert_array_equal(episodes.to_numpy()[: len(kept)], kept)
+    assert episodes.global_step.is_monotonic_increasing
+    assert episodes.global_step.iloc[len(kept)] > state["global_step"]
+
+    # And once more: finished, so nothing happens.
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "already finished" in again.stdout
