@@ -98,10 +98,11 @@ def _run_horizons(runs: pd.DataFrame) -> dict:
     total_steps once finished, else its last logged episode (it may still be running)."""
     horizons = {}
     for row in runs.itertuples(index=False):
+        last = float(row.last_episode_step) if pd.notna(row.last_episode_step) else -np.inf
         total = getattr(row, "total_steps", np.nan)
-        done = row.status == "complete" and pd.notna(total)
-        horizons[(row.env, row.loss, row.seed)] = float(total) if done else float(
-            row.last_episode_step) if pd.notna(row.last_episode_step) else -np.inf
+        if row.status == "complete" and pd.notna(total):
+            last = max(last, float(total))  # a rollout may end a little past total_steps
+        horizons[(row.env, row.loss, row.seed)] = last
     return horizons
 
 

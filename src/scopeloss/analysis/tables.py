@@ -141,8 +141,8 @@ def _latex(frame: pd.DataFrame, caption: str) -> str:
 
 
 def _caption(dataset: str, experiment: str) -> str:
-    which = {"plain": "no augmentation (the paper's Table 1)",
-             "augmented": "with augmentation (the paper's Table 2)"}.get(experiment, experiment)
+    which = {"plain": "no augmentation (the setting of the paper's Table 1)",
+             "augmented": "with augmentation (the setting of the paper's Table 2)"}.get(experiment, experiment)
     return (f"Per-class precision on {dataset}, {which}: mean and standard deviation over "
             f"classes; mean ± std across seeds where there are several.")
 
@@ -181,7 +181,7 @@ def write_precision_tables(tables: str | Path, out_dir: str | Path) -> tuple[lis
 
 
 # ---------------------------------------------------------------------------- figure
-def _binned(counts: np.ndarray, precision: np.ndarray, max_bins: int = 8):
+def _binned(counts: np.ndarray, precision: np.ndarray, max_bins: int = 12):
     """(x, y): mean precision per class-frequency bin (exact counts when few distinct)."""
     frame = pd.DataFrame({"count": counts, "precision": precision})
     if frame["count"].nunique() <= max_bins:
@@ -217,8 +217,9 @@ def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
                 if cls.empty:
                     continue
                 color = CLS_LOSS_COLORS.get(loss, "0.4")
-                ax.scatter(cls["count"], cls["precision"], s=5, color=color, alpha=0.25,
-                           linewidths=0)
+                few = len(cls) <= 50  # small datasets: each class is worth seeing
+                ax.scatter(cls["count"], cls["precision"], s=12 if few else 5, color=color,
+                           alpha=0.5 if few else 0.25, linewidths=0)
                 x, y = _binned(cls["count"].to_numpy(), cls["precision"].to_numpy())
                 ax.plot(x, y, color=color, linewidth=1.4, marker="o", markersize=2.5,
                         label=cls_loss_name(loss))
