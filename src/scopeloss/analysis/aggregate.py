@@ -23,7 +23,7 @@ from scopeloss import io
 from . import stats
 from .reference import (cls_loss_name, cls_loss_sort_key, env_sort_key, normalisation_range,
                         rl_loss_name, rl_loss_sort_key)
-from .runs import (COMPLETE, EPISODE_COLUMNS, FINAL_WINDOW, PER_CLASS_COLUMNS, UPDATE_COLUMNS,
+from .runs import (COMPLETE, EPISODE_COLUMNS, PER_CLASS_COLUMNS, UPDATE_COLUMNS,
                    ClassificationRun, RLRun, RunFileError, final_eval_return, final_return,
                    load_classification_run, load_rl_run)
 
