@@ -67,6 +67,7 @@ _RUNTIME = {
     "compile": False,          # torch.compile the model
     "checkpoint_every": 1,     # epochs between resume checkpoints in DIR/.ckpt/
     "num_workers": 2,          # processes that decode images into the cache (0 = in-process)
+    "torch_threads": None,     # CPU threads for torch (None = torch's default)
 }
 
 EXPERIMENTS: dict[str, dict[str, Any]] = {
@@ -212,6 +213,9 @@ def check(cfg: dict, dataset: str) -> None:
     _check_name("experiment.optimizer", e["optimizer"], OPTIMIZERS)
     _check_name("experiment.schedule", e["schedule"], SCHEDULES)
     _check_name("experiment.device", e["device"], DEVICES)
+    t = e["torch_threads"]
+    if t is not None and not (isinstance(t, int) and t > 0):
+        raise ConfigError(f"experiment.torch_threads must be null or a positive integer, got {t!r}")
     for key in ("epochs", "batch_size", "checkpoint_every"):
         if not (isinstance(e[key], int) and e[key] > 0):
             raise ConfigError(f"experiment.{key} must be a positive integer, got {e[key]!r}")

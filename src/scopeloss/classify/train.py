@@ -118,7 +118,18 @@ def _set_rng_state(state: dict, gen: torch.Generator) -> None:
 
 def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dict,
           on_epoch_end=None) -> dict:
-    """Run (or resume, or skip if finished) one training run; return its summary."""
+    """Run (or resume, or skip if finished) one training run; return its summary.
+    ``on_epoch_end(epoch)`` is called after each epoch's checkpoint (tests kill there)."""
+    threads = torch.get_num_threads()
+    try:
+        if hparams["experiment"]["torch_threads"]:
+            torch.set_num_threads(hparams["experiment"]["torch_threads"])
+        return _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end)
+    finally:  # in-process callers (tests) get their thread count back
+        torch.set_num_threads(threads)
+
+
+def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
     t_start = time.perf_counter()
     out = Path(out)
     ckpt_dir = out / ".ckpt"
@@ -177,10 +188,12 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
     sched = make_scheduler(opt, e, e["epochs"] * steps_per_epoch)
 
     history: list[dict] = []
+    best_state = None
     start_epoch, best_acc, best_epoch, bad_epochs, wall_before = 1, -1.0, 0, 0, 0.0
     finished = False
     if state is not None:
         model.load_state_dict(state["model"])
+        best_state = state["model"] if state["best_model"] is None else state["best_model"]
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"], gen)
@@ -193,6 +206,9 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
         io.torch_save(ckpt_dir / "last.pt", {
             "identity": identity, "epoch": epoch, "finished": done,
             "model": model.state_dict(), "optimizer": opt.state_dict(),
+            # The best weights travel in the same file, so a kill can never pair them with
+            # another epoch's bookkeeping.
+            "best_model": None if best_epoch == epoch else best_state,
             "scheduler": sched.state_dict(), "rng": _rng_state(gen), "history": history,
             "best_acc": best_acc, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
             "wall_time_s": wall_before + time.perf_counter() - t_start})
@@ -235,7 +251,7 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
                         "epoch_time_s": time.perf_counter() - t0})
         if val_acc > best_acc:
             best_acc, best_epoch, bad_epochs = val_acc, epoch, 0
-            io.torch_save(ckpt_dir / "best.pt", model.state_dict())
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
         patience = e["early_stopping_patience"]
@@ -253,8 +269,7 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
         save_checkpoint(epochs_run, True)
 
     # Test the best-validation weights.
-    model.load_state_dict(torch.load(ckpt_dir / "best.pt", map_location=device,
-                                     weights_only=True))
+    model.load_state_dict(best_state)
     _, _, preds = evaluate(forward, test_split, e, d, device, loss_fn, autocast, channels_last)
     table = per_class_table(test_split.labels, preds, data.classes, data.counts["train"])
     summary = {

@@ -1,0 +1,173 @@
+"""Caltech-256 layout, split manifest, decode-once cache, archive fetch/verify/extract, digits_lt."""
+
+import hashlib
+import io as _io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scopeloss.classify import data as D
+from scopeloss.classify.config import DATASETS, _merge
+
+# Skewed class sizes, like Caltech's 80..827 (small).
+COUNTS = {"001.ak47": 30, "002.american-flag": 12, "003.backpack": 6, "257.clutter": 20}
+
+
+def _write_tree(folder):
+    rng = np.random.default_rng(0)
+    for name, n in COUNTS.items():
+        cdir = folder / name
+        cdir.mkdir(parents=True)
+        for i in range(n):
+            h, w = rng.integers(40, 90, size=2)
+            arr = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(cdir / f"{name[:3]}_{i + 1:04d}.jpg", quality=90)
+    # One grayscale image (Caltech has a few), one stray non-image file, a fake .jpg.
+    Image.fromarray(rng.integers(0, 256, (50, 70), dtype=np.uint8), mode="L").save(
+        folder / "002.american-flag" / "002_0099.jpg")
+    (folder / "003.backpack" / "RENAME2").write_text("not an image")
+    (folder / "001.ak47" / "broken.jpg").write_bytes(b"this is no jpeg")
+
+
+def _cfg(root, **over):
+    return _merge(DATASETS["caltech256"], {"root": str(root), "resize_size": 40,
+                                           "image_size": 32, **over}, "dataset")
+
+
+@pytest.fixture()
+def caltech_root(tmp_path):
+    _write_tree(tmp_path / "caltech256" / D.CALTECH_FOLDER)
+    return tmp_path
+
+
+def test_tree_loads_with_labels_classes_and_split_proportions(caltech_root):
+    cfg = _cfg(caltech_root)
+    manifest, path = D.get_manifest(cfg)
+    assert manifest["classes"] == list(COUNTS)  # folder order, clutter included
+    assert sorted(manifest["skipped"]) == ["001.ak47/broken.jpg", "003.backpack/RENAME2"]
+    totals = np.sum([manifest["counts"][s] for s in D.SPLITS], axis=0)
+    assert totals.tolist() == [30, 13, 6, 20]  # + the grayscale image
+    # Per class: round(n * 0.2) test, round(n * 0.1) val (at least 1 each), rest train.
+    assert manifest["counts"]["test"] == [6, 3, 1, 4]
+    assert manifest["counts"]["val"] == [3, 1, 1, 2]
+    assert manifest["counts"]["train"] == [21, 9, 4, 14]
+    for split in D.SPLITS:
+        for rel, label in manifest["items"][split]:
+            assert manifest["classes"][label] == rel.split("/")[0]
+    all_paths = [rel for s in D.SPLITS for rel, _ in manifest["items"][s]]
+    assert len(all_paths) == len(set(all_paths)) == 69
+
+    # Stable: a second call reads the same file; rebuilding from scratch gives the same split.
+    text = path.read_text()
+    assert D.get_manifest(cfg)[0] == manifest
+    path.unlink()
+    D.get_manifest(cfg)
+    assert path.read_text() == text
+    # Another split seed gives another split of the same items.
+    other, _ = D.get_manifest(_cfg(caltech_root, split_seed=1))
+    assert other["counts"] == manifest["counts"] and other["hash"] != manifest["hash"]
+
+
+def test_cache_decodes_once_to_rgb_squares(caltech_root):
+    cfg = _cfg(caltech_root)
+    ds = D.load_dataset(cfg, num_workers=0)
+    train = ds.splits["train"]
+    assert train.images.shape == (48, 40, 40, 3) and train.images.dtype == np.uint8
+    assert train.labels.tolist() == sorted(train.labels.tolist())  # manifest order
+    # The cached image equals decode_image of the file (shorter side 40, centre crop).
+    manifest, _ = D.get_manifest(cfg)
+    rel, _ = manifest["items"]["train"][0]
+    np.testing.assert_array_equal(
+        train.images[0], D.decode_image(caltech_root / "caltech256" / D.CALTECH_FOLDER / rel, 40))
+    gray = D.decode_image(caltech_root / "caltech256" / D.CALTECH_FOLDER /
+                          "002.american-flag/002_0099.jpg", 40)
+    assert gray.shape == (40, 40, 3) and (gray[..., 0] == gray[..., 2]).all()
+    # Later loads read the cache file, not the images.
+    mtime = {s: D.cache_path(cfg, manifest, s).stat().st_mtime_ns for s in D.SPLITS}
+    D.load_dataset(cfg, num_workers=0)
+    assert {s: D.cache_path(cfg, manifest, s).stat().st_mtime_ns for s in D.SPLITS} == mtime
+
+
+def _make_tar(tree_root, tar_path, extra=None):
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(tree_root / D.CALTECH_FOLDER, arcname=D.CALTECH_FOLDER)
+        if extra:
+            info = tarfile.TarInfo(extra)
+            info.size = 3
+            tar.addfile(info, _io.BytesIO(b"bad"))
+    return hashlib.md5(tar_path.read_bytes()).hexdigest()
+
+
+def test_download_verify_extract_and_manifest(tmp_path):
+    src = tmp_path / "src"
+    _write_tree(src / D.CALTECH_FOLDER)
+    tar_path = tmp_path / "256_ObjectCategories.tar"
+    md5 = _make_tar(src, tar_path)
+    root = tmp_path / "data"
+    # A file:// URL exercises the streaming download, the md5 check and the safe extraction.
+    folder = D.ensure_caltech256(root, download_missing=True, url=tar_path.as_uri(), md5=md5)
+    assert folder == root / "caltech256" / D.CALTECH_FOLDER
+    assert (root / "caltech256" / D.CALTECH_ARCHIVE).is_file()
+    manifest, _ = D.get_manifest(_cfg(root))
+    assert manifest["classes"] == list(COUNTS) and sum(manifest["counts"]["train"]) == 48
+
+    # A wrong checksum stops the download and leaves no archive behind.
+    root2 = tmp_path / "data2"
+    with pytest.raises(D.DataUnavailable, match="md5"):
+        D.ensure_caltech256(root2, download_missing=True, url=tar_path.as_uri(), md5="0" * 32)
+    assert not (root2 / "caltech256" / D.CALTECH_ARCHIVE).exists()
+    # An archive placed by hand is verified and extracted without a download.
+    (root2 / "caltech256").mkdir(parents=True, exist_ok=True)
+    (root2 / "caltech256" / D.CALTECH_ARCHIVE).write_bytes(tar_path.read_bytes())
+    assert D.ensure_caltech256(root2, download_missing=False, md5=md5).is_dir()
+
+
+def test_unsafe_archive_member_is_refused(tmp_path):
+    src = tmp_path / "src"
+    _write_tree(src / D.CALTECH_FOLDER)
+    tar_path = tmp_path / "evil.tar"
+    md5 = _make_tar(src, tar_path, extra="../escape.txt")
+    with pytest.raises(D.DataUnavailable, match="unsafe path"):
+        D.ensure_caltech256(tmp_path / "data", download_missing=True, url=tar_path.as_uri(),
+                            md5=md5)
+    assert not (tmp_path / "data" / "escape.txt").exists()
+
+
+def test_missing_data_says_where_to_put_it(tmp_path):
+    archive, folder = D.caltech_paths(tmp_path)
+    with pytest.raises(D.DataUnavailable) as err:
+        D.get_manifest(_cfg(tmp_path))
+    assert str(archive.resolve()) in str(err.value) and str(folder.resolve()) in str(err.value)
+    # Unreachable URL (nothing listens on port 9 of localhost): same message, no hang.
+    with pytest.raises(D.DataUnavailable) as err:
+        D.ensure_caltech256(tmp_path, download_missing=True, url="http://127.0.0.1:9/x.tar",
+                            timeout=5)
+    assert "could not download" in str(err.value) and str(archive.resolve()) in str(err.value)
+    assert not archive.exists()
+
+
+def test_prepare_cli(tmp_path, caltech_root, capsys):
+    assert D.main(["prepare", "--dataset", "caltech256", "--root", str(caltech_root),
+                   "--no-download"]) == 0
+    assert "4 classes, train/val/test = 48/7/14, skipped 2 files" in capsys.readouterr().out
+    assert D.main(["prepare", "--dataset", "caltech256", "--root", str(tmp_path / "none"),
+                   "--no-download"]) == 2
+    assert "put the archive 256_ObjectCategories.tar" in capsys.readouterr().err
+    assert D.main(["prepare", "--dataset", "imagenet", "--root", str(tmp_path)]) == 2
+    assert "unknown dataset 'imagenet'; allowed: caltech256, digits_lt" in capsys.readouterr().err
+
+
+def test_digits_lt_is_long_tailed_and_split(tmp_path):
+    cfg = _merge(DATASETS["digits_lt"], {"root": str(tmp_path)}, "dataset")
+    manifest, _ = D.get_manifest(cfg)
+    totals = np.sum([manifest["counts"][s] for s in D.SPLITS], axis=0)
+    expected = [int(np.floor(174 * 10 ** (-c / 9))) for c in range(10)]
+    assert totals.tolist() == expected and expected[0] / expected[-1] == pytest.approx(10.2, 0.01)
+    assert all(np.array(manifest["counts"][s]).min() >= 1 for s in D.SPLITS)
+    ds = D.load_dataset(cfg)
+    x = ds.splits["train"].images
+    assert x.shape[1:] == (32, 32, 3) and x.dtype == np.uint8 and x.max() > 200
+    assert json.loads(D.manifest_path(cfg).read_text())["hash"] == ds.manifest_hash

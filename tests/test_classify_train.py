@@ -1,0 +1,148 @@
+"""The training CLI on digits_lt: learning with each paper loss, outputs, resume, errors."""
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from scopeloss.classify import config as C
+from scopeloss.classify import train as T
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def _args(root, out, loss="ce", experiment="plain", *sets):
+    return ["--dataset", "digits_lt", "--experiment", experiment, "--loss", loss, "--seed", "1",
+            "--out", str(out), "--set", f"dataset.root={root}",
+            "--set", "experiment.model=resnet18", "--set", "experiment.torch_threads=1",
+            *[a for s in sets for a in ("--set", s)]]
+
+
+@pytest.mark.parametrize("loss", ["ce", "focal", "pel", "scope"])
+def test_each_paper_loss_learns_digits_lt(loss, data_root, tmp_path):
+    out = tmp_path / "run"
+    assert T.main(_args(data_root, out, loss, "plain", "experiment.epochs=10",
+                        "experiment.early_stopping_patience=null")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["top1"] >= 0.8, summary["top1"]
+    assert summary["loss"] == loss and summary["epochs_run"] == 10
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.columns) == T.HISTORY_COLUMNS and history["epoch"].tolist() == list(range(1, 11))
+    assert summary["best_epoch"] == history["epoch"][history["val_acc"].idxmax()]
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    per_class = pd.read_csv(out / "per_class.csv")
+    assert list(per_class.columns) == ["class", "name", "train_count", "support", "precision",
+                                       "recall", "f1"]
+    assert len(per_class) == 10 and per_class["support"].sum() == summary["test_size"]
+    assert per_class["train_count"].is_monotonic_decreasing  # the long tail
+    assert summary["precision_mean"] == pytest.approx(per_class["precision"].mean())
+    assert summary["precision_std"] == pytest.approx(per_class["precision"].std(ddof=0))
+    for key in ("recall_mean", "f1_mean", "balanced_accuracy", "never_predicted", "zero_division",
+                "hparams", "run_info", "wall_time_s", "dataset", "experiment", "seed"):
+        assert key in summary
+    assert summary["hparams"]["loss"] == {"alpha": None, "gamma": None}
+
+
+def test_augmented_with_imbalance_baseline_follows_cosine(data_root, tmp_path):
+    out = tmp_path / "run"
+    assert T.main(_args(data_root, out, "balanced_softmax", "augmented", "experiment.epochs=3",
+                        "experiment.batch_size=128", "dataset.max_per_class=60",
+                        "experiment.augmentation.crop_padding=2")) == 0
+    history = pd.read_csv(out / "history.csv")
+    steps = 1  # 130 training images at batch 128: one step per epoch
+    lr = [1e-2 * 0.5 * (1 + math.cos(math.pi * e * steps / 3)) for e in range(3)]
+    assert history["lr"].tolist() == pytest.approx(lr)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hparams"]["experiment"]["optimizer"] == "sgd"
+    assert summary["hparams"]["experiment"]["augment"] is True
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
+    sets = ("experiment.epochs=4", "dataset.max_per_class=60", "experiment.batch_size=32")
+    # Kill -9 the process right after epoch 2's checkpoint.
+    killed = tmp_path / "killed"
+    script = (
+        "import os, signal, sys\n"
+        "from scopeloss.classify import train as T, config as C\n"
+        f"a = T.parse_args({_args(data_root, killed, 'scope', 'augmented', *sets)!r})\n"
+        "h = C.resolve(a.dataset, a.experiment, a.loss, None, C.parse_set(a.set))\n"
+        "def stop(epoch):\n"
+        "    if epoch == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "T.train(a.dataset, a.experiment, a.loss, a.seed, a.out, h, on_epoch_end=stop)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    assert (killed / ".ckpt" / "last.pt").is_file() and not (killed / "summary.json").exists()
+    assert len(pd.read_csv(killed / "history.csv")) == 2
+
+    assert T.main(_args(data_root, killed, "scope", "augmented", *sets)) == 0
+    full = tmp_path / "full"
+    assert T.main(_args(data_root, full, "scope", "augmented", *sets)) == 0
+    a, b = pd.read_csv(killed / "history.csv"), pd.read_csv(full / "history.csv")
+    cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
+    pd.testing.assert_frame_equal(a[cols], b[cols], rtol=1e-5)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (killed, full))
+    assert sa["top1"] == sb["top1"] and sa["best_epoch"] == sb["best_epoch"]
+
+    # A finished run, rerun, exits at once without touching its outputs.
+    before = (full / "summary.json").stat().st_mtime_ns
+    t0 = time.perf_counter()
+    assert T.main(_args(data_root, full, "scope", "augmented", *sets)) == 0
+    assert time.perf_counter() - t0 < 2.0
+    assert (full / "summary.json").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'; allowed: caltech256, digits_lt"),
+    (["--experiment", "fancy"], "unknown experiment 'fancy'; allowed: plain, augmented"),
+    (["--loss", "hinge"], "unknown loss 'hinge'; allowed: ce, focal, pel, scope, weighted_ce, "
+                          "balanced_softmax"),
+    (["--set", "experiment.lrate=1"], "unknown key experiment.lrate; allowed: augment, "),
+    (["--set", "optim.lr=1"], "unknown section 'optim'; allowed: dataset, experiment, loss"),
+    (["--set", "experiment.optimizer=rmsprop"], "unknown experiment.optimizer 'rmsprop'; "
+                                                "allowed: adam, sgd"),
+    (["--set", "experiment.model=resnet7"], "unknown experiment.model 'resnet7'"),
+    (["--set", "loss.beta=1"], "unknown key loss.beta; allowed: alpha, gamma"),
+    (["--hparams", "{not json"], "--hparams is not valid JSON"),
+])
+def test_bad_input_is_a_clear_error(argv, message, tmp_path, capsys):
+    base = {"--dataset": "digits_lt", "--experiment": "plain", "--loss": "ce"}
+    args = ["--seed", "1", "--out", str(tmp_path / "o"), "--set", f"dataset.root={tmp_path}"]
+    flags = dict(base)
+    rest = []
+    for i in range(0, len(argv), 2):
+        if argv[i] in flags:
+            flags[argv[i]] = argv[i + 1]
+        else:
+            rest += argv[i:i + 2]
+    full = [x for kv in flags.items() for x in kv] + args + rest
+    assert T.main(full) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_caltech_is_a_clear_error(tmp_path, capsys):
+    assert T.main(["--dataset", "caltech256", "--experiment", "plain", "--loss", "ce", "--seed",
+                   "1", "--out", str(tmp_path / "o"), "--set", f"dataset.root={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "Caltech-256 not found" in err and "256_ObjectCategories.tar" in err
+    assert str((tmp_path / "caltech256" / "256_ObjectCategories").resolve()) in err
+
+
+def test_hparams_json_file_and_set_overlay(tmp_path):
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps({"experiment": {"epochs": 7, "augmentation": {"flip_p": 0.0}},
+                                "loss": {"alpha": 0.5}}))
+    h = C.resolve("caltech256", "augmented", "scope", C.load_hparams(str(path)),
+                  C.parse_set(["experiment.epochs=9"]))
+    assert h["experiment"]["epochs"] == 9 and h["loss"]["alpha"] == 0.5
+    assert h["experiment"]["augmentation"]["flip_p"] == 0.0
+    assert h["experiment"]["augmentation"]["color"] == [1.0, 0.3]  # Table 5 kept
+    assert h["experiment"]["lr"] == 1e-2 and h["experiment"]["schedule"] == "cosine"
+    assert C.resolve("caltech256", "plain", "ce")["experiment"]["optimizer"] == "adam"
