@@ -4,7 +4,8 @@ The IMPALA CNN follows CleanRL ``ppo_procgen.py``: three stages of channels 16, 
 each conv3x3 -> maxpool 3/2 -> two residual blocks (ReLU, conv, ReLU, conv, + skip), then
 ReLU -> Linear 256 -> ReLU and the policy and value heads. Heads (and the 256 layer) get
 orthogonal init: policy std 0.01 (near-uniform initial policy), value std 1. Inputs are
-uint8 images, scaled by 1/255 inside the network so that rollouts store uint8.
+uint8 images, scaled by 1/255 inside the network so that rollouts store uint8. Use the
+CNN with ``.to(memory_format=torch.channels_last)``.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class ImpalaCNN(nn.Module):
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         x = obs.permute(0, 3, 1, 2) if self.hwc else obs  # HWC: a channels_last NCHW view
-        if x.is_cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
+        # channels_last is faster for these convs on GPU (cuDNN) and CPU (oneDNN, ~2-3x here).
+        x = x.contiguous(memory_format=torch.channels_last)
         hidden = self.features(x.float() / 255.0)
         return self.actor(hidden), self.critic(hidden).squeeze(-1)
 

@@ -163,7 +163,7 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     env = make_env(env_cfg, N, env_seed)
     image = len(env.obs_shape) == 3
     agent = make_network(env.obs_shape, env.num_actions, image=image, hwc=env.hwc).to(device)
-    if image and device.type == "cuda":
+    if image:
         agent = agent.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(agent.parameters(), lr=p["lr"], eps=1e-5)
     policy = torch.compile(agent) if p["compile"] else agent
