@@ -43,7 +43,7 @@ def test_presets_are_overlays_of_the_paper_grid(paper):
     assert demo["classification"]["datasets"] == ["digits_lt"]
     # ... mappings merge: the demo sets Pong's budget, the env keys stay the paper's
     pong = demo["rl"]["env_specs"]["Pong"]
-    assert pong["total_steps"] == 20480 and pong["repeat_action_probability"] == 0.25
+    assert pong["total_steps"] == 8192 and pong["repeat_action_probability"] == 0.25
     assert demo["rl"]["ppo"]["lr"] == paper["rl"]["ppo"]["lr"] == 1.0e-4
     assert demo["classification"]["experiment_specs"]["plain"]["optimizer"] == "adam"
     for path in ("config.yaml", "presets/demo.yaml", "presets/smoke.yaml"):

@@ -1,0 +1,227 @@
+"""Planning the workflow without running it: `snakemake -n` on the paper grid and the
+presets, preset overlays as Snakemake merges them, bad configs stopping at parse time,
+`--lint`, snakefmt, the profiles, and gpu_slot.py's one-GPU-per-job claims.
+
+Helpers here (`copy_workflow`, `snakemake`, `plan`) are shared with test_workflow_run.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "presets", "workflow", "envs", "profiles", "src")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A copy of the workflow (and the src/ it runs) in a fresh directory: no results,
+    no .snakemake metadata, and a test cannot touch the checkout's own runs."""
+    dest.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in WORKFLOW_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("PYTHONPATH", None)
+    return subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def plan(cwd: Path, *args: str) -> list[dict]:
+    """The jobs `snakemake -n -p` would run: [{rule, wildcards, reason, shell}]."""
+    proc = snakemake(cwd, "-n", "-p", *args)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    jobs: list[dict] = []
+    for line in out.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):$", line):
+            jobs.append({"rule": m.group(1), "wildcards": {}, "reason": "", "shell": ""})
+        elif jobs and (m := re.match(r"^\s+wildcards: (.*)$", line)):
+            jobs[-1]["wildcards"] = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
+        elif jobs and (m := re.match(r"^\s+reason: (.*)$", line)):
+            jobs[-1]["reason"] = m.group(1)
+        elif jobs and line.startswith("Shell command: "):
+            jobs[-1]["shell"] = line[len("Shell command: "):]
+    return jobs
+
+
+def count(jobs: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for job in jobs:
+        out[job["rule"]] = out.get(job["rule"], 0) + 1
+    return out
+
+
+def hparams(job: dict) -> dict:
+    return json.loads(re.search(r"--hparams '([^']*)'", job["shell"]).group(1))
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("plan"))
+
+
+# ----------------------------------------------------------------------------- planning
+def test_paper_grid_plans_every_cell_and_fetches_caltech(fresh):
+    jobs = plan(fresh)
+    assert count(jobs) == {"train_rl": 96, "train_classifier": 36, "fetch_caltech256": 1,
+                           "aggregate_rl": 1, "aggregate_classification": 1,
+                           "plot_training_curves": 1, "plot_rl_aggregate": 1,
+                           "precision_tables": 1, "all": 1}
+    rl = {(j["wildcards"]["env"], j["wildcards"]["loss"], j["wildcards"]["seed"])
+          for j in jobs if j["rule"] == "train_rl"}
+    assert len(rl) == 96 and ("MontezumaRevenge", "focal", "3") in rl
+    cls = {tuple(j["wildcards"][k] for k in ("experiment", "loss", "seed"))
+           for j in jobs if j["rule"] == "train_classifier"}
+    assert ("augmented", "balanced_softmax", "3") in cls and len(cls) == 36
+    pong = next(j for j in jobs if j["rule"] == "train_rl" and j["wildcards"]["env"] == "Pong")
+    assert hparams(pong)["ppo"]["total_steps"] == 10_000_000
+    # The commands are the package's CLIs, with src/ on PYTHONPATH and one GPU per job.
+    assert "PYTHONPATH=src" in pong["shell"] and "gpu_slot.py -- python -m scopeloss.rl.train" in pong["shell"]
+    fetch = next(j for j in jobs if j["rule"] == "fetch_caltech256")
+    assert "scopeloss.classify.data prepare --dataset caltech256 --root data" in fetch["shell"]
+
+
+def test_caltech_is_not_fetched_when_its_images_are_there(tmp_path):
+    wf = copy_workflow(tmp_path / "wf")
+    (wf / "data/caltech256/256_ObjectCategories/001.ak47").mkdir(parents=True)
+    assert "fetch_caltech256" not in count(plan(wf))
+
+
+def test_demo_preset_is_an_overlay_merged_by_snakemake(fresh):
+    """`--configfile presets/demo.yaml` over config.yaml: lists replace (envs, losses),
+    mappings merge key by key (Pong keeps the paper's env keys, gets the demo budget)."""
+    jobs = plan(fresh, "--configfile", "presets/demo.yaml")
+    c = count(jobs)
+    assert c["train_rl"] == 3 * 4 and c["train_classifier"] == 2 * 6
+    assert "fetch_caltech256" not in c
+    envs = {j["wildcards"]["env"] for j in jobs if j["rule"] == "train_rl"}
+    assert envs == {"Pong", "Breakout", "StarPilot"}
+    pong = next(j for j in jobs if j["rule"] == "train_rl" and j["wildcards"]["env"] == "Pong")
+    h = hparams(pong)
+    assert h["ppo"]["total_steps"] == 8192 and h["ppo"]["device"] == "cpu"  # demo
+    assert h["env"]["repeat_action_probability"] == 0.25 and h["ppo"]["lr"] == 1e-4  # paper
+    star = next(j for j in jobs if j["rule"] == "train_rl" and j["wildcards"]["env"] == "StarPilot")
+    assert hparams(star)["env"]["num_levels"] == 500 and hparams(star)["ppo"]["num_envs"] == 16
+    clf = next(j for j in jobs if j["rule"] == "train_classifier"
+               and j["wildcards"]["experiment"] == "augmented")
+    exp = hparams(clf)["experiment"]
+    assert exp["model"] == "resnet18" and exp["optimizer"] == "sgd"  # demo + paper
+    assert exp["augmentation"]["crop_padding"] == 4 and exp["augmentation"]["color"] == [1.0, 0.3]
+
+
+def test_smoke_preset_runs_every_rule_except_the_online_fetch(fresh):
+    c = count(plan(fresh, "--configfile", "presets/smoke.yaml"))
+    rules = set(re.findall(r"^rule (\w+):", "\n".join(
+        p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk")), flags=re.M))
+    assert set(c) == (rules - {"fetch_caltech256"}) | {"all"}
+
+
+# ----------------------------------------------------------------------------- bad config
+@pytest.mark.parametrize(
+    "overlay, message",
+    [
+        ("rl: {envs: [Pong, Pongg]}", "config key rl.envs: unknown name 'Pongg'; it must be a key of rl.env_specs"),
+        ("rl: {ppo: {total_steps: -5}}", "invalid config key rl.ppo.total_steps: -5 is less than or equal to the minimum of 0"),
+        ("classification: {experiment_specs: {plain: {lr: fast}}}",
+         "invalid config key classification.experiment_specs.plain.lr: 'fast' is not of type 'number'"),
+        ("classification: {losses: [ce, hinge]}", "invalid config key classification.losses[1]: 'hinge' is not one of"),
+    ],
+)
+def test_bad_config_stops_at_parse_time_naming_the_key(fresh, tmp_path, overlay, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(overlay + "\n")
+    proc = snakemake(fresh, "-n", "--configfile", str(bad))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert message in out
+    assert "Building DAG" not in out  # stopped before planning any job
+
+
+# ----------------------------------------------------------------------------- style
+def test_lint_reports_nothing(fresh):
+    proc = snakemake(fresh, "--lint")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Lints for" not in out, out[-3000:]
+
+
+def test_snakefmt_leaves_the_workflow_unchanged():
+    proc = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/rules"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+# ----------------------------------------------------------------------------- profiles
+def test_local_profile_plans_with_gpu_tokens(fresh):
+    profile = yaml.safe_load((ROOT / "profiles/local/config.yaml").read_text())
+    assert profile["resources"] == ["gpu=1"] and profile["cores"] == "all"
+    jobs = plan(fresh, "--profile", "profiles/local", "--configfile", "presets/smoke.yaml")
+    assert count(jobs)["train_rl"] == 4
+
+
+def test_slurm_profile_requests_gpus_and_placeholders(fresh):
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert profile["default-resources"]["slurm_account"].startswith("EDIT_ME")
+    for rule in ("train_rl", "train_classifier"):
+        assert profile["set-resources"][rule]["cpus_per_gpu"] > 0
+        assert profile["set-resources"][rule]["slurm_partition"].startswith("EDIT_ME")
+    rules = set(re.findall(r"^rule (\w+):", "\n".join(
+        p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk")), flags=re.M))
+    assert set(profile["set-resources"]) <= rules
+    # The executor plugin loads and the grid plans under it; GPU jobs say gpu=1 and take
+    # runtime/mem_mb from config (per suite / dataset kind).
+    proc = snakemake(fresh, "-n", "--profile", "profiles/slurm")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert re.search(r"train_rl\s+96", out)
+    res = [dict(kv.split("=", 1) for kv in line.split(", "))
+           for line in re.findall(r"^\s+resources: (.*)$", out, flags=re.M)]
+    atari = [r for r in res if r.get("runtime") == "1440"]
+    assert len(atari) == 7 * 4 * 3
+    assert all(r["gpu"] == "1" and r["mem_mb"] == "16000" and r["cpus_per_gpu"] == "8"
+               and r["slurm_partition"] == "EDIT_ME_gpu_partition" for r in atari)
+
+
+def test_gpu_slot_gives_each_job_its_own_gpu(tmp_path):
+    """Three jobs on two GPUs: the first two get different GPUs at once, the third waits
+    for a free one."""
+    script = ROOT / "workflow/scripts/gpu_slot.py"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5"}
+    env.pop("SLURM_JOB_ID", None)
+    cmd = [sys.executable, str(script), "--", "sh", "-c",
+           'echo "$CUDA_VISIBLE_DEVICES $(date +%s.%N)"; sleep 1.5']
+    procs = []
+    for _ in range(3):
+        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, text=True))
+        time.sleep(0.3)
+    outs = [p.communicate(timeout=30)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    gpus = [o[0] for o in outs]
+    assert sorted(gpus[:2]) == ["3", "5"] and gpus[2] in ("3", "5")
+    # the third started 0.6 s after the first but had to wait for a GPU to be released
+    assert float(outs[2][1]) >= min(float(outs[0][1]), float(outs[1][1])) + 1.4
+    # No GPU at all (CPU box): the command runs unchanged.
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    out = subprocess.run([sys.executable, str(script), "--", "sh", "-c", "echo [$CUDA_VISIBLE_DEVICES]"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
