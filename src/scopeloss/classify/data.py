@@ -307,7 +307,7 @@ def decode_image(path, size: int) -> np.ndarray:
         im = im.resize((nw, nh), Image.BILINEAR)
         left, top = (nw - size) // 2, (nh - size) // 2
         im = im.crop((left, top, left + size, top + size))
-        return np.asarray(im, dtype=np.uint8)
+        return np.array(im, dtype=np.uint8)  # a writable copy
 
 
 def _decode_job(args):
@@ -356,7 +356,8 @@ def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0) ->
                                                 shape=(len(items), size, size, 3))
                 jobs = [(str(base / rel), size) for rel, _ in items]
                 if num_workers > 0:
-                    with ProcessPoolExecutor(num_workers, mp_context=get_context("spawn")) as ex:
+                    # fork, as PyTorch's DataLoader workers: the children only run PIL.
+                    with ProcessPoolExecutor(num_workers, mp_context=get_context("fork")) as ex:
                         for i, img in enumerate(ex.map(_decode_job, jobs, chunksize=64)):
                             out[i] = img
                 else:
@@ -405,24 +406,29 @@ def load_dataset(dcfg: dict, *, num_workers: int = 0, in_memory_bytes: float = 1
 
 # --- CLI --------------------------------------------------------------------------------
 def main(argv=None) -> int:
-    from scopeloss.classify.config import DATASETS, ConfigError, _merge
+    from scopeloss.classify.config import DATASETS, ConfigError, _merge, load_hparams
 
     parser = argparse.ArgumentParser(prog="python -m scopeloss.classify.data",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="fetch/verify/extract the data, write the manifest")
     prep.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
-    prep.add_argument("--root", default="data", help="data directory (default: data)")
+    prep.add_argument("--root", default=None,
+                      help="data directory (default: the --hparams dataset.root, else data)")
     prep.add_argument("--url", default=CALTECH_URL, help="Caltech-256 archive URL")
     prep.add_argument("--no-download", action="store_true", help="never fetch the archive")
     prep.add_argument("--cache", action="store_true", help="also build the decode-once cache")
     prep.add_argument("--resize-size", type=int, default=None, help="cache size (pixels)")
     prep.add_argument("--num-workers", type=int, default=2)
+    prep.add_argument("--hparams", default=None,
+                      help="a run's --hparams JSON (inline or file): its dataset section is used")
     args = parser.parse_args(argv)
     try:
         if args.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {args.dataset!r}; allowed: {', '.join(DATASETS)}")
-        over = {"root": args.root}
+        over = dict(load_hparams(args.hparams).get("dataset", {}))
+        if args.root is not None:
+            over["root"] = args.root
         if args.resize_size:
             over["resize_size"] = args.resize_size
         dcfg = _merge(DATASETS[args.dataset], over, "dataset")
