@@ -233,7 +233,8 @@ class ReturnNormalizer(RewardTransform):
                 "count": self.count}
 
     def load_state_dict(self, state):
-        self.returns = np.asarray(state["returns"], dtype=np.float64).copy()
+        # A resumed job's envs start new episodes, so their discounted returns start at 0.
+        self.returns = np.zeros_like(np.asarray(state["returns"], dtype=np.float64))
         self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
 
 

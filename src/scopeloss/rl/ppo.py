@@ -130,6 +130,8 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
         log(f"{out}: already finished ({p['total_steps']} steps); nothing to do")
         return done_summary
     out.mkdir(parents=True, exist_ok=True)
+    # A summary from other settings must not sit beside a run that is not finished.
+    (out / "summary.json").unlink(missing_ok=True)
     ckpt_path = out / ".ckpt" / CKPT_NAME
 
     # ---------------------------------------------------------------- setup
@@ -197,11 +199,14 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     rewards_np = np.zeros((T, N), dtype=np.float32)
     ends_np = np.zeros((T, N), dtype=np.float32)
     pinned = device.type == "cuda"
-    stage = torch.empty((N, *env.obs_shape), dtype=obs_dtype, pin_memory=pinned)
+    stage = torch.empty((N, *env.obs_shape) if pinned else (0,), dtype=obs_dtype, pin_memory=pinned)
 
     def to_device(dst: torch.Tensor, obs: np.ndarray) -> None:
-        stage.numpy()[...] = obs  # one host copy (into pinned memory on cuda) ...
-        dst.copy_(stage, non_blocking=pinned)  # ... and one transfer
+        if not pinned:
+            dst.copy_(torch.from_numpy(obs))  # CPU: one copy straight into the buffer
+            return
+        stage.numpy()[...] = obs  # CUDA: one host copy into pinned memory ...
+        dst.copy_(stage, non_blocking=True)  # ... then an async transfer
 
     def outputs_to_disk() -> None:
         ep = np.concatenate(episodes) if episodes else np.zeros((0, 3))
