@@ -68,3 +68,17 @@ def test_augmented_batch_stays_in_range():
     assert not torch.equal(out, A.eval_batch(x, 32))
     ev = A.eval_batch(x, 32)
     torch.testing.assert_close(ev, x[..., 2:34, 2:34].float() / 255)
+
+
+def test_brightness_spread_seen_in_the_augmented_images():
+    # Only brightness varies: a uniform grey image comes out as 0.5 * f, f ~ N(1, 0.1).
+    gen = torch.Generator().manual_seed(4)
+    cfg = {**AUGMENTATION, "color": [1.0, 0.0], "contrast": [1.0, 0.0], "sharpness": [1.0, 0.0],
+           "flip_p": 0.0}
+    x = torch.full((20_000, 3, 4, 4), 128, dtype=torch.uint8)
+    out = A.augment_batch(x, 4, cfg, gen)
+    level = out.mean(dim=(1, 2, 3))
+    base = 128 / 255
+    assert (level / base).mean().item() == pytest.approx(1.0, abs=3e-3)
+    assert (level / base).std().item() == pytest.approx(0.1, abs=3e-3)
+    assert torch.allclose(out, level.view(-1, 1, 1, 1).expand_as(out))

@@ -66,7 +66,8 @@ _RUNTIME = {
     "channels_last": True,     # only acts on cuda
     "compile": False,          # torch.compile the model
     "checkpoint_every": 1,     # epochs between resume checkpoints in DIR/.ckpt/
-    "num_workers": 2,          # processes that decode images into the cache (0 = in-process)
+    "num_workers": None,       # processes decoding images into the cache once (0 = in-process,
+                               # None = min(8, CPU count))
     "torch_threads": None,     # CPU threads for torch (None = torch's default)
 }
 
@@ -213,6 +214,9 @@ def check(cfg: dict, dataset: str) -> None:
     _check_name("experiment.optimizer", e["optimizer"], OPTIMIZERS)
     _check_name("experiment.schedule", e["schedule"], SCHEDULES)
     _check_name("experiment.device", e["device"], DEVICES)
+    w = e["num_workers"]
+    if w is not None and not (isinstance(w, int) and w >= 0):
+        raise ConfigError(f"experiment.num_workers must be null or an integer >= 0, got {w!r}")
     t = e["torch_threads"]
     if t is not None and not (isinstance(t, int) and t > 0):
         raise ConfigError(f"experiment.torch_threads must be null or a positive integer, got {t!r}")

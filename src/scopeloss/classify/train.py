@@ -17,7 +17,9 @@ Outputs (atomic): ``history.csv``, ``per_class.csv``, ``summary.json`` (docs/CON
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import random
 import sys
 import time
@@ -36,6 +38,7 @@ from scopeloss.classify.metrics import per_class_table, summarize
 from scopeloss.losses import supervised_loss
 from scopeloss.runinfo import run_info
 
+OUTPUTS = ("history.csv", "per_class.csv", "summary.json")
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s"]
 
 
@@ -144,11 +147,9 @@ def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
             print(f"{ckpt_dir}: checkpoint of a different configuration, starting afresh",
                   file=sys.stderr)
             state = None
-        elif state["finished"] and (out / "summary.json").is_file():
+        elif state["finished"] and all((out / f).is_file() for f in OUTPUTS):
             print(f"{out}: already finished (epoch {state['epoch']}), nothing to do",
                   file=sys.stderr)
-            import json
-
             return json.loads((out / "summary.json").read_text())
 
     device = resolve_device(e["device"])
@@ -168,7 +169,8 @@ def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)  # shuffling and augmentation
 
-    data = load_dataset(d, num_workers=e["num_workers"])
+    workers = e["num_workers"] if e["num_workers"] is not None else min(8, os.cpu_count() or 1)
+    data = load_dataset(d, num_workers=workers)
     train_split, val_split, test_split = (data.splits[s] for s in ("train", "val", "test"))
     num_classes = len(data.classes)
     counts = torch.tensor(data.counts["train"], dtype=torch.float32, device=device)
@@ -265,8 +267,6 @@ def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     epochs_run = len(history)
-    if not finished:  # an epoch budget already spent by the checkpoint's run
-        save_checkpoint(epochs_run, True)
 
     # Test the best-validation weights.
     model.load_state_dict(best_state)
