@@ -43,8 +43,8 @@ def test_overrides_and_full_spec_from_workflow():
     # A name outside the table is fine when the caller gives the whole env spec.
     hp = config.resolve("MyPong", "policy", {"env": {"suite": "atari", "game": "pong"}})
     assert hp["env"]["game"] == "pong" and hp["ppo"]["num_envs"] == 8
-    assert config.parse_set(["ppo.lr=2.5e-4", "env.episodic_life=true"]) == {
-        "ppo": {"lr": 2.5e-4}, "env": {"episodic_life": True}}
+    assert config.parse_set(["ppo.lr=3e-4", "env.episodic_life=true", "env.game=pong"]) == {
+        "ppo": {"lr": 3e-4}, "env": {"episodic_life": True, "game": "pong"}}
 
 
 @pytest.mark.parametrize("env,loss,overrides,message", [

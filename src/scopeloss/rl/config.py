@@ -278,7 +278,13 @@ def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
         section, dot, name = key.partition(".")
         if not sep or not dot or not name:
             raise _err(f"--set expects section.key=value, got {item!r}")
-        out.setdefault(section, {})[name] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        out.setdefault(section, {})[name] = value
     return out
 
 
