@@ -30,3 +30,14 @@ def test_run_info_names_versions_and_device():
     info = run_info("cpu")
     assert info["versions"]["torch"].startswith("2.14.1")
     assert info["device"] == "cpu" and info["device_name"].startswith("cpu")
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    io.write_text(tmp_path / "x.txt", "hi")
+    mode = stat.S_IMODE((tmp_path / "x.txt").stat().st_mode)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mode == 0o666 & ~mask
