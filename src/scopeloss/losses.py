@@ -10,7 +10,6 @@ carries gradient; the advantage is a constant.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [

@@ -14,13 +14,11 @@ parameters of Table 4 (``scopeloss.losses.SUPERVISED_DEFAULTS``). Everything mar
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
-import yaml
 
 from scopeloss.losses import SUPERVISED_LOSSES
+from scopeloss.overrides import load_hparams, parse_set  # noqa: F401  (re-exported for the CLI)
 
 # --- datasets ---------------------------------------------------------------------------
 DATASETS: dict[str, dict[str, Any]] = {
@@ -130,44 +128,6 @@ def _merge(base: dict, over: dict, where: str) -> dict:
             out[key] = _merge(base[key], value, f"{where}.{key}")
         else:
             out[key] = copy.deepcopy(value)
-    return out
-
-
-def load_hparams(arg: str | None) -> dict:
-    """``--hparams``: an inline JSON object or the path of a .json file."""
-    if arg is None or arg == "":
-        return {}
-    text = arg
-    if not arg.lstrip().startswith("{"):
-        path = Path(arg)
-        if not path.is_file():
-            raise ConfigError(f"--hparams {arg!r} is neither a JSON object nor an existing file")
-        text = path.read_text()
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--hparams is not valid JSON: {err}") from None
-    if not isinstance(obj, dict):
-        raise ConfigError("--hparams must be a JSON object with sections "
-                          f"{', '.join(SECTIONS)}")
-    return obj
-
-
-def parse_set(items) -> dict:
-    """``--set section.key=value`` (value parsed as YAML; dots go into nested mappings)."""
-    out: dict = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected section.key=value")
-        dotted, raw = item.split("=", 1)
-        parts = dotted.strip().split(".")
-        if len(parts) < 2 or not all(parts):
-            raise ConfigError(f"--set {item!r}: expected section.key=value with section in "
-                              f"{', '.join(SECTIONS)}")
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
     return out
 
 

@@ -406,7 +406,8 @@ def load_dataset(dcfg: dict, *, num_workers: int = 0, in_memory_bytes: float = 1
 
 # --- CLI --------------------------------------------------------------------------------
 def main(argv=None) -> int:
-    from scopeloss.classify.config import DATASETS, ConfigError, _merge, load_hparams
+    from scopeloss.classify.config import DATASETS, ConfigError, _merge
+    from scopeloss.overrides import load_hparams
 
     parser = argparse.ArgumentParser(prog="python -m scopeloss.classify.data",
                                      description=__doc__.split("\n\n")[0])
@@ -439,7 +440,7 @@ def main(argv=None) -> int:
         if args.cache:
             for split in SPLITS:
                 build_cache(dcfg, manifest, split, num_workers=args.num_workers)
-    except (DataUnavailable, ConfigError) as err:
+    except (DataUnavailable, ValueError) as err:  # ConfigError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

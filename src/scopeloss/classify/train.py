@@ -307,8 +307,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        hparams = C.resolve(args.dataset, args.experiment, args.loss,
-                            C.load_hparams(args.hparams), C.parse_set(args.set))
+        try:  # --hparams/--set parse errors are plain ValueErrors
+            overrides = C.load_hparams(args.hparams), C.parse_set(args.set)
+        except ValueError as err:
+            raise C.ConfigError(str(err)) from None
+        hparams = C.resolve(args.dataset, args.experiment, args.loss, *overrides)
         train(args.dataset, args.experiment, args.loss, args.seed, args.out, hparams)
     except (C.ConfigError, DataUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)

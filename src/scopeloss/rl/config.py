@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scopeloss.losses import PPO_DEFAULTS, PPO_LOSSES
+from scopeloss.overrides import parse_set  # noqa: F401  (re-exported: the CLI's --set)
 
 SUITES = ("atari", "procgen", "gym")
 
@@ -266,26 +267,6 @@ def validate(hp: dict[str, Any]) -> None:
         need(env["eval_start_level"] >= 0, "env.eval_start_level", "a non-negative integer")
     else:
         need(_is_gym_id(env["game"]), "env.game", "a registered Gymnasium id")
-
-
-def parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``["ppo.lr=3e-4", ...]`` -> nested overrides; values parsed as YAML."""
-    import yaml
-
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or not name:
-            raise _err(f"--set expects section.key=value, got {item!r}")
-        value = yaml.safe_load(raw)
-        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        out.setdefault(section, {})[name] = value
-    return out
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -9,29 +9,11 @@ single keys (value parsed as YAML). Everything is validated before any env is bu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from scopeloss.rl.config import merge, parse_set, resolve
-
-
-def load_hparams(text: str | None) -> dict:
-    if not text:
-        return {}
-    src = text.strip()
-    if not src.startswith(("{", "[")):
-        path = Path(src)
-        if not path.is_file():
-            raise ValueError(f"--hparams {text!r} is neither a JSON object nor an existing file")
-        src = path.read_text()
-    try:
-        value = json.loads(src)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--hparams is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"--hparams must be a JSON object, got {type(value).__name__}")
-    return value
+from scopeloss.overrides import load_hparams, parse_set
+from scopeloss.rl.config import merge, resolve
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,40 @@
+"""--hparams / --set parsing shared by both training CLIs."""
+
+import json
+
+import pytest
+
+from scopeloss.overrides import load_hparams, parse_set
+
+
+def test_inline_json_and_file(tmp_path):
+    assert load_hparams('{"ppo": {"lr": 0.001}}') == {"ppo": {"lr": 0.001}}
+    path = tmp_path / "cell.json"
+    path.write_text(json.dumps({"experiment": {"epochs": 3}}))
+    assert load_hparams(str(path)) == {"experiment": {"epochs": 3}}
+    assert load_hparams(None) == {}
+    with pytest.raises(ValueError, match="must be a JSON object, got list"):
+        load_hparams("[1]")
+
+
+def test_bad_hparams_say_what_is_wrong(tmp_path):
+    with pytest.raises(ValueError, match="neither a JSON object nor an existing file"):
+        load_hparams(str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_hparams('{"ppo": ')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must be a JSON object, got list"):
+        load_hparams(str(tmp_path / "list.json"))
+
+
+def test_set_parses_yaml_values_and_nested_keys():
+    got = parse_set(["ppo.lr=3e-4", "env.episodic_life=true", "env.game=pong",
+                     "experiment.augmentation.flip_p=0", "loss.alpha=null"])
+    assert got == {"ppo": {"lr": 3e-4}, "env": {"episodic_life": True, "game": "pong"},
+                   "experiment": {"augmentation": {"flip_p": 0}}, "loss": {"alpha": None}}
+
+
+@pytest.mark.parametrize("item", ["lr=3", "ppo.lr", ".lr=1", "ppo.=1"])
+def test_set_rejects_malformed_items(item):
+    with pytest.raises(ValueError, match="expects section.key=value"):
+        parse_set([item])
