@@ -117,3 +117,13 @@ def test_a_code_change_reruns_only_the_rules_that_run_it(smoke_run):
         os.utime(module, (before.st_atime, before.st_mtime))
     assert count(jobs)["train_classifier"] == 4
     assert set(count(jobs)) == {"train_classifier"} | CLS_DOWNSTREAM
+
+
+def test_report_collects_the_figures_and_tables_with_captions(smoke_run):
+    wf, _ = smoke_run
+    proc = snakemake(wf, *SMOKE, "--report", "report.html")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    html = (wf / "report.html").read_text(errors="replace")
+    for name in ("rl_training_curves.png", "rl_aggregate.png", "rl_final.csv",
+                 "precision_plain.csv", "precision_by_class_frequency.png"):
+        assert name in html, name
