@@ -107,16 +107,21 @@ def test_adding_a_seed_plans_only_the_new_seeds_jobs(smoke_run):
 
 
 def test_a_code_change_reruns_only_the_rules_that_run_it(smoke_run):
+    """Editing the classification trainer plans the classification jobs and their tables,
+    no RL job. (Only touching a file is not a change: Snakemake compares checksums.)"""
     wf, _ = smoke_run
     module = wf / "src/scopeloss/classify/train.py"
-    before = module.stat()
+    text, before = module.read_text(), module.stat()
+    module.write_text(text + "\n# an edit\n")
     os.utime(module, (before.st_atime, before.st_mtime + 3600))
     try:
         jobs = plan(wf, *SMOKE)
     finally:
+        module.write_text(text)
         os.utime(module, (before.st_atime, before.st_mtime))
     assert count(jobs)["train_classifier"] == 4
     assert set(count(jobs)) == {"train_classifier"} | CLS_DOWNSTREAM
+    assert plan(wf, *SMOKE) == []  # restored: nothing to do again
 
 
 def test_report_collects_the_figures_and_tables_with_captions(smoke_run):
