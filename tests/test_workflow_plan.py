@@ -202,25 +202,32 @@ def test_slurm_profile_requests_gpus_and_placeholders(fresh):
 
 
 def test_gpu_slot_gives_each_job_its_own_gpu(tmp_path):
-    """Three jobs on two GPUs: the first two get different GPUs at once, the third waits
-    for a free one."""
+    """Three jobs on two GPUs: the first two hold different GPUs at once, the third waits
+    until one of them exits, then gets the freed GPU."""
     script = ROOT / "workflow/scripts/gpu_slot.py"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5"}
     env.pop("SLURM_JOB_ID", None)
-    cmd = [sys.executable, str(script), "--", "sh", "-c",
-           'echo "$CUDA_VISIBLE_DEVICES $(date +%s.%N)"; sleep 1.5']
-    procs = []
-    for _ in range(3):
-        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, text=True))
-        time.sleep(0.3)
-    outs = [p.communicate(timeout=30)[0].split() for p in procs]
-    assert all(p.returncode == 0 for p in procs)
-    gpus = [o[0] for o in outs]
-    assert sorted(gpus[:2]) == ["3", "5"] and gpus[2] in ("3", "5")
-    # the third started 0.6 s after the first but had to wait for a GPU to be released
-    assert float(outs[2][1]) >= min(float(outs[0][1]), float(outs[1][1])) + 1.4
-    # No GPU at all (CPU box): the command runs unchanged.
+
+    def job(name):  # prints its GPU, then holds it until the file `name` appears
+        cmd = [sys.executable, str(script), "--", "sh", "-c",
+               f'echo "$CUDA_VISIBLE_DEVICES"; while [ ! -f {name} ]; do sleep 0.05; done']
+        return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+
+    first, second = job("release1"), job("release2")
+    gpus = [first.stdout.readline().strip(), second.stdout.readline().strip()]
+    assert sorted(gpus) == ["3", "5"]
+    third = job("release3")
+    time.sleep(1.0)
+    assert third.poll() is None
+    # Free GPU 5 (a claim that ignored the locks would take the first id, 3).
+    holder = gpus.index("5") + 1
+    (tmp_path / f"release{holder}").touch()
+    assert third.stdout.readline().strip() == "5"
+    for name in ("release1", "release2", "release3"):
+        (tmp_path / name).touch()
+    assert [p.wait(timeout=30) for p in (first, second, third)] == [0, 0, 0]
+    # No GPU at all (a CPU box): the command runs unchanged.
     env["CUDA_VISIBLE_DEVICES"] = ""
     out = subprocess.run([sys.executable, str(script), "--", "sh", "-c", "echo [$CUDA_VISIBLE_DEVICES]"],
                          cwd=tmp_path, env=env, capture_output=True, text=True).stdout
