@@ -17,9 +17,19 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "src" / "scopeloss"
 ENVS = {p.stem: p for p in sorted((ROOT / "envs").glob("*.yaml"))}
-SHARED = ("__init__.py", "io.py", "runinfo.py", "losses.py")
-# The code each env runs: the package's CLIs of its rules, plus the shared modules.
-CODE = {"rl": ("rl", "losses.py"), "classify": ("classify", "losses.py"), "analysis": ("analysis",)}
+SHARED = ("__init__.py", "io.py", "runinfo.py")
+
+
+def _rule_code(var: str) -> tuple[str, ...]:
+    """The src/ patterns a rule family declares as inputs in common.smk (e.g. RL_CODE)."""
+    text = (ROOT / "workflow/rules/common.smk").read_text()
+    args = re.search(rf"^{var} = _code\((.*)\)$", text, flags=re.M).group(1)
+    return tuple(a.strip().strip('"') for a in args.split(",") if '"' in a)
+
+
+# The code each env runs: exactly the modules its rules take as inputs.
+CODE = {"rl": _rule_code("RL_CODE"), "classify": _rule_code("CLASSIFY_CODE"),
+        "analysis": _rule_code("ANALYSIS_CODE")}
 # Imported lazily by pandas rather than by our code: the tables are written as parquet.
 INDIRECT = {"analysis": {"pyarrow"}}
 
@@ -74,9 +84,9 @@ def _imports(path: Path) -> set[str]:
 
 
 def third_party_imports(env: str) -> set[str]:
-    files = [PKG / name for name in SHARED if name not in ("losses.py",)]
-    for part in CODE[env]:
-        files += sorted((PKG / part).glob("*.py")) if (PKG / part).is_dir() else [PKG / part]
+    files = [PKG / name for name in SHARED]
+    for pattern in CODE[env]:
+        files += sorted(PKG.glob(pattern))
     own: set[str] = set()
     for f in files:
         # The shared helpers import torch lazily, only in functions the analysis never
@@ -106,6 +116,12 @@ def test_env_covers_every_third_party_import_of_its_code(env):
     assert not missing, f"envs/{env}.yaml lacks the distributions of {missing}"
     assert INDIRECT.get(env, set()) <= have
     assert needed, "found no imports: the code this test reads has moved"
+
+
+def test_rules_take_the_modules_they_run_as_inputs():
+    assert CODE["rl"][0] == "rl/*.py" and "losses.py" in CODE["rl"]
+    assert CODE["classify"][0] == "classify/*.py" and "losses.py" in CODE["classify"]
+    assert CODE["analysis"][0] == "analysis/*.py"
 
 
 def test_every_rule_names_an_env():
