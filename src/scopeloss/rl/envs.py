@@ -51,6 +51,18 @@ def _threads(num_envs: int) -> int:
     return max(1, min(num_envs, os.cpu_count() or 1))
 
 
+def _same_step_autoreset_step(env, actions: np.ndarray):
+    """``step`` for a Gymnasium-API vector env in same-step autoreset mode (ALE's and
+    Gymnasium's): truncated-not-terminated envs hand back their final observation."""
+    obs, reward, terminated, truncated, info = env.step(actions)
+    final = None
+    cut = truncated & ~terminated
+    if cut.any():
+        idx = np.flatnonzero(cut)
+        final = (idx, np.stack(info["final_obs"][idx]))  # Gymnasium gives an object array
+    return obs, reward.astype(np.float32), terminated, truncated, final
+
+
 class AtariBatched(BatchedEnv):
     def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int):
         from ale_py.vector_env import AtariVectorEnv
@@ -80,13 +92,7 @@ class AtariBatched(BatchedEnv):
         return obs
 
     def step(self, actions: np.ndarray):
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        final = None
-        cut = truncated & ~terminated
-        if cut.any():
-            idx = np.flatnonzero(cut)
-            final = (idx, info["final_obs"][idx])
-        return obs, reward.astype(np.float32), terminated, truncated, final
+        return _same_step_autoreset_step(self.env, actions)
 
     def close(self) -> None:
         self.env.close()
@@ -153,13 +159,7 @@ class GymBatched(BatchedEnv):
         return obs
 
     def step(self, actions: np.ndarray):
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        final = None
-        cut = truncated & ~terminated
-        if cut.any():
-            idx = np.flatnonzero(cut)
-            final = (idx, np.stack(info["final_obs"][idx]))
-        return obs, reward.astype(np.float32), terminated, truncated, final
+        return _same_step_autoreset_step(self.env, actions)
 
     def close(self) -> None:
         self.env.close()
