@@ -19,7 +19,6 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 demo: setup
-	@test -f Snakefile || { echo "make demo: the Snakemake workflow is not there yet (issue: workflow)"; exit 1; }
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores all --configfile presets/demo.yaml
 
 clean-venv:
