@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q
 
+# --no-hooks: Snakemake skips its onsuccess hook when there is nothing to do, so the
+# results are listed here instead, on every successful run.
 demo: setup
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores all --configfile presets/demo.yaml
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores all --configfile presets/demo.yaml --no-hooks
+	@echo ""
+	@echo "Demo done. Figures and tables (report: snakemake --report report.html):"
+	@ls -1 figures/*.png figures/*.pdf results/tables/*.md results/tables/rl_final.csv 2>/dev/null | sed 's/^/  /'
 
 clean-venv:
 	rm -rf $(VENV)

@@ -48,6 +48,14 @@ def test_training_curves_one_panel_per_env_in_paper_order(tables, tmp_path):
         assert img.size[0] >= 1200  # ~7 in at 200 dpi: readable at paper width
 
 
+def test_each_loss_has_its_own_colour_and_dash_pattern():
+    # Coinciding curves (same seed, losses that barely differ early on) must stay visible.
+    from scopeloss.analysis.reference import RL_LOSS_COLORS, RL_LOSS_DASHES
+    assert set(RL_LOSS_DASHES) == set(RL_LOSS_COLORS)
+    assert len({str(d) for d in RL_LOSS_DASHES.values()}) == len(RL_LOSS_DASHES)
+    assert len(set(RL_LOSS_COLORS.values())) == len(RL_LOSS_COLORS)
+
+
 def test_smoothing_on_the_step_grid_by_hand():
     eps = pd.DataFrame({"seed": [1, 1, 1, 2], "global_step": [10, 20, 30, 5],
                         "return": [0.0, 10.0, 20.0, 4.0]})

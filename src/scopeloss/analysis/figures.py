@@ -31,8 +31,8 @@ from scopeloss import io  # noqa: E402
 
 from . import stats  # noqa: E402
 from .aggregate import read_table  # noqa: E402
-from .reference import (RL_LOSS_COLORS, env_sort_key, rl_loss_name,  # noqa: E402
-                        rl_loss_sort_key)
+from .reference import (RL_LOSS_COLORS, RL_LOSS_DASHES, env_sort_key,  # noqa: E402
+                        rl_loss_name, rl_loss_sort_key)
 from .runs import RunFileError  # noqa: E402
 
 PAPER_WIDTH_IN = 7.0  # a full text width; fonts are sized for it
@@ -148,7 +148,8 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
                 curves = smoothed_curves(sub, h, grid, window)
                 mean, low, high = stats.bootstrap_mean_band(curves, reps=reps, seed=seed)
                 color = loss_color(loss, losses)
-                ax.plot(grid, mean, color=color, linewidth=1.2, label=rl_loss_name(loss))
+                ax.plot(grid, mean, color=color, linestyle=RL_LOSS_DASHES.get(loss, "solid"),
+                        linewidth=1.3, label=rl_loss_name(loss))
                 ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
             ax.set_xlim(0, end if end > 0 else 1)
         for ax in axes.flat[len(envs):]:
@@ -160,7 +161,8 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
             if visible:
                 visible[-1].set_xlabel("Agent steps")
         handles = [plt.Line2D([], [], color=loss_color(l, losses), linewidth=2,
-                              label=rl_loss_name(l)) for l in losses]
+                              linestyle=RL_LOSS_DASHES.get(l, "solid"), label=rl_loss_name(l))
+                   for l in losses]
         fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
                    bbox_to_anchor=(0.5, 1.0))
         seeds = episodes.groupby(["env", "loss"])["seed"].nunique()

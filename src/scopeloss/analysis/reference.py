@@ -15,6 +15,10 @@ RL_LOSS_NAMES = {"policy": "Policy", "policy_entropy": "Policy+Entropy", "scope"
 # (tab10 blue/orange/green/red; Scope in green throughout).
 RL_LOSS_COLORS = {"policy": "#1f77b4", "policy_entropy": "#ff7f0e", "scope": "#2ca02c",
                   "focal": "#d62728"}
+# Distinct dash patterns too, so that curves that coincide (same seed, losses that barely
+# differ at small budgets) stay visible instead of hiding one another.
+RL_LOSS_DASHES = {"policy": "solid", "policy_entropy": (0, (5, 2)), "scope": (0, (2, 1.5)),
+                  "focal": (0, (6, 1.5, 1, 1.5))}
 
 # Tables 1-2 column order: the paper's four, then the extra imbalance baselines.
 CLS_LOSS_ORDER = ("pel", "scope", "focal", "ce", "weighted_ce", "balanced_softmax")

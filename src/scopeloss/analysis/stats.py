@@ -1,4 +1,9 @@
-"""Statistics across seeds and games, with numpy/scipy only (no rliable).
+"""Statistics across seeds and games, with numpy/scipy.
+
+rliable (Agarwal et al. 2021) computes the same aggregates but takes a rectangular
+runs x tasks matrix per method; here a task may have fewer finished runs than another (a
+run still training, a seed that failed), so these functions take ragged per-task arrays.
+tests/test_analysis_rliable.py checks them against rliable where both apply.
 
 * ``bootstrap_ci``: percentile bootstrap of the mean across seeds.
 * ``iqm``: interquartile mean (scipy's ``trim_mean`` with 25% cut each side, as rliable).
