@@ -171,12 +171,7 @@ def load_rl_run(path: str | Path) -> RLRun:
     episodes = read_csv(run_dir / "episodes.csv", EPISODE_COLUMNS, optional=summary is None)
     updates = read_csv(run_dir / "updates.csv", REQUIRED_UPDATE_COLUMNS, UPDATE_COLUMNS)
     evals = read_csv(run_dir / "eval.csv", EPISODE_COLUMNS)
-    if summary is not None:
-        status = COMPLETE
-    elif episodes is not None and len(episodes):
-        status = INCOMPLETE
-    else:
-        status = MISSING
+    status = _status(summary, episodes)
     suite, frameskip, mode = _suite_of(env, summary)
     empty = pd.DataFrame({c: pd.Series(dtype=float) for c in EPISODE_COLUMNS})
     return RLRun(run_dir=run_dir, env=env, loss=loss, seed=seed, status=status, suite=suite,
@@ -185,6 +180,14 @@ def load_rl_run(path: str | Path) -> RLRun:
                  updates=updates if updates is not None else pd.DataFrame(
                      {c: pd.Series(dtype=float) for c in UPDATE_COLUMNS}),
                  eval=evals if evals is not None else empty.copy())
+
+
+def _status(summary: dict | None, rows: pd.DataFrame | None) -> str:
+    """Complete once the trainer wrote its summary; incomplete while it has logged rows but
+    no summary (still training, or killed); missing with neither."""
+    if summary is not None:
+        return COMPLETE
+    return INCOMPLETE if rows is not None and len(rows) else MISSING
 
 
 def final_return(episodes: pd.DataFrame, window: int = FINAL_WINDOW) -> tuple[float, int]:
@@ -214,12 +217,7 @@ def load_classification_run(path: str | Path) -> ClassificationRun:
              else _identity_from_path(run_dir, ("dataset", "experiment", "loss")))
     per_class = read_csv(run_dir / "per_class.csv", PER_CLASS_COLUMNS, PER_CLASS_NUMERIC,
                          optional=summary is None)
-    if summary is not None:
-        status = COMPLETE
-    elif per_class is not None and len(per_class):
-        status = INCOMPLETE
-    else:
-        status = MISSING
+    status = _status(summary, per_class)
     if per_class is None:
         per_class = pd.DataFrame({c: pd.Series(dtype=float) for c in PER_CLASS_COLUMNS})
     return ClassificationRun(run_dir=run_dir, dataset=ident["dataset"],
