@@ -30,12 +30,12 @@ import torchvision
 from scopeloss.classify import augment as aug
 from scopeloss.classify import data as D
 from scopeloss.classify.config import AUGMENTATION, DATASETS, _merge
+from scopeloss.devices import bf16_autocast, resolve_device
 from scopeloss.losses import supervised_loss
 
 
 def setup(args):
-    device = torch.device(args.device if args.device != "auto" else
-                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device, "--device")
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -46,6 +46,7 @@ def setup(args):
     model = model.to(device, memory_format=fmt).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
     gen = torch.Generator().manual_seed(0)
+    autocast = bf16_autocast(device, True)
 
     def step(x_uint8: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x_uint8 (B, S, S, 3) on the host."""
@@ -55,7 +56,7 @@ def setup(args):
         x = aug.augment_batch(x, args.image_size, AUGMENTATION, gen) if args.augment else \
             aug.eval_batch(x, args.image_size)
         x = aug.normalize(x).contiguous(memory_format=fmt)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with autocast:
             logits = model(x)
         loss = supervised_loss("scope", logits, y)
         opt.zero_grad(set_to_none=True)

@@ -22,7 +22,8 @@ import torch
 
 from scopeloss.rl.config import merge, parse_set, resolve
 from scopeloss.rl.envs import make_env
-from scopeloss.rl.ppo import resolve_device, train
+from scopeloss.devices import resolve_device
+from scopeloss.rl.ppo import train
 from scopeloss.runinfo import run_info
 
 

@@ -8,6 +8,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from scopeloss.classify import config as C
 from scopeloss.classify import train as T
@@ -110,6 +111,9 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
     (["--set", "experiment.model=resnet7"], "unknown experiment.model 'resnet7'"),
     (["--set", "loss.beta=1"], "unknown key loss.beta; allowed: alpha, gamma"),
     (["--hparams", "{not json"], "--hparams is not valid JSON"),
+    pytest.param(["--set", "experiment.device=cuda"], "experiment.device is 'cuda' but no CUDA "
+                 "device is available; allowed here: auto, cpu",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
 ])
 def test_bad_input_is_a_clear_error(argv, message, tmp_path, capsys):
     base = {"--dataset": "digits_lt", "--experiment": "plain", "--loss": "ce"}
@@ -146,3 +150,21 @@ def test_hparams_json_file_and_set_overlay(tmp_path):
     assert h["experiment"]["augmentation"]["color"] == [1.0, 0.3]  # Table 5 kept
     assert h["experiment"]["lr"] == 1e-2 and h["experiment"]["schedule"] == "cosine"
     assert C.resolve("caltech256", "plain", "ce")["experiment"]["optimizer"] == "adam"
+
+
+def test_bf16_autocast_path_runs_on_cpu(data_root, tmp_path, monkeypatch):
+    # The GPU path (bf16 autocast) exercised on CPU: the tests let autocast act on "cpu".
+    from scopeloss import devices
+
+    sets = ("experiment.epochs=2", "dataset.max_per_class=40", "experiment.batch_size=32",
+            "experiment.early_stopping_patience=null")
+    assert T.main(_args(data_root, tmp_path / "fp32", "scope", "plain", *sets)) == 0
+    monkeypatch.setattr(devices, "BF16_AUTOCAST_DEVICES", {"cuda", "cpu"})
+    assert T.main(_args(data_root, tmp_path / "bf16", "scope", "plain", *sets)) == 0
+    fp32, bf16 = (pd.read_csv(tmp_path / name / "history.csv") for name in ("fp32", "bf16"))
+    cols = ["train_loss", "val_loss", "train_acc"]
+    assert bf16[cols].notna().all().all() and (bf16[["train_loss", "val_loss"]] > 0).all().all()
+    assert not bf16["train_loss"].equals(fp32["train_loss"])  # autocast acted
+    assert bf16["train_loss"].iloc[0] == pytest.approx(fp32["train_loss"].iloc[0], rel=0.1)
+    summary = json.loads((tmp_path / "bf16" / "summary.json").read_text())
+    assert 0 <= summary["precision_mean"] <= 1 and summary["hparams"]["experiment"]["bf16"]

@@ -81,6 +81,9 @@ def test_unknown_key_lists_allowed_ones():
     (["--env", "CartPole-v1", "--loss", "scope", "--hparams", '{"ppo": {"total_steps": -4}}'],
      "ppo.total_steps must be a positive integer"),
     (["--env", "CartPole-v1", "--loss", "scope", "--hparams", "[1]"], "must be a JSON object"),
+    pytest.param(["--env", "CartPole-v1", "--loss", "scope", "--set", "ppo.device=cuda"],
+                 "ppo.device is 'cuda' but no CUDA device is available; allowed here: auto, cpu",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
 ])
 def test_cli_rejects_bad_input_before_training(tmp_path, capsys, args, message):
     out = tmp_path / "run"

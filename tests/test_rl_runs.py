@@ -121,3 +121,34 @@ def test_killed_run_resumes_to_the_same_total_and_keeps_episodes(tmp_path):
     # And once more: finished, so nothing happens.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_bf16_autocast_path_runs_and_is_inert_on_cpu_by_default(tmp_path, monkeypatch):
+    # The GPU path (bf16 autocast) exercised on CPU: the tests let autocast act on "cpu".
+    from scopeloss import devices
+
+    def run(name, bf16):
+        hp = resolve("Breakout", "scope", {"ppo": {**SMALL, "total_steps": 256, "bf16": bf16},
+                                           "env": {"max_episode_steps": 40}})
+        train(hp, env_name="Breakout", loss="scope", seed=3, out_dir=tmp_path / name, log=quiet)
+        return check_common_outputs(tmp_path / name, 256)[2]
+
+    fp32, default_bf16 = run("fp32", False), run("bf16_default", True)
+    pd.testing.assert_frame_equal(fp32.drop(columns="sps"), default_bf16.drop(columns="sps"))
+    monkeypatch.setattr(devices, "BF16_AUTOCAST_DEVICES", {"cuda", "cpu"})
+    bf16 = run("bf16", True)
+    losses = ["policy_loss", "value_loss", "entropy", "max_prob"]
+    assert np.isfinite(bf16[losses].to_numpy()).all()
+    assert not np.allclose(bf16[losses], fp32[losses], rtol=1e-6, atol=0)  # autocast acted
+    assert np.allclose(bf16["entropy"], fp32["entropy"], rtol=0.05)  # yet the same run
+
+
+def test_torch_compile_path_runs_and_checkpoints_the_plain_module(tmp_path):
+    # ppo.compile wraps the network in torch.compile (inductor, C++ on CPU); checkpoints must
+    # hold the plain module's weights so that a run without compile can resume from them.
+    hp = resolve("CartPole-v1", "scope", {"ppo": {**SMALL, "total_steps": 512, "compile": True}})
+    train(hp, env_name="CartPole-v1", loss="scope", seed=5, out_dir=tmp_path, log=quiet)
+    _, episodes, updates = check_common_outputs(tmp_path, 512)
+    assert len(episodes) > 5 and np.isfinite(updates[["policy_loss", "value_loss"]]).all().all()
+    ckpt = torch.load(tmp_path / ".ckpt" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert not any(k.startswith("_orig_mod.") for k in ckpt["model"])

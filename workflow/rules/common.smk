@@ -34,8 +34,10 @@ def _code(*patterns):
 
 
 SHARED_CODE = ("__init__.py", "io.py", "runinfo.py")
-RL_CODE = _code("rl/*.py", "losses.py", "overrides.py", *SHARED_CODE)
-CLASSIFY_CODE = _code("classify/*.py", "losses.py", "overrides.py", *SHARED_CODE)
+RL_CODE = _code("rl/*.py", "losses.py", "overrides.py", "devices.py", *SHARED_CODE)
+CLASSIFY_CODE = _code(
+    "classify/*.py", "losses.py", "overrides.py", "devices.py", *SHARED_CODE
+)
 ANALYSIS_CODE = _code("analysis/*.py", *SHARED_CODE)
 
 RL_LOSSES = "|".join(grid.RL_LOSSES)

@@ -35,20 +35,12 @@ from scopeloss.classify import augment as aug
 from scopeloss.classify import config as C
 from scopeloss.classify.data import DataUnavailable, load_dataset
 from scopeloss.classify.metrics import per_class_table, summarize
+from scopeloss.devices import bf16_autocast, resolve_device
 from scopeloss.losses import supervised_loss
 from scopeloss.runinfo import run_info
 
 OUTPUTS = ("history.csv", "per_class.csv", "summary.json")
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s"]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise C.ConfigError("experiment.device is 'cuda' but no CUDA device is available; "
-                            "allowed here: auto, cpu")
-    return torch.device(name)
 
 
 def make_optimizer(params, e: dict) -> torch.optim.Optimizer:
@@ -152,7 +144,10 @@ def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
                   file=sys.stderr)
             return json.loads((out / "summary.json").read_text())
 
-    device = resolve_device(e["device"])
+    try:
+        device = resolve_device(e["device"], "experiment.device")
+    except ValueError as err:
+        raise C.ConfigError(str(err)) from None
     cuda = device.type == "cuda"
     channels_last = cuda and e["channels_last"]
     if cuda:
@@ -161,8 +156,7 @@ def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
         torch.backends.cudnn.allow_tf32 = True
 
     def autocast():
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                              enabled=cuda and e["bf16"])
+        return bf16_autocast(device, e["bf16"])
 
     random.seed(seed)
     np.random.seed(seed)

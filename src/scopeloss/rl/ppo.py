@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from scopeloss import io
+from scopeloss.devices import bf16_autocast, resolve_device
 from scopeloss.losses import ppo_policy_loss
 from scopeloss.rl.envs import EpisodeTracker, make_env, make_eval_env, make_reward_transform
 from scopeloss.rl.networks import make_network
@@ -36,14 +37,6 @@ EPISODE_COLUMNS = ["global_step", "return", "length"]
 UPDATE_COLUMNS = ["update", "global_step", "policy_loss", "value_loss", "entropy", "approx_kl",
                   "clipfrac", "max_prob", "lr", "sps"]
 CKPT_NAME = "checkpoint.pt"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("ppo.device is 'cuda' but no CUDA device is available; use auto or cpu")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def check_out_dir(out: Path) -> None:
@@ -135,7 +128,7 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     ckpt_path = out / ".ckpt" / CKPT_NAME
 
     # ---------------------------------------------------------------- setup
-    device = resolve_device(p["device"])
+    device = resolve_device(p["device"], "ppo.device")
     if p["torch_threads"]:
         torch.set_num_threads(p["torch_threads"])
     random.seed(seed)
@@ -145,8 +138,7 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    use_bf16 = p["bf16"] and device.type == "cuda"
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+    autocast = bf16_autocast(device, p["bf16"])
 
     N, T = p["num_envs"], p["num_steps"]
     batch = N * T

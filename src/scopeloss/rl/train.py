@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from scopeloss.rl.ppo import check_out_dir, train  # torch import after argument parsing
+    from scopeloss.devices import resolve_device  # torch import after argument parsing
+    from scopeloss.rl.ppo import check_out_dir, train
 
     try:
         if args.seed < 0:
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         check_out_dir(args.out)
         overrides = merge(load_hparams(args.hparams), parse_set(args.set))
         hp = resolve(args.env, args.loss, overrides)
+        resolve_device(hp["ppo"]["device"], "ppo.device")  # 'cuda' on a machine without one
     except ValueError as exc:
         parser.error(str(exc))
     train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out,

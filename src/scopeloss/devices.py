@@ -1,0 +1,28 @@
+"""Device choice and mixed precision, shared by both trainers.
+
+bf16 autocast is used where the config asks for it (``bf16: true``) and the device type is
+in ``BF16_AUTOCAST_DEVICES``: CUDA only, because on CPUs without AMX bf16 is slower than
+float32. The tests add "cpu" to run the autocast code paths on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+
+BF16_AUTOCAST_DEVICES = {"cuda"}
+
+
+def resolve_device(name: str, key: str = "device") -> torch.device:
+    """'auto' is cuda when available, else cpu; 'cuda' without one is an error naming ``key``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{key} is 'cuda' but no CUDA device is available; "
+                         "allowed here: auto, cpu")
+    return torch.device(name)
+
+
+def bf16_autocast(device: torch.device, requested: bool) -> torch.autocast:
+    """An autocast context (reusable) that is on when ``requested`` and the device gains."""
+    enabled = bool(requested) and device.type in BF16_AUTOCAST_DEVICES
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
