@@ -23,7 +23,7 @@ SHARED = ("__init__.py", "io.py", "runinfo.py")
 def _rule_code(var: str) -> tuple[str, ...]:
     """The src/ patterns a rule family declares as inputs in common.smk (e.g. RL_CODE)."""
     text = (ROOT / "workflow/rules/common.smk").read_text()
-    args = re.search(rf"^{var} = _code\((.*)\)$", text, flags=re.M).group(1)
+    args = re.search(rf"^{var} = _code\((.*?)\)$", text, flags=re.M | re.S).group(1)
     return tuple(a.strip().strip('"') for a in args.split(",") if '"' in a)
 
 
