@@ -51,19 +51,32 @@ def _threads(num_envs: int) -> int:
     return max(1, min(num_envs, os.cpu_count() or 1))
 
 
-def _same_step_autoreset_step(env, actions: np.ndarray):
-    """``step`` for a Gymnasium-API vector env in same-step autoreset mode (ALE's and
-    Gymnasium's): truncated-not-terminated envs hand back their final observation."""
-    obs, reward, terminated, truncated, info = env.step(actions)
-    final = None
-    cut = truncated & ~terminated
-    if cut.any():
-        idx = np.flatnonzero(cut)
-        final = (idx, np.stack(info["final_obs"][idx]))  # Gymnasium gives an object array
-    return obs, reward.astype(np.float32), terminated, truncated, final
+class SameStepAutoresetBatched(BatchedEnv):
+    """A Gymnasium-API vector env (ALE's or Gymnasium's) in same-step autoreset mode;
+    subclasses set ``env`` and ``seed``. Truncated-not-terminated envs hand back their
+    final observation, for bootstrapping."""
+
+    env: Any
+    seed: int
+
+    def reset(self) -> np.ndarray:
+        obs, _ = self.env.reset(seed=self.seed)  # envs get seeds seed, seed+1, ...
+        return obs
+
+    def step(self, actions: np.ndarray):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        final = None
+        cut = truncated & ~terminated
+        if cut.any():
+            idx = np.flatnonzero(cut)
+            final = (idx, np.stack(info["final_obs"][idx]))  # Gymnasium gives an object array
+        return obs, reward.astype(np.float32), terminated, truncated, final
+
+    def close(self) -> None:
+        self.env.close()
 
 
-class AtariBatched(BatchedEnv):
+class AtariBatched(SameStepAutoresetBatched):
     def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int):
         from ale_py.vector_env import AtariVectorEnv
 
@@ -86,16 +99,6 @@ class AtariBatched(BatchedEnv):
                      "logged_return": "raw game score (reward clipping off in ALE)",
                      "autoreset": "same-step", "truncation": "bootstrapped from final obs",
                      "num_actions": self.num_actions}
-
-    def reset(self) -> np.ndarray:
-        obs, _ = self.env.reset(seed=self.seed)  # envs get seeds seed, seed+1, ...
-        return obs
-
-    def step(self, actions: np.ndarray):
-        return _same_step_autoreset_step(self.env, actions)
-
-    def close(self) -> None:
-        self.env.close()
 
 
 class ProcgenBatched(BatchedEnv):
@@ -132,7 +135,7 @@ class ProcgenBatched(BatchedEnv):
         return ob["rgb"], reward.astype(np.float32), first.astype(bool), self._zeros, None
 
 
-class GymBatched(BatchedEnv):
+class GymBatched(SameStepAutoresetBatched):
     def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int):
         import gymnasium as gym
         from gymnasium.vector import AutoresetMode
@@ -153,16 +156,6 @@ class GymBatched(BatchedEnv):
                      "reward_for_learning": "raw reward", "logged_return": "raw episode reward",
                      "autoreset": "same-step", "truncation": "bootstrapped from final obs",
                      "num_actions": self.num_actions}
-
-    def reset(self) -> np.ndarray:
-        obs, _ = self.env.reset(seed=self.seed)
-        return obs
-
-    def step(self, actions: np.ndarray):
-        return _same_step_autoreset_step(self.env, actions)
-
-    def close(self) -> None:
-        self.env.close()
 
 
 def make_env(cfg: dict[str, Any], num_envs: int, seed: int) -> BatchedEnv:
