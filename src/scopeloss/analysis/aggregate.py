@@ -86,7 +86,7 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
                + [c for c in out.columns if c not in columns]]
 
 
-def _sort(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
+def sort_in_order(frame: pd.DataFrame, keys: dict) -> pd.DataFrame:
     """Sort by the paper's orders (keys: column -> sort-key function), then seed and step."""
     if frame.empty:
         return frame.reset_index(drop=True)
@@ -156,7 +156,7 @@ def rl_final_table(runs_table: pd.DataFrame, *, reps: int = stats.DEFAULT_REPS,
                                 reps=reps, seed=seed))
         rows.append(row)
     table = pd.DataFrame(rows, columns=None if rows else ["env", "loss", "loss_name"])
-    return _sort(table, {"env": env_sort_key, "loss": rl_loss_sort_key})
+    return sort_in_order(table, {"env": env_sort_key, "loss": rl_loss_sort_key})
 
 
 def aggregate_rl(paths: Sequence[str | Path], *, reps: int = stats.DEFAULT_REPS,
@@ -181,15 +181,18 @@ def aggregate_rl(paths: Sequence[str | Path], *, reps: int = stats.DEFAULT_REPS,
         rows.append(_rl_run_row(run))
     order = {"env": env_sort_key, "loss": rl_loss_sort_key}
     ident_cols = ["env", "loss", "seed"]
-    runs_table = _sort(pd.DataFrame(rows), order) if rows else pd.DataFrame(
+    runs_table = sort_in_order(pd.DataFrame(rows), order) if rows else pd.DataFrame(
         columns=ident_cols)
     tables = {
-        "rl_episodes": _sort(_concat(episodes, ident_cols + ["episode", "global_step", "frames",
-                                                             *EPISODE_COLUMNS[1:]]), order),
-        "rl_updates": _sort(_concat(updates, ident_cols + ["update", "global_step", "frames",
-                                                           *UPDATE_COLUMNS[2:]]), order),
-        "rl_eval": _sort(_concat(evals, ident_cols + ["global_step", "frames",
-                                                      *EPISODE_COLUMNS[1:], "split"]), order),
+        "rl_episodes": sort_in_order(_concat(
+            episodes, ident_cols + ["episode", "global_step", "frames", *EPISODE_COLUMNS[1:]]),
+            order),
+        "rl_updates": sort_in_order(_concat(
+            updates, ident_cols + ["update", "global_step", "frames", *UPDATE_COLUMNS[2:]]),
+            order),
+        "rl_eval": sort_in_order(_concat(
+            evals, ident_cols + ["global_step", "frames", *EPISODE_COLUMNS[1:], "split"]),
+            order),
         "rl_final_runs": runs_table,
         "rl_final": rl_final_table(runs_table, reps=reps, seed=seed),
     }
@@ -230,8 +233,8 @@ def aggregate_classification(paths: Sequence[str | Path]
     order = {"dataset": str, "experiment": str, "loss": cls_loss_sort_key}
     per_class_table = _concat(per_class, ["dataset", "experiment", "loss", "seed",
                                           *PER_CLASS_COLUMNS])
-    per_class_table = _sort(per_class_table, order)
-    summary = _sort(pd.DataFrame(rows), order) if rows else pd.DataFrame(
+    per_class_table = sort_in_order(per_class_table, order)
+    summary = sort_in_order(pd.DataFrame(rows), order) if rows else pd.DataFrame(
         columns=["dataset", "experiment", "loss", "seed"])
     warnings = [f"{r['run_dir']}: {r['status']} (no summary.json yet)"
                 for _, r in summary.iterrows() if r["status"] != COMPLETE]

@@ -25,7 +25,7 @@ from matplotlib import ticker  # noqa: E402
 
 from scopeloss import io  # noqa: E402
 
-from .aggregate import read_table  # noqa: E402
+from .aggregate import read_table, sort_in_order  # noqa: E402
 from .figures import PAPER_WIDTH_IN, _STYLE, save_figure  # noqa: E402
 from .reference import (CLS_LOSS_COLORS, PAPER_DATASET, PAPER_PRECISION,  # noqa: E402
                         cls_loss_name, cls_loss_sort_key)
@@ -79,18 +79,11 @@ def precision_table(per_class: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=[c for c in TIDY_COLUMNS if c not in ("loss_name", "cell")])
     table["loss_name"] = table["loss"].map(cls_loss_name)
     table["cell"] = [format_cell(v, s) for v, s in zip(table["value"], table["spread"])]
-    order = {"experiment": experiment_sort_key, "statistic": list(STATISTICS).index,
-             "source": ["reproduced", "paper"].index, "loss": cls_loss_sort_key}
-
-    def rank(series: pd.Series) -> pd.Series:
-        if series.name not in order:
-            return series
-        values = sorted(series.unique(), key=order[series.name])
-        return series.map({v: i for i, v in enumerate(values)})
-
-    return table[TIDY_COLUMNS].sort_values(
-        ["dataset", "experiment", "statistic", "source", "loss"], key=rank,
-        kind="stable").reset_index(drop=True)
+    # dataset by name; the rest in the paper's orders
+    return sort_in_order(table[TIDY_COLUMNS], {
+        "dataset": str, "experiment": experiment_sort_key,
+        "statistic": list(STATISTICS).index, "source": ["reproduced", "paper"].index,
+        "loss": cls_loss_sort_key})
 
 
 def wide_table(tidy: pd.DataFrame, *, latex: bool = False) -> pd.DataFrame:
