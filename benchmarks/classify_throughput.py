@@ -30,15 +30,14 @@ import torchvision
 from scopeloss.classify import augment as aug
 from scopeloss.classify import data as D
 from scopeloss.classify.config import AUGMENTATION, DATASETS, _merge
-from scopeloss.devices import bf16_autocast, resolve_device
+from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
 from scopeloss.losses import supervised_loss
 
 
 def setup(args):
     device = resolve_device(args.device, "--device")
     cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True
+    use_fast_cuda_kernels(device)  # as the trainer does
     if args.threads:
         torch.set_num_threads(args.threads)
     fmt = torch.channels_last if cuda else torch.contiguous_format

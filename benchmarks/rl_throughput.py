@@ -20,9 +20,9 @@ import time
 import numpy as np
 import torch
 
+from scopeloss.devices import resolve_device
 from scopeloss.rl.config import merge, parse_set, resolve
 from scopeloss.rl.envs import make_env
-from scopeloss.devices import resolve_device
 from scopeloss.rl.ppo import train
 from scopeloss.runinfo import run_info
 
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = ap.parse_args(argv)
 
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     result = {"device": run_info(device)["device_name"], "envs": {}}
     for name in args.envs:
         hp = resolve(name, "scope", merge({"ppo": {"device": args.device}}, parse_set(args.set)))

@@ -22,6 +22,15 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
     return torch.device(name)
 
 
+def use_fast_cuda_kernels(device: torch.device) -> None:
+    """On CUDA: let cuDNN pick kernels for the fixed input shapes, and allow TF32 for what
+    runs in float32 outside autocast. No effect elsewhere."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
 def bf16_autocast(device: torch.device, requested: bool) -> torch.autocast:
     """An autocast context (reusable) that is on when ``requested`` and the device gains."""
     enabled = bool(requested) and device.type in BF16_AUTOCAST_DEVICES

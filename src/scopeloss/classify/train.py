@@ -35,7 +35,7 @@ from scopeloss.classify import augment as aug
 from scopeloss.classify import config as C
 from scopeloss.classify.data import DataUnavailable, load_dataset
 from scopeloss.classify.metrics import per_class_table, summarize
-from scopeloss.devices import bf16_autocast, resolve_device
+from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
 from scopeloss.losses import supervised_loss
 from scopeloss.runinfo import run_info
 
@@ -148,12 +148,8 @@ def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
         device = resolve_device(e["device"], "experiment.device")
     except ValueError as err:
         raise C.ConfigError(str(err)) from None
-    cuda = device.type == "cuda"
-    channels_last = cuda and e["channels_last"]
-    if cuda:
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick kernels
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    channels_last = device.type == "cuda" and e["channels_last"]
+    use_fast_cuda_kernels(device)
 
     def autocast():
         return bf16_autocast(device, e["bf16"])

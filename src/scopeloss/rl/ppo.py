@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from scopeloss import io
-from scopeloss.devices import bf16_autocast, resolve_device
+from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
 from scopeloss.losses import ppo_policy_loss
 from scopeloss.rl.envs import EpisodeTracker, make_env, make_eval_env, make_reward_transform
 from scopeloss.rl.networks import make_network
@@ -134,10 +134,7 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    use_fast_cuda_kernels(device)
     autocast = bf16_autocast(device, p["bf16"])
 
     N, T = p["num_envs"], p["num_steps"]
