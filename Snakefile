@@ -17,10 +17,18 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The workflow's own helpers (config resolution) come from src/, without installing.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from scopeloss import config as grid
+from scopeloss import fingerprint
 
+try:
+    grid.check_run_settings_placement(config)
+except grid.ConfigError as err:
+    raise WorkflowError(str(err)) from None
 try:
     validate(config, "workflow/schemas/config.schema.yaml")
 except WorkflowError as err:

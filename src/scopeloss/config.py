@@ -11,6 +11,11 @@ any script that wants the exact hyperparameters a run of the grid gets:
 A cell's hyperparameters are plain JSON values with sorted keys, so the workflow can pass
 them as one string in a rule's ``params``: Snakemake reruns a job when its params change,
 which is how editing one cell reruns that cell and nothing else.
+
+Run settings (``rl.run``, ``classification.run``: device, compile, threads, data workers,
+checkpoint cadence, cache location) say how and where a job runs, not what it learns. They
+are not part of any cell: the workflow passes them outside ``--hparams`` and changing them
+reruns nothing (``rl_run_settings``, ``classification_run_settings``).
 """
 
 from __future__ import annotations
@@ -30,9 +35,16 @@ CLASSIFICATION_LOSSES = ("ce", "focal", "pel", "scope", "weighted_ce", "balanced
 PPO_KEYS = (
     "total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "lr",
     "anneal_lr", "gamma", "gae_lambda", "clip_coef", "clip_vloss", "vf_coef",
-    "max_grad_norm", "norm_adv", "checkpoint_every", "eval_every", "eval_episodes",
-    "device", "compile", "bf16", "torch_threads",
+    "max_grad_norm", "norm_adv", "eval_every", "eval_episodes", "bf16",
 )  # fmt: skip
+# Run settings: how and where a job runs (never a rerun trigger, never a checkpoint key).
+RL_RUN_KEYS = ("device", "compile", "torch_threads", "env_threads", "checkpoint_every",
+               "tensorboard")
+CLASSIFICATION_RUN_KEYS = ("device", "compile", "channels_last", "torch_threads",
+                           "num_workers", "checkpoint_every", "cache_dir", "deterministic",
+                           "tensorboard")
+# Suites whose `device: auto` means cpu: their networks are too small to gain from a GPU.
+CPU_SUITES = ("gym", "minatar")
 RL_LOSS_KEYS = ("alpha",)
 CLASSIFICATION_LOSS_KEYS = ("alpha", "gamma")
 
@@ -127,6 +139,26 @@ def _check_losses(section: Mapping, prefix: str, allowed: tuple[str, ...]) -> No
             )
 
 
+def check_run_settings_placement(config: Mapping) -> None:
+    """A run setting written among the hyperparameters (the pre-round-2 layout) is named
+    with the place it moved to, before the schema's generic 'additional property' error."""
+    rl, cl = config.get("rl") or {}, config.get("classification") or {}
+    places = [("rl.ppo", rl.get("ppo"), "rl.run", RL_RUN_KEYS)]
+    places += [(f"rl.env_specs.{k}", v, "rl.run", RL_RUN_KEYS)
+               for k, v in (rl.get("env_specs") or {}).items()]
+    places += [(f"classification.experiment_specs.{k}", v, "classification.run",
+                CLASSIFICATION_RUN_KEYS) for k, v in (cl.get("experiment_specs") or {}).items()]
+    places += [(f"classification.dataset_specs.{k}", v, "classification.run",
+                CLASSIFICATION_RUN_KEYS) for k, v in (cl.get("dataset_specs") or {}).items()]
+    for where, section, target, keys in places:
+        for key in section if isinstance(section, Mapping) else ():
+            if key in keys:
+                raise ConfigError(
+                    f"config key {where}.{key}: a run setting (how a job runs, not what it "
+                    f"learns); set it as {target}.{key} instead"
+                )
+
+
 def check_config(config: Mapping) -> None:
     """What the JSON schema cannot say: every name listed in ``rl.envs``,
     ``classification.datasets`` and ``classification.experiments`` has a spec, every loss
@@ -206,6 +238,29 @@ def classification_cell(config: Mapping, dataset: str, experiment: str, loss: st
 def cell_json(cell: Mapping) -> str:
     """The canonical JSON text of a cell: sorted keys, no whitespace variation."""
     return json.dumps(_sorted(cell), sort_keys=True, separators=(",", ":"))
+
+
+def rl_run_settings(config: Mapping) -> dict:
+    """``rl.run``: the RL jobs' run settings (the same for every cell)."""
+    return _sorted(dict(config["rl"].get("run") or {}))
+
+
+def classification_run_settings(config: Mapping) -> dict:
+    """``classification.run``: the classifier jobs' run settings."""
+    return _sorted(dict(config["classification"].get("run") or {}))
+
+
+def rl_uses_gpu(config: Mapping, env: str) -> bool:
+    """Whether an RL cell's job needs a GPU: ``device: auto`` is cuda for Atari and
+    Procgen, cpu for the small networks of Gymnasium and MinAtar envs."""
+    device = rl_run_settings(config).get("device", "auto")
+    if device == "auto":
+        return rl_suite(config, env) not in CPU_SUITES
+    return device == "cuda"
+
+
+def classification_uses_gpu(config: Mapping) -> bool:
+    return classification_run_settings(config).get("device", "auto") != "cpu"
 
 
 def rl_suite(config: Mapping, env: str) -> str:

@@ -24,6 +24,9 @@ _ROOT = Path(__file__).resolve().parent  # src/scopeloss
 # The entry module of each training CLI; the workflow and the trainers use these names.
 TRAINERS = {"rl": "scopeloss.rl.train", "classify": "scopeloss.classify.train",
             "prepare": "scopeloss.classify.data"}
+# The analysis CLIs that the aggregate, figure and table rules run.
+ANALYSIS = ("scopeloss.analysis.aggregate", "scopeloss.analysis.figures",
+            "scopeloss.analysis.tables")
 
 
 def module_path(name: str, root: Path = _ROOT) -> Path | None:
@@ -94,11 +97,13 @@ def module_closure(entry: str, root: Path = _ROOT) -> dict[str, Path]:
 
 
 @lru_cache(maxsize=None)
-def code_fingerprint(entry: str, root: str | None = None) -> str:
-    """sha256 (16 hex digits) of the normalised AST of ``entry`` and what it imports."""
-    base = Path(root) if root else _ROOT
+def code_fingerprint(*entries: str) -> str:
+    """sha256 (16 hex digits) of the normalised AST of the ``entries`` and what they import."""
+    modules: dict[str, Path] = {}
+    for entry in entries:
+        modules.update(module_closure(entry))
     digest = hashlib.sha256()
-    for name, path in sorted(module_closure(entry, base).items()):
+    for name, path in sorted(modules.items()):
         digest.update(name.encode())
         digest.update(b"\0")
         digest.update(normalised_source(path).encode())

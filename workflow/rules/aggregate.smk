@@ -6,7 +6,6 @@ rule aggregate_rl:
         summaries=lambda wildcards: [f"{d}/summary.json" for d in rl_run_dirs()],
         episodes=lambda wildcards: [f"{d}/episodes.csv" for d in rl_run_dirs()],
         updates=lambda wildcards: [f"{d}/updates.csv" for d in rl_run_dirs()],
-        code=ANALYSIS_CODE,
     output:
         # rl_final.csv (per env x loss across seeds) goes into `snakemake --report`
         [
@@ -26,11 +25,11 @@ rule aggregate_rl:
         mem_mb=8000,
         runtime=60,
     params:
-        py=PY_CPU,
+        code=ANALYSIS_CODE,
         runs=lambda wildcards: rl_run_dirs(),
         out_dir=parent_of_output,
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.aggregate rl --runs {params.runs:q}"
+        "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.aggregate rl --runs {params.runs:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
@@ -42,7 +41,6 @@ rule aggregate_classification:
         per_class=lambda wildcards: [
             f"{d}/per_class.csv" for d in classification_run_dirs()
         ],
-        code=ANALYSIS_CODE,
     output:
         CLASSIFICATION_TABLE_FILES,
     log:
@@ -54,9 +52,9 @@ rule aggregate_classification:
         mem_mb=4000,
         runtime=30,
     params:
-        py=PY_CPU,
+        code=ANALYSIS_CODE,
         runs=lambda wildcards: classification_run_dirs(),
         out_dir=parent_of_output,
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.aggregate classification --runs {params.runs:q}"
+        "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.aggregate classification --runs {params.runs:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

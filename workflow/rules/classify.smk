@@ -1,5 +1,10 @@
-# Classification training: one job per (dataset, experiment, loss, seed), and the rule
-# that fetches Caltech-256 when its images are not there yet.
+# Classification: fetch Caltech-256 (a local rule: compute nodes are often offline),
+# prepare each dataset once on a CPU (split manifest + decoded-image cache), then one
+# training job per (dataset, experiment, loss, seed).
+
+
+localrules:
+    fetch_caltech256,
 
 
 rule fetch_caltech256:
@@ -8,22 +13,41 @@ rule fetch_caltech256:
     log:
         "logs/data/fetch_caltech256/{root}.log",
     conda:
-        "../../envs/classify.yaml"
+        "../../envs/data.yaml"
     threads: 1
     resources:
         runtime=240,
         mem_mb=4000,
-    params:
-        py=PY_CPU,
     shell:
-        "{params.py} scopeloss.classify.data prepare --dataset caltech256"
+        "{PY_CPU} scopeloss.classify.data fetch --dataset caltech256"
         " --root {wildcards.root:q} > {log:q} 2>&1"
+
+
+rule prepare_dataset:
+    input:
+        data=dataset_files,
+    output:
+        index=prepared_index("{dataset}"),
+    log:
+        "logs/data/prepare/{dataset}.log",
+    conda:
+        "../../envs/classify.yaml"
+    threads: prepare_threads
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        dataset=dataset_hparams,
+        code=PREPARE_CODE,
+    shell:
+        "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.classify.data prepare"
+        " --dataset {wildcards.dataset:q} --hparams {params.dataset:q} --run {CLASSIFY_RUN:q}"
+        " --no-download --index {output.index:q} > {log:q} 2>&1"
 
 
 rule train_classifier:
     input:
-        code=CLASSIFY_CODE,
-        data=dataset_files,
+        data=lambda wildcards: prepared_index(wildcards.dataset),
     output:
         summary=f"{RESULTS}/classification/{{dataset}}/{{experiment}}/{{loss}}/seed{{seed}}/summary.json",
         history=f"{RESULTS}/classification/{{dataset}}/{{experiment}}/{{loss}}/seed{{seed}}/history.csv",
@@ -38,15 +62,15 @@ rule train_classifier:
         "../../envs/classify.yaml"
     threads: classification_resource("threads")
     resources:
-        gpu=1,
+        gpu=classification_gpus,
         mem_mb=classification_resource("mem_mb"),
         runtime=classification_resource("runtime"),
     params:
-        py=PY,
         hparams=classification_hparams,
+        code=CLASSIFY_CODE,
         out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} scopeloss.classify.train"
+        "OMP_NUM_THREADS={threads} SCOPELOSS_GPUS={resources.gpu} {PY} scopeloss.classify.train"
         " --dataset {wildcards.dataset:q} --experiment {wildcards.experiment:q}"
         " --loss {wildcards.loss} --seed {wildcards.seed} --out {params.out:q}"
-        " --hparams {params.hparams:q} > {log:q} 2>&1"
+        " --hparams {params.hparams:q} --run {CLASSIFY_RUN:q} > {log:q} 2>&1"

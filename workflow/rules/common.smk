@@ -3,18 +3,18 @@
 
 import os
 import shlex
-from glob import glob
 
 RESULTS = "results"
 TABLES = f"{RESULTS}/tables"
 FIGURES = "figures"
 SRC = os.path.join(workflow.basedir, "src")
-# Jobs run the package's CLIs as `{params.py} scopeloss.<cli>`: PY puts the workflow's
-# src/ first on PYTHONPATH, so they run from this checkout inside a conda env that does
-# not install the package, and gpu_slot.py gives a local training job one GPU of its own
-# (PY_CPU for jobs without a GPU). Paths are relative to the working directory, so moving
-# the checkout reruns nothing. Rules set OMP_NUM_THREADS={threads} to keep torch within
-# the job's cores.
+# Jobs run the package's CLIs as `{PY} scopeloss.<cli>` (PY_CPU for jobs that never use a
+# GPU): PY puts the workflow's src/ first on PYTHONPATH, so they run from this checkout
+# inside a conda env that does not install the package, and gpu_slot.py gives a training
+# job a GPU slot of its own (none when the rule asks for gpu=0). PY is referenced by name
+# in the shell templates, so it is neither a param nor part of a rule's recorded code:
+# moving the checkout or running from a second one reruns nothing. Rules set
+# OMP_NUM_THREADS={threads} to keep torch and the envs within the job's cores.
 _SRC = shlex.quote(os.path.relpath(SRC))
 _GPU_SLOT = shlex.quote(
     os.path.relpath(
@@ -24,21 +24,20 @@ _GPU_SLOT = shlex.quote(
 PY_CPU = f"PYTHONPATH={_SRC}${{PYTHONPATH:+:$PYTHONPATH}} python -m"
 PY = f"PYTHONPATH={_SRC}${{PYTHONPATH:+:$PYTHONPATH}} python {_GPU_SLOT} -- python -m"
 
+# What a training job runs is identified by a fingerprint of its code (the normalised
+# AST of every scopeloss module it imports: comments, docstrings and layout do not
+# count), passed as a param: a real code change reruns the cells it affects, a comment
+# reruns nothing. The trainers put the same fingerprint in their checkpoint identity.
+RL_CODE = fingerprint.code_fingerprint(fingerprint.TRAINERS["rl"])
+CLASSIFY_CODE = fingerprint.code_fingerprint(fingerprint.TRAINERS["classify"])
+PREPARE_CODE = fingerprint.code_fingerprint(fingerprint.TRAINERS["prepare"])
+ANALYSIS_CODE = fingerprint.code_fingerprint(*fingerprint.ANALYSIS)
 
-def _code(*patterns):
-    """The src/ modules that jobs run, as inputs, so that editing one reruns them."""
-    files = set()
-    for pattern in patterns:
-        files.update(glob(os.path.join(SRC, "scopeloss", pattern)))
-    return sorted(os.path.relpath(f) for f in files)
-
-
-SHARED_CODE = ("__init__.py", "io.py", "runinfo.py")
-RL_CODE = _code("rl/*.py", "losses.py", "overrides.py", "devices.py", *SHARED_CODE)
-CLASSIFY_CODE = _code(
-    "classify/*.py", "losses.py", "overrides.py", "devices.py", *SHARED_CODE
-)
-ANALYSIS_CODE = _code("analysis/*.py", *SHARED_CODE)
+# Run settings (rl.run, classification.run): how the jobs run, not what they learn.
+# Referenced by name in the shell templates (never params), so changing one reruns
+# nothing; the trainers keep them out of their checkpoint identity too.
+RL_RUN = grid.cell_json(grid.rl_run_settings(config))
+CLASSIFY_RUN = grid.cell_json(grid.classification_run_settings(config))
 
 RL_LOSSES = "|".join(grid.RL_LOSSES)
 CLASSIFICATION_LOSSES = "|".join(grid.CLASSIFICATION_LOSSES)
@@ -134,6 +133,15 @@ def rl_resource(key):
     return lambda wildcards: grid.rl_resources(config, wildcards.env)[key]
 
 
+def rl_gpus(wildcards):
+    """1 for a cell that trains on a GPU, 0 for a cpu one (Gymnasium, MinAtar, demo)."""
+    return int(grid.rl_uses_gpu(config, wildcards.env))
+
+
+def classification_gpus(wildcards):
+    return int(grid.classification_uses_gpu(config))
+
+
 def classification_hparams(wildcards):
     """The cell's resolved hyperparameters as canonical JSON (see rl_hparams)."""
     return grid.cell_json(
@@ -156,11 +164,26 @@ def caltech_tree(root):
 
 def dataset_files(wildcards):
     """Caltech-256 needs its image tree (fetched by fetch_caltech256); digits_lt is built
-    by the trainer from data shipped inside scikit-learn."""
+    from data shipped inside scikit-learn."""
     spec = config["classification"]["dataset_specs"][wildcards.dataset]
     if spec["kind"] == "caltech256":
         return [caltech_tree(spec["root"])]
     return []
+
+
+def prepared_index(dataset):
+    """The prepare_dataset job's index: split manifest and decoded cache are ready."""
+    return f"{RESULTS}/data/{dataset}.json"
+
+
+def dataset_hparams(wildcards):
+    """The dataset section of the cells (split, sizes): what the manifest and cache are."""
+    spec = config["classification"]["dataset_specs"][wildcards.dataset]
+    return grid.cell_json({"dataset": spec})
+
+
+def prepare_threads(wildcards):
+    return max(1, grid.classification_run_settings(config).get("num_workers") or 1)
 
 
 def parent_of_input(name):

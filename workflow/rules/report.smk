@@ -5,7 +5,6 @@
 rule plot_training_curves:
     input:
         tables=RL_TABLE_FILES,
-        code=ANALYSIS_CODE,
     output:
         png=report(
             f"{FIGURES}/rl_training_curves.png",
@@ -22,17 +21,16 @@ rule plot_training_curves:
         mem_mb=4000,
         runtime=30,
     params:
-        py=PY_CPU,
+        code=ANALYSIS_CODE,
         tables=parent_of_input("tables"),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.figures curves --tables {params.tables:q}"
+        "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.figures curves --tables {params.tables:q}"
         " --out {output.png:q} > {log:q} 2>&1"
 
 
 rule plot_rl_aggregate:
     input:
         tables=RL_TABLE_FILES,
-        code=ANALYSIS_CODE,
     output:
         png=report(
             f"{FIGURES}/rl_aggregate.png",
@@ -49,17 +47,16 @@ rule plot_rl_aggregate:
         mem_mb=4000,
         runtime=30,
     params:
-        py=PY_CPU,
+        code=ANALYSIS_CODE,
         tables=parent_of_input("tables"),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.figures aggregate --tables {params.tables:q}"
+        "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.figures aggregate --tables {params.tables:q}"
         " --out {output.png:q} --stats-out {output.csv:q} > {log:q} 2>&1"
 
 
 rule precision_tables:
     input:
         tables=CLASSIFICATION_TABLE_FILES,
-        code=ANALYSIS_CODE,
     output:
         # the .csv of each table goes into `snakemake --report`; .md/.tex beside it
         tables=[
@@ -88,8 +85,8 @@ rule precision_tables:
         mem_mb=4000,
         runtime=30,
     params:
-        py=PY_CPU,
+        code=ANALYSIS_CODE,
         tables=parent_of_input("tables"),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.tables --tables {params.tables:q}"
+        "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.tables --tables {params.tables:q}"
         " --out-dir {params.tables:q} --figure {output.figure:q} > {log:q} 2>&1"

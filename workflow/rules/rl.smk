@@ -1,9 +1,9 @@
 # PPO training: one job per (env, loss, seed) of rl.envs x rl.losses x rl.seeds.
+# params = the cell's hyperparameters and the trainer's code fingerprint (rerun triggers);
+# run settings (RL_RUN), the Python launcher (PY) and threads are not params.
 
 
 rule train_rl:
-    input:
-        code=RL_CODE,
     output:
         summary=f"{RESULTS}/rl/{{env}}/{{loss}}/seed{{seed}}/summary.json",
         episodes=f"{RESULTS}/rl/{{env}}/{{loss}}/seed{{seed}}/episodes.csv",
@@ -18,14 +18,14 @@ rule train_rl:
         "../../envs/rl.yaml"
     threads: rl_resource("threads")
     resources:
-        gpu=1,
+        gpu=rl_gpus,
         mem_mb=rl_resource("mem_mb"),
         runtime=rl_resource("runtime"),
     params:
-        py=PY,
         hparams=rl_hparams,
+        code=RL_CODE,
         out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} scopeloss.rl.train --env {wildcards.env:q}"
-        " --loss {wildcards.loss} --seed {wildcards.seed} --out {params.out:q}"
-        " --hparams {params.hparams:q} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} SCOPELOSS_GPUS={resources.gpu} {PY} scopeloss.rl.train"
+        " --env {wildcards.env:q} --loss {wildcards.loss} --seed {wildcards.seed}"
+        " --out {params.out:q} --hparams {params.hparams:q} --run {RL_RUN:q} > {log:q} 2>&1"
