@@ -81,7 +81,10 @@ def test_every_value_not_in_the_paper_says_where_it_comes_from():
     """Each leaf line of config.yaml's rl.ppo, env and experiment blocks carries a comment."""
     lines = (ROOT / "config.yaml").read_text().splitlines()
     start = lines.index("  ppo:")
-    for line in lines[start + 1:start + 22]:
+    ppo = lines[start + 1:lines.index("  run:", start)]
+    leaves = [line for line in ppo if line.strip() and not line.strip().startswith("#")]
+    assert len(leaves) == len(grid.PPO_KEYS)
+    for line in leaves:
         assert "#" in line, f"config.yaml rl.ppo line without its source: {line!r}"
 
 
@@ -230,3 +233,50 @@ def test_unknown_names_in_cells_are_errors(paper):
         grid.rl_cell(paper, "Pong", "ce")
     with pytest.raises(grid.ConfigError, match="classification.experiment_specs: unknown name"):
         grid.classification_cell(paper, "caltech256", "mixup", "ce")
+
+
+# ----------------------------------------------------------------------------- run settings
+def test_run_settings_are_apart_from_every_cell(paper):
+    """Device, compile, threads, workers, checkpoint cadence and cache location are run
+    settings: in rl.run / classification.run, never in a cell's hyperparameters."""
+    assert set(grid.rl_run_settings(paper)) == set(grid.RL_RUN_KEYS)
+    assert set(grid.classification_run_settings(paper)) == set(grid.CLASSIFICATION_RUN_KEYS)
+    cell = grid.rl_cell(paper, "Pong", "scope")
+    assert not set(cell["ppo"]) & set(grid.RL_RUN_KEYS)
+    ccell = grid.classification_cell(paper, "caltech256", "plain", "scope")
+    assert not set(ccell["experiment"]) & set(grid.CLASSIFICATION_RUN_KEYS)
+    assert not set(ccell["dataset"]) & set(grid.CLASSIFICATION_RUN_KEYS)
+    edited = grid.merge(paper, {"rl": {"run": {"device": "cpu", "checkpoint_every": 7}},
+                                "classification": {"run": {"num_workers": 0}}})
+    for env in paper["rl"]["envs"]:
+        assert grid.rl_cell(edited, env, "scope") == grid.rl_cell(paper, env, "scope")
+    assert grid.classification_cell(edited, "caltech256", "plain", "ce") == \
+        grid.classification_cell(paper, "caltech256", "plain", "ce")
+
+
+def test_gpu_use_follows_the_device_and_the_suite(paper):
+    assert grid.rl_uses_gpu(paper, "Pong") and grid.rl_uses_gpu(paper, "StarPilot")
+    assert not grid.rl_uses_gpu(paper, "CartPole")  # auto = cpu for Gymnasium envs
+    cpu = grid.merge(paper, {"rl": {"run": {"device": "cpu"}},
+                             "classification": {"run": {"device": "cpu"}}})
+    assert not grid.rl_uses_gpu(cpu, "Pong") and not grid.classification_uses_gpu(cpu)
+    assert grid.classification_uses_gpu(paper)
+
+
+@pytest.mark.parametrize("overlay, where", [
+    ({"rl": {"ppo": {"device": "cpu"}}}, "rl.ppo.device"),
+    ({"rl": {"env_specs": {"StarPilot": {"checkpoint_every": 5}}}},
+     "rl.env_specs.StarPilot.checkpoint_every"),
+    ({"classification": {"experiment_specs": {"plain": {"num_workers": 0}}}},
+     "classification.experiment_specs.plain.num_workers"),
+    ({"classification": {"dataset_specs": {"caltech256": {"cache_dir": "/tmp"}}}},
+     "classification.dataset_specs.caltech256.cache_dir"),
+])
+def test_a_run_setting_among_the_hyperparameters_says_where_it_moved(paper, overlay, where):
+    cfg = grid.merge(paper, overlay)
+    with pytest.raises(grid.ConfigError) as err:
+        grid.check_run_settings_placement(cfg)
+    section = where.split(".")[0]
+    key = where.rsplit(".", 1)[1]
+    assert f"config key {where}: a run setting" in str(err.value)
+    assert f"set it as {section}.run.{key} instead" in str(err.value)

@@ -14,22 +14,27 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scopeloss import fingerprint
+
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "src" / "scopeloss"
 ENVS = {p.stem: p for p in sorted((ROOT / "envs").glob("*.yaml"))}
 SHARED = ("__init__.py", "io.py", "runinfo.py")
 
 
-def _rule_code(var: str) -> tuple[str, ...]:
-    """The src/ patterns a rule family declares as inputs in common.smk (e.g. RL_CODE)."""
-    text = (ROOT / "workflow/rules/common.smk").read_text()
-    args = re.search(rf"^{var} = _code\((.*?)\)$", text, flags=re.M | re.S).group(1)
-    return tuple(a.strip().strip('"') for a in args.split(",") if '"' in a)
+def _closure(*entries: str) -> tuple[str, ...]:
+    """The src/scopeloss files a rule family runs: the modules its entry points import,
+    the same set whose fingerprint is the rule's code param (common.smk)."""
+    files = set()
+    for entry in entries:
+        files.update(fingerprint.module_closure(entry).values())
+    return tuple(sorted(str(f.relative_to(PKG)) for f in files))
 
 
-# The code each env runs: exactly the modules its rules take as inputs.
-CODE = {"rl": _rule_code("RL_CODE"), "classify": _rule_code("CLASSIFY_CODE"),
-        "analysis": _rule_code("ANALYSIS_CODE")}
+# The code each env runs: the modules the rules' CLIs import.
+CODE = {"rl": _closure(fingerprint.TRAINERS["rl"]),
+        "classify": _closure(fingerprint.TRAINERS["classify"], fingerprint.TRAINERS["prepare"]),
+        "analysis": _closure(*fingerprint.ANALYSIS)}
 # Imported lazily by pandas rather than by our code: the tables are written as parquet.
 INDIRECT = {"analysis": {"pyarrow"}}
 
@@ -84,9 +89,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def third_party_imports(env: str) -> set[str]:
-    files = [PKG / name for name in SHARED]
-    for pattern in CODE[env]:
-        files += sorted(PKG.glob(pattern))
+    files = [PKG / name for name in SHARED] + [PKG / name for name in CODE[env]]
     own: set[str] = set()
     for f in files:
         # The shared helpers import torch lazily, only in functions the analysis never
@@ -118,10 +121,12 @@ def test_env_covers_every_third_party_import_of_its_code(env):
     assert needed, "found no imports: the code this test reads has moved"
 
 
-def test_rules_take_the_modules_they_run_as_inputs():
-    assert CODE["rl"][0] == "rl/*.py" and "losses.py" in CODE["rl"]
-    assert CODE["classify"][0] == "classify/*.py" and "losses.py" in CODE["classify"]
-    assert CODE["analysis"][0] == "analysis/*.py"
+def test_rules_fingerprint_the_modules_they_run():
+    assert {"rl/ppo.py", "rl/envs.py", "losses.py"} <= set(CODE["rl"])
+    assert {"classify/train.py", "classify/data.py", "losses.py"} <= set(CODE["classify"])
+    assert "analysis/figures.py" in CODE["analysis"] and "losses.py" not in CODE["analysis"]
+    text = (ROOT / "workflow/rules/common.smk").read_text()
+    assert 'RL_CODE = fingerprint.code_fingerprint(fingerprint.TRAINERS["rl"])' in text
 
 
 def test_every_rule_names_an_env():
@@ -130,7 +135,8 @@ def test_every_rule_names_an_env():
     assert {"train_rl", "train_classifier", "aggregate_rl", "aggregate_classification",
             "plot_training_curves", "precision_tables", "fetch_caltech256"} <= set(rules)
     blocks = re.split(r"^rule ", text, flags=re.M)[1:]
-    wanted = {"train_rl": "rl", "train_classifier": "classify", "fetch_caltech256": "classify"}
+    wanted = {"train_rl": "rl", "train_classifier": "classify", "prepare_dataset": "classify",
+              "fetch_caltech256": "data"}
     for block in blocks:
         name = block.split(":", 1)[0]
         found = re.search(r'conda:\s*\n\s*"\.\./\.\./envs/(\w+)\.yaml"', block)
