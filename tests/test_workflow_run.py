@@ -1,17 +1,27 @@
 """The smoke preset end to end (every rule but the online Caltech fetch), once per test
-session in a temporary copy of the workflow; then incremental reruns planned against
-that finished run with dry runs: an unchanged config plans nothing, a one-cell change
-plans that cell and what depends on it, a new seed plans only the new seed's jobs."""
+session in a temporary copy of the workflow; then, against that finished run, the reruns a
+user makes, executed: a forcerun of a finished RL cell and of a classifier cell, a deleted
+output requested again, a real code edit, a kill -9 of snakemake mid-training and the same
+command again. What must run nothing is checked with dry runs (an unchanged config, a
+comment-only edit, changed run settings, a second checkout); what must run a subset is
+planned too (a one-cell change, a new seed).
+
+The tests share one smoke run and run in file order; each leaves the run complete."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from test_workflow_plan import copy_workflow, count, hparams, plan, snakemake
+from test_workflow_plan import BIN, copy_workflow, count, hparams, plan, snakemake
 
 SMOKE = ("--configfile", "presets/smoke.yaml")
 RL_DOWNSTREAM = {"aggregate_rl", "plot_training_curves", "plot_rl_aggregate", "all"}
@@ -106,24 +116,6 @@ def test_adding_a_seed_plans_only_the_new_seeds_jobs(smoke_run):
     assert set(count(jobs)) == {"train_rl", "train_classifier"} | RL_DOWNSTREAM | CLS_DOWNSTREAM
 
 
-def test_a_code_change_reruns_only_the_rules_that_run_it(smoke_run):
-    """Editing the classification trainer plans the classification jobs and their tables,
-    no RL job. (Only touching a file is not a change: Snakemake compares checksums.)"""
-    wf, _ = smoke_run
-    module = wf / "src/scopeloss/classify/train.py"
-    text, before = module.read_text(), module.stat()
-    module.write_text(text + "\n# an edit\n")
-    os.utime(module, (before.st_atime, before.st_mtime + 3600))
-    try:
-        jobs = plan(wf, *SMOKE)
-    finally:
-        module.write_text(text)
-        os.utime(module, (before.st_atime, before.st_mtime))
-    assert count(jobs)["train_classifier"] == 4
-    assert set(count(jobs)) == {"train_classifier"} | CLS_DOWNSTREAM
-    assert plan(wf, *SMOKE) == []  # restored: nothing to do again
-
-
 def test_report_collects_the_figures_and_tables_with_captions(smoke_run):
     wf, _ = smoke_run
     proc = snakemake(wf, *SMOKE, "--report", "report.html")
@@ -132,3 +124,167 @@ def test_report_collects_the_figures_and_tables_with_captions(smoke_run):
     for name in ("rl_training_curves.png", "rl_aggregate.png", "rl_final.csv",
                  "precision_plain.csv", "precision_by_class_frequency.png"):
         assert name in html, name
+
+
+# ----------------------------------------------------------------------------- executed reruns
+def execute(wf, *args: str) -> str:
+    proc = snakemake(wf, "--cores", "2", *SMOKE, *args, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    return out
+
+
+def rl_outputs(run: Path) -> dict[str, str]:
+    return {name: (run / name).read_text() for name in ("episodes.csv", "updates.csv")}
+
+
+def test_forcerun_of_a_finished_rl_cell_rebuilds_its_outputs_without_training(smoke_run):
+    wf, _ = smoke_run
+    run = wf / "results/rl/CartPole/policy/seed1"
+    before, summary = rl_outputs(run), json.loads((run / "summary.json").read_text())
+    out = execute(wf, "--forcerun", f"{run.relative_to(wf)}/summary.json")
+    assert "train_rl" in out
+    log = (wf / "logs/rl/CartPole/policy/seed1.log").read_text()
+    assert "rebuilding outputs from the final checkpoint" in log, log
+    assert "update 1/" not in log  # no update ran
+    assert rl_outputs(run) == before  # Snakemake deleted them; rebuilt identical
+    again = json.loads((run / "summary.json").read_text())
+    assert again["global_step"] == summary["global_step"] == 1024
+    assert again["episodes"] == summary["episodes"]
+    assert plan(wf, *SMOKE) == []
+
+
+def test_forcerun_of_a_finished_classifier_cell_rebuilds_without_training(smoke_run):
+    wf, _ = smoke_run
+    run = wf / "results/classification/digits_lt/plain/scope/seed1"
+    per_class, history = (run / "per_class.csv").read_text(), (run / "history.csv").read_text()
+    execute(wf, "--forcerun", f"{run.relative_to(wf)}/summary.json")
+    log = (wf / "logs/classification/digits_lt/plain/scope/seed1.log").read_text()
+    assert "rebuilding outputs from the final checkpoint" in log, log
+    assert "epoch 1:" not in log  # no epoch ran
+    assert (run / "per_class.csv").read_text() == per_class
+    assert (run / "history.csv").read_text() == history
+    assert plan(wf, *SMOKE) == []
+
+
+def test_a_deleted_output_requested_again_is_rebuilt_from_the_checkpoint(smoke_run):
+    wf, _ = smoke_run
+    run = wf / "results/rl/Pong/scope/seed1"
+    before = rl_outputs(run)
+    (run / "updates.csv").unlink()
+    execute(wf, f"{run.relative_to(wf)}/updates.csv")
+    assert "rebuilding outputs from the final checkpoint" in (
+        wf / "logs/rl/Pong/scope/seed1.log").read_text()
+    assert rl_outputs(run) == before
+    # The classifier's deleted per-class table, likewise.
+    crun = wf / "results/classification/digits_lt/augmented/ce/seed1"
+    table = (crun / "per_class.csv").read_text()
+    (crun / "per_class.csv").unlink()
+    execute(wf, f"{crun.relative_to(wf)}/per_class.csv")
+    assert (crun / "per_class.csv").read_text() == table
+    # Downstream tables and figures are now older than their inputs: the next full run
+    # refreshes them, and retrains nothing.
+    execute(wf)
+    assert plan(wf, *SMOKE) == []
+
+
+def test_comment_and_docstring_edits_plan_no_training_job(smoke_run):
+    wf, _ = smoke_run
+    module = wf / "src/scopeloss/rl/ppo.py"
+    text = module.read_text()
+    module.write_text(text.replace('"""PPO (Schulman', '"""Proximal Policy Optimisation: PPO (Schulman', 1)
+                      + "\n# a comment only\n")
+    try:
+        assert plan(wf, *SMOKE) == []
+    finally:
+        module.write_text(text)
+
+
+def test_run_settings_rerun_nothing(smoke_run):
+    wf, _ = smoke_run
+    args = overlay(wf, "run_settings.yaml",
+                   "rl: {run: {checkpoint_every: 3, device: cpu, torch_threads: 2, compile: true}}\n"
+                   "classification: {run: {num_workers: 2, checkpoint_every: 2, torch_threads: 2}}\n")
+    assert plan(wf, *args) == []
+
+
+def test_a_second_checkout_reruns_nothing(smoke_run, tmp_path):
+    """The same results directory driven from another copy of the workflow (another path):
+    nothing about where the code lives is a param."""
+    wf, _ = smoke_run
+    other = copy_workflow(tmp_path / "elsewhere")
+    proc = snakemake(wf, "-n", "--snakefile", str(other / "Snakefile"), *SMOKE)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Nothing to be done" in out, out[-3000:]
+
+
+def test_kill_9_mid_training_then_the_same_command_keeps_every_logged_episode(smoke_run):
+    """snakemake and its training job are killed with SIGKILL while the job trains; the
+    README's command again (with --rerun-incomplete, which Snakemake asks for) finishes,
+    and every episode that was logged before the kill is still in episodes.csv."""
+    wf, _ = smoke_run
+    args = overlay(wf, "long.yaml", "rl: {envs: [CartPole], losses: [policy], seeds: [7],"
+                   " env_specs: {CartPole: {total_steps: 61440}}}\n")
+    target = "results/rl/CartPole/policy/seed7/summary.json"
+    episodes = wf / "results/rl/CartPole/policy/seed7/episodes.csv"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.Popen([str(BIN / "snakemake"), "--cores", "2", *args, target], cwd=wf,
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    logged = None
+    while time.monotonic() < deadline:
+        if episodes.is_file():
+            frame = pd.read_csv(episodes)
+            if len(frame) >= 20:
+                logged = frame
+                break
+        assert proc.poll() is None, "the run finished before it could be killed"
+        time.sleep(0.2)
+    assert logged is not None, "no episodes logged in time"
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and the training job
+    proc.wait()
+    time.sleep(0.5)
+    logged = pd.read_csv(episodes)  # what was on disk at the kill
+    summary = json.loads((wf / "results/rl/CartPole/policy/seed7/summary.json").read_text()) \
+        if (wf / target).is_file() else None
+    assert summary is None or summary.get("global_step") != 61440, "killed after finishing"
+
+    again = snakemake(wf, "--cores", "2", *args, target, "--rerun-incomplete", timeout=900)
+    out = again.stdout + again.stderr
+    if again.returncode != 0 and "unlock" in out:  # Snakemake's own advice after a kill
+        assert snakemake(wf, *args, "--unlock").returncode == 0
+        again = snakemake(wf, "--cores", "2", *args, target, "--rerun-incomplete", timeout=900)
+        out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-5000:]
+    log = (wf / "logs/rl/CartPole/policy/seed7.log").read_text()
+    assert "resuming" in log, log
+    final = pd.read_csv(episodes)
+    assert json.loads((wf / target).read_text())["global_step"] == 61440
+    cols = ["global_step", "return", "length"]
+    kept = final[cols].merge(logged[cols], how="inner")
+    assert len(kept) == len(logged), "episodes logged before the kill went missing"
+    shutil.rmtree(wf / "results/rl/CartPole/policy/seed7")
+
+
+def test_a_real_code_edit_retrains_that_trainers_cells_from_the_start(smoke_run):
+    """A statement changed in the PPO trainer: every RL cell retrains from update 1 (its
+    checkpoint is of other code), no classifier job runs."""
+    wf, _ = smoke_run
+    module = wf / "src/scopeloss/rl/ppo.py"
+    text = module.read_text()
+    module.write_text(text + "\nEDITED_FOR_A_TEST = True\n")
+    try:
+        jobs = plan(wf, *SMOKE)
+        assert count(jobs)["train_rl"] == 4
+        assert set(count(jobs)) == {"train_rl"} | RL_DOWNSTREAM
+        execute(wf)
+        for env in ("CartPole", "Pong"):
+            log = (wf / f"logs/rl/{env}/scope/seed1.log").read_text()
+            assert "update 1/" in log and "resuming" not in log, log
+    finally:
+        module.write_text(text)
+    execute(wf)  # back to the original code: retrained again, the run complete
+    assert plan(wf, *SMOKE) == []
