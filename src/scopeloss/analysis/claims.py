@@ -166,9 +166,6 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
     budget = {env: _span(runs.loc[runs["env"] == env, "total_steps"], _steps, "steps")
               for env in envs}
     runs["score"], by_grid = grid_normalised(runs)
-    norm_note = "Atari human-normalised, StarPilot min-max"
-    if by_grid:
-        norm_note += "; min-max over this grid's runs: " + ", ".join(by_grid)
     rows = []
     ref_ret, ref_score = _by_env(runs, REFERENCE, "final_return"), _by_env(runs, REFERENCE,
                                                                            "score")
@@ -189,6 +186,13 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
         where = f"aggregate ({len(shared)} env{'s' if len(shared) > 1 else ''})"
         agg_budget = _span(runs.loc[runs["env"].isin(shared), "total_steps"], _steps, "steps")
         n = _min_seeds(ref_ret, x_ret)
+        grid_envs = [e for e in shared if e in by_grid]
+        ref_envs = [e for e in shared if e not in by_grid]
+        norm_note = "; ".join(
+            ([f"reference normalisation (Atari human, StarPilot min-max): "
+              f"{', '.join(ref_envs)}"] if ref_envs else [])
+            + ([f"min-max over this grid's runs (no reference scores): "
+                f"{', '.join(grid_envs)}"] if grid_envs else []))
         est, low, high, _ = stats.stratified_bootstrap_difference(
             ref_score, x_score, AGGREGATE, reps=reps, seed=seed)
         rows.append(_row("A", comparison, where, f"{AGGREGATE} of normalised final score, "
