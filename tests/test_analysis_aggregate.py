@@ -199,3 +199,40 @@ def test_hundreds_of_runs_aggregate_quickly(tmp_path):
     assert len(tables["rl_episodes"]) == 320 * 300 and not warnings
     print(f"aggregated 320 runs in {elapsed:.2f} s")
     assert elapsed < 60  # a generous bound on a 2-core box; typically a few seconds
+
+
+# ----------------------------------------------------------------------------- resume / truncation
+def test_resume_flag_kept_defaulted_and_left_out_of_final_returns(tmp_path):
+    root = tmp_path / "results"
+    runs = [
+        # episode 2 was cut by a kill/resume: its 1000.0 is a partial return
+        make_rl_run(root, "Pong", "scope", 1, [1.0, 1000.0, 3.0], [10, 20, 30],
+                    truncated_by_resume=[0, 1, 0], truncated_share=0.25),
+        make_rl_run(root, "Pong", "scope", 2, [5.0, 7.0], [10, 20], truncated_share=0.0),
+        make_rl_run(root, "Pong", "policy", 1, [4.0], [10]),  # older run: no column, no key
+    ]
+    tables, _ = aggregate.aggregate_rl(runs, reps=50)
+    eps = tables["rl_episodes"]
+    assert eps["truncated_by_resume"].tolist() == [0, 0, 1, 0, 0, 0]  # policy first
+    assert eps["truncated_by_resume"].dtype.kind == "i"
+    per_run = tables["rl_final_runs"].set_index(["env", "loss", "seed"])
+    cut = per_run.loc[("Pong", "scope", 1)]
+    assert cut["final_return"] == pytest.approx(2.0)  # mean(1, 3), not mean(1, 1000, 3)
+    assert cut["episodes"] == 2 and cut["episodes_truncated_by_resume"] == 1
+    assert cut["truncated_share"] == pytest.approx(0.25)
+    assert np.isnan(per_run.loc[("Pong", "policy", 1), "truncated_share"])
+    final = tables["rl_final"].set_index(["env", "loss"])
+    assert final.loc[("Pong", "scope"), "truncated_share_max"] == pytest.approx(0.25)
+    assert np.isnan(final.loc[("Pong", "policy"), "truncated_share_max"])
+    out = tmp_path / "tables"
+    aggregate.write_tables(out, tables)  # the flag survives both file formats
+    assert pd.read_csv(out / "rl_episodes.csv")["truncated_by_resume"].sum() == 1
+    assert pd.read_parquet(out / "rl_episodes.parquet")["truncated_by_resume"].sum() == 1
+
+
+def test_resume_flag_must_be_zero_or_one(tmp_path):
+    run = make_rl_run(tmp_path / "results", "Pong", "scope", 1, [1.0, 2.0],
+                      truncated_by_resume=[0, 2])
+    with pytest.raises(RunFileError, match=r"episodes.csv: column 'truncated_by_resume' must "
+                                           r"be 0 or 1; line 3 has 2"):
+        aggregate.aggregate_rl([run])

@@ -27,21 +27,28 @@ def env_spec(env: str) -> dict:
 
 def make_rl_run(root: Path, env: str, loss: str, seed: int, returns, steps=None, *,
                 total_steps: int | None = None, finished: bool = True, eval_rows=None,
-                n_updates: int = 3) -> Path:
+                n_updates: int = 3, entropy=1.2, max_prob=0.4, truncated_by_resume=None,
+                truncated_share=None) -> Path:
     """results/rl/{env}/{loss}/seed{seed}/ with episodes.csv, updates.csv, (eval.csv) and,
-    if ``finished``, summary.json. ``returns`` in the order the episodes finished."""
+    if ``finished``, summary.json. ``returns`` in the order the episodes finished.
+    ``entropy``/``max_prob``: a value or one per update; ``truncated_by_resume``: None (an
+    older run: no column) or a 0/1 flag per episode; ``truncated_share``: None (no key in
+    the summary) or the share of episodes cut by the time limit."""
     run = Path(root) / "rl" / env / loss / f"seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
     returns = np.asarray(returns, dtype=float)
     steps = (np.arange(1, returns.size + 1) * 100 if steps is None
              else np.asarray(steps, dtype=np.int64))
     total = int(total_steps if total_steps is not None else (steps[-1] if steps.size else 1000))
-    pd.DataFrame({"global_step": steps, "return": returns,
-                  "length": np.full(returns.size, 50)}).to_csv(run / "episodes.csv", index=False)
+    episodes = pd.DataFrame({"global_step": steps, "return": returns,
+                             "length": np.full(returns.size, 50)})
+    if truncated_by_resume is not None:
+        episodes["truncated_by_resume"] = np.asarray(truncated_by_resume, dtype=int)
+    episodes.to_csv(run / "episodes.csv", index=False)
     upd_steps = np.linspace(total / n_updates, total, n_updates).astype(int)
     pd.DataFrame({"update": np.arange(1, n_updates + 1), "global_step": upd_steps,
-                  "policy_loss": 0.1, "value_loss": 0.5, "entropy": 1.2, "approx_kl": 0.01,
-                  "clipfrac": 0.1, "max_prob": 0.4, "lr": 1e-4, "sps": 900.0},
+                  "policy_loss": 0.1, "value_loss": 0.5, "entropy": entropy, "approx_kl": 0.01,
+                  "clipfrac": 0.1, "max_prob": max_prob, "lr": 1e-4, "sps": 900.0},
                  columns=UPDATES_HEADER).to_csv(run / "updates.csv", index=False)
     if eval_rows is not None:
         pd.DataFrame(eval_rows, columns=["global_step", "return", "length"]).to_csv(
@@ -55,6 +62,8 @@ def make_rl_run(root: Path, env: str, loss: str, seed: int, returns, steps=None,
                    "hparams": {"env": env_spec(env), "ppo": {"total_steps": total},
                                "loss": {"alpha": None}},
                    "env_spec": env_spec(env), "run_info": {"device": "cpu"}}
+        if truncated_share is not None:
+            summary["truncated_share"] = truncated_share
         if eval_rows is not None and len(eval_rows):
             ev = pd.DataFrame(eval_rows, columns=["global_step", "return", "length"])
             summary["final_eval_return_mean"] = float(

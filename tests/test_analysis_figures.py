@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from scopeloss.analysis import aggregate, figures
+from scopeloss.analysis.figures import plt  # pyplot, on the Agg backend figures sets
 from scopeloss.analysis.runs import RunFileError
 from test_analysis_fakes import make_rl_run
 
@@ -108,3 +109,102 @@ def test_figures_cli_names_a_missing_table(tmp_path, capsys):
     assert "rl_episodes.parquet (or .csv) not found" in capsys.readouterr().err
     with pytest.raises(RunFileError, match="rl_final_runs"):
         figures.plot_aggregate(tmp_path, tmp_path / "a.png")
+
+
+# ----------------------------------------------------------------------------- exploration
+def _line(fig, gid):
+    lines = [l for ax in fig.axes for l in ax.get_lines() if l.get_gid() == gid]
+    assert len(lines) == 1, gid
+    return lines[0]
+
+
+@pytest.fixture()
+def exploration_tables(tmp_path):
+    root, runs = tmp_path / "results", []
+    # 4 updates at steps 250, 500, 750, 1000; entropy falls for Policy, stays up for Scope
+    per_seed = {("policy", 1): ([1.0, 0.8, 0.6, 0.4], [0.5, 0.6, 0.7, 0.8]),
+                ("policy", 2): ([1.0, 0.8, 0.6, 0.2], [0.5, 0.6, 0.7, 0.9]),
+                ("scope", 1): ([1.0, 1.0, 0.9, 0.9], [0.5, 0.5, 0.55, 0.55]),
+                ("scope", 2): ([1.0, 1.0, 0.9, 0.7], [0.5, 0.5, 0.55, 0.65])}
+    for env in ("MinAtarAsterix", "MinAtarBreakout"):
+        for (loss, seed), (ent, mp) in per_seed.items():
+            runs.append(make_rl_run(root, env, loss, seed, [1.0, 2.0], total_steps=1000,
+                                    n_updates=4, entropy=ent, max_prob=mp))
+    out = tmp_path / "tables"
+    aggregate.write_tables(out, aggregate.aggregate_rl(runs, reps=50)[0])
+    return out
+
+
+def test_exploration_figure_plots_the_mean_across_seeds(exploration_tables):
+    updates = pd.read_parquet(exploration_tables / "rl_updates.parquet")
+    runs = pd.read_parquet(exploration_tables / "rl_final_runs.parquet")
+    fig, info = figures.exploration_figure(updates, runs, window=1, points=5, reps=200)
+    try:
+        assert info["envs"] == ["MinAtarBreakout", "MinAtarAsterix"]  # the paper's order
+        assert len(fig.axes) == 4
+        titles = [ax.get_title() for ax in fig.axes]
+        assert titles == ["MinAtarBreakout: policy entropy (nats)",
+                          "MinAtarBreakout: mean max-action probability",
+                          "MinAtarAsterix: policy entropy (nats)",
+                          "MinAtarAsterix: mean max-action probability"]
+        # grid 0, 250, 500, 750, 1000: before the first update nothing, then the value of
+        # the last update logged, averaged over the two seeds
+        ent = _line(fig, "MinAtarBreakout/policy/entropy")
+        np.testing.assert_allclose(ent.get_xdata(), [0, 250, 500, 750, 1000])
+        np.testing.assert_allclose(ent.get_ydata(), [np.nan, 1.0, 0.8, 0.6, 0.3])
+        mp = _line(fig, "MinAtarAsterix/scope/max_prob")
+        np.testing.assert_allclose(mp.get_ydata(), [np.nan, 0.5, 0.5, 0.55, 0.6])
+        assert ent.get_label() == "Policy" and mp.get_label() == "Scope"
+        # the band: two seeds, so the bootstrap band spans their values at the last point
+        band = [c for c in fig.axes[0].collections][0].get_paths()[0].vertices[:, 1]
+        assert band.min() == pytest.approx(0.2) and band.max() == pytest.approx(1.0)
+    finally:
+        plt.close(fig)
+
+
+def test_exploration_cli_writes_png_and_pdf(exploration_tables, tmp_path):
+    out = tmp_path / "figures" / "rl_exploration.png"
+    assert figures.main(["exploration", "--tables", str(exploration_tables), "--out",
+                         str(out), "--reps", "100", "--window", "2"]) == 0
+    assert out.stat().st_size > 10_000
+    assert out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    assert _description(out).startswith("panels: MinAtarBreakout/entropy, "
+                                        "MinAtarBreakout/max_prob, MinAtarAsterix/entropy")
+
+
+# ----------------------------------------------------------------------------- truncations
+def test_curves_leave_out_resumed_episodes_and_name_time_limit_truncations(tmp_path,
+                                                                            monkeypatch):
+    root = tmp_path / "results"
+    runs = [
+        # the 1000.0 episode was cut by a kill/resume: it must not reach the curve
+        make_rl_run(root, "Breakout", "scope", 1, [1.0, 1000.0, 3.0], [100, 200, 300],
+                    total_steps=300, truncated_by_resume=[0, 1, 0], truncated_share=0.3),
+        make_rl_run(root, "Breakout", "policy", 1, [2.0, 2.0], [150, 300], total_steps=300,
+                    truncated_share=0.01),
+        make_rl_run(root, "Pong", "policy", 1, [2.0, 2.0], [150, 300], total_steps=300),
+    ]
+    tables = tmp_path / "tables"
+    aggregate.write_tables(tables, aggregate.aggregate_rl(runs, reps=10)[0])
+    saved = {}
+
+    def keep(fig, out, formats, description):
+        saved["fig"] = fig
+        return []
+
+    close = plt.close
+    monkeypatch.setattr(figures, "save_figure", keep)
+    monkeypatch.setattr(plt, "close", lambda fig: None)
+    info = figures.plot_training_curves(tables, tmp_path / "c.png", window=10, points=4,
+                                        reps=50)
+    fig = saved["fig"]
+    assert info["truncated"] == [("Breakout", "scope", 1, 0.3)]
+    scope = _line(fig, "Breakout/scope")
+    np.testing.assert_allclose(scope.get_ydata(), [np.nan, 1.0, 1.0, 2.0])  # mean(1, 3)
+    notes = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid() == "truncated-note"]
+    assert notes == ["time-limit truncations:\nScope s1: 30%"]
+    assert fig.axes[1].get_title() == "Breakout" and fig.axes[1].texts  # its own panel
+    assert not [t for t in fig.axes[0].texts if t.get_gid() == "truncated-note"]  # Pong
+    assert any("more than 5% of episodes cut by the time limit" in t.get_text()
+               for t in fig.texts)
+    close(fig)

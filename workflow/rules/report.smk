@@ -90,3 +90,77 @@ rule precision_tables:
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.tables --tables {params.tables:q}"
         " --out-dir {params.tables:q} --figure {output.figure:q} > {log:q} 2>&1"
+
+
+rule plot_exploration:
+    input:
+        tables=RL_TABLE_FILES,
+        code=ANALYSIS_CODE,
+    output:
+        png=report(
+            f"{FIGURES}/rl_exploration.png",
+            caption="../report/rl_exploration.rst",
+            category="RL",
+        ),
+        pdf=f"{FIGURES}/rl_exploration.pdf",
+    log:
+        "logs/report/plot_exploration.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        py=PY_CPU,
+        tables=parent_of_input("tables"),
+    shell:
+        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.figures exploration --tables {params.tables:q}"
+        " --out {output.png:q} > {log:q} 2>&1"
+
+
+# The paper's claims checked on the grid that ran; reads only the tables of the parts of
+# the grid that exist (a part that did not run gives 'not run' rows, never stale tables).
+rule claims_table:
+    input:
+        rl=lambda wildcards: RL_TABLE_FILES if has_rl() else [],
+        classification=lambda wildcards: (
+            CLASSIFICATION_TABLE_FILES if has_classification() else []
+        ),
+        code=ANALYSIS_CODE,
+    output:
+        md=f"{TABLES}/claims.md",
+        csv=report(
+            f"{TABLES}/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+    log:
+        "logs/report/claims_table.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        py=PY_CPU,
+        tables=parent_of_output,
+        parts=lambda wildcards: " ".join(
+            ([] if has_rl() else ["--no-rl"])
+            + ([] if has_classification() else ["--no-classification"])
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.claims --tables {params.tables:q}"
+        " --out {output.md:q} {params.parts} > {log:q} 2>&1"
+
+
+# The exploration figure (RL grids) and the claims table (every grid) join `rule all`
+# (Snakefile: all_targets() of common.smk, called after this file is included).
+REPORT_TARGETS = [f"{TABLES}/claims.md", f"{TABLES}/claims.csv"] + (
+    [f"{FIGURES}/rl_exploration.png", f"{FIGURES}/rl_exploration.pdf"]
+    if has_rl()
+    else []
+)
+_all_targets_before_report = all_targets
+all_targets = lambda: _all_targets_before_report() + REPORT_TARGETS

@@ -6,6 +6,12 @@ and rl_final (per env x loss: mean, std and 95% bootstrap CI across seeds), each
 and .parquet. ``... classification --runs PATH... --out-dir results/tables`` writes
 classification_per_class and classification_summary. PATH is a run directory or its
 summary.json; a run that has not finished is kept and reported, never dropped.
+
+rl_episodes keeps each episode's ``truncated_by_resume`` flag (0 for runs written before
+the trainer logged it); an episode cut by a kill and resume is not a whole episode, so
+final returns (and the curves figure) leave it out and rl_final_runs counts it apart
+(``episodes_truncated_by_resume``). rl_final_runs also carries each run's
+``truncated_share`` from its summary (episodes that hit the env's time limit).
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ from scopeloss import io
 from . import stats
 from .reference import (cls_loss_name, cls_loss_sort_key, env_sort_key, normalisation_range,
                         rl_loss_name, rl_loss_sort_key)
-from .runs import (COMPLETE, EPISODE_COLUMNS, PER_CLASS_COLUMNS, UPDATE_COLUMNS,
+from .runs import (COMPLETE, EPISODE_COLUMNS, PER_CLASS_COLUMNS, RESUME_FLAG, UPDATE_COLUMNS,
                    ClassificationRun, RLRun, RunFileError, final_eval_return, final_return,
-                   load_classification_run, load_rl_run)
+                   load_classification_run, load_rl_run, whole_episodes)
 
 RL_TABLES = ("rl_episodes", "rl_updates", "rl_eval", "rl_final_runs", "rl_final")
 CLASSIFICATION_TABLES = ("classification_per_class", "classification_summary")
@@ -117,15 +123,27 @@ def _warn(lines: list[str]) -> None:
 
 
 # ---------------------------------------------------------------------------- RL
+def _share(value) -> float:
+    """A summary's share in [0, 1] as a float; nan when absent or not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return np.nan
+    return float(value)
+
+
 def _rl_run_row(run: RLRun) -> dict:
     ret, used = final_return(run.episodes)
     rng = normalisation_range(run.env, run.distribution_mode)
     summary = run.summary or {}
     last_step = float(run.episodes["global_step"].max()) if len(run.episodes) else np.nan
+    whole = len(whole_episodes(run.episodes))
     return {
         "env": run.env, "loss": run.loss, "loss_name": rl_loss_name(run.loss), "seed": run.seed,
         "status": run.status, "suite": run.suite, "distribution_mode": run.distribution_mode,
-        "frameskip": run.frameskip, "episodes": len(run.episodes),
+        "frameskip": run.frameskip, "episodes": whole,
+        "episodes_truncated_by_resume": len(run.episodes) - whole,
+        # share of the run's episodes that hit the env's time limit (summary key of the
+        # trainer; nan for runs written before it was recorded, or unfinished)
+        "truncated_share": _share(summary.get("truncated_share")),
         "last_episode_step": last_step, "last_episode_frames": last_step * run.frameskip,
         "total_steps": summary.get("total_steps", np.nan),
         "final_return": ret, "final_return_episodes": used,
@@ -154,6 +172,8 @@ def rl_final_table(runs_table: pd.DataFrame, *, reps: int = stats.DEFAULT_REPS,
                                 seed=seed))
         row.update(across_seeds(group["normalized_final_return"], "normalized_final_return",
                                 reps=reps, seed=seed))
+        shares = group["truncated_share"].dropna() if "truncated_share" in group else []
+        row["truncated_share_max"] = float(shares.max()) if len(shares) else np.nan
         rows.append(row)
     table = pd.DataFrame(rows, columns=None if rows else ["env", "loss", "loss_name"])
     return sort_in_order(table, {"env": env_sort_key, "loss": rl_loss_sort_key})
@@ -167,7 +187,7 @@ def aggregate_rl(paths: Sequence[str | Path], *, reps: int = stats.DEFAULT_REPS,
     episodes, updates, evals, rows = [], [], [], []
     for run in runs:
         ident = {"env": run.env, "loss": run.loss, "seed": run.seed}
-        ep = _with_identity(run.episodes[list(EPISODE_COLUMNS)], ident)
+        ep = _with_identity(run.episodes[list(EPISODE_COLUMNS) + [RESUME_FLAG]], ident)
         ep.insert(3, "episode", np.arange(len(ep)))
         ep.insert(5, "frames", ep["global_step"] * run.frameskip)
         episodes.append(ep)
@@ -185,7 +205,8 @@ def aggregate_rl(paths: Sequence[str | Path], *, reps: int = stats.DEFAULT_REPS,
         columns=ident_cols)
     tables = {
         "rl_episodes": sort_in_order(_concat(
-            episodes, ident_cols + ["episode", "global_step", "frames", *EPISODE_COLUMNS[1:]]),
+            episodes, ident_cols + ["episode", "global_step", "frames", *EPISODE_COLUMNS[1:],
+                                    RESUME_FLAG]),
             order),
         "rl_updates": sort_in_order(_concat(
             updates, ident_cols + ["update", "global_step", "frames", *UPDATE_COLUMNS[2:]]),

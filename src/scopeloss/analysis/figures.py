@@ -5,6 +5,10 @@
   (fixed colours), mean across seeds of each run's return smoothed by a rolling mean over
   ``--window`` episodes, with a 95% bootstrap band across seeds; x = agent steps. Writes
   the .png and a .pdf beside it.
+``python -m scopeloss.analysis.figures exploration --tables results/tables --out figures/rl_exploration.png``
+  Exploration diagnostics: a row per environment, policy entropy and mean max-action
+  probability (``updates.csv``) against agent steps, one line per loss, mean across seeds
+  of a rolling mean over ``--window`` updates with a 95% bootstrap band. .png and .pdf.
 ``python -m scopeloss.analysis.figures aggregate --tables results/tables --out figures/rl_aggregate.png``
   Normalised final scores (Atari human-normalised, StarPilot min-max) aggregated across
   games and seeds: IQM and mean with stratified-bootstrap 95% CIs, and the probability
@@ -33,7 +37,7 @@ from . import stats  # noqa: E402
 from .aggregate import read_table  # noqa: E402
 from .reference import (RL_LOSS_COLORS, RL_LOSS_DASHES, env_sort_key,  # noqa: E402
                         rl_loss_name, rl_loss_sort_key)
-from .runs import RunFileError  # noqa: E402
+from .runs import RESUME_FLAG, RunFileError  # noqa: E402
 
 PAPER_WIDTH_IN = 7.0  # a full text width; fonts are sized for it
 DEFAULT_WINDOW = 100
@@ -76,16 +80,20 @@ def _steps_formatter(value: float, _pos) -> str:
 
 
 # ---------------------------------------------------------------------------- curves
-def smoothed_curves(episodes: pd.DataFrame, horizons: dict, grid: np.ndarray,
-                    window: int) -> np.ndarray:
-    """(runs, len(grid)) for one env x loss: each run's return, rolling mean over
-    ``window`` episodes, read at each grid step as the value after the last episode that
-    finished by then; NaN before its first episode and past its horizon."""
+def smoothed_curves(frame: pd.DataFrame, horizons: dict, grid: np.ndarray,
+                    window: int, column: str = "return") -> np.ndarray:
+    """(runs, len(grid)) for one env x loss: each run's ``column`` (per episode, or per
+    update), rolling mean over ``window`` rows, read at each grid step as the value after
+    the last row logged by then; NaN before its first row and past its horizon (a seed
+    missing from ``horizons`` ends at its last row)."""
     curves = []
-    for seed, run in episodes.groupby("seed", sort=True):
-        run = run.sort_values("global_step", kind="stable")
+    for seed, run in frame.groupby("seed", sort=True):
+        run = run.dropna(subset=[column]).sort_values("global_step", kind="stable")
+        if run.empty:
+            curves.append(np.full(grid.size, np.nan))
+            continue
         steps = run["global_step"].to_numpy(dtype=float)
-        smooth = run["return"].rolling(window, min_periods=1).mean().to_numpy(dtype=float)
+        smooth = run[column].rolling(window, min_periods=1).mean().to_numpy(dtype=float)
         idx = np.searchsorted(steps, grid, side="right") - 1
         values = np.where(idx >= 0, smooth[np.clip(idx, 0, None)], np.nan)
         values[grid > horizons.get(seed, steps[-1])] = np.nan
@@ -106,11 +114,80 @@ def _run_horizons(runs: pd.DataFrame) -> dict:
     return horizons
 
 
+# Shared by the step-axis figures (training curves, exploration diagnostics).
+def _step_axis(ax, title: str | None = None) -> None:
+    if title is not None:
+        ax.set_title(title)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(_steps_formatter))
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(4))
+    ax.grid(alpha=0.25, linewidth=0.5)
+
+
+def _empty_panel(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_band(ax, grid: np.ndarray, curves: np.ndarray, loss: str, losses: Sequence[str], *,
+              reps: int, seed: int, gid: str | None = None):
+    """The mean across runs of ``curves`` (runs, points) as the loss's line, and its 95%
+    bootstrap band across runs; returns the line."""
+    mean, low, high = stats.bootstrap_mean_band(curves, reps=reps, seed=seed)
+    color = loss_color(loss, losses)
+    (line,) = ax.plot(grid, mean, color=color, linestyle=RL_LOSS_DASHES.get(loss, "solid"),
+                      linewidth=1.3, label=rl_loss_name(loss), gid=gid)
+    ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+    return line
+
+
+def _loss_legend(fig, losses: Sequence[str]) -> None:
+    handles = [plt.Line2D([], [], color=loss_color(l, losses), linewidth=2,
+                          linestyle=RL_LOSS_DASHES.get(l, "solid"), label=rl_loss_name(l))
+               for l in losses]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
+               bbox_to_anchor=(0.5, 1.0))
+
+
+def _seeds_per_curve(frame: pd.DataFrame) -> str:
+    seeds = frame.groupby(["env", "loss"])["seed"].nunique()
+    seeds = seeds if len(seeds) else pd.Series([0])
+    return f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
+
+
+def _footnote(fig, text: str) -> None:
+    fig.text(0.5, -0.01, text, ha="center", va="top", fontsize=7, color="0.3", wrap=True)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+
+
+def _step_grid(env_rows: pd.DataFrame, env_runs: pd.DataFrame, points: int) -> np.ndarray:
+    finished = env_runs.loc[env_runs["status"] == "complete", "total_steps"].dropna() \
+        if "total_steps" in env_runs else pd.Series(dtype=float)
+    end = max(float(env_rows["global_step"].max()), finished.max() if len(finished) else 0)
+    return np.linspace(0.0, end, points)
+
+
+TRUNCATED_SHARE_NOTE = 0.05  # runs above this share of time-limit truncations are named
+
+
+def truncated_runs(runs: pd.DataFrame, threshold: float = TRUNCATED_SHARE_NOTE) -> pd.DataFrame:
+    """Runs whose share of episodes cut by the env's time limit is above ``threshold``."""
+    if "truncated_share" not in runs:
+        return runs.iloc[:0]
+    return runs[runs["truncated_share"] > threshold]
+
+
 def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = DEFAULT_WINDOW,
                          points: int = DEFAULT_POINTS, reps: int = 2000,
                          seed: int = 0) -> dict:
-    """Figure 2; returns {'panels': [env, ...], 'paths': [...], 'missing': [...]}."""
+    """Figure 2; returns {'panels': [env, ...], 'paths': [...], 'missing': [...],
+    'truncated': [(env, loss, seed, share), ...]}.
+
+    Episodes cut short by a kill and resume (``truncated_by_resume``) are left out. A run
+    whose share of time-limit truncations is above 5% is named in its panel."""
     episodes = read_table(tables, "rl_episodes")
+    if RESUME_FLAG in episodes:
+        episodes = episodes[episodes[RESUME_FLAG].fillna(0) == 0]
     runs = read_table(tables, "rl_final_runs")
     if runs.empty:
         raise RunFileError(f"{Path(tables) / 'rl_final_runs'}: no runs to plot")
@@ -118,6 +195,7 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
     losses = sorted(runs["loss"].unique(), key=rl_loss_sort_key)
     horizons = _run_horizons(runs)
     missing = runs.loc[runs["episodes"] == 0, ["env", "loss", "seed"]]
+    cut = truncated_runs(runs)
 
     ncols = min(4, len(envs))
     nrows = math.ceil(len(envs) / ncols)
@@ -126,32 +204,25 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
                                  figsize=(PAPER_WIDTH_IN, 1.75 * nrows + 0.7))
         for ax, env in zip(axes.flat, envs):
             env_eps = episodes[episodes["env"] == env]
-            ax.set_title(env)
-            ax.xaxis.set_major_formatter(ticker.FuncFormatter(_steps_formatter))
-            ax.xaxis.set_major_locator(ticker.MaxNLocator(4))
-            ax.grid(alpha=0.25, linewidth=0.5)
+            _step_axis(ax, env)
             if env_eps.empty:
-                ax.text(0.5, 0.5, "no episode logged yet", ha="center", va="center",
-                        transform=ax.transAxes, color="0.4")
-                ax.set_xticks([])
-                ax.set_yticks([])
+                _empty_panel(ax, "no episode logged yet")
                 continue
-            env_runs = runs[runs["env"] == env]
-            finished = env_runs.loc[env_runs["status"] == "complete", "total_steps"].dropna()
-            end = max(env_eps["global_step"].max(), finished.max() if len(finished) else 0)
-            grid = np.linspace(0.0, float(end), points)
+            grid = _step_grid(env_eps, runs[runs["env"] == env], points)
             for loss in losses:
                 sub = env_eps[env_eps["loss"] == loss]
                 if sub.empty:
                     continue
                 h = {s: horizons.get((env, loss, s), np.inf) for s in sub["seed"].unique()}
-                curves = smoothed_curves(sub, h, grid, window)
-                mean, low, high = stats.bootstrap_mean_band(curves, reps=reps, seed=seed)
-                color = loss_color(loss, losses)
-                ax.plot(grid, mean, color=color, linestyle=RL_LOSS_DASHES.get(loss, "solid"),
-                        linewidth=1.3, label=rl_loss_name(loss))
-                ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
-            ax.set_xlim(0, end if end > 0 else 1)
+                plot_band(ax, grid, smoothed_curves(sub, h, grid, window), loss, losses,
+                          reps=reps, seed=seed, gid=f"{env}/{loss}")
+            ax.set_xlim(0, grid[-1] if grid[-1] > 0 else 1)
+            env_cut = cut[cut["env"] == env]
+            if len(env_cut):
+                ax.text(0.02, 0.98, "time-limit truncations:\n" + "\n".join(
+                    f"{rl_loss_name(r.loss)} s{r.seed}: {r.truncated_share:.0%}"
+                    for r in env_cut.itertuples(index=False)), transform=ax.transAxes,
+                    ha="left", va="top", fontsize=6, color="#b00000", gid="truncated-note")
         for ax in axes.flat[len(envs):]:
             ax.set_visible(False)
         for ax in axes[:, 0]:
@@ -160,25 +231,90 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
             visible = [axes[r, col] for r in range(nrows) if axes[r, col].get_visible()]
             if visible:
                 visible[-1].set_xlabel("Agent steps")
-        handles = [plt.Line2D([], [], color=loss_color(l, losses), linewidth=2,
-                              linestyle=RL_LOSS_DASHES.get(l, "solid"), label=rl_loss_name(l))
-                   for l in losses]
-        fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
-                   bbox_to_anchor=(0.5, 1.0))
-        seeds = episodes.groupby(["env", "loss"])["seed"].nunique()
-        seeds = seeds if len(seeds) else pd.Series([0])
-        n_seeds = (f"{seeds.min()}" if seeds.min() == seeds.max()
-                   else f"{seeds.min()}–{seeds.max()}")
-        fig.text(0.5, -0.01, f"Mean across seeds ({n_seeds} per curve) of the "
-                 f"rolling mean return over {window} episodes; shaded: 95% bootstrap CI "
-                 f"across seeds. Atari: 1 agent step = 4 frames.", ha="center", va="top",
-                 fontsize=7, color="0.3")
-        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+        _loss_legend(fig, losses)
+        note = (f"Mean across seeds ({_seeds_per_curve(episodes)} per curve) of the rolling "
+                f"mean return over {window} episodes; shaded: 95% bootstrap CI across seeds. "
+                "Atari: 1 agent step = 4 frames. Episodes cut by a kill/resume left out.")
+        if len(cut):
+            note += (f" Red notes: runs with more than {TRUNCATED_SHARE_NOTE:.0%} of episodes "
+                     "cut by the time limit.")
+        _footnote(fig, note)
         desc = "panels: " + ", ".join(envs) + "; losses: " + ", ".join(losses)
         paths = save_figure(fig, Path(out), ("png", "pdf"), desc)
         plt.close(fig)
     return {"panels": list(envs), "losses": list(losses), "paths": paths,
-            "missing": [tuple(r) for r in missing.itertuples(index=False)]}
+            "missing": [tuple(r) for r in missing.itertuples(index=False)],
+            "truncated": [(r.env, r.loss, r.seed, float(r.truncated_share))
+                          for r in cut.itertuples(index=False)]}
+
+
+# ---------------------------------------------------------------------------- exploration
+EXPLORATION_METRICS = {"entropy": "Policy entropy (nats)",
+                       "max_prob": "Mean max-action probability"}
+DEFAULT_UPDATE_WINDOW = 5
+
+
+def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
+                       window: int = DEFAULT_UPDATE_WINDOW, points: int = DEFAULT_POINTS,
+                       reps: int = 2000, seed: int = 0):
+    """(figure, info): a row per env, a column per metric of EXPLORATION_METRICS, a line per
+    loss (gid ``{env}/{loss}/{metric}``): the mean across seeds of each run's per-update
+    value (rolling mean over ``window`` updates) on a step grid, with a 95% bootstrap band.
+    The caller saves and closes the figure."""
+    envs = sorted(runs["env"].unique(), key=env_sort_key)
+    losses = sorted(runs["loss"].unique(), key=rl_loss_sort_key)
+    metrics = list(EXPLORATION_METRICS)
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(len(envs), len(metrics), squeeze=False,
+                                 figsize=(PAPER_WIDTH_IN, 1.6 * len(envs) + 0.8))
+        for row, env in enumerate(envs):
+            env_up = updates[updates["env"] == env]
+            for col, metric in enumerate(metrics):
+                ax = axes[row, col]
+                _step_axis(ax, f"{env}: {EXPLORATION_METRICS[metric].lower()}"
+                           if len(envs) > 1 else EXPLORATION_METRICS[metric])
+                have = (env_up.dropna(subset=[metric]) if metric in env_up
+                        else env_up.iloc[:0])
+                if have.empty:
+                    _empty_panel(ax, "no update logged yet")
+                    continue
+                grid = _step_grid(have, runs[runs["env"] == env], points)
+                for loss in losses:
+                    sub = have[have["loss"] == loss]
+                    if sub.empty:
+                        continue
+                    plot_band(ax, grid, smoothed_curves(sub, {}, grid, window, metric), loss,
+                              losses, reps=reps, seed=seed, gid=f"{env}/{loss}/{metric}")
+                ax.set_xlim(0, grid[-1] if grid[-1] > 0 else 1)
+                if metric == "max_prob":
+                    ax.set_ylim(top=1.0)
+            axes[row, 0].set_ylabel(env)
+        for col, metric in enumerate(metrics):
+            axes[-1, col].set_xlabel("Agent steps")
+        _loss_legend(fig, losses)
+        _footnote(fig, f"Mean across seeds ({_seeds_per_curve(updates)} per curve) of each "
+                  f"run's per-update value, rolling mean over {window} updates; shaded: 95% "
+                  "bootstrap CI across seeds. Left: entropy of the policy on the rollout; "
+                  "right: mean probability of the most likely action.")
+    return fig, {"panels": [(e, m) for e in envs for m in metrics], "envs": envs,
+                 "losses": losses}
+
+
+def plot_exploration(tables: str | Path, out: str | Path, *,
+                     window: int = DEFAULT_UPDATE_WINDOW, points: int = DEFAULT_POINTS,
+                     reps: int = 2000, seed: int = 0) -> dict:
+    """figures/rl_exploration.png (and .pdf) from rl_updates and rl_final_runs."""
+    updates = read_table(tables, "rl_updates")
+    runs = read_table(tables, "rl_final_runs")
+    if runs.empty:
+        raise RunFileError(f"{Path(tables) / 'rl_final_runs'}: no runs to plot")
+    fig, info = exploration_figure(updates, runs, window=window, points=points, reps=reps,
+                                   seed=seed)
+    desc = ("panels: " + ", ".join(f"{e}/{m}" for e, m in info["panels"]) + "; losses: "
+            + ", ".join(info["losses"]))
+    info["paths"] = save_figure(fig, Path(out), ("png", "pdf"), desc)
+    plt.close(fig)
+    return info
 
 
 # ---------------------------------------------------------------------------- aggregate
@@ -281,13 +417,22 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
 # ---------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scopeloss.analysis.figures",
-                                     description="Figure 2 and the aggregate RL figure.")
+                                     description="Figure 2, the exploration diagnostics "
+                                     "and the aggregate RL figure.")
     sub = parser.add_subparsers(dest="kind", required=True)
     p = sub.add_parser("curves", help="Figure 2: training curves, one panel per env")
     p.add_argument("--tables", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help=".png; the .pdf goes beside it")
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW,
                    help="rolling-mean window, in episodes")
+    p.add_argument("--points", type=int, default=DEFAULT_POINTS, help="step-grid points")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per band")
+    p = sub.add_parser("exploration", help="policy entropy and max-action probability "
+                       "against steps, a row per env")
+    p.add_argument("--tables", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help=".png; the .pdf goes beside it")
+    p.add_argument("--window", type=int, default=DEFAULT_UPDATE_WINDOW,
+                   help="rolling-mean window, in updates")
     p.add_argument("--points", type=int, default=DEFAULT_POINTS, help="step-grid points")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per band")
     p = sub.add_parser("aggregate", help="IQM / mean / probability of improvement")
@@ -307,6 +452,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if info["missing"]:
                 print("warning: no episode logged yet for " + ", ".join(
                     f"{e}/{l}/seed{s}" for e, l, s in info["missing"]), file=sys.stderr)
+            if info["truncated"]:
+                print(f"warning: more than {TRUNCATED_SHARE_NOTE:.0%} of episodes cut by the "
+                      "time limit in " + ", ".join(f"{e}/{l}/seed{s} ({share:.0%})"
+                                                  for e, l, s, share in info["truncated"])
+                      + " (named in the figure)", file=sys.stderr)
+        elif args.kind == "exploration":
+            info = plot_exploration(args.tables, args.out, window=args.window,
+                                    points=args.points, reps=args.reps)
         else:
             info = plot_aggregate(args.tables, args.out, reps=args.reps,
                                   stats_out=args.stats_out)

@@ -6,7 +6,10 @@ from __future__ import annotations
 # Figure 2's panel order; envs not listed here (e.g. a Gymnasium id in tests) come after,
 # alphabetically.
 ENV_ORDER = ("Pong", "Breakout", "Asterix", "Seaquest", "Venture", "Gravitar",
-             "MontezumaRevenge", "StarPilot")
+             "MontezumaRevenge", "StarPilot",
+             # MinAtar (the CPU-scale stand-in): the paper's games first, in its order
+             "MinAtarBreakout", "MinAtarAsterix", "MinAtarSeaquest", "MinAtarSpaceInvaders",
+             "MinAtarFreeway")
 
 RL_LOSS_ORDER = ("policy", "policy_entropy", "scope", "focal")
 RL_LOSS_NAMES = {"policy": "Policy", "policy_entropy": "Policy+Entropy", "scope": "Scope",

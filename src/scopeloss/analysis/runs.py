@@ -21,6 +21,9 @@ import pandas as pd
 from .reference import ATARI_FRAMESKIP, ATARI_RANDOM_HUMAN, PROCGEN_MIN_MAX
 
 EPISODE_COLUMNS = ("global_step", "return", "length")
+# 0/1 column of episodes.csv: 1 for an episode cut short by a kill and resume (its return
+# is partial). Runs written before the column existed lack it: read as 0.
+RESUME_FLAG = "truncated_by_resume"
 UPDATE_COLUMNS = ("update", "global_step", "policy_loss", "value_loss", "entropy", "approx_kl",
                   "clipfrac", "max_prob", "lr", "sps")
 REQUIRED_UPDATE_COLUMNS = ("update", "global_step")
@@ -168,7 +171,10 @@ def load_rl_run(path: str | Path) -> RLRun:
              else _identity_from_path(run_dir, ("env", "loss")))
     env, loss, seed = ident["env"], ident["loss"], ident["seed"]
     # A finished run must have logged its episodes file (possibly with no rows).
-    episodes = read_csv(run_dir / "episodes.csv", EPISODE_COLUMNS, optional=summary is None)
+    episodes = read_csv(run_dir / "episodes.csv", EPISODE_COLUMNS,
+                        EPISODE_COLUMNS + (RESUME_FLAG,), optional=summary is None)
+    if episodes is not None:
+        episodes = _with_resume_flag(episodes, run_dir / "episodes.csv")
     updates = read_csv(run_dir / "updates.csv", REQUIRED_UPDATE_COLUMNS, UPDATE_COLUMNS)
     evals = read_csv(run_dir / "eval.csv", EPISODE_COLUMNS)
     status = _status(summary, episodes)
@@ -176,10 +182,35 @@ def load_rl_run(path: str | Path) -> RLRun:
     empty = pd.DataFrame({c: pd.Series(dtype=float) for c in EPISODE_COLUMNS})
     return RLRun(run_dir=run_dir, env=env, loss=loss, seed=seed, status=status, suite=suite,
                  frameskip=frameskip, distribution_mode=mode, summary=summary,
-                 episodes=episodes if episodes is not None else empty,
+                 episodes=episodes if episodes is not None else _with_resume_flag(
+                     empty.copy(), None),
                  updates=updates if updates is not None else pd.DataFrame(
                      {c: pd.Series(dtype=float) for c in UPDATE_COLUMNS}),
                  eval=evals if evals is not None else empty.copy())
+
+
+def _with_resume_flag(episodes: pd.DataFrame, path: Path | None) -> pd.DataFrame:
+    """The episodes with a 0/1 ``truncated_by_resume`` column (0 where the file has none)."""
+    if RESUME_FLAG not in episodes.columns:
+        episodes = episodes.copy()
+        episodes[RESUME_FLAG] = np.zeros(len(episodes), dtype=np.int64)
+        return episodes
+    flag = episodes[RESUME_FLAG]
+    bad = ~flag.isin([0, 1])
+    if bad.any():
+        line = int(episodes.index[bad][0]) + 2
+        raise RunFileError(f"{path}: column {RESUME_FLAG!r} must be 0 or 1; line {line} has "
+                           f"{flag[bad].iloc[0]!r}")
+    episodes = episodes.copy()
+    episodes[RESUME_FLAG] = flag.astype(np.int64)
+    return episodes
+
+
+def whole_episodes(episodes: pd.DataFrame) -> pd.DataFrame:
+    """The episodes that ran to their end (those cut by a kill and resume left out)."""
+    if RESUME_FLAG not in episodes.columns:
+        return episodes
+    return episodes[episodes[RESUME_FLAG] == 0]
 
 
 def _status(summary: dict | None, rows: pd.DataFrame | None) -> str:
@@ -192,7 +223,9 @@ def _status(summary: dict | None, rows: pd.DataFrame | None) -> str:
 
 def final_return(episodes: pd.DataFrame, window: int = FINAL_WINDOW) -> tuple[float, int]:
     """(mean return of the last ``window`` episodes, episodes used); (nan, 0) if none.
-    Episodes are in the order they finished (a stable sort on global_step)."""
+    Episodes are in the order they finished (a stable sort on global_step); episodes cut
+    short by a kill and resume (``truncated_by_resume``) do not count."""
+    episodes = whole_episodes(episodes)
     if not len(episodes):
         return np.nan, 0
     last = episodes.sort_values("global_step", kind="stable")["return"].to_numpy()[-window:]

@@ -9,6 +9,10 @@ tests/test_analysis_rliable.py checks them against rliable where both apply.
 * ``iqm``: interquartile mean (scipy's ``trim_mean`` with 25% cut each side, as rliable).
 * ``stratified_bootstrap_ci``: resample runs within each task independently (Agarwal et
   al. 2021), apply an aggregate (IQM, mean) to the pooled resample.
+* ``bootstrap_difference_ci``: percentile bootstrap of mean(X) - mean(Y), the seeds of X
+  and of Y resampled independently.
+* ``stratified_bootstrap_difference``: aggregate(X) - aggregate(Y) over the tasks both
+  have, runs resampled within each task and loss.
 * ``probability_of_improvement``: P(X > Y) averaged over tasks, each task's value the
   Mann-Whitney-style comparison of every run of X with every run of Y, ties counting 1/2.
 """
@@ -46,6 +50,25 @@ def bootstrap_ci(values: Sequence[float], *, reps: int = DEFAULT_REPS,
     idx = _rng(seed).integers(0, x.size, size=(reps, x.size))
     low, high = _percentiles(x[idx].mean(axis=1), confidence)
     return (float(low), float(high))
+
+
+def bootstrap_difference_ci(x: Sequence[float], y: Sequence[float], *,
+                            reps: int = DEFAULT_REPS, confidence: float = CONFIDENCE,
+                            seed: int | None = 0) -> tuple[float, float, float]:
+    """(mean(x) - mean(y), CI low, CI high): a percentile bootstrap resampling x and y
+    independently (unpaired runs). nan when either is empty; with one value in both the
+    interval is the point (there is no spread to resample)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if not (x.size and y.size):
+        return (np.nan, np.nan, np.nan)
+    point = float(x.mean() - y.mean())
+    rng = _rng(seed)
+    xb = x[rng.integers(0, x.size, size=(reps, x.size))].mean(axis=1)
+    yb = y[rng.integers(0, y.size, size=(reps, y.size))].mean(axis=1)
+    low, high = _percentiles(xb - yb, confidence)
+    return point, float(low), float(high)
 
 
 def bootstrap_mean_band(curves: np.ndarray, *, reps: int = 2000, confidence: float = CONFIDENCE,
@@ -97,6 +120,31 @@ def stratified_bootstrap_ci(scores_by_task: Mapping[str, Sequence[float]], aggre
     boot = fn(_stratified_resample(tasks, reps, _rng(seed)))
     low, high = _percentiles(boot, confidence)
     return point, float(low), float(high)
+
+
+def stratified_bootstrap_difference(x_by_task: Mapping[str, Sequence[float]],
+                                    y_by_task: Mapping[str, Sequence[float]], aggregate: str,
+                                    *, reps: int = DEFAULT_REPS,
+                                    confidence: float = CONFIDENCE,
+                                    seed: int | None = 0) -> tuple[float, float, float, int]:
+    """(aggregate(X) - aggregate(Y), CI low, CI high, number of tasks) over the tasks where
+    both have runs; each loss's runs resampled within each task (stratified bootstrap)."""
+    fn = AGGREGATES[aggregate]
+    xs, ys = [], []
+    for task in sorted(set(x_by_task) & set(y_by_task)):
+        x = np.asarray(x_by_task[task], dtype=float)
+        y = np.asarray(y_by_task[task], dtype=float)
+        x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+        if x.size and y.size:
+            xs.append(x)
+            ys.append(y)
+    if not xs:
+        return (np.nan, np.nan, np.nan, 0)
+    rng = _rng(seed)
+    point = float(fn(np.concatenate(xs)) - fn(np.concatenate(ys)))
+    boot = fn(_stratified_resample(xs, reps, rng)) - fn(_stratified_resample(ys, reps, rng))
+    low, high = _percentiles(boot, confidence)
+    return point, float(low), float(high), len(xs)
 
 
 def _pairwise_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:

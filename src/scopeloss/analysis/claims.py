@@ -1,0 +1,407 @@
+"""The paper's claims, checked on whatever grid ran (demo, MinAtar preset, paper grid).
+
+``python -m scopeloss.analysis.claims --tables results/tables --out results/tables/claims.md``
+writes ``claims.md`` and ``claims.csv`` (same stem) from the tidy tables:
+
+A. *Scope beats each other policy loss* — per env: the difference of mean final return
+   (Scope - X) across seeds; in aggregate: the IQM difference of normalised final scores
+   and P(Scope > X) (Agarwal et al. 2021), stratified bootstrap across seeds.
+B. *Scope keeps more exploration* — per env: final-phase policy entropy (Scope - X,
+   claimed > 0) and mean max-action probability (Scope - X, claimed < 0); in aggregate:
+   P(Scope's entropy higher) and P(Scope's max-action probability lower).
+C. *Scope has the highest mean per-class precision in Tables 1 and 2* — per dataset and
+   experiment: the difference of mean per-class precision (Scope - X) across seeds.
+
+Each row gives the estimate, its 95% CI across seeds, the fewest seeds on either side and
+a verdict: *supported* when the CI excludes no difference in the claimed direction,
+*contradicted* when it excludes it in the other, else *inconclusive* (at this budget);
+with one seed there is no CI across seeds and the verdict says so. Only finished runs
+count. A part of the grid that did not run (no RL, no classification, no Scope run) gives
+a row saying 'not run'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from scopeloss import io
+
+from . import stats
+from .aggregate import read_table, sort_in_order
+from .reference import (cls_loss_name, cls_loss_sort_key, env_sort_key, rl_loss_name,
+                        rl_loss_sort_key)
+from .runs import COMPLETE, RunFileError
+
+REFERENCE = "scope"
+FINAL_PHASE = 0.25   # exploration is measured over the last quarter of each run's updates
+AGGREGATE = "IQM"
+PAPER_CLS_LOSSES = ("pel", "scope", "focal", "ce")
+TABLE_OF = {"plain": "Table 1", "augmented": "Table 2"}
+
+SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
+ONE_SEED = "inconclusive (one seed)"
+NOT_RUN = "not run"
+
+CLAIMS = {
+    "A": "Scope beats each other policy loss (final return)",
+    "B": "Scope keeps more exploration (final-phase entropy higher, "
+         "max-action probability lower)",
+    "C": "Scope has the highest mean per-class precision (Tables 1 and 2)",
+}
+COLUMNS = ["claim_id", "claim", "comparison", "where", "metric", "claimed", "estimate",
+           "ci_low", "ci_high", "n_seeds", "budget", "verdict", "note"]
+
+
+def verdict(low: float, high: float, *, n_seeds: int, null: float = 0.0,
+            direction: int = 1) -> str:
+    """supported / contradicted / inconclusive from a 95% CI and the claimed direction
+    (+1: estimate > null, -1: estimate < null); fewer than two seeds: no CI, inconclusive."""
+    if n_seeds < 2:
+        return ONE_SEED
+    if np.isnan(low) or np.isnan(high):
+        return INCONCLUSIVE
+    above, below = low > null, high < null
+    if (above and direction > 0) or (below and direction < 0):
+        return SUPPORTED
+    if above or below:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def _row(claim_id, comparison, where, metric, claimed, estimate, low, high, n_seeds,
+         budget, *, null=0.0, direction=1, note="") -> dict:
+    n_seeds = int(n_seeds)
+    if n_seeds < 2:
+        low = high = np.nan
+    return {"claim_id": claim_id, "claim": CLAIMS[claim_id], "comparison": comparison,
+            "where": where, "metric": metric, "claimed": claimed, "estimate": estimate,
+            "ci_low": low, "ci_high": high, "n_seeds": n_seeds, "budget": budget,
+            "verdict": verdict(low, high, n_seeds=n_seeds, null=null, direction=direction),
+            "note": note}
+
+
+def _not_run(claim_id: str, reason: str) -> dict:
+    return {"claim_id": claim_id, "claim": CLAIMS[claim_id], "comparison": "–",
+            "where": "–", "metric": "–", "claimed": "–", "estimate": np.nan,
+            "ci_low": np.nan, "ci_high": np.nan, "n_seeds": 0, "budget": "–",
+            "verdict": NOT_RUN, "note": reason}
+
+
+def _steps(n: float) -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:g}"
+
+
+def _span(values, fmt, unit: str) -> str:
+    values = sorted({float(v) for v in values if pd.notna(v)})
+    if not values:
+        return "unknown"
+    if len(values) == 1:
+        return f"{fmt(values[0])} {unit}"
+    return f"{fmt(values[0])}–{fmt(values[-1])} {unit}"
+
+
+def _by_env(frame: pd.DataFrame, loss: str, column: str) -> dict[str, np.ndarray]:
+    sub = frame[frame["loss"] == loss].dropna(subset=[column])
+    return {env: g[column].to_numpy(dtype=float) for env, g in sub.groupby("env")}
+
+
+def _min_seeds(x_by_task: dict, y_by_task: dict) -> int:
+    shared = set(x_by_task) & set(y_by_task)
+    return min((min(x_by_task[t].size, y_by_task[t].size) for t in shared), default=0)
+
+
+# ---------------------------------------------------------------------------- RL
+def finished_rl_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[(runs["status"] == COMPLETE) & runs["final_return"].notna()]
+
+
+def grid_normalised(runs: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+    """Each run's normalised final score: the paper's reference normalisation where the env
+    has one (Atari human, StarPilot min-max), else min-max over this grid's runs of that
+    env (0 = the lowest final return, 1 = the highest); and the envs normalised so."""
+    score = runs["normalized_final_return"].astype(float).copy()
+    by_grid = []
+    for env, group in runs.groupby("env"):
+        if group["normalized_final_return"].notna().all():
+            continue
+        lo, hi = group["final_return"].min(), group["final_return"].max()
+        score[group.index] = (group["final_return"] - lo) / (hi - lo) if hi > lo else 0.5
+        by_grid.append(env)
+    return score, sorted(by_grid, key=env_sort_key)
+
+
+def final_phase(updates: pd.DataFrame, fraction: float = FINAL_PHASE) -> pd.DataFrame:
+    """Per run: mean entropy and max_prob over its last ``fraction`` of updates (>= 1)."""
+    rows = []
+    cols = [c for c in ("entropy", "max_prob") if c in updates.columns]
+    for (env, loss, seed), run in updates.groupby(["env", "loss", "seed"], sort=False):
+        run = run.sort_values("global_step", kind="stable")
+        tail = run.iloc[-max(1, int(np.ceil(fraction * len(run)))):]
+        rows.append({"env": env, "loss": loss, "seed": seed,
+                     **{c: float(tail[c].mean()) for c in cols}})
+    return pd.DataFrame(rows, columns=["env", "loss", "seed", "entropy", "max_prob"])
+
+
+def _others(losses, reference=REFERENCE, key=rl_loss_sort_key) -> list[str]:
+    return sorted((l for l in set(losses) if l != reference), key=key)
+
+
+def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
+    runs = finished_rl_runs(runs).copy()
+    if REFERENCE not in set(runs["loss"]):
+        return [_not_run("A", "no finished Scope run in this grid")]
+    others = _others(runs["loss"])
+    if not others:
+        return [_not_run("A", "no other policy loss in this grid")]
+    envs = sorted(runs["env"].unique(), key=env_sort_key)
+    budget = {env: _span(runs.loc[runs["env"] == env, "total_steps"], _steps, "steps")
+              for env in envs}
+    runs["score"], by_grid = grid_normalised(runs)
+    rows = []
+    ref_ret, ref_score = _by_env(runs, REFERENCE, "final_return"), _by_env(runs, REFERENCE,
+                                                                           "score")
+    for other in others:
+        comparison = f"Scope vs {rl_loss_name(other)}"
+        x_ret, x_score = _by_env(runs, other, "final_return"), _by_env(runs, other, "score")
+        for env in envs:
+            if env not in ref_ret or env not in x_ret:
+                continue
+            est, low, high = stats.bootstrap_difference_ci(ref_ret[env], x_ret[env],
+                                                           reps=reps, seed=seed)
+            rows.append(_row("A", comparison, env, "final return, Scope - X "
+                             "(mean of the last 100 episodes)", "> 0", est, low, high,
+                             min(ref_ret[env].size, x_ret[env].size), budget[env]))
+        shared = sorted(set(ref_ret) & set(x_ret), key=env_sort_key)
+        if not shared:
+            continue
+        where = f"aggregate ({len(shared)} env{'s' if len(shared) > 1 else ''})"
+        agg_budget = _span(runs.loc[runs["env"].isin(shared), "total_steps"], _steps, "steps")
+        n = _min_seeds(ref_ret, x_ret)
+        grid_envs = [e for e in shared if e in by_grid]
+        ref_envs = [e for e in shared if e not in by_grid]
+        norm_note = "; ".join(
+            ([f"reference normalisation (Atari human, StarPilot min-max): "
+              f"{', '.join(ref_envs)}"] if ref_envs else [])
+            + ([f"min-max over this grid's runs (no reference scores): "
+                f"{', '.join(grid_envs)}"] if grid_envs else []))
+        est, low, high, _ = stats.stratified_bootstrap_difference(
+            ref_score, x_score, AGGREGATE, reps=reps, seed=seed)
+        rows.append(_row("A", comparison, where, f"{AGGREGATE} of normalised final score, "
+                         "Scope - X", "> 0", est, low, high, n, agg_budget, note=norm_note))
+        est, low, high, _ = stats.probability_of_improvement(ref_ret, x_ret, reps=reps,
+                                                             seed=seed)
+        rows.append(_row("A", comparison, where, "P(Scope run's final return > X run's)",
+                         "> 0.5", est, low, high, n, agg_budget, null=0.5))
+    return rows
+
+
+def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
+                       seed: int) -> list[dict]:
+    runs = runs[runs["status"] == COMPLETE]
+    done = set(runs[["env", "loss", "seed"]].itertuples(index=False, name=None))
+    phase = final_phase(updates)
+    phase = phase[[k in done for k in phase[["env", "loss", "seed"]].itertuples(
+        index=False, name=None)]]
+    if phase[["entropy", "max_prob"]].isna().all().all():
+        return [_not_run("B", "no finished RL run logged entropy / max_prob")]
+    if REFERENCE not in set(phase["loss"]):
+        return [_not_run("B", "no finished Scope run in this grid")]
+    others = _others(phase["loss"])
+    if not others:
+        return [_not_run("B", "no other policy loss in this grid")]
+    envs = sorted(phase["env"].unique(), key=env_sort_key)
+    budget = {env: _span(runs.loc[runs["env"] == env, "total_steps"], _steps, "steps")
+              for env in envs}
+    phase = phase.assign(neg_max_prob=-phase["max_prob"])
+    note = f"mean over the last {FINAL_PHASE:.0%} of each run's updates"
+    metrics = (("entropy", "final-phase policy entropy, Scope - X", "> 0", 1,
+                "P(Scope run's final-phase entropy > X run's)"),
+               ("max_prob", "final-phase mean max-action probability, Scope - X", "< 0", -1,
+                "P(Scope run's final-phase max-action probability < X run's)"))
+    rows = []
+    for other in others:
+        comparison = f"Scope vs {rl_loss_name(other)}"
+        for column, metric, claimed, direction, poi_metric in metrics:
+            ref, x = _by_env(phase, REFERENCE, column), _by_env(phase, other, column)
+            for env in envs:
+                if env not in ref or env not in x:
+                    continue
+                est, low, high = stats.bootstrap_difference_ci(ref[env], x[env], reps=reps,
+                                                               seed=seed)
+                rows.append(_row("B", comparison, env, metric, claimed, est, low, high,
+                                 min(ref[env].size, x[env].size), budget[env],
+                                 direction=direction, note=note))
+            shared = sorted(set(ref) & set(x), key=env_sort_key)
+            if not shared:
+                continue
+            signed = "neg_max_prob" if column == "max_prob" else column
+            est, low, high, _ = stats.probability_of_improvement(
+                _by_env(phase, REFERENCE, signed), _by_env(phase, other, signed), reps=reps,
+                seed=seed)
+            rows.append(_row("B", comparison, f"aggregate ({len(shared)} env"
+                             f"{'s' if len(shared) > 1 else ''})", poi_metric, "> 0.5", est,
+                             low, high, _min_seeds(ref, x),
+                             _span(runs.loc[runs["env"].isin(shared), "total_steps"], _steps,
+                                   "steps"), null=0.5, note=note))
+    return rows
+
+
+# ---------------------------------------------------------------------------- classification
+def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: int,
+                     seed: int) -> list[dict]:
+    done = summary[summary["status"] == COMPLETE]
+    keys = ["dataset", "experiment", "loss", "seed"]
+    done_keys = set(done[keys].itertuples(index=False, name=None))
+    per_class = per_class[[k in done_keys for k in per_class[keys].itertuples(
+        index=False, name=None)]]
+    if per_class.empty:
+        return [_not_run("C", "no finished classification run in this grid")]
+    runs = (per_class.groupby(keys, sort=False)["precision"].mean()
+            .rename("precision_mean").reset_index())
+    rows = []
+    combos = sort_in_order(runs[["dataset", "experiment"]].drop_duplicates(),
+                           {"dataset": str, "experiment": lambda e: (TABLE_OF.get(e, "~"), e)})
+    for dataset, exp in combos.itertuples(index=False, name=None):
+        sub = runs[(runs["dataset"] == dataset) & (runs["experiment"] == exp)]
+        where = f"{dataset} / {exp}" + (f" ({TABLE_OF[exp]})" if exp in TABLE_OF else "")
+        epochs = done.loc[(done["dataset"] == dataset) & (done["experiment"] == exp),
+                          "epochs_run"]
+        budget = _span(epochs, lambda v: f"{v:g}", "epochs")
+        if REFERENCE not in set(sub["loss"]):
+            rows.append({**_not_run("C", "no finished Scope run"), "where": where})
+            continue
+        others = _others(sub["loss"], key=cls_loss_sort_key)
+        if not others:
+            rows.append({**_not_run("C", "no other loss"), "where": where})
+            continue
+        ref = sub.loc[sub["loss"] == REFERENCE, "precision_mean"].to_numpy()
+        for other in others:
+            x = sub.loc[sub["loss"] == other, "precision_mean"].to_numpy()
+            est, low, high = stats.bootstrap_difference_ci(ref, x, reps=reps, seed=seed)
+            note = "" if other in PAPER_CLS_LOSSES else "baseline not in the paper's tables"
+            rows.append(_row("C", f"Scope vs {cls_loss_name(other)}", where,
+                             "mean per-class test precision, Scope - X", "> 0", est, low,
+                             high, min(ref.size, x.size), budget, note=note))
+    return rows
+
+
+# ---------------------------------------------------------------------------- table
+def _try_read(tables: Path, name: str) -> pd.DataFrame | None:
+    try:
+        return read_table(tables, name)
+    except RunFileError as err:
+        if "not found" in str(err):
+            return None
+        raise
+
+
+def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = True,
+                 reps: int = stats.DEFAULT_REPS, seed: int = 0) -> pd.DataFrame:
+    tables = Path(tables)
+    rows = []
+    runs = _try_read(tables, "rl_final_runs") if rl else None
+    if runs is None or runs.empty:
+        reason = "no RL runs in this grid" if rl else "RL not part of this grid"
+        rows += [_not_run("A", reason), _not_run("B", reason)]
+    else:
+        rows += return_claims(runs, reps=reps, seed=seed)
+        updates = _try_read(tables, "rl_updates")
+        rows += (exploration_claims(runs, updates, reps=reps, seed=seed)
+                 if updates is not None else [_not_run("B", "no rl_updates table")])
+    per_class = _try_read(tables, "classification_per_class") if classification else None
+    summary = _try_read(tables, "classification_summary") if classification else None
+    if per_class is None or summary is None or summary.empty:
+        rows.append(_not_run("C", "no classification runs in this grid" if classification
+                             else "classification not part of this grid"))
+    else:
+        rows += precision_claims(per_class, summary, reps=reps, seed=seed)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _fmt(value: float) -> str:
+    return "–" if pd.isna(value) else f"{value:.4g}"
+
+
+def _ci(row) -> str:
+    if row.verdict == NOT_RUN:
+        return "–"
+    if row.n_seeds < 2:
+        return "one seed"
+    return f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]"
+
+
+def claims_markdown(table: pd.DataFrame) -> str:
+    lines = ["# The paper's claims, checked on this grid", "",
+             "Computed from the tidy tables of the grid that ran, at the budgets in the "
+             "Budget column (a demo or preset budget is not the paper's). Estimate: Scope "
+             "minus the other loss, or P(Scope better); 95% CI: percentile bootstrap across "
+             "seeds (stratified by env for aggregates). Verdict: *supported* if the CI "
+             "excludes no difference in the claimed direction, *contradicted* if it "
+             "excludes it in the other direction, else *inconclusive* at this budget; with "
+             "one seed there is no CI across seeds. Seeds: the fewest on either side (per "
+             "env for aggregates). Only finished runs count.", ""]
+    for claim_id, claim in CLAIMS.items():
+        part = table[table["claim_id"] == claim_id]
+        counts = part["verdict"].value_counts()
+        lines += [f"## {claim_id}. {claim}", "",
+                  "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()), "",
+                  "| Comparison | Where | Metric | Claimed | Estimate | 95% CI | Seeds "
+                  "| Budget | Verdict | Note |",
+                  "|:---|:---|:---|:---:|---:|:---:|---:|:---|:---|:---|"]
+        for row in part.itertuples(index=False):
+            lines.append("| " + " | ".join([
+                row.comparison, row.where, row.metric, row.claimed, _fmt(row.estimate),
+                _ci(row), str(row.n_seeds) if row.verdict != NOT_RUN else "–", row.budget,
+                f"**{row.verdict}**", row.note or ""]) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_claims(table: pd.DataFrame, out: str | Path) -> list[Path]:
+    out = Path(out)
+    io.write_text(out.with_suffix(".md"), claims_markdown(table))
+    io.write_csv(out.with_suffix(".csv"), table)
+    return [out.with_suffix(".md"), out.with_suffix(".csv")]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scopeloss.analysis.claims",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tables", required=True, type=Path,
+                        help="directory with the tidy tables (rl_*, classification_*)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="claims.md; the .csv goes beside it")
+    parser.add_argument("--no-rl", action="store_true",
+                        help="the grid has no RL part (its tables, if any, are stale)")
+    parser.add_argument("--no-classification", action="store_true",
+                        help="the grid has no classification part")
+    parser.add_argument("--reps", type=int, default=stats.DEFAULT_REPS)
+    parser.add_argument("--bootstrap-seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.reps < 1:
+        parser.error(f"--reps must be >= 1, got {args.reps}")
+    try:
+        table = claims_table(args.tables, rl=not args.no_rl,
+                             classification=not args.no_classification, reps=args.reps,
+                             seed=args.bootstrap_seed)
+    except RunFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    written = write_claims(table, args.out)
+    counts = table["verdict"].value_counts()
+    print("claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "; wrote "
+          + ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
