@@ -89,6 +89,7 @@ def test_paper_grid_plans_every_cell_and_fetches_caltech(fresh):
     assert count(jobs) == {"train_rl": 96, "train_classifier": 36, "fetch_caltech256": 1,
                            "prepare_dataset": 1, "aggregate_rl": 1, "aggregate_classification": 1,
                            "plot_training_curves": 1, "plot_rl_aggregate": 1,
+                           "plot_exploration": 1, "claims_table": 1,
                            "precision_tables": 1, "all": 1}
     rl = {(j["wildcards"]["env"], j["wildcards"]["loss"], j["wildcards"]["seed"])
           for j in jobs if j["rule"] == "train_rl"}

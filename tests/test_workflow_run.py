@@ -24,8 +24,9 @@ import pytest
 from test_workflow_plan import BIN, copy_workflow, count, hparams, plan, snakemake
 
 SMOKE = ("--configfile", "presets/smoke.yaml")
-RL_DOWNSTREAM = {"aggregate_rl", "plot_training_curves", "plot_rl_aggregate", "all"}
-CLS_DOWNSTREAM = {"aggregate_classification", "precision_tables", "all"}
+RL_DOWNSTREAM = {"aggregate_rl", "plot_training_curves", "plot_rl_aggregate",
+                 "plot_exploration", "claims_table", "all"}
+CLS_DOWNSTREAM = {"aggregate_classification", "precision_tables", "claims_table", "all"}
 
 
 @pytest.fixture(scope="session")

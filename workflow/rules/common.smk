@@ -94,10 +94,13 @@ def all_targets():
             f"{FIGURES}/rl_training_curves.png",
             f"{FIGURES}/rl_training_curves.pdf",
             f"{FIGURES}/rl_aggregate.png",
+            f"{FIGURES}/rl_exploration.png",
+            f"{FIGURES}/rl_exploration.pdf",
         ]
     if has_classification():
         targets += precision_table_files()
         targets.append(f"{FIGURES}/precision_by_class_frequency.png")
+    targets += [f"{TABLES}/claims.md", f"{TABLES}/claims.csv"]
     return targets
 
 
@@ -108,6 +111,7 @@ def final_message():
             f"  figure (Figure 2):   {FIGURES}/rl_training_curves.png (.pdf)",
             f"  aggregate scores:    {FIGURES}/rl_aggregate.png, {FIGURES}/rl_aggregate.csv",
             f"  RL tables:           {TABLES}/rl_final.csv (per env x loss), rl_*.parquet",
+            f"  exploration figure:  {FIGURES}/rl_exploration.png (.pdf)",
         ]
     if has_classification():
         for experiment in config["classification"]["experiments"]:
@@ -117,6 +121,7 @@ def final_message():
         lines.append(
             f"  precision figure:    {FIGURES}/precision_by_class_frequency.png"
         )
+    lines.append(f"  claims checked:      {TABLES}/claims.md (.csv)")
     lines.append(f"  runs:                {RESULTS}/rl/, {RESULTS}/classification/")
     return "\n".join(lines)
 

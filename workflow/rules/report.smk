@@ -95,7 +95,6 @@ rule precision_tables:
 rule plot_exploration:
     input:
         tables=RL_TABLE_FILES,
-        code=ANALYSIS_CODE,
     output:
         png=report(
             f"{FIGURES}/rl_exploration.png",
@@ -112,10 +111,10 @@ rule plot_exploration:
         mem_mb=4000,
         runtime=30,
     params:
-        py=PY_CPU,
+        code=ANALYSIS_CODE,
         tables=parent_of_input("tables"),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.figures exploration --tables {params.tables:q}"
+        "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.figures exploration --tables {params.tables:q}"
         " --out {output.png:q} > {log:q} 2>&1"
 
 
@@ -127,7 +126,6 @@ rule claims_table:
         classification=lambda wildcards: (
             CLASSIFICATION_TABLE_FILES if has_classification() else []
         ),
-        code=ANALYSIS_CODE,
     output:
         md=f"{TABLES}/claims.md",
         csv=report(
@@ -144,23 +142,12 @@ rule claims_table:
         mem_mb=4000,
         runtime=30,
     params:
-        py=PY_CPU,
+        code=ANALYSIS_CODE,
         tables=parent_of_output,
         parts=lambda wildcards: " ".join(
             ([] if has_rl() else ["--no-rl"])
             + ([] if has_classification() else ["--no-classification"])
         ),
     shell:
-        "OMP_NUM_THREADS={threads} {params.py} scopeloss.analysis.claims --tables {params.tables:q}"
+        "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.claims --tables {params.tables:q}"
         " --out {output.md:q} {params.parts} > {log:q} 2>&1"
-
-
-# The exploration figure (RL grids) and the claims table (every grid) join `rule all`
-# (Snakefile: all_targets() of common.smk, called after this file is included).
-REPORT_TARGETS = [f"{TABLES}/claims.md", f"{TABLES}/claims.csv"] + (
-    [f"{FIGURES}/rl_exploration.png", f"{FIGURES}/rl_exploration.pdf"]
-    if has_rl()
-    else []
-)
-_all_targets_before_report = all_targets
-all_targets = lambda: _all_targets_before_report() + REPORT_TARGETS
