@@ -1,6 +1,6 @@
 """Planning the workflow without running it: `snakemake -n` on the paper grid and the
 presets, preset overlays as Snakemake merges them, bad configs stopping at parse time,
-`--lint`, snakefmt, the profiles, and gpu_slot.py's one-GPU-per-job claims.
+`--lint`, snakefmt and the profiles (gpu_slot.py: tests/test_gpu_slot.py).
 
 Helpers here (`copy_workflow`, `snakemake`, `plan`) are shared with test_workflow_run.py.
 """
@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -201,34 +200,4 @@ def test_slurm_profile_requests_gpus_and_placeholders(fresh):
                and r["slurm_partition"] == "EDIT_ME_gpu_partition" for r in atari)
 
 
-def test_gpu_slot_gives_each_job_its_own_gpu(tmp_path):
-    """Three jobs on two GPUs: the first two hold different GPUs at once, the third waits
-    until one of them exits, then gets the freed GPU."""
-    script = ROOT / "workflow/scripts/gpu_slot.py"
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5"}
-    env.pop("SLURM_JOB_ID", None)
-
-    def job(name):  # prints its GPU, then holds it until the file `name` appears
-        cmd = [sys.executable, str(script), "--", "sh", "-c",
-               f'echo "$CUDA_VISIBLE_DEVICES"; while [ ! -f {name} ]; do sleep 0.05; done']
-        return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
-
-    first, second = job("release1"), job("release2")
-    gpus = [first.stdout.readline().strip(), second.stdout.readline().strip()]
-    assert sorted(gpus) == ["3", "5"]
-    third = job("release3")
-    time.sleep(1.0)
-    assert third.poll() is None
-    # Free GPU 5 (a claim that ignored the locks would take the first id, 3).
-    holder = gpus.index("5") + 1
-    (tmp_path / f"release{holder}").touch()
-    assert third.stdout.readline().strip() == "5"
-    for name in ("release1", "release2", "release3"):
-        (tmp_path / name).touch()
-    assert [p.wait(timeout=30) for p in (first, second, third)] == [0, 0, 0]
-    # No GPU at all (a CPU box): the command runs unchanged.
-    env["CUDA_VISIBLE_DEVICES"] = ""
-    out = subprocess.run([sys.executable, str(script), "--", "sh", "-c", "echo [$CUDA_VISIBLE_DEVICES]"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True).stdout
-    assert out.strip() == "[]"
+# gpu_slot.py's claims (K jobs per GPU, UUIDs, CUDA_VISIBLE_DEVICES, cpu jobs): tests/test_gpu_slot.py
