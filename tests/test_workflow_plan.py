@@ -169,20 +169,42 @@ def test_snakefmt_leaves_the_workflow_unchanged():
 
 
 # ----------------------------------------------------------------------------- profiles
-def test_local_profile_plans_with_gpu_tokens(fresh):
+def test_local_profile_plans_with_gpu_tokens_and_threads_matching_k(fresh):
+    """profiles/local: gpu tokens = G x K, set-threads = C / (G x K) (README: 1 GPU, K = 2,
+    16 cores), the same threads for both training rules."""
     profile = yaml.safe_load((ROOT / "profiles/local/config.yaml").read_text())
-    assert profile["resources"] == ["gpu=1"] and profile["cores"] == "all"
+    assert profile["resources"] == ["gpu=2"] and profile["cores"] == "all"
+    assert profile["set-threads"] == {"train_rl": 8, "train_classifier": 8}
     jobs = plan(fresh, "--profile", "profiles/local", "--configfile", "presets/smoke.yaml")
     assert count(jobs)["train_rl"] == 4
 
 
-def test_slurm_profile_requests_gpus_and_placeholders(fresh):
+def sbatch_flags(threads: int, **resources) -> str:
+    """The sbatch command line snakemake-executor-plugin-slurm builds for a job, from the
+    plugin's own code (its dry run does not print it)."""
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    job = SimpleNamespace(resources=Resources(resources), threads=threads)
+    params = dict(run_uuid="ID", slurm_logfile="LOG", comment_str="C", account="-A acct",
+                  partition="-p part", workdir=None)
+    return get_submit_command(job, params) + set_gres_string(job)
+
+
+def test_slurm_profile_requests_what_the_rules_say(fresh):
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     assert profile["default-resources"]["slurm_account"].startswith("EDIT_ME")
     for rule in ("train_rl", "train_classifier"):
-        assert profile["set-resources"][rule]["cpus_per_gpu"] > 0
-        assert profile["set-resources"][rule]["slurm_partition"].startswith("EDIT_ME")
+        res = profile["set-resources"][rule]
+        assert res["slurm_partition"].startswith("EDIT_ME")
+        # cores follow the rule's threads; GPUs, runtime and memory are the rule's
+        assert not {"cpus_per_gpu", "cpus_per_task", "gpu", "gres", "runtime", "mem_mb"} & set(res)
     rules = set(re.findall(r"^rule (\w+):", "\n".join(
         p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk")), flags=re.M))
     assert set(profile["set-resources"]) <= rules
@@ -196,8 +218,15 @@ def test_slurm_profile_requests_gpus_and_placeholders(fresh):
            for line in re.findall(r"^\s+resources: (.*)$", out, flags=re.M)]
     atari = [r for r in res if r.get("runtime") == "1440"]
     assert len(atari) == 7 * 4 * 3
-    assert all(r["gpu"] == "1" and r["mem_mb"] == "16000" and r["cpus_per_gpu"] == "8"
+    assert all(r["gpu"] == "1" and r["mem_mb"] == "16000" and "cpus_per_gpu" not in r
                and r["slurm_partition"] == "EDIT_ME_gpu_partition" for r in atari)
+    # The flags the README/profile quote, built by the plugin from those resources.
+    assert sbatch_flags(8, gpu=1, runtime=1440, mem_mb=16000).endswith(
+        "-t 1440 --mem 16000 --ntasks-per-gpu=1 --cpus-per-task=8 --gpus=1")
+    cpu = sbatch_flags(1, gpu=0, runtime=30, mem_mb=4000)
+    assert cpu.endswith("-t 30 --mem 4000 --ntasks=1 --cpus-per-task=1") and "gpu" not in cpu
+    assert sbatch_flags(8, gpu=0, gres="shard:1", runtime=1440, mem_mb=16000).endswith(
+        "--ntasks=1 --cpus-per-task=8 --gres=shard:1")
 
 
 # gpu_slot.py's claims (K jobs per GPU, UUIDs, CUDA_VISIBLE_DEVICES, cpu jobs): tests/test_gpu_slot.py

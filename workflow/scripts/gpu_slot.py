@@ -20,7 +20,8 @@ is free again the moment the job exits, however it exits.
   user): only those GPUs are used, whether given by index or by UUID. An empty value (or
   ``-1``) means no GPU: the command runs unchanged.
 * **``--gpus 0``** (a job whose device is cpu; rules pass ``--gpus {resources.gpu}``)
-  claims nothing and hides the GPUs from the command (``CUDA_VISIBLE_DEVICES=""``).
+  claims nothing and leaves the environment alone (so a SLURM job that holds a GPU
+  *shard* through ``gres`` with ``gpu=0`` still sees the GPU SLURM gave it).
 * No GPU at all (no ``nvidia-smi``, a CPU box): the command runs unchanged.
 """
 
@@ -171,7 +172,6 @@ def main(argv: list[str]) -> int:
     if not cmd:
         parser.error("no command after --")
     if args.gpus <= 0:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
         os.execvp(cmd[0], cmd)
     k = jobs_per_gpu(args.jobs_per_gpu)
     gpus = visible_gpus()
