@@ -120,3 +120,20 @@ def test_a_missing_rate_names_what_to_add(files, tmp_path):
     args = [a for c in configs for a in ("--configfile", c)]
     with pytest.raises(SystemExit, match="no throughput for rl StarPilot / procgen"):
         plan.main([*args, "--throughput", str(rates), "--gpus", "1"])
+
+
+def test_calibrate_measures_through_the_real_trainer(tmp_path, capsys):
+    """--calibrate on a tiny grid (CartPole, resnet18 at 32 px): positive rates, saved."""
+    overlay = tmp_path / "tiny.yaml"
+    overlay.write_text(yaml.safe_dump({
+        "rl": {"envs": ["CartPole"], "losses": ["policy"], "seeds": [1]},
+        "classification": {"datasets": ["digits_lt"], "experiments": ["plain"], "losses": ["ce"],
+                           "seeds": [1], "experiment_specs": {"plain": {
+                               "model": "resnet18", "epochs": 1, "batch_size": 8}}}}))
+    saved = tmp_path / "rates.yaml"
+    assert plan.main(["--configfile", str(ROOT / "config.yaml"), "--configfile", str(overlay),
+                      "--calibrate", "--calibrate-updates", "2", "--calibrate-iters", "1",
+                      "--gpus", "1", "--save-rates", str(saved)]) == 0
+    rates = yaml.safe_load(saved.read_text())
+    assert rates["rl"]["CartPole"] > 0 and rates["classification"]["resnet18@32"] > 0
+    assert "calibrated on this machine" in capsys.readouterr().out
