@@ -1,15 +1,18 @@
 # The README's commands. `make setup` is quick when nothing changed: the venv is rebuilt
 # only when pyproject.toml is newer than the stamp file.
-PY      ?= python3.11
+# PY: the interpreter of the venv; python3.11, else python3.12, whichever runs here
+# (override: make setup PY=/path/to/python3.12).
+PY      ?= $(shell for p in python3.11 python3.12; do $$p -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup test demo clean-venv
+.PHONY: setup test demo plan grid clean-venv
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@test -x $(BIN)/python || test -n "$(PY)" || { echo "make setup: needs python3.11 or python3.12 (or PY=...)"; exit 1; }
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -25,6 +28,27 @@ demo: setup
 	@echo ""
 	@echo "Demo done. Figures and tables (report: snakemake --report report.html):"
 	@ls -1 figures/*.png figures/*.pdf results/tables/*.md results/tables/rl_final.csv 2>/dev/null | sed 's/^/  /'
+
+# K training jobs per GPU on this workstation (README "GPU workstation"). G = GPUs seen by
+# nvidia-smi (at least 1), C = cores; override any: make grid K=4 G=2 C=32.
+K       ?= 2
+G       ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); [ "$$n" -gt 0 ] 2>/dev/null && echo $$n || echo 1)
+C       ?= $(shell nproc)
+THREADS  = $(shell t=$$(( $(C) / ($(G) * $(K)) )); [ $$t -ge 1 ] && echo $$t || echo 1)
+CONFIGS ?= config.yaml
+RATES   ?= benchmarks/rates/cpu-devbox.yaml
+
+# The grid's cost before launch: cells per suite, job-hours, wall time and GPU-hours on
+# G GPUs x K jobs from the rates file (make plan RATES=... CONFIGS="config.yaml presets/x.yaml";
+# measure this machine's rates: .venv/bin/python -m scopeloss.plan --calibrate).
+plan: setup
+	$(BIN)/python -m scopeloss.plan $(foreach c,$(CONFIGS),--configfile $(c)) --throughput $(RATES) --gpus $(G) --jobs-per-gpu $(K)
+
+# The paper grid with profiles/local, its two K-dependent values computed here:
+# gpu tokens = G x K, training threads = C / (G x K); gpu_slot.py caps each GPU at K.
+grid: setup
+	SCOPELOSS_JOBS_PER_GPU=$(K) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --profile profiles/local \
+	  --resources gpu=$$(( $(G) * $(K) )) --set-threads train_rl=$(THREADS) train_classifier=$(THREADS)
 
 clean-venv:
 	rm -rf $(VENV)

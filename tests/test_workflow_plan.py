@@ -1,6 +1,6 @@
 """Planning the workflow without running it: `snakemake -n` on the paper grid and the
 presets, preset overlays as Snakemake merges them, bad configs stopping at parse time,
-`--lint`, snakefmt, the profiles, and gpu_slot.py's one-GPU-per-job claims.
+`--lint`, snakefmt and the profiles (gpu_slot.py: tests/test_gpu_slot.py).
 
 Helpers here (`copy_workflow`, `snakemake`, `plan`) are shared with test_workflow_run.py.
 """
@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -101,8 +100,9 @@ def test_paper_grid_plans_every_cell_and_fetches_caltech(fresh):
     assert hparams(pong)["ppo"]["total_steps"] == 10_000_000
     # The commands are the package's CLIs, with src/ on PYTHONPATH and a GPU slot per job;
     # the run settings travel apart from the hyperparameters.
-    assert "PYTHONPATH=src" in pong["shell"] and "gpu_slot.py -- python -m scopeloss.rl.train" in pong["shell"]
-    assert "SCOPELOSS_GPUS=1" in pong["shell"] and run_settings(pong)["device"] == "auto"
+    assert "PYTHONPATH=src" in pong["shell"]
+    assert "gpu_slot.py --gpus 1 -- python -m scopeloss.rl.train" in pong["shell"]
+    assert run_settings(pong)["device"] == "auto"
     assert "device" not in hparams(pong)["ppo"]
     fetch = next(j for j in jobs if j["rule"] == "fetch_caltech256")
     assert "scopeloss.classify.data fetch --dataset caltech256 --root data" in fetch["shell"]
@@ -128,7 +128,7 @@ def test_demo_preset_is_an_overlay_merged_by_snakemake(fresh):
     pong = next(j for j in jobs if j["rule"] == "train_rl" and j["wildcards"]["env"] == "Pong")
     h = hparams(pong)
     assert h["ppo"]["total_steps"] == 8192 and run_settings(pong)["device"] == "cpu"  # demo
-    assert "SCOPELOSS_GPUS=0" in pong["shell"]  # a cpu cell asks for no GPU
+    assert "gpu_slot.py --gpus 0 --" in pong["shell"]  # a cpu cell asks for no GPU
     assert h["env"]["repeat_action_probability"] == 0.25 and h["ppo"]["lr"] == 1e-4  # paper
     star = next(j for j in jobs if j["rule"] == "train_rl" and j["wildcards"]["env"] == "StarPilot")
     assert hparams(star)["env"]["num_levels"] == 500 and hparams(star)["ppo"]["num_envs"] == 16
@@ -170,10 +170,10 @@ def test_bad_config_stops_at_parse_time_naming_the_key(fresh, tmp_path, overlay,
 
 
 # ----------------------------------------------------------------------------- style
-# The launcher (PY, PY_CPU) and the run settings (RL_RUN, CLASSIFY_RUN) are referenced in
+# The launchers (GPU_SLOT, PY_CPU) and the run settings (RL_RUN, CLASSIFY_RUN) are referenced in
 # the shell templates on purpose, not passed as params: params are rerun triggers, and
 # neither where the checkout lives nor how a job runs may rerun a cell (issue 10).
-DELIBERATE_GLOBALS = {"PY", "PY_CPU", "RL_RUN", "CLASSIFY_RUN"}
+DELIBERATE_GLOBALS = {"GPU_SLOT", "PY_CPU", "RL_RUN", "CLASSIFY_RUN"}
 
 
 def test_lint_reports_only_the_deliberate_globals(fresh):
@@ -192,20 +192,42 @@ def test_snakefmt_leaves_the_workflow_unchanged():
 
 
 # ----------------------------------------------------------------------------- profiles
-def test_local_profile_plans_with_gpu_tokens(fresh):
+def test_local_profile_plans_with_gpu_tokens_and_threads_matching_k(fresh):
+    """profiles/local: gpu tokens = G x K, set-threads = C / (G x K) (README: 1 GPU, K = 2,
+    16 cores), the same threads for both training rules."""
     profile = yaml.safe_load((ROOT / "profiles/local/config.yaml").read_text())
-    assert profile["resources"] == ["gpu=1"] and profile["cores"] == "all"
+    assert profile["resources"] == ["gpu=2"] and profile["cores"] == "all"
+    assert profile["set-threads"] == {"train_rl": 8, "train_classifier": 8}
     jobs = plan(fresh, "--profile", "profiles/local", "--configfile", "presets/smoke.yaml")
     assert count(jobs)["train_rl"] == 4
 
 
-def test_slurm_profile_requests_gpus_and_placeholders(fresh):
+def sbatch_flags(threads: int, **resources) -> str:
+    """The sbatch command line snakemake-executor-plugin-slurm builds for a job, from the
+    plugin's own code (its dry run does not print it)."""
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    job = SimpleNamespace(resources=Resources(resources), threads=threads)
+    params = dict(run_uuid="ID", slurm_logfile="LOG", comment_str="C", account="-A acct",
+                  partition="-p part", workdir=None)
+    return get_submit_command(job, params) + set_gres_string(job)
+
+
+def test_slurm_profile_requests_what_the_rules_say(fresh):
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     assert profile["default-resources"]["slurm_account"].startswith("EDIT_ME")
     for rule in ("train_rl", "train_classifier"):
-        assert profile["set-resources"][rule]["cpus_per_gpu"] > 0
-        assert profile["set-resources"][rule]["slurm_partition"].startswith("EDIT_ME")
+        res = profile["set-resources"][rule]
+        assert res["slurm_partition"].startswith("EDIT_ME")
+        # cores follow the rule's threads; GPUs, runtime and memory are the rule's
+        assert not {"cpus_per_gpu", "cpus_per_task", "gpu", "gres", "runtime", "mem_mb"} & set(res)
     rules = set(re.findall(r"^rule (\w+):", "\n".join(
         p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk")), flags=re.M))
     assert set(profile["set-resources"]) <= rules
@@ -219,38 +241,15 @@ def test_slurm_profile_requests_gpus_and_placeholders(fresh):
            for line in re.findall(r"^\s+resources: (.*)$", out, flags=re.M)]
     atari = [r for r in res if r.get("runtime") == "1440"]
     assert len(atari) == 7 * 4 * 3
-    assert all(r["gpu"] == "1" and r["mem_mb"] == "16000" and r["cpus_per_gpu"] == "8"
+    assert all(r["gpu"] == "1" and r["mem_mb"] == "16000" and "cpus_per_gpu" not in r
                and r["slurm_partition"] == "EDIT_ME_gpu_partition" for r in atari)
+    # The flags the README/profile quote, built by the plugin from those resources.
+    assert sbatch_flags(8, gpu=1, runtime=1440, mem_mb=16000).endswith(
+        "-t 1440 --mem 16000 --ntasks-per-gpu=1 --cpus-per-task=8 --gpus=1")
+    cpu = sbatch_flags(1, gpu=0, runtime=30, mem_mb=4000)
+    assert cpu.endswith("-t 30 --mem 4000 --ntasks=1 --cpus-per-task=1") and "gpu" not in cpu
+    assert sbatch_flags(8, gpu=0, gres="shard:1", runtime=1440, mem_mb=16000).endswith(
+        "--ntasks=1 --cpus-per-task=8 --gres=shard:1")
 
 
-def test_gpu_slot_gives_each_job_its_own_gpu(tmp_path):
-    """Three jobs on two GPUs: the first two hold different GPUs at once, the third waits
-    until one of them exits, then gets the freed GPU."""
-    script = ROOT / "workflow/scripts/gpu_slot.py"
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5"}
-    env.pop("SLURM_JOB_ID", None)
-
-    def job(name):  # prints its GPU, then holds it until the file `name` appears
-        cmd = [sys.executable, str(script), "--", "sh", "-c",
-               f'echo "$CUDA_VISIBLE_DEVICES"; while [ ! -f {name} ]; do sleep 0.05; done']
-        return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
-
-    first, second = job("release1"), job("release2")
-    gpus = [first.stdout.readline().strip(), second.stdout.readline().strip()]
-    assert sorted(gpus) == ["3", "5"]
-    third = job("release3")
-    time.sleep(1.0)
-    assert third.poll() is None
-    # Free GPU 5 (a claim that ignored the locks would take the first id, 3).
-    holder = gpus.index("5") + 1
-    (tmp_path / f"release{holder}").touch()
-    assert third.stdout.readline().strip() == "5"
-    for name in ("release1", "release2", "release3"):
-        (tmp_path / name).touch()
-    assert [p.wait(timeout=30) for p in (first, second, third)] == [0, 0, 0]
-    # No GPU at all (a CPU box): the command runs unchanged.
-    env["CUDA_VISIBLE_DEVICES"] = ""
-    out = subprocess.run([sys.executable, str(script), "--", "sh", "-c", "echo [$CUDA_VISIBLE_DEVICES]"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True).stdout
-    assert out.strip() == "[]"
+# gpu_slot.py's claims (K jobs per GPU, UUIDs, CUDA_VISIBLE_DEVICES, cpu jobs): tests/test_gpu_slot.py

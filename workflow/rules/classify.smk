@@ -70,7 +70,8 @@ rule train_classifier:
         code=CLASSIFY_CODE,
         out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
-        "OMP_NUM_THREADS={threads} SCOPELOSS_GPUS={resources.gpu} {PY} scopeloss.classify.train"
+        "OMP_NUM_THREADS={threads} {GPU_SLOT} --gpus {resources.gpu}"
+        " -- python -m scopeloss.classify.train"
         " --dataset {wildcards.dataset:q} --experiment {wildcards.experiment:q}"
         " --loss {wildcards.loss} --seed {wildcards.seed} --out {params.out:q}"
         " --hparams {params.hparams:q} --run {CLASSIFY_RUN:q} > {log:q} 2>&1"

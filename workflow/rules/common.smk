@@ -8,11 +8,10 @@ RESULTS = "results"
 TABLES = f"{RESULTS}/tables"
 FIGURES = "figures"
 SRC = os.path.join(workflow.basedir, "src")
-# Jobs run the package's CLIs as `{PY} scopeloss.<cli>` (PY_CPU for jobs that never use a
-# GPU): PY puts the workflow's src/ first on PYTHONPATH, so they run from this checkout
-# inside a conda env that does not install the package, and gpu_slot.py gives a training
-# job a GPU slot of its own (none when the rule asks for gpu=0). PY is referenced by name
-# in the shell templates, so it is neither a param nor part of a rule's recorded code:
+# Jobs run the package's CLIs with the workflow's src/ first on PYTHONPATH (PY_CPU,
+# GPU_SLOT), so they run from this checkout inside a conda env that does not install the
+# package; training jobs go through gpu_slot.py, which gives each a GPU slot of its own
+# (none when the rule asks for gpu=0). Both are referenced by name in the shell templates, so it is neither a param nor part of a rule's recorded code:
 # moving the checkout or running from a second one reruns nothing. Rules set
 # OMP_NUM_THREADS={threads} to keep torch and the envs within the job's cores.
 _SRC = shlex.quote(os.path.relpath(SRC))
@@ -22,7 +21,8 @@ _GPU_SLOT = shlex.quote(
     )
 )
 PY_CPU = f"PYTHONPATH={_SRC}${{PYTHONPATH:+:$PYTHONPATH}} python -m"
-PY = f"PYTHONPATH={_SRC}${{PYTHONPATH:+:$PYTHONPATH}} python {_GPU_SLOT} -- python -m"
+# Training rules: `{GPU_SLOT} --gpus {resources.gpu} -- python -m scopeloss.<cli>`.
+GPU_SLOT = f"PYTHONPATH={_SRC}${{PYTHONPATH:+:$PYTHONPATH}} python {_GPU_SLOT}"
 
 # What a training job runs is identified by a fingerprint of its code (the normalised
 # AST of every scopeloss module it imports: comments, docstrings and layout do not

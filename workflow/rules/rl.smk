@@ -1,6 +1,6 @@
 # PPO training: one job per (env, loss, seed) of rl.envs x rl.losses x rl.seeds.
 # params = the cell's hyperparameters and the trainer's code fingerprint (rerun triggers);
-# run settings (RL_RUN), the Python launcher (PY) and threads are not params.
+# run settings (RL_RUN), the Python launcher (GPU_SLOT) and threads are not params.
 
 
 rule train_rl:
@@ -26,6 +26,6 @@ rule train_rl:
         code=RL_CODE,
         out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
-        "OMP_NUM_THREADS={threads} SCOPELOSS_GPUS={resources.gpu} {PY} scopeloss.rl.train"
-        " --env {wildcards.env:q} --loss {wildcards.loss} --seed {wildcards.seed}"
+        "OMP_NUM_THREADS={threads} {GPU_SLOT} --gpus {resources.gpu}"
+        " -- python -m scopeloss.rl.train --env {wildcards.env:q} --loss {wildcards.loss} --seed {wildcards.seed}"
         " --out {params.out:q} --hparams {params.hparams:q} --run {RL_RUN:q} > {log:q} 2>&1"
