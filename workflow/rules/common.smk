@@ -11,8 +11,9 @@ SRC = os.path.join(workflow.basedir, "src")
 # Jobs run the package's CLIs with the workflow's src/ first on PYTHONPATH (PY_CPU,
 # GPU_SLOT), so they run from this checkout inside a conda env that does not install the
 # package; training jobs go through gpu_slot.py, which gives each a GPU slot of its own
-# (none when the rule asks for gpu=0). Both are referenced by name in the shell templates, so it is neither a param nor part of a rule's recorded code:
-# moving the checkout or running from a second one reruns nothing. Rules set
+# (none for a job that asks for gpu=0). Both are referenced by name in the shell
+# templates, never passed as params, and are not in the recorded shell code either, so
+# moving the checkout or running from a second one reruns nothing. Jobs set
 # OMP_NUM_THREADS={threads} to keep torch and the envs within the job's cores.
 _SRC = shlex.quote(os.path.relpath(SRC))
 _GPU_SLOT = shlex.quote(
