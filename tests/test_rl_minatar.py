@@ -176,9 +176,14 @@ def test_train_writes_minatar_summary(tmp_path):
 
 # ---------------------------------------------------------------- learning
 
-LEARN_STEPS = 150_000
-LEARN = {"total_steps": LEARN_STEPS, "device": "cpu", "torch_threads": 1,
-         "checkpoint_every": 10_000}
+# The suite's defaults with the published MinAtar PPO step sizes of pgx's minatar-ppo
+# example (lr 3e-4, gamma 0.99, clip 0.2, 3 epochs), which learn Breakout in fewer steps
+# than the paper's lr 1e-4 / gamma 0.999 (measured: about 3.3 vs 2.2 at 90k of 150k steps),
+# so that the test is both short and far from its threshold. The paper's values reach 5x
+# random too, in more steps (README).
+LEARN_STEPS = 120_000
+LEARN = {"total_steps": LEARN_STEPS, "lr": 3e-4, "gamma": 0.99, "clip_coef": 0.2,
+         "update_epochs": 3, "device": "cpu", "torch_threads": 1, "checkpoint_every": 10_000}
 
 
 def random_policy_return(episodes=300, seed=123):
