@@ -3,10 +3,12 @@
 sampling, bookkeeping and obs copy, from the training loop's own timers), and (c) the full
 training loop (rollout + GAE + minibatch updates), with a breakdown of where time goes.
 
-    python benchmarks/rl_throughput.py [--envs Breakout StarPilot] [--updates 1]
+    python benchmarks/rl_throughput.py [--envs Breakout StarPilot MinAtarBreakout] [--updates 1]
         [--env-steps 200] [--device auto] [--set ppo.key=value ...]
 
 Prints one JSON object. Held-out evaluation is switched off so that (c) is training alone.
+MinAtar games (MinAtarBreakout, MinAtarAsterix, ...) run N pure-Python games in one loop:
+there (a) measures that loop and (b)-(c) the MinAtar network on the CPU (suite default).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def training(name: str, hp: dict, updates: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--envs", nargs="+", default=["Breakout", "StarPilot"])
+    ap.add_argument("--envs", nargs="+", default=["Breakout", "StarPilot", "MinAtarBreakout"])
     ap.add_argument("--updates", type=int, default=1, help="training updates to time per env")
     ap.add_argument("--env-steps", type=int, default=200, help="vector steps for env-only timing")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

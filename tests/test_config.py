@@ -39,14 +39,14 @@ def test_merge_maps_key_by_key_and_replaces_lists():
 def test_presets_are_overlays_of_the_paper_grid(paper):
     demo = grid.load_config(ROOT / "config.yaml", ROOT / "presets/demo.yaml")
     # lists replace ...
-    assert demo["rl"]["envs"] == ["Pong", "Breakout", "StarPilot"]
+    assert demo["rl"]["envs"] == ["MinAtarBreakout", "MinAtarAsterix", "MinAtarSeaquest"]
     assert demo["classification"]["datasets"] == ["digits_lt"]
-    # ... mappings merge: the demo sets Pong's budget, the env keys stay the paper's
-    pong = demo["rl"]["env_specs"]["Pong"]
-    assert pong["total_steps"] == 8192 and pong["repeat_action_probability"] == 0.25
+    # ... mappings merge: the demo sets Breakout's budget, the env keys stay config.yaml's
+    breakout = demo["rl"]["env_specs"]["MinAtarBreakout"]
+    assert breakout["total_steps"] == 100_000 and breakout["sticky_action_prob"] == 0.1
     assert demo["rl"]["ppo"]["lr"] == paper["rl"]["ppo"]["lr"] == 1.0e-4
     assert demo["classification"]["experiment_specs"]["plain"]["optimizer"] == "adam"
-    for path in ("config.yaml", "presets/demo.yaml", "presets/smoke.yaml"):
+    for path in ("config.yaml", "presets/demo.yaml", "presets/smoke.yaml", "presets/minatar.yaml"):
         cfg = grid.load_config(ROOT / "config.yaml", ROOT / path)
         validate(cfg)
         grid.check_config(cfg)

@@ -117,21 +117,22 @@ def test_caltech_is_not_fetched_when_its_images_are_there(tmp_path):
 
 
 def test_demo_preset_is_an_overlay_merged_by_snakemake(fresh):
-    """`--configfile presets/demo.yaml` over config.yaml: lists replace (envs, losses),
-    mappings merge key by key (Pong keeps the paper's env keys, gets the demo budget)."""
+    """`--configfile presets/demo.yaml` over config.yaml: lists replace (envs, losses,
+    seeds), mappings merge key by key (MinAtar Breakout keeps config.yaml's env keys and
+    PPO hyperparameters, gets the demo budget)."""
     jobs = plan(fresh, "--configfile", "presets/demo.yaml")
     c = count(jobs)
-    assert c["train_rl"] == 3 * 4 and c["train_classifier"] == 2 * 6
+    assert c["train_rl"] == 3 * 4 * 2 and c["train_classifier"] == 2 * 6
     assert "fetch_caltech256" not in c
     envs = {j["wildcards"]["env"] for j in jobs if j["rule"] == "train_rl"}
-    assert envs == {"Pong", "Breakout", "StarPilot"}
-    pong = next(j for j in jobs if j["rule"] == "train_rl" and j["wildcards"]["env"] == "Pong")
-    h = hparams(pong)
-    assert h["ppo"]["total_steps"] == 8192 and run_settings(pong)["device"] == "cpu"  # demo
-    assert "gpu_slot.py --gpus 0 --" in pong["shell"]  # a cpu cell asks for no GPU
-    assert h["env"]["repeat_action_probability"] == 0.25 and h["ppo"]["lr"] == 1e-4  # paper
-    star = next(j for j in jobs if j["rule"] == "train_rl" and j["wildcards"]["env"] == "StarPilot")
-    assert hparams(star)["env"]["num_levels"] == 500 and hparams(star)["ppo"]["num_envs"] == 16
+    assert envs == {"MinAtarBreakout", "MinAtarAsterix", "MinAtarSeaquest"}
+    job = next(j for j in jobs if j["rule"] == "train_rl"
+               and j["wildcards"]["env"] == "MinAtarBreakout")
+    h = hparams(job)
+    assert h["ppo"]["total_steps"] == 100_000 and run_settings(job)["device"] == "cpu"  # demo
+    assert "gpu_slot.py --gpus 0 --" in job["shell"]  # a cpu cell asks for no GPU
+    assert h["env"]["sticky_action_prob"] == 0.1 and h["ppo"]["lr"] == 1e-4  # config.yaml
+    assert h["ppo"]["num_steps"] == 64 and h["ppo"]["gamma"] == 0.999
     clf = next(j for j in jobs if j["rule"] == "train_classifier"
                and j["wildcards"]["experiment"] == "augmented")
     exp = hparams(clf)["experiment"]

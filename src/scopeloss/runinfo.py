@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 _PACKAGES = ("scopeloss", "torch", "torchvision", "numpy", "gymnasium", "ale-py",
-             "procgen-mirror", "scikit-learn", "pandas")
+             "procgen-mirror", "minatar", "scikit-learn", "pandas")
 
 
 def package_versions(names=_PACKAGES) -> dict[str, str | None]:

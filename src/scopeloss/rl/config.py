@@ -19,6 +19,12 @@ Sources of the defaults:
   8 minibatches, clip 0.2, 25M agent steps), levels as Cobbe et al. (hard, 500 levels).
 * Gymnasium ids (not a paper env; used to prove learning): CleanRL ``ppo.py`` for CartPole
   (4 envs x 128 steps, lr 2.5e-4, gamma 0.99, clip 0.2, 500k steps).
+* MinAtar (Young & Tian 2019; not a paper env: the CPU-scale stand-in): the paper's Table 3
+  values (lr, gamma, lambda, vf_coef, alphas) learn on MinAtar, so they stay; 5M agent
+  steps (Young & Tian's budget: 5M frames, no frame skip); CleanRL ppo_atari's epochs,
+  minibatches and clip, with rollouts of 8 envs x 64 steps (learnt faster than 8 x 128 on
+  MinAtar Breakout at 150k steps: README) and no value clipping (Andrychowicz et al. 2021).
+  Env settings are minatar.Environment's defaults (sticky actions 0.1, difficulty ramping).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any
 from scopeloss.losses import PPO_DEFAULTS, PPO_LOSSES
 from scopeloss.overrides import parse_set  # noqa: F401  (re-exported: the CLI's --set)
 
-SUITES = ("atari", "procgen", "gym")
+SUITES = ("atari", "procgen", "gym", "minatar")
 
 # The paper's eight environments. Atari names are ALE ROM ids (snake_case); the paper's
 # 'v0' ids mean sticky actions 0.25 (set in AtariEnv below).
@@ -44,6 +50,13 @@ ENV_TABLE: dict[str, dict[str, Any]] = {
     "Gravitar": {"suite": "atari", "game": "gravitar"},
     "MontezumaRevenge": {"suite": "atari", "game": "montezuma_revenge"},
     "StarPilot": {"suite": "procgen", "game": "starpilot"},
+    # MinAtar (Young & Tian 2019): CPU-scale stand-ins; Breakout, Asterix and Seaquest are
+    # games of the paper's Figure 2. ``game`` is the minatar package's module name.
+    "MinAtarBreakout": {"suite": "minatar", "game": "breakout"},
+    "MinAtarAsterix": {"suite": "minatar", "game": "asterix"},
+    "MinAtarSeaquest": {"suite": "minatar", "game": "seaquest"},
+    "MinAtarSpaceInvaders": {"suite": "minatar", "game": "space_invaders"},
+    "MinAtarFreeway": {"suite": "minatar", "game": "freeway"},
 }
 
 
@@ -75,7 +88,18 @@ class GymEnv:
     game: str = "CartPole-v1"
 
 
-ENV_CLASSES = {"atari": AtariEnv, "procgen": ProcgenEnv, "gym": GymEnv}
+@dataclass
+class MinAtarEnv:
+    """MinAtar's own defaults (``minatar.Environment``)."""
+
+    suite: str = "minatar"
+    game: str = "breakout"
+    sticky_action_prob: float = 0.1  # minatar.Environment default
+    difficulty_ramping: bool = True  # minatar.Environment default
+    max_episode_steps: int | None = None  # None = no time limit (the package has none)
+
+
+ENV_CLASSES = {"atari": AtariEnv, "procgen": ProcgenEnv, "gym": GymEnv, "minatar": MinAtarEnv}
 
 
 @dataclass
@@ -111,6 +135,7 @@ SUITE_PPO_DEFAULTS: dict[str, dict[str, Any]] = {
                 "checkpoint_every": 20, "eval_every": 50, "eval_episodes": 64},
     "gym": {"total_steps": 500_000, "num_envs": 4, "num_steps": 128, "lr": 2.5e-4,
             "gamma": 0.99, "clip_coef": 0.2, "checkpoint_every": 50},
+    "minatar": {"total_steps": 5_000_000, "num_envs": 8, "num_steps": 64, "clip_vloss": False},
 }
 
 
@@ -265,6 +290,13 @@ def validate(hp: dict[str, Any]) -> None:
         need(env["start_level"] >= 0, "env.start_level", "a non-negative integer")
         need(env["eval_num_levels"] >= 0, "env.eval_num_levels", "a non-negative integer")
         need(env["eval_start_level"] >= 0, "env.eval_start_level", "a non-negative integer")
+    elif env["suite"] == "minatar":
+        from scopeloss.rl.minatar import GAMES
+
+        need(env["game"] in GAMES, "env.game", f"one of {', '.join(GAMES)}")
+        need(0 <= env["sticky_action_prob"] <= 1, "env.sticky_action_prob", "in [0, 1]")
+        need(env["max_episode_steps"] is None or env["max_episode_steps"] > 0,
+             "env.max_episode_steps", "null (no limit) or a positive integer")
     else:
         need(_is_gym_id(env["game"]), "env.game", "a registered Gymnasium id")
 
@@ -280,5 +312,6 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["ENV_TABLE", "SUITES", "AtariEnv", "ProcgenEnv", "GymEnv", "PPOConfig", "LossConfig",
+__all__ = ["ENV_TABLE", "SUITES", "AtariEnv", "ProcgenEnv", "GymEnv", "MinAtarEnv", "PPOConfig",
+           "LossConfig",
            "resolve", "validate", "parse_set", "merge"]

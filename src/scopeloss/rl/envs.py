@@ -16,6 +16,9 @@ Python loops on our side.
   learner sees rewards scaled by a running std of the discounted return and clipped to
   [-10, 10], as Cobbe et al. (baselines VecNormalize) and CleanRL ppo_procgen do.
 * Gymnasium ids: ``gymnasium.make_vec(..., vectorization_mode="sync")``; raw rewards.
+  A 3-D observation is an image in Gymnasium's height-width-channel layout unless the env's
+  ``metadata["obs_layout"]`` says "chw".
+* MinAtar: ``scopeloss.rl.minatar.MinAtarBatched`` (N pure-Python games); raw rewards.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ class BatchedEnv:
     obs_shape: tuple[int, ...]
     obs_dtype: np.dtype
     num_actions: int
-    hwc: bool = False  # image observations stored height-width-channel (procgen)
+    hwc: bool = False  # image observations stored height-width-channel (procgen, gym, minatar)
+    network: str | None = None  # a suite's own network (networks.make_network); None = by obs
     spec: dict[str, Any]
 
     def reset(self) -> np.ndarray:
@@ -151,7 +155,15 @@ class GymBatched(SameStepAutoresetBatched):
         self.obs_shape = tuple(self.env.single_observation_space.shape)
         self.obs_dtype = np.dtype(self.env.single_observation_space.dtype)
         self.num_actions = int(space.n)
-        self.spec = {**cfg, "vectorization_mode": "sync", "env_seed": seed,
+        # Gymnasium's image convention is height-width-channel (e.g. its pixel wrappers);
+        # an env whose 3-D observation is channel-first says so with metadata obs_layout "chw".
+        layout = (self.env.metadata or {}).get("obs_layout", "hwc")
+        if layout not in ("hwc", "chw"):
+            raise ValueError(f"env.game {cfg['game']!r}: metadata obs_layout must be hwc or chw, "
+                             f"got {layout!r}")
+        self.hwc = len(self.obs_shape) == 3 and layout == "hwc"
+        self.spec = {**cfg, "vectorization_mode": "sync",
+                     "obs_layout": layout if len(self.obs_shape) == 3 else None, "env_seed": seed,
                      "max_episode_steps": self.env.spec.max_episode_steps if self.env.spec else None,
                      "reward_for_learning": "raw reward", "logged_return": "raw episode reward",
                      "autoreset": "same-step", "truncation": "bootstrapped from final obs",
@@ -167,7 +179,11 @@ def make_env(cfg: dict[str, Any], num_envs: int, seed: int) -> BatchedEnv:
         return ProcgenBatched(cfg, num_envs, seed)
     if suite == "gym":
         return GymBatched(cfg, num_envs, seed)
-    raise ValueError(f"env.suite must be one of atari, procgen, gym, got {suite!r}")
+    if suite == "minatar":
+        from scopeloss.rl.minatar import MinAtarBatched
+
+        return MinAtarBatched(cfg, num_envs, seed)
+    raise ValueError(f"env.suite must be one of atari, procgen, gym, minatar, got {suite!r}")
 
 
 def make_eval_env(cfg: dict[str, Any], num_envs: int, seed: int) -> BatchedEnv | None:

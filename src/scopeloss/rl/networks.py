@@ -1,4 +1,5 @@
-"""Actor-critic networks: the IMPALA CNN (Espeholt et al. 2018) and a small MLP.
+"""Actor-critic networks: the IMPALA CNN (Espeholt et al. 2018), the MinAtar network
+(Young & Tian 2019) and a small MLP.
 
 The IMPALA CNN follows CleanRL ``ppo_procgen.py``: three stages of channels 16, 32, 32,
 each conv3x3 -> maxpool 3/2 -> two residual blocks (ReLU, conv, ReLU, conv, + skip), then
@@ -68,6 +69,30 @@ class ImpalaCNN(nn.Module):
         return self.actor(hidden), self.critic(hidden).squeeze(-1)
 
 
+class MinAtarCNN(nn.Module):
+    """Young & Tian 2019 (MinAtar's DQN/AC network): conv3x3 16 channels (stride 1, no
+    padding) -> ReLU -> flatten -> Linear 128 -> ReLU, then policy and value heads.
+    ``forward(obs)`` takes (N, H, W, C) bool/uint8 grids of 0/1 (not scaled), or
+    (N, C, H, W) with ``hwc=False``. Init as the other networks here (orthogonal, heads
+    0.01 / 1); Young & Tian used PyTorch's default init."""
+
+    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, *, hwc: bool = True,
+                 channels: int = 16, hidden: int = 128):
+        super().__init__()
+        self.hwc = hwc
+        c, h, w = (obs_shape[2], obs_shape[0], obs_shape[1]) if hwc else obs_shape
+        self.features = nn.Sequential(
+            layer_init(nn.Conv2d(c, channels, 3)), nn.ReLU(), nn.Flatten(),
+            layer_init(nn.Linear(channels * (h - 2) * (w - 2), hidden)), nn.ReLU())
+        self.actor = layer_init(nn.Linear(hidden, num_actions), std=0.01)
+        self.critic = layer_init(nn.Linear(hidden, 1), std=1.0)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        x = obs.permute(0, 3, 1, 2) if self.hwc else obs
+        hidden = self.features(x.float())
+        return self.actor(hidden), self.critic(hidden).squeeze(-1)
+
+
 class MLP(nn.Module):
     """CleanRL ``ppo.py`` actor-critic: separate 64-64 tanh trunks for policy and value."""
 
@@ -88,7 +113,13 @@ class MLP(nn.Module):
 
 
 def make_network(obs_shape: tuple[int, ...], num_actions: int, *, image: bool,
-                 hwc: bool = False) -> nn.Module:
+                 hwc: bool = False, network: str | None = None) -> nn.Module:
+    """``network``: a suite's own choice (the env's ``network``: "minatar"); None = the
+    IMPALA CNN for images, the MLP otherwise."""
+    if network == "minatar":
+        return MinAtarCNN(obs_shape, num_actions, hwc=hwc)
+    if network is not None:
+        raise ValueError(f"unknown network {network!r}; allowed: minatar or None")
     if image:
         return ImpalaCNN(obs_shape, num_actions, hwc=hwc)
     return MLP(obs_shape, num_actions)

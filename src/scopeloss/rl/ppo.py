@@ -153,7 +153,8 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     env_seed = seed if ckpt is None else (seed + 7919 * start_update) % 2**31
     env = make_env(env_cfg, N, env_seed)
     image = len(env.obs_shape) == 3
-    agent = make_network(env.obs_shape, env.num_actions, image=image, hwc=env.hwc).to(device)
+    agent = make_network(env.obs_shape, env.num_actions, image=image, hwc=env.hwc,
+                         network=env.network).to(device)
     if image:
         agent = agent.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(agent.parameters(), lr=p["lr"], eps=1e-5)
