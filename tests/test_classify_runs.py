@@ -194,3 +194,210 @@ def test_prepare_writes_manifest_cache_and_index(data_root, tmp_path, capsys):
     assert D.main(["prepare", "--dataset", "digits_lt", "--run", '{"cache_dir": 3}',
                    "--index", str(index)]) == 2
     assert "run.cache_dir must be null or a path" in capsys.readouterr().err
+
+
+# --- issue 14: checkpoints, temporary files, disk errors, bad input -----------------------
+def _unfinished(root, out):
+    with pytest.raises(Stop):
+        _run_in_process(root, out, *SMALL, stop_after=1)
+    assert (out / ".ckpt" / "last.pt").is_file()
+
+
+CORRUPTIONS = {
+    "truncated zip": lambda b: b[: len(b) // 2],
+    "garbage bytes": lambda b: b"\x80\x04garbage" * 100,
+    "empty file": lambda b: b"",
+}
+
+
+@pytest.mark.parametrize("kind", list(CORRUPTIONS))
+def test_corrupt_checkpoint_is_moved_aside_and_the_run_starts_afresh(kind, data_root, tmp_path,
+                                                                     capfd):
+    out = tmp_path / "run"
+    _unfinished(data_root, out)
+    last = out / ".ckpt" / "last.pt"
+    last.write_bytes(CORRUPTIONS[kind](last.read_bytes()))
+    capfd.readouterr()
+    assert T.main(_args(data_root, out, *SMALL)) == 0
+    err = capfd.readouterr().err
+    line = next(x for x in err.splitlines() if "unreadable checkpoint" in x)
+    assert str(last) in line and "moved to last.pt.corrupt" in line and "afresh" in line
+    assert (out / ".ckpt" / "last.pt.corrupt").is_file()
+    assert "epoch 1:" in err and "Traceback" not in err
+    assert all((out / f).is_file() for f in T.OUTPUTS)
+
+
+def test_finished_run_is_skipped_before_its_checkpoint_is_read(finished, data_root, tmp_path,
+                                                                capfd):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    (out / ".ckpt" / "last.pt").write_bytes(b"")
+    assert T.main(_args(data_root, out, *SMALL)) == 0
+    assert "nothing to do" in capfd.readouterr().err
+    assert (out / ".ckpt" / "last.pt").read_bytes() == b""  # not even looked at
+
+
+def test_stale_temporary_files_are_removed_at_start(data_root, tmp_path):
+    out = tmp_path / "run"
+    _unfinished(data_root, out)
+    stale = [out / ".ckpt" / ".last.pt.abc123.tmp", out / ".summary.json.x1.tmp"]
+    for f in stale:
+        f.write_bytes(b"\0" * 1000)
+    assert T.main(_args(data_root, out, *SMALL)) == 0
+    assert not any(f.exists() for f in stale)
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4096"),
+    OSError(28, "No space left on device"),
+])
+def test_checkpoint_write_failure_names_the_file(error, data_root, tmp_path, monkeypatch,
+                                                 capsys):
+    def failing_save(obj, f, *a, **k):
+        raise error
+    monkeypatch.setattr(torch, "save", failing_save)
+    assert T.main(_args(data_root, tmp_path / "run", *SMALL)) == 1
+    err = capsys.readouterr().err
+    assert "cannot write checkpoint" in err and str(tmp_path / "run" / ".ckpt") in err
+    assert "bytes free in" in err
+    if isinstance(error, OSError):
+        assert "No space left on device" in err
+    assert not list((tmp_path / "run" / ".ckpt").glob(".*.tmp"))
+
+
+def test_unwritable_out_fails_before_data_loads(tmp_path, monkeypatch, capsys):
+    def no_data(*a, **k):
+        raise AssertionError("data loaded")
+    monkeypatch.setattr(T, "load_dataset", no_data)
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert T.main(_args(tmp_path, target)) == 2
+    assert f"--out {target} exists and is not a directory" in capsys.readouterr().err
+    assert T.main(_args(tmp_path, target / "sub")) == 2
+    assert "is not writable" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root writes to read-only folders
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        assert T.main(_args(tmp_path, ro / "run")) == 2
+        assert "is not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "experiment.lr=abc"], "experiment.lr must be a finite positive number, got 'abc'"),
+    (["--set", "experiment.lr=inf"], "experiment.lr must be a finite positive number, got inf"),
+    (["--set", "experiment.momentum=abc"], "experiment.momentum must be a finite number >= 0"),
+    (["--set", "experiment.weight_decay=abc"], "experiment.weight_decay must be a finite"),
+    (["--set", "experiment.weight_decay=.nan"], "experiment.weight_decay must be a finite"),
+    (["--set", "experiment.augment=maybe"], "experiment.augment must be true or false, got"),
+    (["--set", "experiment.bf16=no thanks"], "experiment.bf16 must be true or false, got"),
+    (["--set", "experiment.epochs=true"], "experiment.epochs must be a positive integer, got True"),
+    (["--set", "experiment.batch_size=1"], "experiment.batch_size must be an integer >= 2"),
+    (["--set", "loss.alpha=abc"], "loss.alpha must be null or a finite number, got 'abc'"),
+    (["--set", "loss.gamma=-.inf"], "loss.gamma must be null or a finite number"),
+    (["--set", "experiment.augmentation.flip_p=x"], "experiment.augmentation.flip_p must be"),
+    (["--set", "experiment.augmentation.color=[1, x]"], "experiment.augmentation.color must be"),
+    (["--set", "dataset.split_seed=-1"], "dataset.split_seed must be an integer in 0..4294967295"),
+    (["--set", "dataset.val_fraction=abc"], "dataset.val_fraction must be a number in (0, 1)"),
+    (["--set", "dataset.imbalance_ratio=abc"], "dataset.imbalance_ratio must be a finite number"),
+    (["--seed", "1099511627776"], "seed must be an integer in 0..4294967295, got 1099511627776"),
+    (["--hparams", '{"experiment": 5}', "--set", "experiment.lr=1"],
+     "section 'experiment' must be a mapping, got 5"),
+    (["--hparams", '{"experiment": {"augmentation": 3}}'],
+     "experiment.augmentation must be a mapping, got 3"),
+])
+def test_bad_hyperparameters_stop_before_data_loads(argv, message, tmp_path, monkeypatch, capsys):
+    def no_data(*a, **k):
+        raise AssertionError("data loaded")
+    monkeypatch.setattr(T, "load_dataset", no_data)
+    seed = argv[1] if argv[0] == "--seed" else "1"
+    rest = argv[2:] if argv[0] == "--seed" else argv
+    args = ["--dataset", "digits_lt", "--experiment", "plain", "--loss", "focal", "--seed", seed,
+            "--out", str(tmp_path / "o"), "--set", f"dataset.root={tmp_path}", *rest]
+    assert T.main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def _truncated_png(path):
+    """A PNG whose IDAT holds half a zlib stream with a valid CRC: verify() passes it."""
+    import io as _io
+    import struct
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    buf = _io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 60, 3), dtype=np.uint8)
+                    ).save(buf, format="PNG")
+    raw, out, pos = buf.getvalue(), bytearray(buf.getvalue()[:8]), 8
+    while pos < len(raw):
+        n, kind = struct.unpack(">I4s", raw[pos:pos + 8])
+        body = raw[pos + 8:pos + 8 + n]
+        if kind == b"IDAT":
+            body = body[: len(body) // 2]
+        out += struct.pack(">I4s", len(body), kind) + body
+        out += struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        pos += 12 + n
+    path.write_bytes(bytes(out))
+    with Image.open(path) as im:
+        im.verify()  # the old scan's only test
+
+
+def test_caltech_scan_skips_an_undecodable_png_and_records_it(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "caltech256" / D.CALTECH_FOLDER
+    for c in ("001.a", "002.b"):
+        (folder / c).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(np.full((40, 50, 3), 30 * i, np.uint8)).save(folder / c / f"{i}.png")
+    _truncated_png(folder / "001.a" / "bad.png")
+    cfg = C._merge(C.DATASETS["caltech256"], {"root": str(tmp_path), "resize_size": 32,
+                                             "image_size": 32}, "dataset")
+    manifest, _ = D.get_manifest(cfg)
+    assert manifest["skipped"] == ["001.a/bad.png"]
+    assert "001.a/bad.png" in manifest["skipped_reasons"]
+    listed = [rel for s in D.SPLITS for rel, _ in manifest["items"][s]]
+    assert "001.a/bad.png" not in listed and len(listed) == 10
+    D.load_dataset(cfg)  # every listed image decodes
+
+    # An image that breaks after the scan: the CLI exits 2 naming it, no traceback.
+    (folder / "002.b" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    cfg2 = C._merge(cfg, {"resize_size": 40}, "dataset")
+    assert D.main(["prepare", "--dataset", "caltech256", "--root", str(tmp_path),
+                   "--no-download", "--cache", "--resize-size", "40", "--num-workers", "0",
+                   "--hparams", '{"dataset": {"image_size": 32}}']) == 2
+    err = capsys.readouterr().err
+    assert "cannot decode" in err and "002.b/3.png" in err and "Traceback" not in err
+    assert not any(D.cache_path(cfg2, manifest, s).exists() for s in D.SPLITS)
+
+
+def test_archive_with_a_special_file_is_refused_with_a_message(tmp_path, capsys):
+    import hashlib
+    import io as _io
+    import tarfile
+
+    tar_path = tmp_path / "a.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        d = tarfile.TarInfo(f"{D.CALTECH_FOLDER}/001.a")
+        d.type = tarfile.DIRTYPE
+        tar.addfile(d)
+        fifo = tarfile.TarInfo(f"{D.CALTECH_FOLDER}/001.a/pipe")
+        fifo.type = tarfile.FIFOTYPE
+        tar.addfile(fifo)
+        f = tarfile.TarInfo(f"{D.CALTECH_FOLDER}/001.a/x.txt")
+        f.size = 3
+        tar.addfile(f, _io.BytesIO(b"abc"))
+    md5 = hashlib.md5(tar_path.read_bytes()).hexdigest()
+    with pytest.raises(D.DataUnavailable, match="special file"):
+        D.ensure_caltech256(tmp_path / "data", download_missing=True, url=tar_path.as_uri(),
+                            md5=md5)
+    (tmp_path / "data2" / "caltech256").mkdir(parents=True)
+    (tmp_path / "data2" / "caltech256" / D.CALTECH_ARCHIVE).write_bytes(b"not a tar at all")
+    with pytest.raises(D.DataUnavailable, match="cannot open the archive"):
+        D.ensure_caltech256(tmp_path / "data2", md5=None)
