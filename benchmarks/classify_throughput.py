@@ -211,7 +211,7 @@ def compare_cache(args) -> None:
     t0 = time.perf_counter()
     path = D.build_cache(dcfg, manifest, "train", num_workers=args.workers)
     build = time.perf_counter() - t0
-    images = np.load(path)
+    images = np.load(path, mmap_mode="r")  # as the trainer reads it
     labels = np.array([lab for _, lab in items], dtype=np.int64)
     step(torch.from_numpy(images[:bs]), torch.from_numpy(labels[:bs]))  # warm-up
     rows = [

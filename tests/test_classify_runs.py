@@ -285,6 +285,16 @@ def test_unwritable_out_fails_before_data_loads(tmp_path, monkeypatch, capsys):
         assert "is not writable" in capsys.readouterr().err
 
 
+def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    assert T.main(_args(tmp_path / "d", tmp_path / "run", *SMALL,
+                        f"run.cache_dir={blocker}/cache")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") or "\nerror: " in err
+    assert str(blocker) in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--set", "experiment.lr=abc"], "experiment.lr must be a finite positive number, got 'abc'"),
     (["--set", "experiment.lr=inf"], "experiment.lr must be a finite positive number, got inf"),

@@ -549,7 +549,7 @@ def main(argv=None) -> int:
     except (C.ConfigError, DataUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except CheckpointError as err:
+    except OSError as err:  # a checkpoint write (CheckpointError), an unwritable cache_dir
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
