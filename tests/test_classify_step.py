@@ -11,12 +11,11 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from scopeloss import devices
-from scopeloss.classify import augment as aug
 from scopeloss.classify import config as C
 from scopeloss.classify import data as D
 from scopeloss.classify import train as T
 
-from test_classify_runs import SMALL, Stop, _args, _run_in_process  # noqa: F401
+from test_classify_runs import SMALL, Stop, _run_in_process
 
 CONVERSIONS = {"item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__"}
 
