@@ -1,10 +1,12 @@
 """Classification training throughput, and epoch time with and without the decode-once cache.
 
-Throughput (default): training images/s of one training step as ``scopeloss.classify.train``
-runs it (uint8 batch -> device -> augmentation on the device -> bf16 autocast and
-channels_last on CUDA -> loss -> SGD step), on random uint8 images:
+Throughput (default): training images/s of the trainer's own step
+(``scopeloss.classify.train.make_train_step``: gather of a sorted random batch from a
+memory-mapped uint8 cache at ``--resize-size`` -> pinned non-blocking copy -> augmentation
+on the device -> bf16 autocast and channels_last on CUDA -> loss -> SGD step -> scheduler),
+at the trainer's batch size (64), on a random cache of ``--cache-images`` images:
 
-    python benchmarks/classify_throughput.py                       # ResNet101, 224 px
+    python benchmarks/classify_throughput.py                       # ResNet101, 256 -> 224 px
     python benchmarks/classify_throughput.py --model resnet18 --image-size 64 --batch-size 16
 
 Cache comparison (``--compare-cache``): builds a synthetic tree in Caltech-256's layout
@@ -29,6 +31,7 @@ import torchvision
 
 from scopeloss.classify import augment as aug
 from scopeloss.classify import data as D
+from scopeloss.classify import train as T
 from scopeloss.classify.config import AUGMENTATION, DATASETS, _merge
 from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
 from scopeloss.losses import supervised_loss
@@ -71,24 +74,69 @@ def setup(args):
 
 
 def throughput(args) -> None:
-    device, step, sync = setup(args)
-    size = args.resize_size or args.image_size
-    x = torch.randint(0, 256, (args.batch_size, size, size, 3), dtype=torch.uint8)
-    y = torch.randint(0, args.classes, (args.batch_size,))
-    for _ in range(args.warmup):
-        step(x, y)
+    """Time ``make_train_step``, the function the trainer's epoch loop calls."""
+    device = resolve_device(args.device, "--device")
+    cuda = device.type == "cuda"
+    use_fast_cuda_kernels(device)  # as the trainer does (run.deterministic false)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size = args.resize_size or round(args.image_size * 256 / 224)
+    n = max(args.cache_images, args.batch_size)
+    tmp = Path(tempfile.mkdtemp(prefix="classify-bench-"))
+    out = np.lib.format.open_memmap(tmp / "cache.npy", mode="w+", dtype=np.uint8,
+                                    shape=(n, size, size, 3))
+    rng = np.random.default_rng(0)
+    for start in range(0, n, 256):
+        stop = min(start + 256, n)
+        out[start:stop] = rng.integers(0, 256, (stop - start, size, size, 3), dtype=np.uint8)
+    out.flush()
+    del out
+    split = D.Split(np.load(tmp / "cache.npy", mmap_mode="r"),
+                    rng.integers(0, args.classes, n).astype(np.int64))
+    channels_last = cuda
+    model = T.build_model(args.model, args.classes)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else
+                     torch.contiguous_format).train()
+    e = {"optimizer": "sgd", "lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-4,
+         "schedule": "cosine"}
+    opt = T.make_optimizer(model.parameters(), e)
+    sched = T.make_scheduler(opt, e, 10 ** 6)
+    counts = torch.full((args.classes,), 10.0).to(device)
+
+    def loss_fn(logits, y):
+        return T.supervised_loss("scope", logits, y, class_counts=counts, **T._LOSS_OPTS)
+
+    step = T.make_train_step(model, opt, sched, loss_fn, split, args.image_size,
+                             AUGMENTATION if args.augment else None,
+                             torch.Generator().manual_seed(0), device, channels_last,
+                             lambda: bf16_autocast(device, True))
+    perm = rng.permutation(n)
+
+    def batch(i):
+        k = (i * args.batch_size) % (n - args.batch_size + 1)
+        return np.sort(perm[k:k + args.batch_size])
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    for i in range(args.warmup):
+        step(batch(i))
     sync()
     t0 = time.perf_counter()
-    for _ in range(args.iters):
-        loss = step(x, y)
-    float(loss.detach())
+    for i in range(args.iters):
+        loss, _ = step(batch(i))
+    float(loss)
     sync()
     dt = time.perf_counter() - t0
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+    name = torch.cuda.get_device_name(device) if cuda else \
         f"cpu, {torch.get_num_threads()} threads"
-    print(f"{args.model} {args.image_size}px batch {args.batch_size} on {device} ({name}), "
-          f"augment={args.augment}: {args.iters * args.batch_size / dt:.1f} train images/s "
+    print(f"{args.model} {size}->{args.image_size}px batch {args.batch_size} on {device} "
+          f"({name}), augment={args.augment}, trainer step: "
+          f"{args.iters * args.batch_size / dt:.1f} train images/s "
           f"({dt / args.iters * 1000:.0f} ms/step over {args.iters} steps)")
+    (tmp / "cache.npy").unlink()
+    tmp.rmdir()
 
 
 class FileImages(torch.utils.data.Dataset):
@@ -163,7 +211,7 @@ def compare_cache(args) -> None:
     t0 = time.perf_counter()
     path = D.build_cache(dcfg, manifest, "train", num_workers=args.workers)
     build = time.perf_counter() - t0
-    images = np.load(path)
+    images = np.load(path, mmap_mode="r")  # as the trainer reads it
     labels = np.array([lab for _, lab in items], dtype=np.int64)
     step(torch.from_numpy(images[:bs]), torch.from_numpy(labels[:bs]))  # warm-up
     rows = [
@@ -183,9 +231,11 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="resnet101")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--resize-size", type=int, default=None,
-                   help="cached size (throughput default: = image size; cache default: 256/224 x)")
+                   help="cached size (default: 256/224 x the image size, as Caltech's 256 -> 224)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="default 128 on CUDA, 4 on CPU")
+                   help="default 64 (the trainer's) on CUDA, 4 on CPU")
+    p.add_argument("--cache-images", type=int, default=2048,
+                   help="images in the random memory-mapped cache the batches are gathered from")
     p.add_argument("--iters", type=int, default=None, help="default 50 on CUDA, 3 on CPU")
     p.add_argument("--warmup", type=int, default=None, help="default 10 on CUDA, 1 on CPU")
     p.add_argument("--classes", type=int, default=257)
@@ -202,7 +252,7 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2, help="decode worker processes")
     args = p.parse_args(argv)
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    args.batch_size = args.batch_size or (128 if cuda else 4)
+    args.batch_size = args.batch_size or (64 if cuda else 4)
     args.iters = args.iters or (50 if cuda else 3)
     args.warmup = args.warmup if args.warmup is not None else (10 if cuda else 1)
     if args.compare_cache:

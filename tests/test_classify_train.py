@@ -22,7 +22,7 @@ def data_root(tmp_path_factory):
 def _args(root, out, loss="ce", experiment="plain", *sets):
     return ["--dataset", "digits_lt", "--experiment", experiment, "--loss", loss, "--seed", "1",
             "--out", str(out), "--set", f"dataset.root={root}",
-            "--set", "experiment.model=resnet18", "--set", "experiment.torch_threads=1",
+            "--set", "experiment.model=resnet18", "--set", "run.torch_threads=1",
             *[a for s in sets for a in ("--set", s)]]
 
 
@@ -73,10 +73,12 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
         "import os, signal, sys\n"
         "from scopeloss.classify import train as T, config as C\n"
         f"a = T.parse_args({_args(data_root, killed, 'scope', 'augmented', *sets)!r})\n"
-        "h = C.resolve(a.dataset, a.experiment, a.loss, None, C.parse_set(a.set))\n"
+        "sets, run = C.split_sets(C.parse_set(a.set))\n"
+        "h = C.resolve(a.dataset, a.experiment, a.loss, None, sets)\n"
         "def stop(epoch):\n"
         "    if epoch == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
-        "T.train(a.dataset, a.experiment, a.loss, a.seed, a.out, h, on_epoch_end=stop)\n")
+        "T.train(a.dataset, a.experiment, a.loss, a.seed, a.out, h, on_epoch_end=stop,\n"
+        "        run=C.resolve_run(None, run))\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
     assert (killed / ".ckpt" / "last.pt").is_file() and not (killed / "summary.json").exists()
@@ -111,7 +113,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
     (["--set", "experiment.model=resnet7"], "unknown experiment.model 'resnet7'"),
     (["--set", "loss.beta=1"], "unknown key loss.beta; allowed: alpha, gamma"),
     (["--hparams", "{not json"], "--hparams is not valid JSON"),
-    pytest.param(["--set", "experiment.device=cuda"], "experiment.device is 'cuda' but no CUDA "
+    pytest.param(["--set", "run.device=cuda"], "run.device is 'cuda' but no CUDA "
                  "device is available; allowed here: auto, cpu",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
 ])

@@ -9,11 +9,16 @@ image, clamped to [0, 1]) but take one factor per image, vectorised over the bat
 torchvision's functional API takes one scalar per call. Order: crop, flip, brightness,
 contrast, colour, sharpness (fixed; the paper gives none).
 
-Random numbers come from a CPU ``torch.Generator`` (small tensors, moved to the device),
-so a run is reproducible across devices and resumable from the generator's saved state.
+Random numbers come from a CPU ``torch.Generator``, so a run is reproducible across devices
+and resumable from the generator's saved state. All draws of a batch (crop offsets, flips,
+the four factors) are stacked into one small tensor and copied to the device once, without
+blocking (from pinned memory on CUDA): no host synchronisation per batch. The normalisation
+constants are made once per device and dtype.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +78,33 @@ def adjust_sharpness(x: Tensor, factor: Tensor) -> Tensor:
     return _blend(x, degenerate, factor)
 
 
+def host_to_device(t: Tensor, device: torch.device) -> Tensor:
+    """Copy a small CPU tensor to ``device`` without a host sync (pinned memory on CUDA; the
+    caching host allocator keeps the pinned block alive until the copy has run)."""
+    if device.type == "cuda":
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
+
+
+def _crop_draws(b: int, h: int, w: int, size: int, flip_p: float,
+                generator: torch.Generator) -> list[Tensor]:
+    """Crop offsets (y, x) and flip flags of ``b`` images, as float32 rows on the CPU."""
+    oy = torch.randint(0, h - size + 1, (b,), generator=generator)
+    ox = torch.randint(0, w - size + 1, (b,), generator=generator)
+    flip = torch.rand(b, generator=generator) < flip_p
+    return [oy.float(), ox.float(), flip.float()]
+
+
+def _crop_flip(x: Tensor, size: int, oy: Tensor, ox: Tensor, flip: Tensor) -> Tensor:
+    b = x.shape[0]
+    ar = torch.arange(size, device=x.device)
+    rows = oy[:, None] + ar                                        # (B, size)
+    cols = torch.where(flip[:, None], ox[:, None] + size - 1 - ar, ox[:, None] + ar)
+    bi = torch.arange(b, device=x.device)[:, None, None]
+    out = x.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]  # (B, size, size, C)
+    return out.permute(0, 3, 1, 2)
+
+
 def random_crop_flip(x: Tensor, size: int, padding: int, flip_p: float,
                      generator: torch.Generator) -> Tensor:
     """Crop ``size`` x ``size`` at a uniform position per image (after zero-padding), then
@@ -80,15 +112,8 @@ def random_crop_flip(x: Tensor, size: int, padding: int, flip_p: float,
     if padding:
         x = F.pad(x, (padding, padding, padding, padding))
     b, _, h, w = x.shape
-    oy = torch.randint(0, h - size + 1, (b,), generator=generator).to(x.device)
-    ox = torch.randint(0, w - size + 1, (b,), generator=generator).to(x.device)
-    flip = (torch.rand(b, generator=generator) < flip_p).to(x.device)
-    ar = torch.arange(size, device=x.device)
-    rows = oy[:, None] + ar                                        # (B, size)
-    cols = torch.where(flip[:, None], ox[:, None] + size - 1 - ar, ox[:, None] + ar)
-    bi = torch.arange(b, device=x.device)[:, None, None]
-    out = x.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]  # (B, size, size, C)
-    return out.permute(0, 3, 1, 2)
+    d = host_to_device(torch.stack(_crop_draws(b, h, w, size, flip_p, generator)), x.device)
+    return _crop_flip(x, size, d[0].long(), d[1].long(), d[2] > 0.5)
 
 
 def center_crop(x: Tensor, size: int) -> Tensor:
@@ -98,11 +123,18 @@ def center_crop(x: Tensor, size: int) -> Tensor:
 
 
 def augment_batch(x_uint8: Tensor, size: int, cfg: dict, generator: torch.Generator) -> Tensor:
-    """uint8 (B, 3, S, S) on the device -> augmented float (B, 3, size, size) in [0, 1]."""
-    x = random_crop_flip(x_uint8, size, cfg["crop_padding"], cfg["flip_p"], generator)
+    """uint8 (B, 3, S, S) on the device -> augmented float (B, 3, size, size) in [0, 1].
+    Every draw is made on the CPU generator (same order as ``random_crop_flip`` then
+    ``sample_factors``) and reaches the device in one non-blocking copy."""
+    p = cfg["crop_padding"]
+    x = F.pad(x_uint8, (p, p, p, p)) if p else x_uint8
+    b, _, h, w = x.shape
+    rows = _crop_draws(b, h, w, size, cfg["flip_p"], generator)
+    f = sample_factors(b, cfg, generator)
+    d = host_to_device(torch.stack(rows + [f[k] for k in FACTORS]), x.device)
+    x = _crop_flip(x, size, d[0].long(), d[1].long(), d[2] > 0.5)
     x = x.float().div_(255.0)
-    f = {k: v.to(x.device, non_blocking=True) for k, v in
-         sample_factors(x.shape[0], cfg, generator).items()}
+    f = dict(zip(FACTORS, d[3:]))
     x = adjust_brightness(x, f["brightness"])
     x = adjust_contrast(x, f["contrast"])
     x = adjust_saturation(x, f["color"])
@@ -113,7 +145,13 @@ def eval_batch(x_uint8: Tensor, size: int) -> Tensor:
     return center_crop(x_uint8, size).float().div_(255.0)
 
 
+@lru_cache(maxsize=None)
+def _stats(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    mean = torch.tensor(MEAN, dtype=dtype).view(1, 3, 1, 1).to(device)
+    std = torch.tensor(STD, dtype=dtype).view(1, 3, 1, 1).to(device)
+    return mean, std
+
+
 def normalize(x: Tensor) -> Tensor:
-    mean = torch.tensor(MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    mean, std = _stats(x.device, x.dtype)  # made once per device and dtype
     return (x - mean) / std

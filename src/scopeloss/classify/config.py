@@ -3,7 +3,15 @@
 A run's hyperparameters are ``{"dataset": {...}, "experiment": {...}, "loss": {...}}``
 (docs/CONTRACT.md). ``resolve`` starts from the built-in spec of the named dataset and
 experiment, overlays the ``--hparams`` JSON and then each ``--set section.key=value``, and
-rejects any unknown section or key by name, listing the allowed ones.
+rejects any unknown section or key by name, listing the allowed ones; every value is
+type-checked (finite numbers, booleans, integers) before any data loads.
+
+Run settings (``RUN``: device, compile, channels_last, torch_threads, num_workers,
+checkpoint_every, cache_dir, deterministic, tensorboard) say how and where a run executes,
+not what it learns: they come from ``--run JSON`` and ``--set run.key=value``
+(``resolve_run``), are not part of a checkpoint's identity, and changing them keeps
+checkpoints valid. Naming one of them in ``experiment``/``dataset`` is an error that says
+where it moved.
 
 Values the paper gives: plain = Adam lr 1e-3, no augmentation, best-validation checkpoint;
 augmented = SGD lr 1e-2, 100 epochs, cosine decay to 0, Table 5 augmentation; the loss
@@ -14,8 +22,9 @@ parameters of Table 4 (``scopeloss.losses.SUPERVISED_DEFAULTS``). Everything mar
 from __future__ import annotations
 
 import copy
+import math
+import os
 from typing import Any
-
 
 from scopeloss.losses import SUPERVISED_LOSSES
 from scopeloss.overrides import load_hparams, parse_set  # noqa: F401  (re-exported for the CLI)
@@ -30,7 +39,6 @@ DATASETS: dict[str, dict[str, Any]] = {
         "val_fraction": 0.1,       # stratified split fractions (our choice; the paper gives none)
         "test_fraction": 0.2,
         "split_seed": 0,           # one fixed split for every run
-        "cache_dir": None,         # None = {root}/cache
     },
     "digits_lt": {
         "kind": "digits_lt",
@@ -40,7 +48,6 @@ DATASETS: dict[str, dict[str, Any]] = {
         "val_fraction": 0.15,
         "test_fraction": 0.25,     # larger than Caltech's so tail classes keep a few test images
         "split_seed": 0,
-        "cache_dir": None,
         "imbalance_ratio": 10.0,   # Caltech-256: 827 / 80 ~ 10, exponential profile
         "max_per_class": 174,      # head class size = the smallest digits class (174 images)
     },
@@ -58,15 +65,25 @@ AUGMENTATION: dict[str, Any] = {
     "flip_p": 0.5,
 }
 
-_RUNTIME = {
-    "device": "auto",          # auto | cpu | cuda
-    "bf16": True,              # autocast bf16; only acts on cuda
-    "channels_last": True,     # only acts on cuda
+# Run settings: how/where a run executes; never part of its identity (issue 10).
+RUN: dict[str, Any] = {
+    "device": "auto",          # auto | cpu | cuda (auto = cuda when available)
     "compile": False,          # torch.compile the model
-    "checkpoint_every": 1,     # epochs between resume checkpoints in DIR/.ckpt/
+    "channels_last": True,     # only acts on cuda
+    "torch_threads": None,     # CPU threads for torch (None = the cores this job may use)
     "num_workers": None,       # processes decoding images into the cache once (0 = in-process,
-                               # None = min(8, CPU count))
-    "torch_threads": None,     # CPU threads for torch (None = torch's default)
+                               # None = min(8, the cores this job may use))
+    "checkpoint_every": 1,     # epochs between resume checkpoints in DIR/.ckpt/
+    "cache_dir": None,         # decoded-image cache (None = {dataset.root}/cache)
+    "deterministic": False,    # cudnn.deterministic, no TF32, deterministic algorithms (warn)
+    "tensorboard": True,       # accepted and recorded; a later change wires it
+}
+# Keys that moved out of the hyperparameters into the run settings.
+MOVED = {("experiment", k) for k in ("device", "compile", "channels_last", "torch_threads",
+                                     "num_workers", "checkpoint_every")}
+MOVED |= {("dataset", "cache_dir")}
+_RUNTIME = {
+    "bf16": True,              # autocast bf16; only acts on cuda (changes the maths: identity)
 }
 
 EXPERIMENTS: dict[str, dict[str, Any]] = {
@@ -107,8 +124,11 @@ DEVICES = ("auto", "cpu", "cuda")
 SECTIONS = ("dataset", "experiment", "loss")
 
 
+SEED_MAX = 2**32 - 1
+
+
 class ConfigError(ValueError):
-    """A bad key or value in the classification hyperparameters."""
+    """A bad key or value in the classification hyperparameters or run settings."""
 
 
 def _check_name(what: str, name: str, allowed) -> None:
@@ -120,6 +140,9 @@ def _merge(base: dict, over: dict, where: str) -> dict:
     """Overlay ``over`` on ``base`` key by key; a key ``base`` lacks is an error."""
     out = copy.deepcopy(base)
     for key, value in over.items():
+        if (where, key) in MOVED:
+            raise ConfigError(f"{where}.{key} is a run setting now, not a hyperparameter: pass "
+                              f"it as run.{key} (--run JSON or --set run.{key}=VALUE)")
         if key not in base:
             raise ConfigError(f"unknown key {where}.{key}; allowed: {', '.join(sorted(base))}")
         if isinstance(base[key], dict):
@@ -142,6 +165,9 @@ def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = Non
     cfg = copy.deepcopy(base)
     for source in (hparams or {}), (sets or {}):
         for section, values in source.items():
+            if section == "run":
+                raise ConfigError("run settings do not go in --hparams: pass them with --run "
+                                  "JSON or --set run.KEY=VALUE")
             if section not in SECTIONS:
                 raise ConfigError(f"unknown section {section!r}; allowed: {', '.join(SECTIONS)}")
             if not isinstance(values, dict):
@@ -151,54 +177,84 @@ def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = Non
     return cfg
 
 
-def check(cfg: dict, dataset: str) -> None:
-    d, e = cfg["dataset"], cfg["experiment"]
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _want(ok: bool, key: str, what: str, value) -> None:
+    if not ok:
+        raise ConfigError(f"{key} must be {what}, got {value!r}")
+
+
+def check_seed(seed) -> None:
+    _want(_is_int(seed) and 0 <= seed <= SEED_MAX, "seed", f"an integer in 0..{SEED_MAX}", seed)
+
+
+def check_dataset(d: dict, dataset: str) -> None:
     if d["kind"] != DATASETS[dataset]["kind"]:
         raise ConfigError(f"dataset.kind {d['kind']!r} does not match --dataset {dataset!r}")
+    _want(isinstance(d["root"], str) and d["root"] != "", "dataset.root", "a path", d["root"])
     for key in ("image_size", "resize_size"):
-        if not (isinstance(d[key], int) and d[key] > 0):
-            raise ConfigError(f"dataset.{key} must be a positive integer, got {d[key]!r}")
+        _want(_is_int(d[key]) and d[key] > 0, f"dataset.{key}", "a positive integer", d[key])
     if d["resize_size"] < d["image_size"]:
         raise ConfigError(f"dataset.resize_size ({d['resize_size']}) must be >= "
                           f"dataset.image_size ({d['image_size']})")
+    for key in ("val_fraction", "test_fraction"):
+        _want(_is_real(d[key]), f"dataset.{key}", "a number in (0, 1)", d[key])
     v, t = d["val_fraction"], d["test_fraction"]
     if not (0 < v < 1 and 0 < t < 1 and v + t < 1):
         raise ConfigError(f"dataset.val_fraction ({v}) and dataset.test_fraction ({t}) must "
                           "lie in (0, 1) and sum to less than 1")
+    _want(_is_int(d["split_seed"]) and 0 <= d["split_seed"] <= SEED_MAX, "dataset.split_seed",
+          f"an integer in 0..{SEED_MAX}", d["split_seed"])
     if d["kind"] == "digits_lt":
-        if not d["imbalance_ratio"] >= 1:
-            raise ConfigError(f"dataset.imbalance_ratio must be >= 1, got {d['imbalance_ratio']}")
-        if not (isinstance(d["max_per_class"], int) and 3 <= d["max_per_class"] <= 174):
+        _want(_is_real(d["imbalance_ratio"]) and d["imbalance_ratio"] >= 1,
+              "dataset.imbalance_ratio", "a finite number >= 1", d["imbalance_ratio"])
+        if not (_is_int(d["max_per_class"]) and 3 <= d["max_per_class"] <= 174):
             raise ConfigError("dataset.max_per_class must be an integer in [3, 174] (the "
                               f"smallest digits class), got {d['max_per_class']!r}")
+
+
+def check(cfg: dict, dataset: str) -> None:
+    """Type and range of every hyperparameter, naming the key; nothing is loaded."""
+    d, e, lo = cfg["dataset"], cfg["experiment"], cfg["loss"]
+    check_dataset(d, dataset)
+    _want(isinstance(e["model"], str), "experiment.model", "a torchvision model name", e["model"])
+    _want(isinstance(e["optimizer"], str), "experiment.optimizer", "a name", e["optimizer"])
+    _want(isinstance(e["schedule"], str), "experiment.schedule", "a name", e["schedule"])
     _check_name("experiment.optimizer", e["optimizer"], OPTIMIZERS)
     _check_name("experiment.schedule", e["schedule"], SCHEDULES)
-    _check_name("experiment.device", e["device"], DEVICES)
-    w = e["num_workers"]
-    if w is not None and not (isinstance(w, int) and w >= 0):
-        raise ConfigError(f"experiment.num_workers must be null or an integer >= 0, got {w!r}")
-    t = e["torch_threads"]
-    if t is not None and not (isinstance(t, int) and t > 0):
-        raise ConfigError(f"experiment.torch_threads must be null or a positive integer, got {t!r}")
-    for key in ("epochs", "batch_size", "checkpoint_every"):
-        if not (isinstance(e[key], int) and e[key] > 0):
-            raise ConfigError(f"experiment.{key} must be a positive integer, got {e[key]!r}")
+    _want(_is_real(e["lr"]) and e["lr"] > 0, "experiment.lr", "a finite positive number", e["lr"])
+    for key in ("momentum", "weight_decay"):
+        _want(_is_real(e[key]) and e[key] >= 0, f"experiment.{key}", "a finite number >= 0",
+              e[key])
+    _want(_is_int(e["epochs"]) and e["epochs"] > 0, "experiment.epochs", "a positive integer",
+          e["epochs"])
+    _want(_is_int(e["batch_size"]) and e["batch_size"] >= 2, "experiment.batch_size",
+          "an integer >= 2 (BatchNorm needs more than one sample)", e["batch_size"])
     p = e["early_stopping_patience"]
-    if p is not None and not (isinstance(p, int) and p > 0):
-        raise ConfigError(f"experiment.early_stopping_patience must be null or a positive "
-                          f"integer, got {p!r}")
-    if not e["lr"] > 0:
-        raise ConfigError(f"experiment.lr must be positive, got {e['lr']!r}")
+    _want(p is None or (_is_int(p) and p > 0), "experiment.early_stopping_patience",
+          "null or a positive integer", p)
+    for key in ("augment", "bf16"):
+        _want(isinstance(e[key], bool), f"experiment.{key}", "true or false", e[key])
     a = e["augmentation"]
     for key in ("color", "contrast", "brightness", "sharpness"):
         pair = a[key]
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and pair[1] >= 0):
-            raise ConfigError(f"experiment.augmentation.{key} must be [mean, std] with std >= 0, "
-                              f"got {pair!r}")
-    if not 0 <= a["flip_p"] <= 1:
-        raise ConfigError(f"experiment.augmentation.flip_p must lie in [0, 1], got {a['flip_p']}")
-    if not (isinstance(a["crop_padding"], int) and a["crop_padding"] >= 0):
-        raise ConfigError("experiment.augmentation.crop_padding must be a non-negative integer")
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(map(_is_real, pair))
+                and pair[1] >= 0):
+            raise ConfigError(f"experiment.augmentation.{key} must be [mean, std] (finite "
+                              f"numbers) with std >= 0, got {pair!r}")
+    _want(_is_real(a["flip_p"]) and 0 <= a["flip_p"] <= 1, "experiment.augmentation.flip_p",
+          "a number in [0, 1]", a["flip_p"])
+    _want(_is_int(a["crop_padding"]) and a["crop_padding"] >= 0,
+          "experiment.augmentation.crop_padding", "a non-negative integer", a["crop_padding"])
+    for key in LOSS_KEYS:
+        _want(lo[key] is None or _is_real(lo[key]), f"loss.{key}", "null or a finite number",
+              lo[key])
     import torchvision
 
     models = torchvision.models.list_models(module=torchvision.models)
@@ -206,3 +262,70 @@ def check(cfg: dict, dataset: str) -> None:
         resnets = [m for m in models if "resnet" in m or "resnext" in m]
         raise ConfigError(f"unknown experiment.model {e['model']!r}; allowed: a torchvision "
                           f"classification model, e.g. {', '.join(resnets)}")
+
+
+# --- run settings -----------------------------------------------------------------------
+def _load_run(arg: str | None) -> dict:
+    """``--run``: an inline JSON object or a .json file (same parser as ``--hparams``).
+    Private stand-in for ``scopeloss.overrides.load_run``."""
+    try:
+        return load_hparams(arg)
+    except ValueError as err:
+        raise ConfigError(str(err).replace("--hparams", "--run")) from None
+
+
+def resolve_run(run: dict | None = None, sets: dict | None = None) -> dict:
+    """The checked run settings: ``RUN`` overlaid with ``--run`` and then ``--set run.*``."""
+    cfg = dict(RUN)
+    for source in (run or {}), (sets or {}):
+        if not isinstance(source, dict):
+            raise ConfigError(f"run settings must be a mapping, got {source!r}")
+        for key, value in source.items():
+            if key not in RUN:
+                raise ConfigError(f"unknown key run.{key}; allowed: {', '.join(sorted(RUN))}")
+            cfg[key] = value
+    _want(cfg["device"] in DEVICES, "run.device", f"one of {', '.join(DEVICES)}", cfg["device"])
+    for key in ("compile", "channels_last", "deterministic", "tensorboard"):
+        _want(isinstance(cfg[key], bool), f"run.{key}", "true or false", cfg[key])
+    t = cfg["torch_threads"]
+    _want(t is None or (_is_int(t) and t > 0), "run.torch_threads",
+          "null or a positive integer", t)
+    w = cfg["num_workers"]
+    _want(w is None or (_is_int(w) and w >= 0), "run.num_workers", "null or an integer >= 0", w)
+    _want(_is_int(cfg["checkpoint_every"]) and cfg["checkpoint_every"] > 0,
+          "run.checkpoint_every", "a positive integer (epochs)", cfg["checkpoint_every"])
+    c = cfg["cache_dir"]
+    _want(c is None or (isinstance(c, str) and c != ""), "run.cache_dir", "null or a path", c)
+    return cfg
+
+
+def split_sets(sets: dict) -> tuple[dict, dict]:
+    """``--set`` overrides -> (hyperparameter overrides, run-setting overrides)."""
+    sets = dict(sets or {})
+    run = sets.pop("run", {})
+    if not isinstance(run, dict):
+        raise ConfigError(f"--set run must name a key (run.KEY=VALUE), got {run!r}")
+    return sets, run
+
+
+def allowed_cores() -> int:
+    """The cores this job may use: its CPU affinity, or OMP_NUM_THREADS if set and smaller."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and 0 < int(omp) < n:
+        n = int(omp)
+    return max(n, 1)
+
+
+def effective_run(run: dict) -> dict:
+    """The null defaults of ``run`` filled in (device stays as requested)."""
+    cores = allowed_cores()
+    out = dict(run)
+    if out["torch_threads"] is None:
+        out["torch_threads"] = cores
+    if out["num_workers"] is None:
+        out["num_workers"] = min(8, cores)
+    return out

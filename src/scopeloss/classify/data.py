@@ -3,8 +3,9 @@ stratified split saved as a manifest, and a decode-once image cache.
 
 Caltech-256 lives at ``{root}/caltech256/256_ObjectCategories/NNN.name/*.jpg`` (torchvision's
 layout): 257 folders including ``257.clutter``, labels 0..256 in folder order. Files whose
-extension is not an image's, or that PIL cannot open, are skipped and listed in the manifest;
-grayscale and CMYK images are converted to RGB.
+extension is not an image's, or that PIL cannot decode completely (the scan decodes every
+image, so a truncated PNG or JPEG is caught here and not in a later cache build), are skipped
+and listed in the manifest with the reason; grayscale and CMYK images are converted to RGB.
 
 The manifest (``{root}/manifests/{kind}-...json``) is written once, atomically, under a file
 lock, and every run reuses it: relative paths and labels per split, and per-class counts.
@@ -12,11 +13,15 @@ lock, and every run reuses it: relative paths and labels per split, and per-clas
 Decode once: every image is decoded, converted to RGB, its shorter side resized to
 ``resize_size`` (antialiased bilinear) and centre-cropped to a ``resize_size`` square, then
 stored as uint8 (N, S, S, 3) in a ``.npy`` file per split keyed by the manifest hash and the
-size. Training reads batches from it (in RAM, or memory-mapped when large) and augments them
-on the training device (``scopeloss.classify.augment``); evaluation centre-crops ``image_size``.
+size, under the run setting ``cache_dir`` (default ``{root}/cache``). Training always
+memory-maps it (concurrent runs share the page cache, no private copy per process) and
+augments batches on the training device (``scopeloss.classify.augment``); evaluation
+centre-crops ``image_size``.
 
 CLI: ``python -m scopeloss.classify.data prepare --dataset caltech256 --root data/``
 fetches and verifies the archive when the tree is absent, extracts it and writes the manifest.
+``prepare --dataset NAME --hparams H --run R --index OUT.json`` (the workflow's data job)
+also builds the cache of every split, then writes the small index ``OUT.json`` atomically.
 """
 
 from __future__ import annotations
@@ -51,11 +56,15 @@ CALTECH_FOLDER = "256_ObjectCategories"
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff",
                     ".webp"}
 SPLITS = ("train", "val", "test")
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: the scan decodes images fully; skipped files carry a reason
 
 
 class DataUnavailable(RuntimeError):
-    """The dataset is not on disk and could not be fetched."""
+    """The dataset is not on disk, could not be fetched, or cannot be read."""
+
+
+class DecodeError(DataUnavailable):
+    """An image listed in the manifest cannot be decoded."""
 
 
 # --- Caltech-256: fetch, verify, extract ------------------------------------------------
@@ -104,14 +113,23 @@ def download(url: str, dest, md5: str | None, timeout: float = 60.0) -> Path:
 def safe_extract(archive, dest) -> None:
     """Extract a tar archive into ``dest``, refusing members that would land outside it."""
     dest = Path(dest).resolve()
-    with tarfile.open(archive) as tar:
+    try:
+        tar = tarfile.open(archive)
+    except (tarfile.TarError, OSError) as err:
+        raise DataUnavailable(f"cannot open the archive {archive}: {err}") from err
+    with tar:
         for member in tar.getmembers():
             target = (dest / member.name).resolve()
             if not target.is_relative_to(dest):
                 raise DataUnavailable(f"unsafe path {member.name!r} in {archive}")
             if member.issym() or member.islnk():
                 raise DataUnavailable(f"link {member.name!r} in {archive}: refused")
-        tar.extractall(dest, filter="data")
+            if not (member.isfile() or member.isdir()):
+                raise DataUnavailable(f"special file {member.name!r} in {archive}: refused")
+        try:
+            tar.extractall(dest, filter="data")
+        except tarfile.TarError as err:  # FilterError, SpecialFileError, ReadError, ...
+            raise DataUnavailable(f"cannot extract {archive}: {err}") from err
 
 
 def ensure_caltech256(root, *, download_missing: bool = False, url: str = CALTECH_URL,
@@ -148,21 +166,33 @@ def ensure_caltech256(root, *, download_missing: bool = False, url: str = CALTEC
 
 
 # --- scanning and splitting -------------------------------------------------------------
-def _is_image(path: Path) -> bool:
+def image_problem(path: Path, size: int = 256) -> str | None:
+    """Why ``path`` is not a usable image (None if it is): a wrong extension, or PIL cannot
+    open and fully decode it. ``verify()`` alone misses a truncated data chunk, so the image
+    is decoded (JPEGs at a reduced scale >= ``size``, which still reads every byte)."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return False
+        return "not an image extension"
     from PIL import Image
 
     try:
         with Image.open(path) as im:
             im.verify()
-    except Exception:  # PIL raises many types for a file that is not an image
-        return False
-    return True
+        with Image.open(path) as im:
+            im.draft("RGB", (size, size))
+            im.load()
+    except Exception as err:  # PIL raises many types for a file that is not an image
+        return f"{type(err).__name__}: {err}"
+    return None
 
 
-def scan_caltech(folder) -> tuple[list[str], list[tuple[str, int]], list[str]]:
-    """(class names, [(relative path, label)], skipped relative paths) in folder order."""
+def _is_image(path: Path) -> bool:
+    return image_problem(path) is None
+
+
+def scan_caltech(folder, reasons: dict | None = None
+                 ) -> tuple[list[str], list[tuple[str, int]], list[str]]:
+    """(class names, [(relative path, label)], skipped relative paths) in folder order;
+    ``reasons`` (if given) receives why each skipped file was skipped."""
     folder = Path(folder)
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
@@ -174,10 +204,13 @@ def scan_caltech(folder) -> tuple[list[str], list[tuple[str, int]], list[str]]:
             rel = f.relative_to(folder).as_posix()
             if not f.is_file():
                 continue
-            if _is_image(f):
+            problem = image_problem(f)
+            if problem is None:
                 items.append((rel, label))
             else:
                 skipped.append(rel)
+                if reasons is not None:
+                    reasons[rel] = problem
     return classes, items, skipped
 
 
@@ -251,12 +284,12 @@ def _items_hash(items: dict) -> str:
 def build_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> dict:
     if dcfg["kind"] == "caltech256":
         folder = ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
-        classes, items, skipped = scan_caltech(folder)
+        classes, items, skipped = scan_caltech(folder, reasons := {})
         source = folder.relative_to(Path(dcfg["root"])).as_posix()
     else:
         classes, items = digits_lt_items(dcfg["imbalance_ratio"], dcfg["max_per_class"],
                                          dcfg["split_seed"])
-        skipped, source = [], "sklearn.datasets.load_digits"
+        skipped, source, reasons = [], "sklearn.datasets.load_digits", {}
     labels = [label for _, label in items]
     parts = stratified_split(labels, dcfg["val_fraction"], dcfg["test_fraction"],
                              dcfg["split_seed"])
@@ -273,6 +306,7 @@ def build_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> di
         "test_fraction": dcfg["test_fraction"],
         "counts": counts,
         "skipped": skipped,
+        "skipped_reasons": reasons,
         "hash": _items_hash(split_items),
         "items": split_items,
     }
@@ -281,9 +315,18 @@ def build_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> di
 def get_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> tuple[dict, Path]:
     """The dataset's manifest, built and written on first use and reused afterwards."""
     path = manifest_path(dcfg)
-    if not path.is_file():
+
+    def current() -> bool:  # a manifest of an older scan (version) is rebuilt
+        if not path.is_file():
+            return False
+        try:
+            return json.loads(path.read_text()).get("version") == MANIFEST_VERSION
+        except (json.JSONDecodeError, OSError, AttributeError):
+            return False
+
+    if not current():
         with _lock(path.with_suffix(".lock")):
-            if not path.is_file():
+            if not current():
                 manifest = build_manifest(dcfg, download_missing=download_missing, **fetch)
                 io.write_json(path, manifest)
     manifest = json.loads(path.read_text())
@@ -315,7 +358,8 @@ def _decode_job(args):
     try:
         return decode_image(path, size)
     except Exception as err:  # name the file: a half-written cache is useless without it
-        raise RuntimeError(f"cannot decode {path}: {err}") from err
+        raise DecodeError(f"cannot decode {path}: {type(err).__name__}: {err} (the manifest "
+                          "lists it; delete or replace the file and the manifest)") from None
 
 
 def _digits_images(items, size: int) -> np.ndarray:
@@ -331,14 +375,16 @@ def _digits_images(items, size: int) -> np.ndarray:
     return x.repeat(1, 3, 1, 1).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def cache_path(dcfg: dict, manifest: dict, split: str) -> Path:
-    cache_dir = Path(dcfg["cache_dir"] or Path(dcfg["root"]) / "cache")
+def cache_path(dcfg: dict, manifest: dict, split: str, cache_dir=None) -> Path:
+    """Where ``split``'s cache lives: ``cache_dir`` (a run setting), default {root}/cache."""
+    cache_dir = Path(cache_dir or Path(dcfg["root"]) / "cache")
     return cache_dir / f"{manifest['kind']}-{manifest['hash'][:16]}-{dcfg['resize_size']}px-{split}.npy"
 
 
-def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0) -> Path:
+def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0,
+                cache_dir=None) -> Path:
     """Decode and resize every image of ``split`` once into a uint8 .npy file (atomic)."""
-    path = cache_path(dcfg, manifest, split)
+    path = cache_path(dcfg, manifest, split, cache_dir)
     if path.is_file():
         return path
     with _lock(path.with_suffix(".lock")):
@@ -372,7 +418,7 @@ def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0) ->
 
 @dataclass
 class Split:
-    images: np.ndarray   # uint8 (N, S, S, 3), in RAM or memory-mapped
+    images: np.ndarray   # uint8 (N, S, S, 3), memory-mapped (read-only)
     labels: np.ndarray   # int64 (N,)
 
 
@@ -386,16 +432,15 @@ class Dataset:
     cache_paths: dict[str, str]
 
 
-def load_dataset(dcfg: dict, *, num_workers: int = 0, in_memory_bytes: float = 16e9,
+def load_dataset(dcfg: dict, *, num_workers: int = 0, cache_dir=None,
                  download_missing: bool = False) -> Dataset:
-    """Manifest + cache for every split; a cache smaller than ``in_memory_bytes`` is read
-    into RAM, a larger one is memory-mapped."""
+    """Manifest + cache for every split (built where missing, under locks), memory-mapped:
+    concurrent runs on one machine share the page cache instead of each holding a copy."""
     manifest, mpath = get_manifest(dcfg, download_missing=download_missing)
     splits, paths = {}, {}
     for split in SPLITS:
-        path = build_cache(dcfg, manifest, split, num_workers=num_workers)
-        mmap = "r" if path.stat().st_size > in_memory_bytes else None
-        images = np.load(path, mmap_mode=mmap)
+        path = build_cache(dcfg, manifest, split, num_workers=num_workers, cache_dir=cache_dir)
+        images = np.load(path, mmap_mode="r")
         labels = np.array([lab for _, lab in manifest["items"][split]], dtype=np.int64)
         if len(images) != len(labels):
             raise RuntimeError(f"cache {path} holds {len(images)} images, manifest {len(labels)}:"
@@ -404,43 +449,82 @@ def load_dataset(dcfg: dict, *, num_workers: int = 0, in_memory_bytes: float = 1
     return Dataset(manifest["classes"], splits, manifest["counts"], mpath, manifest["hash"], paths)
 
 
-# --- CLI --------------------------------------------------------------------------------
+# --- CLI ---------------------------------------------------------------------------------
+def write_index(path, dcfg: dict, ds: Dataset) -> dict:
+    """The small JSON the workflow's data job declares as its output (written atomically,
+    after the manifest and every cache file exist)."""
+    index = {
+        "kind": dcfg["kind"],
+        "manifest": str(ds.manifest_path),
+        "manifest_hash": ds.manifest_hash,
+        "num_classes": len(ds.classes),
+        "counts": {s: len(ds.splits[s].labels) for s in SPLITS},
+        "cache": dict(ds.cache_paths),
+        "resize_size": dcfg["resize_size"],
+    }
+    io.write_json(path, index)
+    return index
+
+
 def main(argv=None) -> int:
-    from scopeloss.classify.config import DATASETS, ConfigError, _merge
-    from scopeloss.overrides import load_hparams
+    from scopeloss.classify import config as C
 
     parser = argparse.ArgumentParser(prog="python -m scopeloss.classify.data",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    prep = sub.add_parser("prepare", help="fetch/verify/extract the data, write the manifest")
-    prep.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
+    prep = sub.add_parser("prepare", help="fetch/verify/extract the data, write the manifest "
+                          "(and with --cache or --index the decoded cache of every split)")
+    prep.add_argument("--dataset", required=True, help=f"one of {', '.join(C.DATASETS)}")
     prep.add_argument("--root", default=None,
                       help="data directory (default: the --hparams dataset.root, else data)")
     prep.add_argument("--url", default=CALTECH_URL, help="Caltech-256 archive URL")
     prep.add_argument("--no-download", action="store_true", help="never fetch the archive")
     prep.add_argument("--cache", action="store_true", help="also build the decode-once cache")
     prep.add_argument("--resize-size", type=int, default=None, help="cache size (pixels)")
-    prep.add_argument("--num-workers", type=int, default=2)
+    prep.add_argument("--num-workers", type=int, default=None,
+                      help="decode processes (default: the --run num_workers, else 2)")
     prep.add_argument("--hparams", default=None,
                       help="a run's --hparams JSON (inline or file): its dataset section is used")
+    prep.add_argument("--run", default=None,
+                      help="run settings JSON (inline or file): cache_dir, num_workers are used")
+    prep.add_argument("--index", default=None, metavar="OUT.json",
+                      help="build the manifest and every split's cache, then write this index")
     args = parser.parse_args(argv)
     try:
-        if args.dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset {args.dataset!r}; allowed: {', '.join(DATASETS)}")
-        over = dict(load_hparams(args.hparams).get("dataset", {}))
+        C._check_name("dataset", args.dataset, C.DATASETS)
+        hp = C.load_hparams(args.hparams)
+        over = hp.get("dataset", {})
+        if not isinstance(over, dict):
+            raise C.ConfigError(f"section 'dataset' must be a mapping, got {over!r}")
+        over = dict(over)
         if args.root is not None:
             over["root"] = args.root
         if args.resize_size:
             over["resize_size"] = args.resize_size
-        dcfg = _merge(DATASETS[args.dataset], over, "dataset")
+        dcfg = C._merge(C.DATASETS[args.dataset], over, "dataset")
+        C.check_dataset(dcfg, args.dataset)
+        run = C.effective_run(C.resolve_run(C._load_run(args.run)))
+        workers = args.num_workers if args.num_workers is not None else (
+            run["num_workers"] if args.run else 2)
         manifest, path = get_manifest(dcfg, download_missing=not args.no_download, url=args.url)
         counts = [sum(manifest["counts"][s]) for s in SPLITS]
         print(f"{path}: {len(manifest['classes'])} classes, train/val/test = "
               f"{counts[0]}/{counts[1]}/{counts[2]}, skipped {len(manifest['skipped'])} files")
-        if args.cache:
+        for rel, why in manifest.get("skipped_reasons", {}).items():
+            print(f"  skipped {rel}: {why}", file=sys.stderr)
+        if args.index:
+            ds = load_dataset(dcfg, num_workers=workers, cache_dir=run["cache_dir"],
+                              download_missing=not args.no_download)
+            write_index(args.index, dcfg, ds)
+            print(f"{args.index}: cache at {Path(ds.cache_paths['train']).parent}")
+        elif args.cache:
             for split in SPLITS:
-                build_cache(dcfg, manifest, split, num_workers=args.num_workers)
+                build_cache(dcfg, manifest, split, num_workers=workers,
+                            cache_dir=run["cache_dir"])
     except (DataUnavailable, ValueError) as err:  # ConfigError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an unreadable tree, a full disk, a read-only cache_dir
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

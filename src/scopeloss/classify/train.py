@@ -2,14 +2,25 @@
 
     python -m scopeloss.classify.train --dataset caltech256 --experiment plain --loss scope \
         --seed 1 --out results/classification/caltech256/plain/scope/seed1 [--hparams JSON] \
-        [--set experiment.epochs=3 ...]
+        [--run JSON] [--set experiment.epochs=3 --set run.num_workers=4 ...]
 
-One readable loop: batches come from the decode-once uint8 cache, go to the device, are
-augmented there (``augment``), and feed a torchvision ResNet trained with a loss of
-``scopeloss.losses``. Each epoch is validated; the best-validation weights are kept and
-evaluated on the test set at the end. A checkpoint in ``OUT/.ckpt/`` after every
-``checkpoint_every`` epochs (model, optimiser, scheduler, RNG states, history, best state,
-early-stopping counter) lets a killed run continue where it stopped; a finished run exits.
+One readable loop: batches are gathered from the decode-once, memory-mapped uint8 cache, go
+to the device, are augmented there (``augment``), and feed a torchvision ResNet trained with
+a loss of ``scopeloss.losses``; the step makes no host synchronisation. Each epoch is
+validated; the best-validation weights are written to ``OUT/.ckpt/best-eN.pt`` when they
+improve and tested at the end, with float32 logits (the classifier head runs in float32 even
+under bf16 autocast). A checkpoint ``OUT/.ckpt/last.pt`` every ``run.checkpoint_every``
+epochs (model, optimiser, scheduler, RNG states, history, early-stopping counter) lets a
+killed run continue exactly where it stopped.
+
+Identity of a run (what a checkpoint must match to be resumed): dataset, experiment, loss,
+seed, the resolved hyperparameters and the code fingerprint
+(``scopeloss.fingerprint.code_fingerprint(TRAINERS["classify"])``). Run settings (``--run``)
+are not part of it. Lifecycle, logged: (1) summary.json matches the identity and every
+output exists -> skip, without reading the checkpoint; (2) the final checkpoint matches but
+an output is missing -> rebuild every output from it without training; (3) a matching
+checkpoint -> resume; (4) otherwise start afresh. An unreadable checkpoint is moved aside
+(``.corrupt``) with one line saying so; stale temporary files of a killed write are removed.
 
 Outputs (atomic): ``history.csv``, ``per_class.csv``, ``summary.json`` (docs/CONTRACT.md).
 """
@@ -17,17 +28,20 @@ Outputs (atomic): ``history.csv``, ``per_class.csv``, ``summary.json`` (docs/CON
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 import torchvision
 
 from scopeloss import io
@@ -36,11 +50,21 @@ from scopeloss.classify import config as C
 from scopeloss.classify.data import DataUnavailable, load_dataset
 from scopeloss.classify.metrics import per_class_table, summarize
 from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
+from scopeloss.fingerprint import TRAINERS, code_fingerprint
 from scopeloss.losses import supervised_loss
 from scopeloss.runinfo import run_info
 
 OUTPUTS = ("history.csv", "per_class.csv", "summary.json")
-HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s"]
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
+                   "epoch_time_s", "images_per_s"]
+# Labels are validated once where data enters (``check_labels``); a ``supervised_loss`` that
+# can skip its per-call range check (a device->host sync) is told to.
+_LOSS_OPTS = ({"validate": False} if "validate" in inspect.signature(supervised_loss).parameters
+              else {})
+
+
+class CheckpointError(OSError):
+    """A checkpoint could not be written (the message names the file and the OS error)."""
 
 
 def make_optimizer(params, e: dict) -> torch.optim.Optimizer:
@@ -58,13 +82,42 @@ def make_scheduler(opt, e: dict, total_steps: int):
         opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)))
 
 
+class Float32Linear(torch.nn.Linear):
+    """A Linear layer that computes in float32 with autocast off: the classifier head, so
+    logits (and their argmax) are never rounded to bf16. Same parameters and state_dict."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), self.weight.float(),
+                            None if self.bias is None else self.bias.float())
+
+
+def build_model(name: str, num_classes: int) -> torch.nn.Module:
+    """A torchvision model whose last Linear layer (the head) runs in float32."""
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    heads = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    if heads:
+        heads[-1].__class__ = Float32Linear
+    return model
+
+
+def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
+    """Validate labels once, on the host, where data enters (not per step on the device)."""
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataUnavailable(f"{where}: labels must lie in [0, {num_classes - 1}], got "
+                              f"min {labels.min()}, max {labels.max()}")
+
+
 def to_device(images: np.ndarray, idx: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Gather uint8 (B, S, S, 3) rows and return them as (B, 3, S, S) on ``device``; the
-    permuted view of NHWC memory is already channels_last."""
+    """Gather uint8 (B, S, S, 3) rows from the (memory-mapped) cache and return them as
+    (B, 3, S, S) on ``device``, copied without blocking; the permuted view of NHWC memory
+    is already channels_last."""
     batch = torch.from_numpy(np.ascontiguousarray(images[idx]))
-    if device.type == "cuda":
-        batch = batch.pin_memory().to(device, non_blocking=True)
-    return batch.permute(0, 3, 1, 2)
+    return aug.host_to_device(batch, device).permute(0, 3, 1, 2)
+
+
+def labels_to_device(labels: np.ndarray, idx: np.ndarray, device: torch.device) -> torch.Tensor:
+    return aug.host_to_device(torch.from_numpy(labels[idx]), device)
 
 
 def prepare_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -73,9 +126,37 @@ def prepare_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
                         torch.contiguous_format)
 
 
+def make_train_step(forward, opt, sched, loss_fn, split, image_size: int, augment_cfg,
+                    gen: torch.Generator, device: torch.device, channels_last: bool, autocast):
+    """The trainer's step (the benchmark times this same function): gather a batch from the
+    cache, copy it to the device, augment (or centre-crop), normalise, forward, loss,
+    backward, optimiser and scheduler step. Returns the (loss, correct) device scalars;
+    nothing in it waits for the device."""
+
+    def step(idx: np.ndarray):
+        xb = to_device(split.images, idx, device)
+        yb = labels_to_device(split.labels, idx, device)
+        if augment_cfg is not None:
+            x = aug.augment_batch(xb, image_size, augment_cfg, gen)
+        else:
+            x = aug.eval_batch(xb, image_size)
+        x = prepare_input(x, channels_last)
+        with autocast():
+            logits = forward(x)
+        loss_value = loss_fn(logits, yb)
+        opt.zero_grad(set_to_none=True)
+        loss_value.backward()
+        opt.step()
+        sched.step()
+        return loss_value.detach(), (logits.detach().argmax(1) == yb).sum()
+
+    return step
+
+
 @torch.no_grad()
 def evaluate(model, split, e, dcfg, device, loss_fn, autocast, channels_last):
-    """(mean loss, accuracy, predictions) of ``model`` on ``split``, centre-cropped."""
+    """(mean loss, accuracy, predictions) of ``model`` on ``split``, centre-cropped; the
+    predictions are the argmax of float32 logits (the head runs in float32)."""
     model.eval()
     n = len(split.labels)
     bs = 2 * e["batch_size"]
@@ -85,12 +166,13 @@ def evaluate(model, split, e, dcfg, device, loss_fn, autocast, channels_last):
         idx = np.arange(start, min(start + bs, n))
         x = prepare_input(aug.eval_batch(to_device(split.images, idx, device),
                                          dcfg["image_size"]), channels_last)
-        y = torch.from_numpy(split.labels[idx]).to(device)
+        y = labels_to_device(split.labels, idx, device)
         with autocast():
             logits = model(x)
+        logits = logits.float()
         loss_sum += loss_fn(logits, y).float() * len(idx)
-        preds.append(logits.argmax(1).cpu())
-    preds = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+        preds.append(logits.argmax(1))
+    preds = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
     return float(loss_sum) / max(n, 1), float((preds == split.labels).mean()), preds
 
 
@@ -111,45 +193,180 @@ def _set_rng_state(state: dict, gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# --- files of a run ---------------------------------------------------------------------
+def check_writable(out: Path) -> None:
+    """``--out`` must be (or become) a directory we can write, checked before any data loads."""
+    if out.exists() and not out.is_dir():
+        raise C.ConfigError(f"--out {out} exists and is not a directory")
+    try:
+        (out / ".ckpt").mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out / ".ckpt", prefix=".probe.", suffix=".tmp"):
+            pass
+    except OSError as err:
+        raise C.ConfigError(f"--out {out} is not writable: {err}") from None
+
+
+def clean_stale_tmp(out: Path) -> list[Path]:
+    """Remove temporary files a killed atomic write left behind (``.NAME.*.tmp``)."""
+    removed = []
+    for folder in (out, out / ".ckpt"):
+        if folder.is_dir():
+            for f in folder.glob(".*.tmp"):
+                if f.is_file():
+                    f.unlink(missing_ok=True)
+                    removed.append(f)
+    if removed:
+        print(f"{out}: removed {len(removed)} stale temporary file(s) of an interrupted write "
+              f"({', '.join(f.name for f in removed)})", file=sys.stderr)
+    return removed
+
+
+def save_file(path: Path, obj) -> None:
+    """``io.torch_save`` with a failure that names the file and the OS error."""
+    try:
+        io.torch_save(path, obj)
+    except Exception as err:  # torch reports a full disk as "unexpected pos ..."
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        try:
+            free = f"; {os.statvfs(path.parent).f_bavail * os.statvfs(path.parent).f_frsize} " \
+                   f"bytes free in {path.parent}"
+        except OSError:
+            free = ""
+        raise CheckpointError(f"cannot write checkpoint {path}: {reason}{free}") from err
+
+
+def load_file(path: Path):
+    """The checkpoint at ``path``, or None when it is absent or unreadable; an unreadable
+    one is moved aside to ``PATH.corrupt`` with one line saying so."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(state, dict) or "identity" not in state:
+            raise ValueError("not a checkpoint of this trainer")
+        return state
+    except Exception as err:  # zip errors, "invalid load key", "Ran out of input", ...
+        bad = path.with_name(path.name + ".corrupt")
+        os.replace(path, bad)
+        print(f"{path}: unreadable checkpoint ({type(err).__name__}: "
+              f"{str(err).splitlines()[0] if str(err) else ''}); moved to {bad.name}, "
+              "starting this run afresh", file=sys.stderr)
+        return None
+
+
+def best_path(ckpt_dir: Path, epoch: int) -> Path:
+    return ckpt_dir / f"best-e{epoch}.pt"
+
+
+def prune_best(ckpt_dir: Path, keep: set[int]) -> None:
+    for f in ckpt_dir.glob("best-e*.pt"):
+        try:
+            epoch = int(f.stem[len("best-e"):])
+        except ValueError:
+            continue
+        if epoch not in keep:
+            f.unlink(missing_ok=True)
+
+
+def _summary_matches(out: Path, identity: dict) -> bool:
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    want = json.loads(json.dumps(identity))
+    return isinstance(summary, dict) and all(summary.get(k) == v for k, v in want.items())
+
+
+# --- the run ------------------------------------------------------------------------------
+def apply_determinism(device: torch.device, deterministic: bool):
+    """Set the kernel choices; return a function that restores the previous ones."""
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        use_fast_cuda_kernels(device)
+
+    def restore():
+        (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = saved[:4]
+        torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
+
+    return restore
+
+
 def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dict,
-          on_epoch_end=None) -> dict:
-    """Run (or resume, or skip if finished) one training run; return its summary.
+          on_epoch_end=None, run: dict | None = None) -> dict:
+    """Run (or resume, rebuild, or skip if finished) one training run; return its summary.
+    ``run`` holds the run settings (``config.resolve_run``; None = the defaults).
     ``on_epoch_end(epoch)`` is called after each epoch's checkpoint (tests kill there)."""
+    C.check_seed(seed)
+    run = C.effective_run(C.resolve_run(run))
     threads = torch.get_num_threads()
     try:
-        if hparams["experiment"]["torch_threads"]:
-            torch.set_num_threads(hparams["experiment"]["torch_threads"])
-        return _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end)
+        torch.set_num_threads(run["torch_threads"])
+        return _train(dataset, experiment, loss, seed, Path(out), hparams, run, on_epoch_end)
     finally:  # in-process callers (tests) get their thread count back
         torch.set_num_threads(threads)
 
 
-def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
+def _train(dataset, experiment, loss, seed, out: Path, hparams, run, on_epoch_end) -> dict:
     t_start = time.perf_counter()
-    out = Path(out)
     ckpt_dir = out / ".ckpt"
     d, e, lcfg = hparams["dataset"], hparams["experiment"], hparams["loss"]
+    fingerprint = code_fingerprint(TRAINERS["classify"])
     identity = {"dataset": dataset, "experiment": experiment, "loss": loss, "seed": seed,
-                "hparams": hparams}
-
-    state = None
-    if (ckpt_dir / "last.pt").is_file():
-        state = torch.load(ckpt_dir / "last.pt", map_location="cpu", weights_only=False)
-        if state["identity"] != identity:
-            print(f"{ckpt_dir}: checkpoint of a different configuration, starting afresh",
-                  file=sys.stderr)
-            state = None
-        elif state["finished"] and all((out / f).is_file() for f in OUTPUTS):
-            print(f"{out}: already finished (epoch {state['epoch']}), nothing to do",
-                  file=sys.stderr)
-            return json.loads((out / "summary.json").read_text())
-
+                "hparams": hparams, "code_fingerprint": fingerprint}
     try:
-        device = resolve_device(e["device"], "experiment.device")
+        device = resolve_device(run["device"], "run.device")
     except ValueError as err:
         raise C.ConfigError(str(err)) from None
-    channels_last = device.type == "cuda" and e["channels_last"]
-    use_fast_cuda_kernels(device)
+    check_writable(out)
+
+    # (1) Finished, every output there: skip, without reading the checkpoint.
+    if all((out / f).is_file() for f in OUTPUTS) and _summary_matches(out, identity):
+        print(f"{out}: already finished, all outputs present, nothing to do", file=sys.stderr)
+        return json.loads((out / "summary.json").read_text())
+    clean_stale_tmp(out)
+
+    state = load_file(ckpt_dir / "last.pt")
+    best_weights = None
+    if state is not None and state["identity"] != identity:
+        old = state["identity"].get("code_fingerprint")
+        why = (f"code changed (fingerprint {old} -> {fingerprint})" if old != fingerprint
+               else "different configuration")
+        print(f"{ckpt_dir / 'last.pt'}: checkpoint of a {why}, starting afresh",
+              file=sys.stderr)
+        state = None
+    if state is not None:
+        best = load_file(best_path(ckpt_dir, state["best_epoch"]))
+        if best is None or best["identity"] != identity or best["epoch"] != state["best_epoch"]:
+            print(f"{ckpt_dir}: the best weights of epoch {state['best_epoch']} are missing or "
+                  "do not match the checkpoint, starting afresh", file=sys.stderr)
+            state = None
+        else:
+            best_weights = best["model"]
+
+    restore = apply_determinism(device, run["deterministic"])
+    try:
+        return _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, device,
+                    identity, state, best_weights, t_start)
+    finally:
+        restore()
+
+
+def _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, device, identity,
+         state, best_weights, t_start) -> dict:
+    ckpt_dir = out / ".ckpt"
+    d, e, lcfg = hparams["dataset"], hparams["experiment"], hparams["loss"]
+    channels_last = device.type == "cuda" and run["channels_last"]
 
     def autocast():
         return bf16_autocast(device, e["bf16"])
@@ -159,20 +376,21 @@ def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)  # shuffling and augmentation
 
-    workers = e["num_workers"] if e["num_workers"] is not None else min(8, os.cpu_count() or 1)
-    data = load_dataset(d, num_workers=workers)
+    data = load_dataset(d, num_workers=run["num_workers"], cache_dir=run["cache_dir"])
     train_split, val_split, test_split = (data.splits[s] for s in ("train", "val", "test"))
     num_classes = len(data.classes)
-    counts = torch.tensor(data.counts["train"], dtype=torch.float32, device=device)
+    for name, split in data.splits.items():
+        check_labels(split.labels, num_classes, f"{data.manifest_path} ({name})")
+    counts = torch.tensor(data.counts["train"], dtype=torch.float32).to(device)
 
     def loss_fn(logits, targets):
         return supervised_loss(loss, logits, targets, alpha=lcfg["alpha"], gamma=lcfg["gamma"],
-                               class_counts=counts)
+                               class_counts=counts, **_LOSS_OPTS)
 
-    model = torchvision.models.get_model(e["model"], weights=None, num_classes=num_classes)
+    model = build_model(e["model"], num_classes)
     model = model.to(device, memory_format=torch.channels_last if channels_last else
                      torch.contiguous_format)
-    forward = torch.compile(model) if e["compile"] else model
+    forward = torch.compile(model) if run["compile"] else model
     n_train, bs = len(train_split.labels), e["batch_size"]
     # Drop the last partial batch (BatchNorm needs > 1 sample); a new order every epoch.
     steps_per_epoch = max(n_train // bs, 1)
@@ -180,32 +398,47 @@ def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
     sched = make_scheduler(opt, e, e["epochs"] * steps_per_epoch)
 
     history: list[dict] = []
-    best_state = None
     start_epoch, best_acc, best_epoch, bad_epochs, wall_before = 1, -1.0, 0, 0, 0.0
     finished = False
+    ckpt_time, ckpt_count = 0.0, 0
     if state is not None:
         model.load_state_dict(state["model"])
-        best_state = state["model"] if state["best_model"] is None else state["best_model"]
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"], gen)
         history, best_acc, best_epoch = state["history"], state["best_acc"], state["best_epoch"]
         bad_epochs, wall_before, finished = state["bad_epochs"], state["wall_time_s"], state["finished"]
+        ckpt_time, ckpt_count = state.get("checkpoint_time_s", 0.0), state.get("checkpoints", 0)
         start_epoch = state["epoch"] + 1
-        print(f"resuming {out} after epoch {state['epoch']}", file=sys.stderr)
+        prune_best(ckpt_dir, {best_epoch})  # best files of epochs after the checkpoint
+        if finished:
+            print(f"{out}: finished at epoch {state['epoch']} but an output is missing: "
+                  "rebuilding outputs from the final checkpoint (no training)", file=sys.stderr)
+        else:
+            print(f"resuming {out} after epoch {state['epoch']}", file=sys.stderr)
+    else:
+        prune_best(ckpt_dir, set())
+        print(f"{out}: starting afresh (epoch 1 of {e['epochs']})", file=sys.stderr)
+    ckpt_best = best_epoch  # the best file the last written checkpoint refers to
 
     def save_checkpoint(epoch: int, done: bool) -> None:
-        io.torch_save(ckpt_dir / "last.pt", {
+        nonlocal ckpt_time, ckpt_count, ckpt_best
+        t0 = time.perf_counter()
+        ckpt_count += 1
+        save_file(ckpt_dir / "last.pt", {
             "identity": identity, "epoch": epoch, "finished": done,
             "model": model.state_dict(), "optimizer": opt.state_dict(),
-            # The best weights travel in the same file, so a kill can never pair them with
-            # another epoch's bookkeeping.
-            "best_model": None if best_epoch == epoch else best_state,
             "scheduler": sched.state_dict(), "rng": _rng_state(gen), "history": history,
             "best_acc": best_acc, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-            "wall_time_s": wall_before + time.perf_counter() - t_start})
+            "wall_time_s": wall_before + time.perf_counter() - t_start,
+            "checkpoint_time_s": ckpt_time, "checkpoints": ckpt_count})
+        ckpt_best = best_epoch
+        prune_best(ckpt_dir, {best_epoch})
+        ckpt_time += time.perf_counter() - t0
 
-    epoch = start_epoch - 1
+    step = make_train_step(forward, opt, sched, loss_fn, train_split, d["image_size"],
+                           e["augmentation"] if e["augment"] else None, gen, device,
+                           channels_last, autocast)
     for epoch in range(start_epoch, e["epochs"] + 1):
         if finished:
             break
@@ -216,60 +449,63 @@ def _train(dataset, experiment, loss, seed, out, hparams, on_epoch_end) -> dict:
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for step in range(steps_per_epoch):
-            idx = np.sort(perm[step * bs:(step + 1) * bs])  # sorted: sequential cache reads
-            xb = to_device(train_split.images, idx, device)
-            yb = torch.from_numpy(train_split.labels[idx]).to(device, non_blocking=True)
-            if e["augment"]:
-                x = aug.augment_batch(xb, d["image_size"], e["augmentation"], gen)
-            else:
-                x = aug.eval_batch(xb, d["image_size"])
-            x = prepare_input(x, channels_last)
-            with autocast():
-                logits = forward(x)
-            loss_value = loss_fn(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss_value.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss_value.detach() * len(idx)
-            correct += (logits.argmax(1) == yb).sum()
+        for s in range(steps_per_epoch):
+            idx = np.sort(perm[s * bs:(s + 1) * bs])  # sorted: sequential cache reads
+            loss_value, right = step(idx)
+            loss_sum += loss_value * len(idx)
+            correct += right
             seen += len(idx)
+        train_loss, train_acc = float(loss_sum) / seen, float(correct) / seen  # one sync
+        train_time = time.perf_counter() - t0
         val_loss, val_acc, _ = evaluate(forward, val_split, e, d, device, loss_fn, autocast,
                                         channels_last)
-        history.append({"epoch": epoch, "train_loss": float(loss_sum) / seen,
-                        "train_acc": float(correct) / seen, "val_loss": val_loss,
-                        "val_acc": val_acc, "lr": lr,
-                        "epoch_time_s": time.perf_counter() - t0})
+        history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+                        "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
+                        "epoch_time_s": time.perf_counter() - t0,  # train + val, no checkpoint
+                        "images_per_s": seen / train_time})
         if val_acc > best_acc:
             best_acc, best_epoch, bad_epochs = val_acc, epoch, 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            t1 = time.perf_counter()
+            save_file(best_path(ckpt_dir, epoch), {
+                "identity": identity, "epoch": epoch,
+                "model": {k: v.detach().to("cpu", copy=True)
+                          for k, v in model.state_dict().items()}})
+            prune_best(ckpt_dir, {epoch, ckpt_best})
+            ckpt_time += time.perf_counter() - t1
         else:
             bad_epochs += 1
         patience = e["early_stopping_patience"]
         finished = epoch == e["epochs"] or (patience is not None and bad_epochs >= patience)
-        print(f"epoch {epoch}: train_loss {history[-1]['train_loss']:.4f} "
-              f"train_acc {history[-1]['train_acc']:.4f} val_acc {val_acc:.4f} "
-              f"({history[-1]['epoch_time_s']:.1f}s)", file=sys.stderr, flush=True)
+        print(f"epoch {epoch}: train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
+              f"val_acc {val_acc:.4f} ({history[-1]['epoch_time_s']:.1f}s, "
+              f"{history[-1]['images_per_s']:.0f} images/s)", file=sys.stderr, flush=True)
         io.write_csv(out / "history.csv", pd.DataFrame(history, columns=HISTORY_COLUMNS))
-        if finished or epoch % e["checkpoint_every"] == 0:
+        if finished or epoch % run["checkpoint_every"] == 0:
             save_checkpoint(epoch, finished)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
     epochs_run = len(history)
 
-    # Test the best-validation weights.
-    model.load_state_dict(best_state)
+    # Test the best-validation weights (from the file written when they improved).
+    if best_weights is None or best_epoch != (state or {}).get("best_epoch"):
+        best = load_file(best_path(ckpt_dir, best_epoch))
+        if best is None:
+            raise CheckpointError(f"the best weights {best_path(ckpt_dir, best_epoch)} vanished")
+        best_weights = best["model"]
+    model.load_state_dict(best_weights)
     _, _, preds = evaluate(forward, test_split, e, d, device, loss_fn, autocast, channels_last)
     table = per_class_table(test_split.labels, preds, data.classes, data.counts["train"])
     summary = {
-        "dataset": dataset, "experiment": experiment, "loss": loss, "seed": seed,
+        **identity,
         **summarize(test_split.labels, preds, table),
         "best_epoch": best_epoch, "best_val_acc": best_acc, "epochs_run": epochs_run,
         "stopped_early": epochs_run < e["epochs"],
         "num_classes": num_classes, "train_size": n_train, "test_size": len(test_split.labels),
         "manifest": str(data.manifest_path), "manifest_hash": data.manifest_hash,
-        "hparams": hparams, "run_info": run_info(device),
+        "run_settings": {**run, "device": str(device),
+                         "cache_dir": str(Path(data.cache_paths["train"]).parent)},
+        "run_info": run_info(device),
+        "checkpoint_time_s": ckpt_time, "checkpoints": ckpt_count,
         "wall_time_s": wall_before + time.perf_counter() - t_start,
     }
     io.write_csv(out / "history.csv", pd.DataFrame(history, columns=HISTORY_COLUMNS))
@@ -289,8 +525,12 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--hparams", default=None, help="inline JSON object or path to a .json file")
+    p.add_argument("--run", default=None,
+                   help="run settings: inline JSON object or path to a .json file "
+                        f"(keys: {', '.join(C.RUN)})")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one hyperparameter (value parsed as YAML); repeatable")
+                   help="override one hyperparameter, or a run setting as run.KEY=VALUE "
+                        "(value parsed as YAML); repeatable")
     return p.parse_args(argv)
 
 
@@ -298,14 +538,20 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         try:  # --hparams/--set parse errors are plain ValueErrors
-            overrides = C.load_hparams(args.hparams), C.parse_set(args.set)
+            hp, sets = C.load_hparams(args.hparams), C.parse_set(args.set)
         except ValueError as err:
             raise C.ConfigError(str(err)) from None
-        hparams = C.resolve(args.dataset, args.experiment, args.loss, *overrides)
-        train(args.dataset, args.experiment, args.loss, args.seed, args.out, hparams)
+        sets, run_sets = C.split_sets(sets)
+        run = C.resolve_run(C._load_run(args.run), run_sets)
+        hparams = C.resolve(args.dataset, args.experiment, args.loss, hp, sets)
+        C.check_seed(args.seed)
+        train(args.dataset, args.experiment, args.loss, args.seed, args.out, hparams, run=run)
     except (C.ConfigError, DataUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a checkpoint write (CheckpointError), an unwritable cache_dir
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
