@@ -171,3 +171,20 @@ def test_digits_lt_is_long_tailed_and_split(tmp_path):
     x = ds.splits["train"].images
     assert x.shape[1:] == (32, 32, 3) and x.dtype == np.uint8 and x.max() > 200
     assert json.loads(D.manifest_path(cfg).read_text())["hash"] == ds.manifest_hash
+
+
+def test_fetch_runs_without_torch_and_says_where_to_put_the_archive(tmp_path):
+    """`fetch` (the fetch_caltech256 rule, in the light envs/data.yaml) imports no torch,
+    and without network it exits 2 naming where the archive goes."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from scopeloss.classify import data; "
+            f"rc = data.main(['fetch', '--dataset', 'caltech256', '--root', {str(tmp_path)!r},"
+            " '--url', 'http://127.0.0.1:9/256_ObjectCategories.tar']); "
+            "print('torch' in sys.modules); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout.strip() == "False"
+    assert "put the archive 256_ObjectCategories.tar" in proc.stderr

@@ -467,14 +467,17 @@ def write_index(path, dcfg: dict, ds: Dataset) -> dict:
 
 
 def main(argv=None) -> int:
-    from scopeloss.classify import config as C
-
     parser = argparse.ArgumentParser(prog="python -m scopeloss.classify.data",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    fetch = sub.add_parser("fetch", help="download, check and extract Caltech-256 only "
+                           "(imports no torch: the workflow runs it in a light env)")
+    fetch.add_argument("--dataset", required=True, choices=["caltech256"])
+    fetch.add_argument("--root", default="data", help="data directory")
+    fetch.add_argument("--url", default=CALTECH_URL, help="Caltech-256 archive URL")
     prep = sub.add_parser("prepare", help="fetch/verify/extract the data, write the manifest "
                           "(and with --cache or --index the decoded cache of every split)")
-    prep.add_argument("--dataset", required=True, help=f"one of {', '.join(C.DATASETS)}")
+    prep.add_argument("--dataset", required=True, help="caltech256 or digits_lt")
     prep.add_argument("--root", default=None,
                       help="data directory (default: the --hparams dataset.root, else data)")
     prep.add_argument("--url", default=CALTECH_URL, help="Caltech-256 archive URL")
@@ -490,6 +493,16 @@ def main(argv=None) -> int:
     prep.add_argument("--index", default=None, metavar="OUT.json",
                       help="build the manifest and every split's cache, then write this index")
     args = parser.parse_args(argv)
+    if args.command == "fetch":
+        try:
+            folder = ensure_caltech256(args.root, download_missing=True, url=args.url)
+        except (DataUnavailable, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"{folder}: ready")
+        return 0
+    from scopeloss.classify import config as C
+
     try:
         C._check_name("dataset", args.dataset, C.DATASETS)
         hp = C.load_hparams(args.hparams)
