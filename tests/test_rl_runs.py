@@ -47,6 +47,8 @@ def test_breakout_short_run_writes_every_output(tmp_path):
     summary, episodes, updates = check_common_outputs(tmp_path, 256)
     assert len(updates) == 2 and len(episodes) >= 4
     assert (episodes.length <= 40).all() and (episodes["return"] >= 0).all()
+    # Every episode hit the 40-step limit (ALE reports it as a truncation): recorded.
+    assert summary["truncated_share"] == (episodes.length == 40).mean() == 1.0
     spec = summary["env_spec"]
     assert spec["ale_kwargs"]["repeat_action_probability"] == 0.25
     assert spec["ale_kwargs"]["frameskip"] == 4 and spec["ale_kwargs"]["stack_num"] == 4
