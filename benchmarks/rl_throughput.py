@@ -4,7 +4,7 @@ sampling, bookkeeping and obs copy, from the training loop's own timers), and (c
 training loop (rollout + GAE + minibatch updates), with a breakdown of where time goes.
 
     python benchmarks/rl_throughput.py [--envs Breakout StarPilot MinAtarBreakout] [--updates 1]
-        [--env-steps 200] [--device auto] [--set ppo.key=value ...]
+        [--env-steps 200] [--device auto] [--set ppo.key=value | run.key=value ...]
 
 Prints one JSON object. Held-out evaluation is switched off so that (c) is training alone.
 MinAtar games (MinAtarBreakout, MinAtarAsterix, ...) run N pure-Python games in one loop:
@@ -23,14 +23,15 @@ import numpy as np
 import torch
 
 from scopeloss.devices import resolve_device
-from scopeloss.rl.config import merge, parse_set, resolve
+from scopeloss.rl.config import merge, parse_set, resolve, resolve_run
 from scopeloss.rl.envs import make_env
 from scopeloss.rl.ppo import train
 from scopeloss.runinfo import run_info
 
 
-def env_only(cfg: dict, num_envs: int, vector_steps: int, seed: int = 0) -> dict:
-    env = make_env(cfg, num_envs, seed)
+def env_only(cfg: dict, num_envs: int, vector_steps: int, threads: int | None = None,
+             seed: int = 0) -> dict:
+    env = make_env(cfg, num_envs, seed, threads)
     env.reset()
     rng = np.random.default_rng(seed)
     actions = rng.integers(0, env.num_actions, size=(vector_steps, num_envs))
@@ -43,13 +44,14 @@ def env_only(cfg: dict, num_envs: int, vector_steps: int, seed: int = 0) -> dict
             "sps": vector_steps * num_envs / dt}
 
 
-def training(name: str, hp: dict, updates: int) -> dict:
+def training(name: str, hp: dict, run: dict, updates: int) -> dict:
     p = hp["ppo"]
     steps = updates * p["num_envs"] * p["num_steps"]
-    hp = merge(hp, {"ppo": {"total_steps": steps, "eval_every": 0,
-                            "checkpoint_every": updates + 1}})
+    hp = merge(hp, {"ppo": {"total_steps": steps, "eval_every": 0}})
+    run = {**run, "checkpoint_every": updates + 1}  # only the final checkpoint
     with tempfile.TemporaryDirectory() as tmp:
-        summary = train(hp, env_name=name, loss="scope", seed=0, out_dir=tmp, log=lambda _: None)
+        summary = train(hp, env_name=name, loss="scope", seed=0, out_dir=tmp, run=run,
+                        log=lambda _: None)
     timers = summary["time_breakdown_s"]
     rollout_s = timers["env"] + timers["policy"]
     loop_s = rollout_s + timers["update"]
@@ -74,13 +76,18 @@ def main(argv=None) -> int:
     device = resolve_device(args.device, "--device")
     result = {"device": run_info(device)["device_name"], "envs": {}}
     for name in args.envs:
-        hp = resolve(name, "scope", merge({"ppo": {"device": args.device}}, parse_set(args.set)))
+        sets = parse_set(args.set)
+        run_sets = sets.pop("run", {})
+        hp = resolve(name, "scope", sets)
+        run = resolve_run(hp, {"device": args.device, **run_sets})
         p = hp["ppo"]
         entry = {"num_envs": p["num_envs"], "num_steps": p["num_steps"],
                  "update_epochs": p["update_epochs"], "num_minibatches": p["num_minibatches"],
-                 "env_only": env_only(hp["env"], p["num_envs"], args.env_steps)}
-        entry.update(training(name, hp, args.updates))
-        entry["torch_threads"] = torch.get_num_threads()  # as set by ppo.torch_threads
+                 "env_only": env_only(hp["env"], p["num_envs"], args.env_steps,
+                                      run["env_threads"])}
+        entry.update(training(name, hp, run, args.updates))
+        entry["torch_threads"] = torch.get_num_threads()  # as set by run.torch_threads
+        entry["env_threads"] = run["env_threads"]
         result["envs"][name] = entry
         print(f"{name}: done", file=sys.stderr, flush=True)
     print(json.dumps(result, indent=2))

@@ -275,3 +275,27 @@ def test_ppo_shape_errors():
         ppo_policy_loss("policy", logits, actions + 5, old, adv, clip_coef=0.2)
     with pytest.raises(ValueError, match="clip_coef must be positive"):
         ppo_policy_loss("policy", logits, actions, old, adv, clip_coef=0.0)
+
+
+def test_range_check_once_where_data_enters(monkeypatch):
+    # The trainer checks the actions' range once per rollout (check_index_range) and calls the
+    # loss with check_range=False: no int()/item() of a tensor per minibatch (on a GPU each
+    # is a host sync). Direct callers keep the check by default (test_ppo_shape_errors).
+    from scopeloss.losses import check_index_range
+
+    logits, actions, old, adv = _ppo_batch()
+    with pytest.raises(ValueError, match=r"actions out of range.*\[0, 2\].*max 3"):
+        check_index_range("actions", torch.tensor([0, 3]), 3)
+    check_index_range("actions", torch.tensor([], dtype=torch.long), 3)
+    calls = []
+    for name in ("__int__", "item", "tolist", "__bool__"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name,
+                            lambda self, *a, _o=original, **k: calls.append(1) or _o(self, *a, **k))
+    unchecked = ppo_policy_loss("scope", logits, actions, old, adv, clip_coef=0.2,
+                                check_range=False)
+    assert calls == []
+    checked = ppo_policy_loss("scope", logits, actions, old, adv, clip_coef=0.2)
+    assert len(calls) == 2 and torch.equal(unchecked, checked)
+    with pytest.raises(ValueError, match=r"actions must have shape"):  # shapes always checked
+        ppo_policy_loss("scope", logits, actions[:3], old, adv, clip_coef=0.2, check_range=False)

@@ -38,3 +38,21 @@ def test_set_parses_yaml_values_and_nested_keys():
 def test_set_rejects_malformed_items(item):
     with pytest.raises(ValueError, match="expects section.key=value"):
         parse_set([item])
+
+
+def test_run_settings_use_the_same_parser(tmp_path):
+    from scopeloss.overrides import load_run
+
+    assert load_run('{"device": "cpu", "torch_threads": 2}') == {"device": "cpu", "torch_threads": 2}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"compile": True}))
+    assert load_run(str(path)) == {"compile": True}
+    assert load_run(None) == {} and load_run("") == {}
+    with pytest.raises(ValueError, match="--run must be a JSON object, got list"):
+        load_run("[1]")
+    with pytest.raises(ValueError, match="--run '.*missing.json' is neither a JSON object"):
+        load_run(str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="--run is not valid JSON"):
+        load_run("{")
+    assert parse_set(["run.device=cpu", "ppo.lr=1e-3"]) == {"run": {"device": "cpu"},
+                                                            "ppo": {"lr": 1e-3}}

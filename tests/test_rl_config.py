@@ -24,6 +24,8 @@ def test_defaults_follow_paper_and_cleanrl():
     assert (p["lr"], p["gamma"], p["gae_lambda"], p["vf_coef"]) == (1e-4, 0.999, 0.95, 0.5)
     assert (p["num_envs"], p["num_steps"], p["update_epochs"], p["num_minibatches"],
             p["clip_coef"], p["total_steps"]) == (8, 128, 4, 4, 0.1, 10_000_000)
+    # Atari: lr annealed (CleanRL), value loss not clipped (Andrychowicz et al. 2021).
+    assert p["anneal_lr"] is True and p["clip_vloss"] is False
     assert atari["loss"]["alpha"] == 0.01
     sp = config.resolve("StarPilot", "focal")
     assert sp["env"]["distribution_mode"] == "hard" and sp["env"]["num_levels"] == 500
@@ -32,6 +34,8 @@ def test_defaults_follow_paper_and_cleanrl():
             sp["ppo"]["num_minibatches"], sp["ppo"]["clip_coef"],
             sp["ppo"]["total_steps"]) == (64, 256, 3, 8, 0.2, 25_000_000)
     assert sp["ppo"]["lr"] == 1e-4 and sp["loss"]["alpha"] == 2.0
+    assert sp["ppo"]["anneal_lr"] is False  # CleanRL ppo_procgen
+    assert config.resolve("CartPole-v1", "policy")["ppo"]["clip_vloss"] is True  # CleanRL ppo.py
     assert config.resolve("MontezumaRevenge", "policy")["env"]["game"] == "montezuma_revenge"
     assert config.resolve("CartPole-v1", "policy")["env"] == {"suite": "gym", "game": "CartPole-v1"}
 
@@ -60,7 +64,13 @@ def test_overrides_and_full_spec_from_workflow():
     ("Pong", "scope", {"env": {"num_levels": 3}}, "unknown key 'env.num_levels' for AtariEnv"),
     ("Pong", "scope", {"env": {"game": "pacman2"}}, "env.game must be an installed ALE ROM id"),
     ("StarPilot", "scope", {"env": {"distribution_mode": "medium"}}, "env.distribution_mode must be one of"),
-    ("Pong", "scope", {"ppo": {"device": "tpu"}}, "ppo.device must be one of auto, cpu, cuda"),
+    ("Pong", "scope", {"ppo": {"device": "cpu"}}, "ppo.device is a run setting now"),
+    ("Pong", "scope", {"ppo": {"checkpoint_every": 5}}, "pass it as run.checkpoint_every in --run"),
+    ("Pong", "scope", {"ppo": {"lr": float("inf")}}, "ppo.lr must be a finite number, got inf"),
+    ("Pong", "scope", {"ppo": {"gamma": float("nan")}}, "ppo.gamma must be a finite number"),
+    ("Pong", "scope", {"ppo": 3}, "section 'ppo' must be a mapping, got 3"),
+    ("Pong", "scope", {"run": {"device": "cpu"}}, "'run' holds run settings"),
+    ("Breakout", "scope", {"env": {"episodic_life": True}}, "env.episodic_life must be false"),
 ])
 def test_bad_hyperparameters_are_named(env, loss, overrides, message):
     with pytest.raises(ValueError) as info:
@@ -81,8 +91,27 @@ def test_unknown_key_lists_allowed_ones():
     (["--env", "CartPole-v1", "--loss", "scope", "--hparams", '{"ppo": {"total_steps": -4}}'],
      "ppo.total_steps must be a positive integer"),
     (["--env", "CartPole-v1", "--loss", "scope", "--hparams", "[1]"], "must be a JSON object"),
-    pytest.param(["--env", "CartPole-v1", "--loss", "scope", "--set", "ppo.device=cuda"],
-                 "ppo.device is 'cuda' but no CUDA device is available; allowed here: auto, cpu",
+    (["--env", "CartPole-v1", "--loss", "scope", "--set", "ppo.lr=inf"],
+     "ppo.lr must be a finite number, got inf"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--hparams", '{"ppo": [1]}', "--set", "ppo.lr=1"],
+     "--hparams: section 'ppo' must be a mapping, got [1]"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--set", "run.device=tpu"],
+     "run.device must be one of auto, cpu, cuda, got 'tpu'"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--run", '{"torch_threads": 0}'],
+     "run.torch_threads must be null or a positive integer, got 0"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--run", '{"env_threads": "many"}'],
+     "run.env_threads must be an integer, got 'many'"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--run", '{"checkpoint_every": -1}'],
+     "run.checkpoint_every must be null or a positive integer"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--run", '{"tensorboard": "yes"}'],
+     "run.tensorboard must be true or false"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--run", '{"gpus": 1}'],
+     "unknown key 'run.gpus' for RunSettings; allowed: device, compile"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--run", "[1]"], "--run must be a JSON object"),
+    (["--env", "CartPole-v1", "--loss", "scope", "--set", "ppo.device=cpu"],
+     "ppo.device is a run setting now"),
+    pytest.param(["--env", "CartPole-v1", "--loss", "scope", "--set", "run.device=cuda"],
+                 "run.device is 'cuda' but no CUDA device is available; allowed here: auto, cpu",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
 ])
 def test_cli_rejects_bad_input_before_training(tmp_path, capsys, args, message):
@@ -92,6 +121,34 @@ def test_cli_rejects_bad_input_before_training(tmp_path, capsys, args, message):
     assert info.value.code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()  # nothing was started
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), str(2**40)])
+def test_cli_rejects_seeds_outside_numpy_range(tmp_path, capsys, seed):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        main(["--env", "CartPole-v1", "--loss", "scope", "--seed", seed, "--out", str(out)])
+    assert info.value.code == 2
+    assert "--seed must be an integer in 0..4294967295" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_run_settings_resolve_to_the_jobs_allowance(monkeypatch):
+    hp = config.resolve("StarPilot", "scope")  # 64 envs
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda _: {0, 1, 2}, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    run = config.resolve_run(hp)
+    assert (run["torch_threads"], run["env_threads"], run["checkpoint_every"]) == (3, 3, 20)
+    assert run["tensorboard"] is True and run["compile"] is False
+    assert run["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert config.resolve_run(hp, run) == run  # idempotent
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert config.resolve_run(hp)["torch_threads"] == 2
+    cart = config.resolve("CartPole-v1", "scope")  # 4 envs; gym runs on the cpu by default
+    got = config.resolve_run(cart, {"env_threads": 16, "checkpoint_every": 7})
+    assert (got["env_threads"], got["checkpoint_every"], got["device"]) == (4, 7, "cpu")
+    assert config.resolve_run(config.resolve("Pong", "scope"))["checkpoint_every"] == 100
+    assert "device" not in cart["ppo"] and "checkpoint_every" not in cart["ppo"]
 
 
 def test_cli_rejects_output_path_that_is_a_file(tmp_path):
@@ -123,9 +180,17 @@ def test_episode_tracker_counts_each_episode_once():
     tr = EpisodeTracker(3)
     assert tr.update(np.array([1.0, 0.0, 2.0]), np.array([False, False, False]), 3) is None
     rows = tr.update(np.array([4.0, 1.0, 0.0]), np.array([True, False, True]), 6)
-    assert rows.tolist() == [[6, 5.0, 2], [6, 2.0, 2]]
-    rows = tr.update(np.array([7.0, 1.0, 0.0]), np.array([True, True, False]), 9)
-    assert rows.tolist() == [[9, 7.0, 1], [9, 2.0, 3]]
+    assert rows[:, :3].tolist() == [[6, 5.0, 2], [6, 2.0, 2]]
+    rows = tr.update(np.array([7.0, 1.0, 0.0]), np.array([True, True, False]), 9,
+                     time_limit=np.array([False, True, False]))
+    assert rows.tolist() == [[9, 7.0, 1, 0, 0], [9, 2.0, 3, 0, 1]]  # the second hit the limit
+    # A resume cuts the episodes in flight: flagged, and the tracker starts empty.
+    tr.update(np.array([1.0, 0.0, 5.0]), np.array([False, False, False]), 12)
+    state = tr.state_dict()
+    again = EpisodeTracker(3)
+    again.load_state_dict(state)
+    assert again.cut(12).tolist() == [[12, 1.0, 1, 1, 0], [12, 0.0, 1, 1, 0], [12, 5.0, 2, 1, 0]]
+    assert again.len.sum() == 0 and again.ret.sum() == 0
 
 
 def test_reward_transforms():

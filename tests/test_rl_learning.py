@@ -9,15 +9,15 @@ from scopeloss.rl.ppo import train
 
 # CleanRL ppo.py settings with 8 envs x 64 steps and 10 epochs: solves CartPole well inside
 # the 150k-step budget for every loss (reaching 400 around 25k-60k steps with seed 1).
-BUDGET = {"total_steps": 150_000, "num_envs": 8, "num_steps": 64, "update_epochs": 10,
-          "torch_threads": 1, "checkpoint_every": 1000, "device": "cpu"}
+BUDGET = {"total_steps": 150_000, "num_envs": 8, "num_steps": 64, "update_epochs": 10}
+RUN = {"torch_threads": 1, "checkpoint_every": 1000, "device": "cpu"}
 
 
 @pytest.mark.parametrize("loss", ["policy", "policy_entropy", "scope"])
 def test_cartpole_is_learnt(tmp_path, loss):
     hp = resolve("CartPole-v1", loss, {"ppo": BUDGET})
     summary = train(hp, env_name="CartPole-v1", loss=loss, seed=1, out_dir=tmp_path,
-                    log=lambda _: None)
+                    run=RUN, log=lambda _: None)
     episodes = pd.read_csv(tmp_path / "episodes.csv")
     assert summary["global_step"] == 150_000 and episodes.global_step.max() <= 150_000
     assert episodes["return"].head(20).mean() < 100  # it starts out bad ...
@@ -31,7 +31,7 @@ def test_cartpole_is_learnt(tmp_path, loss):
 def test_focal_runs_with_finite_losses(tmp_path):
     hp = resolve("CartPole-v1", "focal", {"ppo": {**BUDGET, "total_steps": 16_384}})
     summary = train(hp, env_name="CartPole-v1", loss="focal", seed=1, out_dir=tmp_path,
-                    log=lambda _: None)
+                    run=RUN, log=lambda _: None)
     updates = pd.read_csv(tmp_path / "updates.csv")
     assert summary["global_step"] == 16_384 and len(updates) == 32
     cols = ["policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "max_prob"]

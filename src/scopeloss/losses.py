@@ -19,6 +19,7 @@ __all__ = [
     "PPO_DEFAULTS",
     "supervised_loss",
     "ppo_policy_loss",
+    "check_index_range",
 ]
 
 # The paper's defaults (Tables 3-4): alpha for pel/scope/ppo losses, gamma for focal.
@@ -55,8 +56,27 @@ def _log_probs(logits: Tensor) -> Tensor:
         return torch.log_softmax(logits.to(dtype), dim=-1)
 
 
-def _check_index(name: str, index: Tensor, logits: Tensor) -> None:
-    """``index`` must be (B,) integer with values in [0, C) for logits (B, C)."""
+def check_index_range(name: str, index: Tensor, num_classes: int) -> None:
+    """Values of ``index`` must lie in [0, num_classes). On the CPU a ValueError naming the
+    range; on an accelerator an asynchronous device-side assert (no host sync: the copy of
+    ``min``/``max`` to the host would stall the stream on every call)."""
+    if not index.numel():
+        return
+    if index.device.type != "cpu":
+        ok = ((index >= 0) & (index < num_classes)).all()
+        torch._assert_async(ok, f"{name} out of range: values must lie in [0, {num_classes - 1}]")
+        return
+    lo, hi = (int(v) for v in torch.aminmax(index))
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(
+            f"{name} out of range: values must lie in [0, {num_classes - 1}], "
+            f"got min {lo}, max {hi}"
+        )
+
+
+def _check_index(name: str, index: Tensor, logits: Tensor, check_range: bool = True) -> None:
+    """``index`` must be (B,) integer with values in [0, C) for logits (B, C); the value
+    range is checked when ``check_range`` (see ``check_index_range``)."""
     if logits.dim() != 2:
         raise ValueError(f"logits must have shape (B, C), got {tuple(logits.shape)}")
     if index.dim() != 1 or index.shape[0] != logits.shape[0]:
@@ -66,11 +86,8 @@ def _check_index(name: str, index: Tensor, logits: Tensor) -> None:
         )
     if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
         raise TypeError(f"{name} must be an integer tensor, got {index.dtype}")
-    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= logits.shape[1]):
-        raise ValueError(
-            f"{name} out of range: values must lie in [0, {logits.shape[1] - 1}], "
-            f"got min {int(index.min())}, max {int(index.max())}"
-        )
+    if check_range:
+        check_index_range(name, index, logits.shape[1])
 
 
 def _check_vector(name: str, x: Tensor, batch: int) -> None:
@@ -78,14 +95,15 @@ def _check_vector(name: str, x: Tensor, batch: int) -> None:
         raise ValueError(f"{name} must have shape ({batch},), got {tuple(x.shape)}")
 
 
-def _class_counts(counts, num_classes: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+def _class_counts(counts, num_classes: int, device: torch.device, dtype: torch.dtype,
+                  check_values: bool = True) -> Tensor:
     counts = torch.as_tensor(counts, device=device, dtype=dtype)
     if counts.shape != (num_classes,):
         raise ValueError(
             f"class_counts must have shape ({num_classes},) to match the logits, "
             f"got {tuple(counts.shape)}"
         )
-    if bool((counts <= 0).any()):
+    if check_values and bool((counts <= 0).any()):  # a host sync: skipped when pre-checked
         raise ValueError("class_counts must be positive for every class (a class with no "
                          "training example has no prior)")
     return counts
@@ -99,8 +117,13 @@ def supervised_loss(
     alpha: float | None = None,
     gamma: float | None = None,
     class_counts=None,
+    check_range: bool = True,
 ) -> Tensor:
     """Batch-mean classification loss ``name`` for ``logits`` (B, C), ``targets`` (B,).
+
+    A trainer that validated its labels and class counts once where the data enters passes
+    ``check_range=False``: the per-call value checks (host syncs) are skipped; shapes and
+    dtypes are always checked.
 
     ce (eq. 1), focal (eq. 2, gamma 2), pel (eq. 5, alpha 8e-6), scope (eq. 7/8, alpha 1),
     weighted_ce (inverse-frequency class weights n / (C n_c), weighted mean as in
@@ -108,7 +131,7 @@ def supervised_loss(
     ``logits + log prior``, Ren et al. 2020); the last two need ``class_counts`` (C,).
     """
     _check_name(name, SUPERVISED_LOSSES, "supervised loss")
-    _check_index("targets", targets, logits)
+    _check_index("targets", targets, logits, check_range)
     defaults = SUPERVISED_DEFAULTS[name]
     alpha = defaults.get("alpha") if alpha is None else alpha
     gamma = defaults.get("gamma") if gamma is None else gamma
@@ -118,7 +141,8 @@ def supervised_loss(
     targets = targets.long()
     log_p = _log_probs(logits)
     if name == "balanced_softmax":
-        counts = _class_counts(class_counts, logits.shape[1], logits.device, log_p.dtype)
+        counts = _class_counts(class_counts, logits.shape[1], logits.device, log_p.dtype,
+                               check_range)
         log_p = torch.log_softmax(log_p + torch.log(counts / counts.sum()), dim=-1)
     log_pi = log_p.gather(1, targets[:, None]).squeeze(1)
     p_i = log_pi.exp()
@@ -126,7 +150,8 @@ def supervised_loss(
     if name in ("ce", "balanced_softmax"):
         return -log_pi.mean()
     if name == "weighted_ce":
-        counts = _class_counts(class_counts, logits.shape[1], logits.device, log_p.dtype)
+        counts = _class_counts(class_counts, logits.shape[1], logits.device, log_p.dtype,
+                               check_range)
         weights = counts.sum() / (counts.numel() * counts)
         w = weights[targets]
         return -(w * log_pi).sum() / w.sum()
@@ -148,16 +173,19 @@ def ppo_policy_loss(
     *,
     clip_coef: float,
     alpha: float | None = None,
+    check_range: bool = True,
 ) -> Tensor:
     """Batch-mean PPO policy loss ``name`` (eqs. 10-14) to minimise.
 
     ``L_clip = min(r A, g(eps, A))`` with ``r = p_i / p_i^k``; policy ``-L_clip``,
     policy_entropy ``-L_clip + alpha sum_j p_j log p_j``, scope ``-L_clip + alpha p_i log p_i``,
     focal ``-L_clip A + 2 alpha L_clip p_i - alpha^2 p_i^2 log p_i``. ``advantages`` are
-    expected already normalised (eq. 9) and are treated as constants.
+    expected already normalised (eq. 9) and are treated as constants. A caller that has
+    checked the actions' range once where they enter (the trainer: once per rollout) passes
+    ``check_range=False``; shapes and dtypes are always checked.
     """
     _check_name(name, PPO_LOSSES, "PPO policy loss")
-    _check_index("actions", actions, logits)
+    _check_index("actions", actions, logits, check_range)
     batch = logits.shape[0]
     _check_vector("old_logprob", old_logprob, batch)
     _check_vector("advantages", advantages, batch)

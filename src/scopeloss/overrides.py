@@ -1,5 +1,6 @@
 """The training CLIs' shared way of taking a cell's hyperparameters: ``--hparams`` (an
-inline JSON object or a .json file) and repeatable ``--set section.key=value``."""
+inline JSON object or a .json file) and repeatable ``--set section.key=value``; and its run
+settings (how and where it runs, not what it learns): ``--run``, same format."""
 
 from __future__ import annotations
 
@@ -10,23 +11,34 @@ from typing import Any
 import yaml
 
 
-def load_hparams(arg: str | None) -> dict[str, Any]:
-    """``--hparams``: an inline JSON object or the path of a .json file holding one."""
+def _load_json_object(arg: str | None, flag: str) -> dict[str, Any]:
     if not arg:
         return {}
     text = arg.strip()
     if not text.startswith(("{", "[")):  # inline JSON (a list is then rejected below)
         path = Path(text)
         if not path.is_file():
-            raise ValueError(f"--hparams {arg!r} is neither a JSON object nor an existing file")
+            raise ValueError(f"{flag} {arg!r} is neither a JSON object nor an existing file")
         text = path.read_text()
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"--hparams is not valid JSON: {err}") from None
+        raise ValueError(f"{flag} is not valid JSON: {err}") from None
     if not isinstance(value, dict):
-        raise ValueError(f"--hparams must be a JSON object, got {type(value).__name__}")
+        raise ValueError(f"{flag} must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def load_hparams(arg: str | None) -> dict[str, Any]:
+    """``--hparams``: an inline JSON object or the path of a .json file holding one."""
+    return _load_json_object(arg, "--hparams")
+
+
+def load_run(arg: str | None) -> dict[str, Any]:
+    """``--run``: the run settings, an inline JSON object or the path of a .json file
+    holding one (same rules as ``load_hparams``). ``--set run.key=value`` adds to it: take
+    ``parse_set(...).pop("run", {})`` and merge it over this."""
+    return _load_json_object(arg, "--run")
 
 
 def parse_set(items) -> dict[str, Any]:

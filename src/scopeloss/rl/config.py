@@ -8,15 +8,20 @@ Sources of the defaults:
 * Paper, Table 3 (same for every environment): lr 1e-4, vf_coef (alpha_value) 0.5,
   gamma 0.999, gae_lambda 0.95, alphas 0.01 / 0.01 / 2 (see ``scopeloss.losses.PPO_DEFAULTS``).
 * Atari, everything else: CleanRL ``ppo_atari_envpool.py`` (8 envs x 128 steps, 4 epochs,
-  4 minibatches, clip 0.1, max_grad_norm 0.5, lr annealing, clipped value loss, 10M agent
-  steps). We keep 8 envs even for GPU runs: the batch size (1024) and the number of updates
+  4 minibatches, clip 0.1, max_grad_norm 0.5, lr annealing, 10M agent steps), except the
+  value loss: not clipped (``clip_vloss: false``). With the paper's gamma 0.999 returns
+  reach 50-300 while clipping lets the value move by at most clip_coef (0.1) per update,
+  so the critic would lag for ~1M steps; Andrychowicz et al. 2021 ("What matters in
+  on-policy RL?", sec. 3.2/Fig. 4) found value clipping does not help and often hurts.
+  The switch stays (``ppo.clip_vloss: true`` = CleanRL). We keep 8 envs even for GPU runs: the batch size (1024) and the number of updates
   are part of the algorithm that the published PPO numbers came from (baselines ppo2 and
   CleanRL both use 8), and a GPU job is bound by env stepping at this size anyway; the
   grid's many cells run in parallel instead. ``total_steps`` counts agent steps (env steps
   summed over envs); with frame skip 4 that is 4x as many emulator frames (10M steps =
   40M frames).
 * Procgen, everything else: CleanRL ``ppo_procgen.py`` (64 envs x 256 steps, 3 epochs,
-  8 minibatches, clip 0.2, 25M agent steps), levels as Cobbe et al. (hard, 500 levels).
+  8 minibatches, clip 0.2, no lr annealing (``anneal_lr=False`` there), 25M agent steps),
+  levels as Cobbe et al. (hard, 500 levels).
 * Gymnasium ids (not a paper env; used to prove learning): CleanRL ``ppo.py`` for CartPole
   (4 envs x 128 steps, lr 2.5e-4, gamma 0.99, clip 0.2, 500k steps).
 * MinAtar (Young & Tian 2019; not a paper env: the CPU-scale stand-in): the paper's Table 3
@@ -31,6 +36,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +74,7 @@ class AtariEnv:
     repeat_action_probability: float = 0.25  # 'v0' sticky actions
     frameskip: int = 4
     noop_max: int = 30
-    episodic_life: bool = False
+    episodic_life: bool = False  # true is rejected: see validate()
     max_episode_steps: int = 27000  # agent steps = 108000 frames (DeepMind's 30 minutes)
 
 
@@ -110,7 +117,7 @@ class PPOConfig:
     update_epochs: int = 4
     num_minibatches: int = 4
     lr: float = 1.0e-4  # paper Table 3
-    anneal_lr: bool = True  # CleanRL
+    anneal_lr: bool = True  # CleanRL (procgen: off, as CleanRL ppo_procgen)
     gamma: float = 0.999  # paper Table 3
     gae_lambda: float = 0.95  # paper Table 3
     clip_coef: float = 0.1
@@ -118,25 +125,39 @@ class PPOConfig:
     vf_coef: float = 0.5  # paper Table 3 (alpha_value)
     max_grad_norm: float = 0.5
     norm_adv: bool = True  # eq. 9, per minibatch
-    checkpoint_every: int = 100  # updates
     eval_every: int = 0  # updates; procgen only, 0 = never
     eval_episodes: int = 64
-    device: str = "auto"
-    compile: bool = False
     bf16: bool = True  # only acts on cuda
-    torch_threads: int | None = None
 
 
 # Per-suite departures from the PPOConfig defaults (sources in the module docstring).
 SUITE_PPO_DEFAULTS: dict[str, dict[str, Any]] = {
-    "atari": {},
+    "atari": {"clip_vloss": False},
     "procgen": {"total_steps": 25_000_000, "num_envs": 64, "num_steps": 256,
-                "update_epochs": 3, "num_minibatches": 8, "clip_coef": 0.2,
-                "checkpoint_every": 20, "eval_every": 50, "eval_episodes": 64},
+                "update_epochs": 3, "num_minibatches": 8, "clip_coef": 0.2, "anneal_lr": False,
+                "eval_every": 50, "eval_episodes": 64},
     "gym": {"total_steps": 500_000, "num_envs": 4, "num_steps": 128, "lr": 2.5e-4,
-            "gamma": 0.99, "clip_coef": 0.2, "checkpoint_every": 50},
+            "gamma": 0.99, "clip_coef": 0.2},
     "minatar": {"total_steps": 5_000_000, "num_envs": 8, "num_steps": 64, "clip_vloss": False},
 }
+
+
+@dataclass
+class RunSettings:
+    """How and where a run executes; never part of its identity (docs/CONTRACT.md)."""
+
+    device: str = "auto"  # auto = cuda if available for atari/procgen, else cpu
+    compile: bool = False
+    torch_threads: int | None = None  # None = the cores this job may use
+    env_threads: int | None = None  # None = the same, capped at num_envs
+    checkpoint_every: int | None = None  # updates; None = the suite's default
+    tensorboard: bool = True
+
+
+SUITE_CHECKPOINT_EVERY = {"atari": 100, "procgen": 20, "gym": 50, "minatar": 50}
+GPU_SUITES = ("atari", "procgen")  # where device 'auto' picks cuda if there is one
+# Keys that used to sit in the ppo section and are run settings now.
+MOVED_TO_RUN = ("device", "compile", "torch_threads", "checkpoint_every")
 
 
 @dataclass
@@ -155,7 +176,8 @@ _KINDS = {"bool": bool, "int": int, "float": float, "str": str}
 
 
 def _coerce(section: str, key: str, value: Any, type_name: str) -> Any:
-    """Check ``value`` against the field's annotation; ints are accepted for floats."""
+    """Check ``value`` against the field's annotation; ints are accepted for floats;
+    floats must be finite."""
     where = f"{section}.{key}"
     names = [t.strip() for t in type_name.split("|")]
     if value is None:
@@ -176,6 +198,8 @@ def _coerce(section: str, key: str, value: Any, type_name: str) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _err(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise _err(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if not isinstance(value, str):
         raise _err(f"{where} must be a string, got {value!r}")
@@ -219,9 +243,18 @@ def resolve(env_name: str, loss: str, overrides: dict[str, Any] | None = None) -
     overrides = copy.deepcopy(overrides or {})
     if not isinstance(overrides, dict):
         raise _err(f"hyperparameters must be a mapping with sections {SECTIONS}, got {overrides!r}")
-    for section in overrides:
+    for section, values in overrides.items():
+        if section == "run":
+            raise _err("'run' holds run settings, not hyperparameters: pass them with --run "
+                       "(or --set run.KEY=VALUE)")
         if section not in SECTIONS:
             raise _err(f"unknown section {section!r}; allowed: {', '.join(SECTIONS)}")
+        if values is not None and not isinstance(values, dict):
+            raise _err(f"section {section!r} must be a mapping, got {values!r}")
+    for key in MOVED_TO_RUN:
+        if key in (overrides.get("ppo") or {}):
+            raise _err(f"ppo.{key} is a run setting now (it does not change what is learnt): "
+                       f"pass it as run.{key} in --run, or --set run.{key}=VALUE")
 
     env_values = {**base_env(env_name, overrides.get("env")), **(overrides.get("env") or {})}
     suite = env_values.get("suite")
@@ -254,7 +287,7 @@ def validate(hp: dict[str, Any]) -> None:
             raise _err(f"{key} must be {what}, got {value!r}")
 
     for key in ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches",
-                "eval_episodes", "checkpoint_every"):
+                "eval_episodes"):
         need(p[key] > 0, f"ppo.{key}", "a positive integer")
     need(p["total_steps"] % p["num_envs"] == 0, "ppo.total_steps",
          f"a multiple of ppo.num_envs ({p['num_envs']}) so that the run ends exactly on it")
@@ -267,9 +300,6 @@ def validate(hp: dict[str, Any]) -> None:
     need(p["vf_coef"] >= 0, "ppo.vf_coef", "non-negative")
     need(p["max_grad_norm"] > 0, "ppo.max_grad_norm", "positive")
     need(p["eval_every"] >= 0, "ppo.eval_every", "a non-negative integer (0 = never)")
-    need(p["device"] in ("auto", "cpu", "cuda"), "ppo.device", "one of auto, cpu, cuda")
-    need(p["torch_threads"] is None or p["torch_threads"] > 0, "ppo.torch_threads",
-         "null or a positive integer")
     if env["suite"] == "atari":
         from ale_py import roms
 
@@ -280,6 +310,12 @@ def validate(hp: dict[str, Any]) -> None:
         need(env["frameskip"] > 0, "env.frameskip", "a positive integer")
         need(env["noop_max"] >= 0, "env.noop_max", "a non-negative integer")
         need(env["max_episode_steps"] > 0, "env.max_episode_steps", "a positive integer")
+        # ale-py 0.12's AtariVectorEnv resets the whole game on a life loss when
+        # episodic_life is on, which is not CleanRL's semantics (life loss terminal for
+        # learning only, game continues): rejected rather than silently different.
+        need(not env["episodic_life"], "env.episodic_life",
+             "false (ale-py 0.12's vector env would reset the whole game at every life "
+             "loss, unlike CleanRL's EpisodicLifeEnv; full-game episodes only)")
     elif env["suite"] == "procgen":
         from procgen.env import DISTRIBUTION_MODE_DICT, ENV_NAMES
 
@@ -302,9 +338,13 @@ def validate(hp: dict[str, Any]) -> None:
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Section-wise merge of two override mappings (``extra`` wins)."""
+    """Section-wise merge of two override mappings (``extra`` wins). A section of either
+    that is not a mapping is an error naming it (it would otherwise be replaced whole)."""
     out = copy.deepcopy(base)
     for section, values in extra.items():
+        for where, value in (("--hparams", out.get(section)), ("--set", values)):
+            if value is not None and not isinstance(value, dict):
+                raise _err(f"{where}: section {section!r} must be a mapping, got {value!r}")
         if isinstance(values, dict) and isinstance(out.get(section), dict):
             out[section].update(values)
         else:
@@ -312,6 +352,51 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def job_cores() -> int:
+    """The cores this job may use: its CPU affinity (what Snakemake/SLURM/taskset granted),
+    or OMP_NUM_THREADS if set and smaller."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and 0 < int(omp) < cores:
+        cores = int(omp)
+    return max(1, cores)
+
+
+def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resolved run settings for the run with hyperparameters ``hp``: every null replaced by
+    its value on this machine (device, threads, checkpoint cadence). Raises ValueError naming
+    a bad key. Resolving an already resolved mapping gives it back unchanged."""
+    run = copy.deepcopy(run or {})
+    if not isinstance(run, dict):
+        raise _err(f"run settings must be a mapping, got {run!r}")
+    settings = RunSettings()
+    _apply("run", settings, run)
+    r = dataclasses.asdict(settings)
+
+    def need(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise _err(f"run.{key} must be {what}, got {r[key]!r}")
+
+    need(r["device"] in ("auto", "cpu", "cuda"), "device", "one of auto, cpu, cuda")
+    for key in ("torch_threads", "env_threads", "checkpoint_every"):
+        need(r[key] is None or r[key] > 0, key, "null or a positive integer")
+    suite = hp["env"]["suite"]
+    if r["device"] == "auto":
+        import torch
+
+        r["device"] = "cuda" if suite in GPU_SUITES and torch.cuda.is_available() else "cpu"
+    cores = job_cores()
+    if r["torch_threads"] is None:
+        r["torch_threads"] = cores
+    r["env_threads"] = min(r["env_threads"] or cores, hp["ppo"]["num_envs"])
+    if r["checkpoint_every"] is None:
+        r["checkpoint_every"] = SUITE_CHECKPOINT_EVERY.get(suite, 50)
+    return r
+
+
 __all__ = ["ENV_TABLE", "SUITES", "AtariEnv", "ProcgenEnv", "GymEnv", "MinAtarEnv", "PPOConfig",
            "LossConfig",
-           "resolve", "validate", "parse_set", "merge"]
+           "RunSettings", "resolve", "resolve_run", "validate", "parse_set", "merge", "job_cores"]

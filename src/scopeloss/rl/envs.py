@@ -51,8 +51,24 @@ class BatchedEnv:
         pass
 
 
-def _threads(num_envs: int) -> int:
-    return max(1, min(num_envs, os.cpu_count() or 1))
+def _threads(num_envs: int, threads: int | None = None) -> int:
+    """Env worker threads: ``threads`` (the job's allowance, run.env_threads) if given, else
+    the cores this process may run on; never more than the envs."""
+    if threads is None:
+        try:
+            threads = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            threads = os.cpu_count() or 1
+    return max(1, min(num_envs, threads))
+
+
+def derive_seed(seed: int, *key: int) -> int:
+    """An env seed in [0, 2**31) for run seed ``seed`` and stream ``key`` (e.g. (0, update)
+    for training envs started at ``update``, (1, update) for an evaluation), drawn with
+    ``numpy.random.SeedSequence``: envs get ``base, base+1, ...``, so runs with seeds 1, 2, 3
+    no longer share env seeds (``seed, seed+1, ...`` did)."""
+    state = np.random.SeedSequence(seed, spawn_key=tuple(key)).generate_state(1, np.uint32)
+    return int(state[0] >> 1)
 
 
 class SameStepAutoresetBatched(BatchedEnv):
@@ -81,7 +97,7 @@ class SameStepAutoresetBatched(BatchedEnv):
 
 
 class AtariBatched(SameStepAutoresetBatched):
-    def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int):
+    def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int, threads: int | None = None):
         from ale_py.vector_env import AtariVectorEnv
 
         self.kwargs = dict(
@@ -90,7 +106,8 @@ class AtariBatched(SameStepAutoresetBatched):
             repeat_action_probability=cfg["repeat_action_probability"],
             episodic_life=cfg["episodic_life"], use_fire_reset=True, reward_clipping=False,
             max_num_frames_per_episode=cfg["max_episode_steps"] * cfg["frameskip"],
-            full_action_space=False, autoreset_mode="SameStep", num_threads=_threads(num_envs),
+            full_action_space=False, autoreset_mode="SameStep",
+            num_threads=_threads(num_envs, threads),
         )
         self.env = AtariVectorEnv(**self.kwargs)
         self.seed = seed
@@ -108,14 +125,15 @@ class AtariBatched(SameStepAutoresetBatched):
 class ProcgenBatched(BatchedEnv):
     hwc = True
 
-    def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int, *, evaluation: bool = False):
+    def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int, *, evaluation: bool = False,
+                 threads: int | None = None):
         from procgen import ProcgenGym3Env
 
         levels = ("eval_num_levels", "eval_start_level") if evaluation else ("num_levels", "start_level")
         self.kwargs = dict(
             num=num_envs, env_name=cfg["game"], distribution_mode=cfg["distribution_mode"],
             num_levels=cfg[levels[0]], start_level=cfg[levels[1]], rand_seed=int(seed),
-            num_threads=_threads(num_envs),
+            num_threads=_threads(num_envs, threads),
         )
         self.env = ProcgenGym3Env(**self.kwargs)
         self.num_envs = num_envs
@@ -170,13 +188,15 @@ class GymBatched(SameStepAutoresetBatched):
                      "num_actions": self.num_actions}
 
 
-def make_env(cfg: dict[str, Any], num_envs: int, seed: int) -> BatchedEnv:
-    """The batched training env for a resolved ``env`` section."""
+def make_env(cfg: dict[str, Any], num_envs: int, seed: int,
+             threads: int | None = None) -> BatchedEnv:
+    """The batched training env for a resolved ``env`` section; ``threads`` caps the env
+    worker threads (C++ vector envs)."""
     suite = cfg["suite"]
     if suite == "atari":
-        return AtariBatched(cfg, num_envs, seed)
+        return AtariBatched(cfg, num_envs, seed, threads)
     if suite == "procgen":
-        return ProcgenBatched(cfg, num_envs, seed)
+        return ProcgenBatched(cfg, num_envs, seed, threads=threads)
     if suite == "gym":
         return GymBatched(cfg, num_envs, seed)
     if suite == "minatar":
@@ -186,11 +206,12 @@ def make_env(cfg: dict[str, Any], num_envs: int, seed: int) -> BatchedEnv:
     raise ValueError(f"env.suite must be one of atari, procgen, gym, minatar, got {suite!r}")
 
 
-def make_eval_env(cfg: dict[str, Any], num_envs: int, seed: int) -> BatchedEnv | None:
+def make_eval_env(cfg: dict[str, Any], num_envs: int, seed: int,
+                  threads: int | None = None) -> BatchedEnv | None:
     """Held-out levels (procgen only): ``eval_num_levels`` levels from ``eval_start_level``."""
     if cfg["suite"] != "procgen":
         return None
-    return ProcgenBatched(cfg, num_envs, seed, evaluation=True)
+    return ProcgenBatched(cfg, num_envs, seed, evaluation=True, threads=threads)
 
 
 # ---------------------------------------------------------------- rewards for learning
@@ -256,21 +277,48 @@ def make_reward_transform(cfg: dict[str, Any], num_envs: int, gamma: float) -> R
 
 
 class EpisodeTracker:
-    """Raw episode returns and lengths, vectorised over envs; finished ones as arrays."""
+    """Raw episode returns and lengths, vectorised over envs; finished ones as arrays.
+
+    Rows are ``[global_step, return, length, truncated_by_resume, time_limit]``: the first
+    three are episodes.csv's, ``truncated_by_resume`` marks an episode cut by a resume (its
+    env restarted; see ``cut``), ``time_limit`` one that ended by the env's step limit."""
+
+    COLUMNS = 5
 
     def __init__(self, num_envs: int):
         self.ret = np.zeros(num_envs, dtype=np.float64)
         self.len = np.zeros(num_envs, dtype=np.int64)
 
-    def update(self, raw_reward: np.ndarray, done: np.ndarray, global_step: int):
-        """Add one step; return None or an (k, 3) array [global_step, return, length]."""
+    def update(self, raw_reward: np.ndarray, done: np.ndarray, global_step: int,
+               time_limit: np.ndarray | None = None):
+        """Add one step; return None or a (k, 5) array of the episodes that ended."""
         self.ret += raw_reward
         self.len += 1
         if not done.any():
             return None
         idx = np.flatnonzero(done)
+        limit = (np.zeros(idx.size) if time_limit is None
+                 else np.asarray(time_limit, dtype=np.float64)[idx])
         rows = np.stack([np.full(idx.size, global_step, dtype=np.float64),
-                         self.ret[idx], self.len[idx].astype(np.float64)], axis=1)
+                         self.ret[idx], self.len[idx].astype(np.float64),
+                         np.zeros(idx.size), limit], axis=1)
         self.ret[idx] = 0.0
         self.len[idx] = 0
         return rows
+
+    def cut(self, global_step: int) -> np.ndarray:
+        """The episodes in flight, as rows flagged ``truncated_by_resume``; then empty."""
+        idx = np.flatnonzero(self.len > 0)
+        rows = np.stack([np.full(idx.size, global_step, dtype=np.float64), self.ret[idx],
+                         self.len[idx].astype(np.float64), np.ones(idx.size),
+                         np.zeros(idx.size)], axis=1)
+        self.ret[:] = 0.0
+        self.len[:] = 0
+        return rows
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ret": self.ret.copy(), "len": self.len.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ret = np.asarray(state["ret"], dtype=np.float64).copy()
+        self.len = np.asarray(state["len"], dtype=np.int64).copy()

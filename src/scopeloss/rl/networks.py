@@ -7,6 +7,13 @@ ReLU -> Linear 256 -> ReLU and the policy and value heads. Heads (and the 256 la
 orthogonal init: policy std 0.01 (near-uniform initial policy), value std 1. Inputs are
 uint8 images, scaled by 1/255 inside the network so that rollouts store uint8. Use the
 CNN with ``.to(memory_format=torch.channels_last)``.
+
+Under bf16 autocast only the convolutions run in bf16: the 256 layer and the heads run in
+float32 with autocast off. In bf16 a value of 50-300 (gamma 0.999 on Atari) is rounded to
+steps of 0.25-2 and log-probabilities carry ~6e-3 error, which would make advantages and
+PPO's importance ratios noisy; the 256 layer is ~1% of the CNN's multiply-adds, so keeping
+it in float32 costs little and removes one more rounding of what both heads read. The MLP
+is small and runs wholly in float32.
 """
 
 from __future__ import annotations
@@ -65,8 +72,13 @@ class ImpalaCNN(nn.Module):
         x = obs.permute(0, 3, 1, 2) if self.hwc else obs  # HWC: a channels_last NCHW view
         # channels_last is faster for these convs on GPU (cuDNN) and CPU (oneDNN, ~2-3x here).
         x = x.contiguous(memory_format=torch.channels_last)
-        hidden = self.features(x.float() / 255.0)
-        return self.actor(hidden), self.critic(hidden).squeeze(-1)
+        h = x.float() / 255.0
+        convs = len(self.features) - 2  # then Linear 256 and ReLU, in float32 with the heads
+        for i in range(convs):
+            h = self.features[i](h)
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            hidden = self.features[convs + 1](self.features[convs](h.float()))
+            return self.actor(hidden), self.critic(hidden).squeeze(-1)
 
 
 class MinAtarCNN(nn.Module):
@@ -108,8 +120,9 @@ class MLP(nn.Module):
         self.critic = nn.Sequential(trunk(), layer_init(nn.Linear(hidden, 1), std=1.0))
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        x = obs.flatten(1).float()
-        return self.actor(x), self.critic(x).squeeze(-1)
+        with torch.autocast(device_type=obs.device.type, enabled=False):  # float32 throughout
+            x = obs.flatten(1).float()
+            return self.actor(x), self.critic(x).squeeze(-1)
 
 
 def make_network(obs_shape: tuple[int, ...], num_actions: int, *, image: bool,

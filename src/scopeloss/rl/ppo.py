@@ -7,15 +7,27 @@ minibatch updates with per-minibatch z-score advantage normalisation (eq. 9), th
 loss ``scopeloss.losses.ppo_policy_loss`` chosen by name, CleanRL's clipped value loss
 weighted by ``vf_coef``, global gradient-norm clipping and Adam.
 
-Outputs (docs/CONTRACT.md) are accumulated in memory and written atomically at every
-checkpoint and at the end; the checkpoint holds them too, so a killed job rerun with the
-same command continues from ``DIR/.ckpt/checkpoint.pt`` and keeps every logged episode.
+Outputs (docs/CONTRACT.md) are accumulated in a state that the checkpoint holds; they are
+written atomically at every checkpoint and, after the loop, from that state. A job's
+lifecycle (``train``): (1) finished with every output present: skip; (2) finished but an
+output missing: rebuild every output from the final checkpoint, no training; (3) a
+checkpoint with the same identity (env, loss, seed, resolved hyperparameters, code
+fingerprint): resume; (4) otherwise start afresh. Run settings (device, threads, compile,
+checkpoint cadence) are not part of the identity.
+
+Resume accounting: the checkpoint holds the episode tracker's partial returns and lengths.
+A resumed job's envs start new episodes, so the episodes in flight at the checkpoint are
+logged as rows with ``truncated_by_resume`` 1 and every resume is recorded in
+summary.json (``resumes``): the lengths of all rows plus the steps in flight at the end
+(``in_flight_steps``) sum to ``global_step``.
 """
 
 from __future__ import annotations
 
+import io as _bytes_io
 import json
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -28,15 +40,21 @@ from torch import nn
 
 from scopeloss import io
 from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
-from scopeloss.losses import ppo_policy_loss
-from scopeloss.rl.envs import EpisodeTracker, make_env, make_eval_env, make_reward_transform
+from scopeloss.fingerprint import TRAINERS, code_fingerprint
+from scopeloss.losses import check_index_range, ppo_policy_loss
+from scopeloss.rl.config import resolve_run
+from scopeloss.rl.envs import (EpisodeTracker, derive_seed, make_env, make_eval_env,
+                               make_reward_transform)
 from scopeloss.rl.networks import make_network
 from scopeloss.runinfo import run_info
 
-EPISODE_COLUMNS = ["global_step", "return", "length"]
+EPISODE_COLUMNS = ["global_step", "return", "length", "truncated_by_resume"]
+EVAL_COLUMNS = ["global_step", "return", "length"]
 UPDATE_COLUMNS = ["update", "global_step", "policy_loss", "value_loss", "entropy", "approx_kl",
                   "clipfrac", "max_prob", "lr", "sps"]
 CKPT_NAME = "checkpoint.pt"
+MAX_SEED = 2**32 - 1
+TIMERS = ("env", "policy", "update", "eval", "checkpoint")
 
 
 def check_out_dir(out: Path) -> None:
@@ -44,8 +62,14 @@ def check_out_dir(out: Path) -> None:
         raise ValueError(f"--out {str(out)!r} exists and is not a directory")
 
 
+def output_names(env_cfg: dict[str, Any]) -> list[str]:
+    names = ["episodes.csv", "updates.csv", "summary.json"]
+    return names + ["eval.csv"] if env_cfg["suite"] == "procgen" else names
+
+
 def finished_summary(out: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
-    """The summary of a completed run with the same env, loss, seed and hparams, else None."""
+    """The summary of a completed run with the same identity (env, loss, seed, hparams, code
+    fingerprint), else None."""
     try:
         summary = json.loads((out / "summary.json").read_text())
     except (OSError, ValueError):
@@ -110,75 +134,197 @@ def evaluate(policy: nn.Module, env, device: torch.device, autocast, max_steps: 
     return result[~pending]
 
 
+def remove_stale_temporaries(out: Path, log) -> None:
+    """Temporary files of atomic writes that a kill interrupted (``.NAME.XXXX.tmp``)."""
+    stale = [*out.glob(".*.tmp"), *(out / ".ckpt").glob(".*.tmp")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log(f"{out}: removed {len(stale)} stale temporary file(s) of an interrupted write")
+
+
+def load_checkpoint(path: Path, log) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, None if there is none; an unreadable one is moved aside
+    to ``PATH.corrupt`` (one log line naming it) and None returned: the run starts afresh."""
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ckpt, dict) or not {"meta", "update", "state"} <= ckpt.keys():
+            raise ValueError("not a checkpoint of this trainer")
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        bad = path.with_name(path.name + ".corrupt")
+        os.replace(path, bad)
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        log(f"{path}: unreadable checkpoint ({type(exc).__name__}: {reason}); moved it to "
+            f"{bad} and starting afresh (delete that file once you no longer need it)")
+        return None
+    return ckpt
+
+
+def save_checkpoint_file(path: Path, obj: dict[str, Any]) -> None:
+    """Serialise in memory, then write atomically with plain file I/O, so that a failed write
+    (a full disk, a quota) is an OSError naming ``path`` and the OS error, not torch's
+    ``enforce fail at inline_container.cc``."""
+    buffer = _bytes_io.BytesIO()
+    torch.save(obj, buffer)
+    try:
+        with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            fh.write(buffer.getbuffer())
+    except OSError as exc:
+        raise OSError(exc.errno, f"could not write checkpoint {path}: "
+                                 f"{exc.strerror or exc}") from exc
+
+
+def _episode_frame(rows: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(rows[:, :4], columns=EPISODE_COLUMNS).astype(
+        {"global_step": "int64", "length": "int64", "truncated_by_resume": "int64"})
+
+
+def write_outputs(out: Path, env_cfg: dict[str, Any], st: dict[str, Any],
+                  meta: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Write episodes.csv, updates.csv (and eval.csv for procgen) from the state ``st``; with
+    ``meta`` (a finished run) also summary.json, which is returned."""
+    io.write_csv(out / "episodes.csv", _episode_frame(st["episodes"]))
+    io.write_csv(out / "updates.csv", pd.DataFrame(st["updates"], columns=UPDATE_COLUMNS))
+    if env_cfg["suite"] == "procgen":
+        io.write_csv(out / "eval.csv", pd.DataFrame(st["eval"], columns=EVAL_COLUMNS).astype(
+            {"global_step": "int64", "length": "int64"}))
+    if meta is None:
+        return None
+    summary = make_summary(meta, env_cfg, st)
+    io.write_json(out / "summary.json", summary)
+    return summary
+
+
+def make_summary(meta: dict[str, Any], env_cfg: dict[str, Any], st: dict[str, Any]) -> dict[str, Any]:
+    ep = st["episodes"]
+    whole = ep[ep[:, 3] == 0]  # episodes that ended in the game, not by a resume
+    last_eval = st["eval"][st["eval"][:, 0] == st["eval"][-1, 0]] if len(st["eval"]) else None
+    sps = np.array([r["sps"] for r in st["updates"]])
+    step_counts = np.diff([0] + [r["global_step"] for r in st["updates"]])
+    in_flight = int(np.asarray(st["tracker"]["len"]).sum())
+    return {
+        **meta,
+        "global_step": st["global_step"],
+        "updates": len(st["updates"]),
+        "frames": st["global_step"] * env_cfg.get("frameskip", 1),
+        "final_return_mean_100": float(whole[-100:, 1].mean()) if len(whole) else None,
+        "final_eval_return_mean": float(last_eval[:, 1].mean()) if last_eval is not None
+        and len(last_eval) else None,
+        "episodes": int(len(ep)),
+        "episodes_cut_by_resume": int(len(ep) - len(whole)),
+        # Episodes that hit the env's step limit (Atari: max_episode_steps), of those that ended.
+        "truncated_share": float(whole[:, 4].mean()) if len(whole) else None,
+        "in_flight_steps": in_flight,
+        "resumes": st["resumes"],
+        "wall_time_s": st["wall_time_s"],
+        "mean_sps": float(step_counts.sum() / (step_counts / sps).sum()) if len(sps) else None,
+        "time_breakdown_s": st["timers"],
+        "env_spec": st["env_spec"],
+        "run_settings": st["run_settings"],
+        "run_info": st["run_info"],
+    }
+
+
 def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: str | Path,
-          log=print) -> dict[str, Any]:
-    """Run (or resume, or skip if finished) one PPO job; returns its summary."""
+          run: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
+    """Run (or resume, rebuild the outputs of, or skip if finished) one PPO job; returns its
+    summary. ``run`` holds the run settings (``scopeloss.rl.config.resolve_run``)."""
     out = Path(out_dir)
     check_out_dir(out)
+    if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    run = resolve_run(hp, run)
     env_cfg, p, alpha = hp["env"], hp["ppo"], hp["loss"]["alpha"]
     meta = {"env": env_name, "loss": loss, "seed": seed, "total_steps": p["total_steps"],
-            "hparams": hp}
+            "hparams": hp, "code_fingerprint": code_fingerprint(TRAINERS["rl"])}
+    N, T = p["num_envs"], p["num_steps"]
+    batch = N * T
+    num_updates = math.ceil(p["total_steps"] / batch)
+
+    # ---------------------------------------------------------------- lifecycle
     done_summary = finished_summary(out, meta)
-    if done_summary is not None:
+    if done_summary is not None and all((out / f).exists() for f in output_names(env_cfg)):
         log(f"{out}: already finished ({p['total_steps']} steps); nothing to do")
         return done_summary
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, log)
+    ckpt_path = out / ".ckpt" / CKPT_NAME
+    ckpt = load_checkpoint(ckpt_path, log)
+    if ckpt is not None and ckpt["meta"] != meta:
+        old = ckpt["meta"].get("code_fingerprint")
+        why = ("other code (fingerprint {} -> {})".format(old, meta["code_fingerprint"])
+               if old != meta["code_fingerprint"] else "other settings")
+        log(f"{ckpt_path}: checkpoint is from {why}; starting afresh")
+        ckpt = None
+    if ckpt is not None and ckpt["update"] >= num_updates:
+        log(f"{out}: finished; rebuilding outputs from the final checkpoint (no training)")
+        return write_outputs(out, env_cfg, ckpt["state"], meta)
     # A summary from other settings must not sit beside a run that is not finished.
     (out / "summary.json").unlink(missing_ok=True)
-    ckpt_path = out / ".ckpt" / CKPT_NAME
 
     # ---------------------------------------------------------------- setup
-    device = resolve_device(p["device"], "ppo.device")
-    if p["torch_threads"]:
-        torch.set_num_threads(p["torch_threads"])
+    device = resolve_device(run["device"], "run.device")
+    torch.set_num_threads(run["torch_threads"])
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     use_fast_cuda_kernels(device)
     autocast = bf16_autocast(device, p["bf16"])
 
-    N, T = p["num_envs"], p["num_steps"]
-    batch = N * T
-    num_updates = math.ceil(p["total_steps"] / batch)
-
-    # Resume state, if any, from a run with the same settings.
-    ckpt = None
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ckpt["meta"] != meta:
-            log(f"{ckpt_path}: checkpoint is from other settings; starting afresh")
-            ckpt = None
     start_update = ckpt["update"] + 1 if ckpt else 1
-    # A resumed job's envs start new episodes: give them fresh seeds.
-    env_seed = seed if ckpt is None else (seed + 7919 * start_update) % 2**31
-    env = make_env(env_cfg, N, env_seed)
+    # Env seeds from SeedSequence(seed): disjoint across run seeds; a resumed job's envs
+    # start new episodes with their own stream.
+    env_seed = derive_seed(seed, 0, start_update)
+    env = make_env(env_cfg, N, env_seed, run["env_threads"])
     image = len(env.obs_shape) == 3
     agent = make_network(env.obs_shape, env.num_actions, image=image, hwc=env.hwc,
                          network=env.network).to(device)
     if image:
         agent = agent.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(agent.parameters(), lr=p["lr"], eps=1e-5)
-    policy = torch.compile(agent) if p["compile"] else agent
     reward_tf = make_reward_transform(env_cfg, N, p["gamma"])
     tracker = EpisodeTracker(N)
 
-    episodes: list[np.ndarray] = []  # (k, 3) arrays: global_step, return, length
-    update_rows: list[dict[str, float]] = []
-    eval_rows: list[np.ndarray] = []
-    global_step, wall_before = 0, 0.0
-    # Seconds spent: env stepping; policy forward + sampling + bookkeeping + obs copy;
-    # GAE + minibatch updates; held-out evaluation; writing outputs and checkpoints.
-    timers = dict.fromkeys(("env", "policy", "update", "eval", "checkpoint"), 0.0)
+    # torch.compile only sees static shapes: the rollout batch (N) and the minibatches of a
+    # full rollout. Other batches (final obs of truncated envs, a short last rollout's
+    # minibatches, evaluation) run the eager module: no recompiles, no silent fallback.
+    compiled = torch.compile(agent, dynamic=False) if run["compile"] else None
+    static_sizes = {N, *(len(c) for c in torch.arange(batch).tensor_split(
+        min(p["num_minibatches"], batch)))}
+
+    def policy(x: torch.Tensor):
+        if compiled is not None and x.shape[0] in static_sizes:
+            return compiled(x)
+        return agent(x)
+
+    st: dict[str, Any] = {"global_step": 0, "wall_time_s": 0.0, "updates": [], "resumes": [],
+                          "timers": dict.fromkeys(TIMERS, 0.0), "env_spec": env.spec,
+                          "run_settings": run, "run_info": run_info(device)}
+    episodes: list[np.ndarray] = [np.zeros((0, EpisodeTracker.COLUMNS))]
+    eval_rows: list[np.ndarray] = [np.zeros((0, 3))]
     if ckpt:
         agent.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         reward_tf.load_state_dict(ckpt["reward_transform"])
         _set_rng_state(ckpt["rng"], device)
-        global_step, wall_before = ckpt["global_step"], ckpt["wall_time_s"]
-        episodes = [ckpt["episodes"]] if len(ckpt["episodes"]) else []
-        update_rows, timers = ckpt["updates"], ckpt["timers"]
-        eval_rows = [ckpt["eval"]] if len(ckpt["eval"]) else []
-        log(f"resuming {out} at update {start_update}/{num_updates}, step {global_step}")
+        saved = ckpt["state"]
+        st.update(global_step=saved["global_step"], wall_time_s=saved["wall_time_s"],
+                  updates=saved["updates"], resumes=saved["resumes"], timers=saved["timers"],
+                  env_spec=saved["env_spec"])
+        episodes, eval_rows = [saved["episodes"]], [saved["eval"]]
+        # The envs restart: the episodes in flight at the checkpoint end here, flagged.
+        tracker.load_state_dict(saved["tracker"])
+        cut = tracker.cut(st["global_step"])
+        episodes.append(cut)
+        st["resumes"].append({"update": start_update, "global_step": st["global_step"],
+                              "episodes_cut": int(len(cut)), "steps_cut": int(cut[:, 2].sum()),
+                              "env_seed": env_seed})
+        log(f"resuming {out} at update {start_update}/{num_updates}, step {st['global_step']} "
+            f"({len(cut)} episodes in flight cut, logged with truncated_by_resume=1)")
+    timers = st["timers"]
+    global_step, wall_before = st["global_step"], st["wall_time_s"]
 
     # Rollout storage, preallocated on the device; obs has one extra row for the bootstrap.
     obs_dtype = torch.from_numpy(np.zeros(0, dtype=env.obs_dtype)).dtype
@@ -189,40 +335,40 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     rewards_np = np.zeros((T, N), dtype=np.float32)
     ends_np = np.zeros((T, N), dtype=np.float32)
     pinned = device.type == "cuda"
-    stage = torch.empty((N, *env.obs_shape) if pinned else (0,), dtype=obs_dtype, pin_memory=pinned)
+    # CUDA: two pinned staging buffers, each with an event recorded after its async copy;
+    # a buffer is refilled only once the copy that last read it has finished.
+    stages = [torch.empty((N, *env.obs_shape), dtype=obs_dtype, pin_memory=True)
+              for _ in range(2)] if pinned else []
+    copied = [torch.cuda.Event() for _ in range(2)] if pinned else []
+    slot = [0]
 
     def to_device(dst: torch.Tensor, obs: np.ndarray) -> None:
         if not pinned:
             dst.copy_(torch.from_numpy(obs))  # CPU: one copy straight into the buffer
             return
-        stage.numpy()[...] = obs  # CUDA: one host copy into pinned memory ...
-        dst.copy_(stage, non_blocking=True)  # ... then an async transfer
+        k = slot[0]
+        copied[k].synchronize()  # the previous transfer out of this buffer is done
+        stages[k].numpy()[...] = obs  # one host copy into pinned memory ...
+        dst.copy_(stages[k], non_blocking=True)  # ... then an async transfer
+        copied[k].record()
+        slot[0] = 1 - k
 
-    def outputs_to_disk() -> None:
-        ep = np.concatenate(episodes) if episodes else np.zeros((0, 3))
-        ep_df = pd.DataFrame(ep, columns=EPISODE_COLUMNS).astype(
-            {"global_step": "int64", "length": "int64"})
-        io.write_csv(out / "episodes.csv", ep_df)
-        io.write_csv(out / "updates.csv", pd.DataFrame(update_rows, columns=UPDATE_COLUMNS))
-        if env_cfg["suite"] == "procgen":
-            ev = np.concatenate(eval_rows) if eval_rows else np.zeros((0, 3))
-            io.write_csv(out / "eval.csv", pd.DataFrame(ev, columns=EPISODE_COLUMNS).astype(
-                {"global_step": "int64", "length": "int64"}))
+    def snapshot(wall: float) -> dict[str, Any]:
+        return {**st, "global_step": global_step, "wall_time_s": wall,
+                "episodes": np.concatenate(episodes), "eval": np.concatenate(eval_rows),
+                "tracker": tracker.state_dict()}
 
-    def save_checkpoint(update: int, wall: float) -> None:
-        io.torch_save(ckpt_path, {
-            "meta": meta, "update": update, "global_step": global_step, "wall_time_s": wall,
-            "model": agent.state_dict(), "optimizer": optimizer.state_dict(),
-            "reward_transform": reward_tf.state_dict(), "rng": _rng_state(device),
-            "episodes": np.concatenate(episodes) if episodes else np.zeros((0, 3)),
-            "updates": update_rows, "timers": timers,
-            "eval": np.concatenate(eval_rows) if eval_rows else np.zeros((0, 3)),
-        })
+    def save_checkpoint(update: int, state: dict[str, Any]) -> None:
+        save_checkpoint_file(ckpt_path, {
+            "meta": meta, "update": update, "model": agent.state_dict(),
+            "optimizer": optimizer.state_dict(), "reward_transform": reward_tf.state_dict(),
+            "rng": _rng_state(device), "state": state})
 
     def run_eval(update: int) -> None:
         t0 = time.perf_counter()
-        eval_env = make_eval_env(env_cfg, p["eval_episodes"], (seed * 100_003 + update) % 2**31)
-        result = evaluate(policy, eval_env, device, autocast)
+        eval_env = make_eval_env(env_cfg, p["eval_episodes"], derive_seed(seed, 1, update),
+                                 run["env_threads"])
+        result = evaluate(agent, eval_env, device, autocast)
         eval_env.close()
         eval_rows.append(np.column_stack([np.full(len(result), global_step), result]))
         timers["eval"] += time.perf_counter() - t0
@@ -264,7 +410,7 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
                     with autocast:
                         _, v_final = policy(torch.as_tensor(final_obs, device=device))
                     rewards_np[t, idx] += p["gamma"] * v_final.float().cpu().numpy()
-                finished = tracker.update(raw, done, global_step)
+                finished = tracker.update(raw, done, global_step, trunc & ~term)
                 if finished is not None:
                     episodes.append(finished)
                 to_device(obs_buf[t + 1], obs)
@@ -285,6 +431,9 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
         b_values = values[:steps].reshape(-1)
         b_adv, b_returns = advantages.reshape(-1), returns.reshape(-1)
         size = b_actions.numel()
+        # The actions' range is checked once here, where they enter the update (on CUDA an
+        # async device assert), not in every minibatch's loss call.
+        check_index_range("actions", b_actions, env.num_actions)
 
         stats = torch.zeros(7, device=device)  # pg, v, entropy, kl, clipfrac, max_prob, count
         for _epoch in range(p["update_epochs"]):
@@ -297,7 +446,8 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
                 if p["norm_adv"] and mb.numel() > 1:  # eq. 9, per minibatch
                     mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
                 pg_loss = ppo_policy_loss(loss, logits, b_actions[mb], b_logprobs[mb], mb_adv,
-                                          clip_coef=p["clip_coef"], alpha=alpha)
+                                          clip_coef=p["clip_coef"], alpha=alpha,
+                                          check_range=False)
                 v_loss_unclipped = (new_value - b_returns[mb]) ** 2
                 if p["clip_vloss"]:  # CleanRL: 0.5 * max(unclipped, clipped), then x vf_coef
                     v_clipped = b_values[mb] + (new_value - b_values[mb]).clamp(
@@ -322,14 +472,15 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
                         ((ratio - 1) - log_ratio).mean(),
                         ((ratio - 1).abs() > p["clip_coef"]).float().mean(),
                         probs.max(1).values.mean(), torch.ones((), device=device)])
-        pg, vl, ent, kl, cf, mp, count = (stats[:6] / stats[6]).tolist() + [stats[6].item()]
+        sums = stats.tolist()  # the update's one host sync for its diagnostics
+        pg, vl, ent, kl, cf, mp = (x / sums[6] for x in sums[:6])
         if not all(math.isfinite(x) for x in (pg, vl, ent)):
             raise FloatingPointError(f"non-finite loss at update {update}: policy {pg}, value {vl}")
         timers["update"] += time.perf_counter() - t_learn
         dt = time.perf_counter() - t_update
-        update_rows.append({"update": update, "global_step": global_step, "policy_loss": pg,
-                            "value_loss": vl, "entropy": ent, "approx_kl": kl, "clipfrac": cf,
-                            "max_prob": mp, "lr": lr, "sps": steps * N / dt})
+        st["updates"].append({"update": update, "global_step": global_step, "policy_loss": pg,
+                              "value_loss": vl, "entropy": ent, "approx_kl": kl, "clipfrac": cf,
+                              "max_prob": mp, "lr": lr, "sps": steps * N / dt})
         # Start the next rollout from the last observation.
         obs_buf[0].copy_(obs_buf[steps])
 
@@ -337,38 +488,22 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
                 update % p["eval_every"] == 0 or update == num_updates):
             run_eval(update)
         if update % max(1, num_updates // 20) == 0 or update == num_updates:
-            recent = np.concatenate(episodes[-20:])[:, 1].mean() if episodes else float("nan")
+            done_rows = [e for e in episodes[-20:] if len(e)]
+            recent = np.concatenate(done_rows)[:, 1].mean() if done_rows else float("nan")
             log(f"update {update}/{num_updates} step {global_step} sps {steps * N / dt:.0f} "
                 f"return(recent) {recent:.2f} entropy {ent:.3f} max_prob {mp:.3f}")
-        if update % p["checkpoint_every"] == 0 or update == num_updates:
+        if update % run["checkpoint_every"] == 0 or update == num_updates:
             t0 = time.perf_counter()
-            outputs_to_disk()
-            save_checkpoint(update, wall_before + time.perf_counter() - t_start)
+            state = snapshot(wall_before + time.perf_counter() - t_start)
+            save_checkpoint(update, state)
+            if update < num_updates:  # the final outputs are written after the loop
+                write_outputs(out, env_cfg, state)
             timers["checkpoint"] += time.perf_counter() - t0
     env.close()
 
-    # ---------------------------------------------------------------- summary
-    ep = np.concatenate(episodes) if episodes else np.zeros((0, 3))
-    last_eval = eval_rows[-1] if eval_rows else None
-    sps = np.array([r["sps"] for r in update_rows])
-    step_counts = np.diff([0] + [r["global_step"] for r in update_rows])
-    wall = wall_before + time.perf_counter() - t_start
-    summary = {
-        **meta,
-        "global_step": global_step,
-        "updates": len(update_rows),
-        "frames": global_step * env_cfg.get("frameskip", 1),
-        "final_return_mean_100": float(ep[-100:, 1].mean()) if len(ep) else None,
-        "final_eval_return_mean": float(last_eval[:, 1].mean()) if last_eval is not None
-        and len(last_eval) else None,
-        "episodes": int(len(ep)),
-        "wall_time_s": wall,
-        "mean_sps": float(step_counts.sum() / (step_counts / sps).sum()) if len(sps) else None,
-        "time_breakdown_s": timers,
-        "env_spec": env.spec,
-        "run_info": run_info(device),
-    }
-    io.write_json(out / "summary.json", summary)
-    log(f"finished {out}: {global_step} steps, {len(ep)} episodes, "
+    # ---------------------------------------------------------------- outputs, from the state
+    # The final checkpoint's state: a rebuild from that checkpoint writes the same outputs.
+    summary = write_outputs(out, env_cfg, state, meta)
+    log(f"finished {out}: {global_step} steps, {summary['episodes']} episodes, "
         f"final_return_mean_100 {summary['final_return_mean_100']}")
     return summary

@@ -1,9 +1,13 @@
 """CLI: ``python -m scopeloss.rl.train --env NAME --loss LOSS --seed N --out DIR
-[--hparams JSON] [--set section.key=value ...]``.
+[--hparams JSON] [--run JSON] [--set section.key=value ...]``.
 
 ``--hparams`` is an inline JSON object or a path to a .json file holding the cell's
-resolved ``{"env": ..., "ppo": ..., "loss": ...}`` (docs/CONTRACT.md); ``--set`` overrides
-single keys (value parsed as YAML). Everything is validated before any env is built.
+resolved ``{"env": ..., "ppo": ..., "loss": ...}`` (docs/CONTRACT.md): what it learns.
+``--run`` (same format) holds the run settings, how and where it runs: ``device``,
+``compile``, ``torch_threads``, ``env_threads``, ``checkpoint_every``, ``tensorboard``;
+changing them keeps the checkpoint valid. ``--set`` overrides single keys of either
+(``ppo.lr=3e-4``, ``run.device=cpu``; value parsed as YAML). Everything is validated
+before any env is built.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from scopeloss.overrides import load_hparams, parse_set
-from scopeloss.rl.config import merge, resolve
+from scopeloss.overrides import load_hparams, load_run, parse_set
+from scopeloss.rl.config import merge, resolve, resolve_run
+
+MAX_SEED = 2**32 - 1  # numpy's seed range
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--out", required=True, type=Path, help="run directory")
     parser.add_argument("--hparams", help="inline JSON object or path to a .json file")
+    parser.add_argument("--run", help="run settings: inline JSON object or path to a .json file")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one hyperparameter (repeatable)")
+                        help="override one hyperparameter or run.KEY setting (repeatable)")
     return parser
 
 
@@ -36,15 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     from scopeloss.rl.ppo import check_out_dir, train
 
     try:
-        if args.seed < 0:
-            raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
+        if not 0 <= args.seed <= MAX_SEED:
+            raise ValueError(f"--seed must be an integer in 0..{MAX_SEED}, got {args.seed}")
         check_out_dir(args.out)
-        overrides = merge(load_hparams(args.hparams), parse_set(args.set))
+        sets = parse_set(args.set)
+        run_sets = sets.pop("run", {})
+        overrides = merge(load_hparams(args.hparams), sets)
         hp = resolve(args.env, args.loss, overrides)
-        resolve_device(hp["ppo"]["device"], "ppo.device")  # 'cuda' on a machine without one
+        run = resolve_run(hp, merge({"run": load_run(args.run)}, {"run": run_sets})["run"])
+        resolve_device(run["device"], "run.device")  # 'cuda' on a machine without one
     except ValueError as exc:
         parser.error(str(exc))
-    train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out,
+    train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out, run=run,
           log=lambda msg: print(msg, flush=True))
     return 0
 
