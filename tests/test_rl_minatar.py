@@ -162,12 +162,14 @@ def test_gymnasium_image_obs_is_hwc():
     env.close()
 
 
+RUN = {"device": "cpu", "torch_threads": 1, "env_threads": 1}  # run settings: one core
+
+
 def test_train_writes_minatar_summary(tmp_path):
     hp = config.resolve("MinAtarAsterix", "scope", {"ppo": {
-        "total_steps": 512, "num_envs": 4, "num_steps": 64, "device": "cpu",
-        "torch_threads": 1}})
+        "total_steps": 512, "num_envs": 4, "num_steps": 64}})
     summary = train(hp, env_name="MinAtarAsterix", loss="scope", seed=1, out_dir=tmp_path,
-                    log=lambda _: None)
+                    run=config.resolve_run(hp, RUN), log=lambda _: None)
     assert summary["global_step"] == 512
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["env_spec"]["suite"] == "minatar" and saved["env_spec"]["game"] == "asterix"
@@ -183,7 +185,7 @@ def test_train_writes_minatar_summary(tmp_path):
 # random too, in more steps (README).
 LEARN_STEPS = 120_000
 LEARN = {"total_steps": LEARN_STEPS, "lr": 3e-4, "gamma": 0.99, "clip_coef": 0.2,
-         "update_epochs": 3, "device": "cpu", "torch_threads": 1, "checkpoint_every": 10_000}
+         "update_epochs": 3}
 
 
 def random_policy_return(episodes=300, seed=123):
@@ -206,6 +208,7 @@ def test_ppo_learns_minatar_breakout(tmp_path, loss):
     assert 0.2 < random_mean < 1.0  # about 0.5: the ball is lost within a few bounces
     hp = config.resolve("MinAtarBreakout", loss, {"ppo": LEARN})
     summary = train(hp, env_name="MinAtarBreakout", loss=loss, seed=1, out_dir=tmp_path,
+                    run=config.resolve_run(hp, {**RUN, "checkpoint_every": 10_000}),
                     log=lambda _: None)
     episodes = pd.read_csv(tmp_path / "episodes.csv")
     assert summary["global_step"] == LEARN_STEPS
