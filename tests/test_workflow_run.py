@@ -129,7 +129,8 @@ def test_report_collects_the_figures_and_tables_with_captions(smoke_run):
 
 # ----------------------------------------------------------------------------- executed reruns
 def execute(wf, *args: str) -> str:
-    proc = snakemake(wf, "--cores", "2", *SMOKE, *args, timeout=900)
+    # targets and options first: --configfile takes every word after it
+    proc = snakemake(wf, "--cores", "2", *args, *SMOKE, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     return out
@@ -231,7 +232,7 @@ def test_kill_9_mid_training_then_the_same_command_keeps_every_logged_episode(sm
     episodes = wf / "results/rl/CartPole/policy/seed7/episodes.csv"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("PYTHONPATH", None)
-    proc = subprocess.Popen([str(BIN / "snakemake"), "--cores", "2", *args, target], cwd=wf,
+    proc = subprocess.Popen([str(BIN / "snakemake"), target, "--cores", "2", *args], cwd=wf,
                             env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -253,11 +254,11 @@ def test_kill_9_mid_training_then_the_same_command_keeps_every_logged_episode(sm
         if (wf / target).is_file() else None
     assert summary is None or summary.get("global_step") != 61440, "killed after finishing"
 
-    again = snakemake(wf, "--cores", "2", *args, target, "--rerun-incomplete", timeout=900)
+    again = snakemake(wf, target, "--cores", "2", "--rerun-incomplete", *args, timeout=900)
     out = again.stdout + again.stderr
     if again.returncode != 0 and "unlock" in out:  # Snakemake's own advice after a kill
-        assert snakemake(wf, *args, "--unlock").returncode == 0
-        again = snakemake(wf, "--cores", "2", *args, target, "--rerun-incomplete", timeout=900)
+        assert snakemake(wf, "--unlock", *args).returncode == 0
+        again = snakemake(wf, target, "--cores", "2", "--rerun-incomplete", *args, timeout=900)
         out = again.stdout + again.stderr
     assert again.returncode == 0, out[-5000:]
     log = (wf / "logs/rl/CartPole/policy/seed7.log").read_text()

@@ -64,6 +64,7 @@ class RunLogger:
         clock: Callable[[], float] = time.monotonic,
         stream: TextIO | None = None,
         prefix: str = "",
+        emit: Callable[[str], None] | None = None,
     ):
         self.out_dir = Path(out_dir)
         self.enabled = bool(enabled)
@@ -76,6 +77,7 @@ class RunLogger:
         self.clock = clock
         self.stream = stream
         self.prefix = prefix
+        self.emit = emit  # where progress lines go instead of ``stream`` (a trainer's log)
         self._writer = None
         self._warned = False
         self._t0: float | None = None
@@ -175,7 +177,10 @@ class RunLogger:
             parts.append(f"ETA {format_duration(self.eta(done, now))}")
         parts += [f"{k} {_fmt(v)}" for k, v in fields.items()]
         line = self.prefix + " | ".join(parts)
-        print(line, file=self.stream or sys.stderr, flush=True)
+        if self.emit is not None:
+            self.emit(line)
+        else:
+            print(line, file=self.stream or sys.stderr, flush=True)
         self.lines.append(line)
         self._last_t, self._last_done = now, done
         return line

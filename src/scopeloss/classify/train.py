@@ -51,6 +51,7 @@ from scopeloss.classify.metrics import per_class_table, summarize
 from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
 from scopeloss.fingerprint import TRAINERS, code_fingerprint
 from scopeloss.losses import supervised_loss
+from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
 
 OUTPUTS = ("history.csv", "per_class.csv", "summary.json")
@@ -437,6 +438,11 @@ def _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, devic
     step = make_train_step(forward, opt, sched, loss_fn, train_split, d["image_size"],
                            e["augmentation"] if e["augment"] else None, gen, device,
                            channels_last, autocast)
+    # Live view: TensorBoard scalars under OUT/tb (a resumed run drops what an interrupted
+    # attempt wrote past its checkpoint), and an ETA on every epoch line.
+    board = RunLogger(out, enabled=run["tensorboard"], total=e["epochs"], unit="epoch",
+                      start=start_epoch - 1, resume_step=start_epoch if state else None)
+    t_loop = time.perf_counter()
     for epoch in range(start_epoch, e["epochs"] + 1):
         if finished:
             break
@@ -474,14 +480,21 @@ def _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, devic
             bad_epochs += 1
         patience = e["early_stopping_patience"]
         finished = epoch == e["epochs"] or (patience is not None and bad_epochs >= patience)
+        board.scalars(epoch, {**{f"train/{k}": v for k, v in history[-1].items()
+                                 if k not in ("epoch", "images_per_s")},
+                              "perf/images_per_s": history[-1]["images_per_s"]})
+        per_epoch = (time.perf_counter() - t_loop) / (epoch - start_epoch + 1)
+        eta = 0.0 if finished else per_epoch * (e["epochs"] - epoch)  # at most; may stop early
         print(f"epoch {epoch}: train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
               f"val_acc {val_acc:.4f} ({history[-1]['epoch_time_s']:.1f}s, "
-              f"{history[-1]['images_per_s']:.0f} images/s)", file=sys.stderr, flush=True)
+              f"{history[-1]['images_per_s']:.0f} images/s, ETA {format_duration(eta)})",
+              file=sys.stderr, flush=True)
         io.write_csv(out / "history.csv", pd.DataFrame(history, columns=HISTORY_COLUMNS))
         if finished or epoch % run["checkpoint_every"] == 0:
             save_checkpoint(epoch, finished)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
+    board.close()
     epochs_run = len(history)
 
     # Test the best-validation weights (from the file written when they improved).

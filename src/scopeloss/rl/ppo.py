@@ -45,6 +45,7 @@ from scopeloss.losses import check_index_range, ppo_policy_loss
 from scopeloss.rl.config import resolve_run
 from scopeloss.rl.envs import (EpisodeTracker, derive_seed, make_env, make_eval_env,
                                make_reward_transform)
+from scopeloss.progress import RunLogger
 from scopeloss.rl.networks import make_network
 from scopeloss.runinfo import run_info
 
@@ -372,14 +373,22 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
         eval_env.close()
         eval_rows.append(np.column_stack([np.full(len(result), global_step), result]))
         timers["eval"] += time.perf_counter() - t0
+        board.scalars(global_step, {"eval/return": result[:, 0].mean()})
         log(f"eval at step {global_step}: mean return {result[:, 0].mean():.2f} "
             f"over {len(result)} held-out episodes")
+
+    # Live view: TensorBoard scalars under DIR/tb (a resumed run drops the points an
+    # interrupted attempt wrote past its checkpoint) and a progress line with an ETA.
+    board = RunLogger(out, enabled=run["tensorboard"], total=num_updates, unit="update",
+                      start=start_update - 1, resume_step=global_step if ckpt else None,
+                      emit=log)
 
     # ---------------------------------------------------------------- training loop
     t_start = time.perf_counter()
     to_device(obs_buf[0], env.reset())
     for update in range(start_update, num_updates + 1):
         t_update = time.perf_counter()
+        logged_before = len(episodes)
         steps = min(T, (p["total_steps"] - global_step) // N)  # the last rollout may be shorter
         lr = p["lr"] * (1.0 - (update - 1) / num_updates) if p["anneal_lr"] else p["lr"]
         for group in optimizer.param_groups:
@@ -487,11 +496,18 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
         if p["eval_every"] and env_cfg["suite"] == "procgen" and (
                 update % p["eval_every"] == 0 or update == num_updates):
             run_eval(update)
-        if update % max(1, num_updates // 20) == 0 or update == num_updates:
-            done_rows = [e for e in episodes[-20:] if len(e)]
-            recent = np.concatenate(done_rows)[:, 1].mean() if done_rows else float("nan")
-            log(f"update {update}/{num_updates} step {global_step} sps {steps * N / dt:.0f} "
-                f"return(recent) {recent:.2f} entropy {ent:.3f} max_prob {mp:.3f}")
+        new_episodes = np.concatenate(episodes[logged_before:] or [np.zeros((0, 5))])
+        board.scalars(global_step, {f"train/{k}": v for k, v in st["updates"][-1].items()
+                                    if k not in ("update", "global_step", "sps")})
+        board.scalars(global_step, {"perf/sps": steps * N / dt,
+                                    "episode/return": new_episodes[:, 1].mean()
+                                    if len(new_episodes) else float("nan"),
+                                    "episode/length": new_episodes[:, 2].mean()
+                                    if len(new_episodes) else float("nan")})
+        done_rows = [e for e in episodes[-20:] if len(e)]
+        recent = np.concatenate(done_rows)[:, 1].mean() if done_rows else float("nan")
+        board.progress(update, global_step, sps=round(steps * N / dt), return_recent=recent,
+                       entropy=ent, max_prob=mp)
         if update % run["checkpoint_every"] == 0 or update == num_updates:
             t0 = time.perf_counter()
             state = snapshot(wall_before + time.perf_counter() - t_start)
@@ -500,6 +516,7 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
                 write_outputs(out, env_cfg, state)
             timers["checkpoint"] += time.perf_counter() - t0
     env.close()
+    board.close()
 
     # ---------------------------------------------------------------- outputs, from the state
     # The final checkpoint's state: a rebuild from that checkpoint writes the same outputs.
