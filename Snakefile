@@ -14,16 +14,26 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+# The workflow's own helpers (config resolution) come from src/, without installing.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from scopeloss import config as grid
+from scopeloss import fingerprint
+
+# A YAML syntax error in config.yaml is reported with its file and line (Snakemake's own
+# message names neither). For --configfile overlays Snakemake fails before this file is
+# read: `python -m scopeloss.config check OVERLAY.yaml` names the file and line.
+if os.path.isfile("config.yaml"):
+    try:
+        grid.read_yaml("config.yaml")
+    except grid.ConfigError as err:
+        raise WorkflowError(str(err)) from None
+
+
 configfile: "config.yaml"
 
 
 report: "workflow/report/workflow.rst"
 
-
-# The workflow's own helpers (config resolution) come from src/, without installing.
-sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from scopeloss import config as grid
-from scopeloss import fingerprint
 
 try:
     grid.check_run_settings_placement(config)

@@ -39,7 +39,7 @@ def test_merge_maps_key_by_key_and_replaces_lists():
 def test_presets_are_overlays_of_the_paper_grid(paper):
     demo = grid.load_config(ROOT / "config.yaml", ROOT / "presets/demo.yaml")
     # lists replace ...
-    assert demo["rl"]["envs"] == ["MinAtarBreakout", "MinAtarAsterix", "MinAtarSeaquest"]
+    assert demo["rl"]["envs"] == ["MinAtarBreakout", "MinAtarSeaquest", "MinAtarSpaceInvaders"]
     assert demo["classification"]["datasets"] == ["digits_lt"]
     # ... mappings merge: the demo sets Breakout's budget, the env keys stay config.yaml's
     breakout = demo["rl"]["env_specs"]["MinAtarBreakout"]
@@ -280,3 +280,19 @@ def test_a_run_setting_among_the_hyperparameters_says_where_it_moved(paper, over
     key = where.rsplit(".", 1)[1]
     assert f"config key {where}: a run setting" in str(err.value)
     assert f"set it as {section}.run.{key} instead" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- YAML syntax
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path, capsys):
+    bad = tmp_path / "overlay.yaml"
+    bad.write_text("rl:\n  envs: [Pong\n  seeds: [1]\n")
+    with pytest.raises(grid.ConfigError, match=rf"{bad}:3:8: not valid YAML: expected ','"):
+        grid.load_config(ROOT / "config.yaml", bad)
+    # The CLI a user runs on an overlay before a run (Snakemake's own message names neither).
+    assert grid.main(["check", str(bad), "--base", str(ROOT / "config.yaml"),
+                      "--schema", str(ROOT / "workflow/schemas/config.schema.yaml")]) == 2
+    assert f"{bad}:3:8" in capsys.readouterr().err
+    assert grid.main(["check", str(ROOT / "presets/demo.yaml"), "--base",
+                      str(ROOT / "config.yaml"), "--schema",
+                      str(ROOT / "workflow/schemas/config.schema.yaml")]) == 0
+    assert "24 RL runs, 12 classifier runs" in capsys.readouterr().out

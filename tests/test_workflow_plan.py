@@ -125,7 +125,7 @@ def test_demo_preset_is_an_overlay_merged_by_snakemake(fresh):
     assert c["train_rl"] == 3 * 4 * 2 and c["train_classifier"] == 2 * 6
     assert "fetch_caltech256" not in c
     envs = {j["wildcards"]["env"] for j in jobs if j["rule"] == "train_rl"}
-    assert envs == {"MinAtarBreakout", "MinAtarAsterix", "MinAtarSeaquest"}
+    assert envs == {"MinAtarBreakout", "MinAtarSeaquest", "MinAtarSpaceInvaders"}
     job = next(j for j in jobs if j["rule"] == "train_rl"
                and j["wildcards"]["env"] == "MinAtarBreakout")
     h = hparams(job)
@@ -168,6 +168,16 @@ def test_bad_config_stops_at_parse_time_naming_the_key(fresh, tmp_path, overlay,
     assert proc.returncode != 0
     assert message in out
     assert "Building DAG" not in out  # stopped before planning any job
+
+
+def test_a_yaml_syntax_error_in_config_yaml_names_its_line(tmp_path):
+    wf = copy_workflow(tmp_path / "wf")
+    text = (wf / "config.yaml").read_text()
+    (wf / "config.yaml").write_text(text.replace("seeds: [1, 2, 3]", "seeds: [1, 2, 3", 1))
+    proc = snakemake(wf, "-n")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert re.search(r"config\.yaml:\d+:\d+: not valid YAML", out), out[-2000:]
 
 
 # ----------------------------------------------------------------------------- style

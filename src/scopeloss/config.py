@@ -66,18 +66,72 @@ def merge(base: Mapping, overlay: Mapping) -> dict:
     return out
 
 
-def load_config(path: str | Path, *overlays: str | Path) -> dict:
-    """config.yaml with preset overlays merged over it, in order."""
+def read_yaml(path: str | Path) -> dict:
+    """One config file as a mapping; a YAML syntax error names the file, line and column."""
     import yaml
 
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {err.problem or err.context}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, *overlays: str | Path) -> dict:
+    """config.yaml with preset overlays merged over it, in order."""
     config: dict = {}
     for p in (path, *overlays):
-        with open(p) as fh:
-            data = yaml.safe_load(fh) or {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{p}: the top level must be a mapping, got {type(data).__name__}")
-        config = merge(config, data)
+        config = merge(config, read_yaml(p))
     return config
+
+
+def check_files(path: str | Path, *overlays: str | Path,
+                schema: str | Path = "workflow/schemas/config.schema.yaml") -> dict:
+    """Everything the workflow checks at start-up, for config files given by path: YAML
+    syntax (file and line), run settings in their place, the schema, names and suites."""
+    import jsonschema
+
+    config = load_config(path, *overlays)
+    check_run_settings_placement(config)
+    try:
+        jsonschema.Draft202012Validator(read_yaml(schema)).validate(config)
+    except jsonschema.ValidationError as err:
+        raise ConfigError(describe_validation_error(err)) from None
+    check_config(config)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m scopeloss.config check [overlay.yaml ...] [--base config.yaml]``: what the
+    workflow would reject, before a run. (Snakemake itself reports a YAML syntax error in a
+    --configfile overlay without its file and line, before the Snakefile can help.)"""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m scopeloss.config",
+                                     description="check config files before a run")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="YAML syntax, schema, names: as the workflow does")
+    check.add_argument("overlays", nargs="*", help="--configfile overlays, in order")
+    check.add_argument("--base", default="config.yaml", help="the Snakefile's configfile")
+    check.add_argument("--schema", default="workflow/schemas/config.schema.yaml")
+    args = parser.parse_args(argv)
+    files = [args.base, *args.overlays]
+    try:
+        config = check_files(*files, schema=args.schema)
+    except (ConfigError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"ok: {' + '.join(map(str, files))}: {len(rl_runs(config))} RL runs, "
+          f"{len(classification_runs(config))} classifier runs")
+    return 0
 
 
 def describe_validation_error(error: BaseException) -> str:
@@ -296,3 +350,7 @@ def classification_runs(config: Mapping) -> list[tuple[str, str, str, int]]:
         for l in cl["losses"]  # noqa: E741
         for s in cl["seeds"]
     ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
