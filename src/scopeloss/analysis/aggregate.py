@@ -179,6 +179,21 @@ def rl_final_table(runs_table: pd.DataFrame, *, reps: int = stats.DEFAULT_REPS,
     return sort_in_order(table, {"env": env_sort_key, "loss": rl_loss_sort_key})
 
 
+def grid_normalised(runs: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+    """Each run's normalised final score: the paper's reference normalisation where the env
+    has one (Atari human, StarPilot min-max), else min-max over this grid's runs of that
+    env (0 = the lowest final return, 1 = the highest); and the envs normalised so."""
+    score = runs["normalized_final_return"].astype(float).copy()
+    by_grid = []
+    for env, group in runs.groupby("env"):
+        if group["normalized_final_return"].notna().all():
+            continue
+        lo, hi = group["final_return"].min(), group["final_return"].max()
+        score[group.index] = (group["final_return"] - lo) / (hi - lo) if hi > lo else 0.5
+        by_grid.append(env)
+    return score, sorted(by_grid, key=env_sort_key)
+
+
 def aggregate_rl(paths: Sequence[str | Path], *, reps: int = stats.DEFAULT_REPS,
                  seed: int = 0) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """All RL tables, and warnings about runs that are not complete."""

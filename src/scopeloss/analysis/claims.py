@@ -33,7 +33,7 @@ import pandas as pd
 from scopeloss import io
 
 from . import stats
-from .aggregate import read_table, sort_in_order
+from .aggregate import grid_normalised, read_table, sort_in_order
 from .reference import (cls_loss_name, cls_loss_sort_key, env_sort_key, rl_loss_name,
                         rl_loss_sort_key)
 from .runs import COMPLETE, RunFileError
@@ -122,21 +122,6 @@ def _min_seeds(x_by_task: dict, y_by_task: dict) -> int:
 # ---------------------------------------------------------------------------- RL
 def finished_rl_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[(runs["status"] == COMPLETE) & runs["final_return"].notna()]
-
-
-def grid_normalised(runs: pd.DataFrame) -> tuple[pd.Series, list[str]]:
-    """Each run's normalised final score: the paper's reference normalisation where the env
-    has one (Atari human, StarPilot min-max), else min-max over this grid's runs of that
-    env (0 = the lowest final return, 1 = the highest); and the envs normalised so."""
-    score = runs["normalized_final_return"].astype(float).copy()
-    by_grid = []
-    for env, group in runs.groupby("env"):
-        if group["normalized_final_return"].notna().all():
-            continue
-        lo, hi = group["final_return"].min(), group["final_return"].max()
-        score[group.index] = (group["final_return"] - lo) / (hi - lo) if hi > lo else 0.5
-        by_grid.append(env)
-    return score, sorted(by_grid, key=env_sort_key)
 
 
 def final_phase(updates: pd.DataFrame, fraction: float = FINAL_PHASE) -> pd.DataFrame:

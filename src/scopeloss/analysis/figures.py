@@ -34,7 +34,7 @@ from matplotlib import ticker  # noqa: E402
 from scopeloss import io  # noqa: E402
 
 from . import stats  # noqa: E402
-from .aggregate import read_table  # noqa: E402
+from .aggregate import grid_normalised, read_table  # noqa: E402
 from .reference import (RL_LOSS_COLORS, RL_LOSS_DASHES, env_sort_key,  # noqa: E402
                         rl_loss_name, rl_loss_sort_key)
 from .runs import RESUME_FLAG, RunFileError  # noqa: E402
@@ -369,9 +369,12 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
     runs = read_table(tables, "rl_final_runs")
     out = Path(out)
     stats_out = Path(stats_out) if stats_out else out.with_suffix(".csv")
-    unscored = sorted(set(runs.loc[runs["normalized_final_return"].isna(), "env"])
-                      - set(runs.loc[runs["normalized_final_return"].notna(), "env"]),
-                      key=env_sort_key)
+    # Games without reference scores (MinAtar, Gymnasium ids) are min-max normalised over
+    # this grid's finished runs of the game, as in the claims table, and named as such.
+    finished = runs.dropna(subset=["final_return"]).copy()
+    finished["normalized_final_return"], by_grid = grid_normalised(finished)
+    unscored = sorted(set(runs["env"]) - set(finished["env"]), key=env_sort_key)
+    runs = finished
     table = aggregate_statistics(runs, reps=reps, seed=seed)
     scored_envs = sorted(runs.dropna(subset=["normalized_final_return"])["env"].unique(),
                          key=env_sort_key)
@@ -402,8 +405,11 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
                 axes[2].set_xlim(-0.02, 1.02)
         note = (f"{len(scored_envs)} task(s): {', '.join(scored_envs) or 'none'}. Atari: "
                 "human-normalised; StarPilot: min-max. 95% stratified-bootstrap CIs.")
+        if by_grid:
+            note += (f" No reference scores, min-max over this grid's runs: "
+                     f"{', '.join(by_grid)}.")
         if unscored:
-            note += f" Not scored (no reference): {', '.join(unscored)}."
+            note += f" No finished run: {', '.join(unscored)}."
         fig.text(0.5, -0.02, note, ha="center", va="top", fontsize=7, color="0.3", wrap=True)
         fig.tight_layout()
         desc = "panels: IQM, Mean, P(Scope > X); tasks: " + ", ".join(scored_envs)
@@ -411,7 +417,7 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
         plt.close(fig)
     io.write_csv(stats_out, table)
     return {"paths": paths + [stats_out], "table": table, "tasks": scored_envs,
-            "unscored": unscored}
+            "unscored": unscored, "grid_normalised": by_grid}
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -464,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             info = plot_aggregate(args.tables, args.out, reps=args.reps,
                                   stats_out=args.stats_out)
             if info["unscored"]:
-                print("warning: no reference scores for " + ", ".join(info["unscored"])
+                print("warning: no finished run for " + ", ".join(info["unscored"])
                       + "; left out of the aggregate", file=sys.stderr)
     except RunFileError as err:
         print(f"error: {err}", file=sys.stderr)
