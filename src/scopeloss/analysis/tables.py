@@ -291,9 +291,10 @@ def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
                         label=cls_loss_name(loss))
             ax.axhline(0.0, color="0.3", linewidth=0.8)
             _log_x(ax, new["train_count"])
-            ax.set_title(f"{dataset}: {exp} \u2212 {base}")
+            ax.set_title(f"{dataset}, {exp}*\nminus {base}")
             ax.set_xlabel("Training images of the class")
-            ax.set_ylabel("Precision gain over " + base)
+            if ax.get_subplotspec().colspan.start == 0:
+                ax.set_ylabel("Precision gain per class")
             ax.grid(alpha=0.25, linewidth=0.5)
         if lift_values:
             top = max(0.05, float(np.nanmax(lift_values))) * 1.08
@@ -306,7 +307,8 @@ def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
         if any(x not in PAPER_EXPERIMENTS for _, x in combos):
             note += " *: beyond the paper."
         if lifts:
-            note += " Lower row: per-class precision minus the paper setting's (> 0: lifted)."
+            note += ("\nLower row: per-class precision minus that of the paper setting the "
+                     "experiment extends (> 0: lifted).")
         fig.text(0.5, -0.01, note, ha="center", va="top", fontsize=7, color="0.3")
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
         desc = "panels: " + ", ".join(f"{d}/{e}" for d, e in combos)
