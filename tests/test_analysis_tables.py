@@ -83,3 +83,34 @@ def test_precision_table_files(table_dir, tmp_path, capsys):
 def test_tables_cli_names_a_missing_table(tmp_path, capsys):
     assert tables.main(["--tables", str(tmp_path), "--out-dir", str(tmp_path)]) == 1
     assert "classification_per_class.parquet (or .csv) not found" in capsys.readouterr().err
+
+
+def test_beyond_the_paper_experiments_get_their_own_tables_and_lift_panels(tmp_path):
+    root, runs = tmp_path / "results", []
+    runs.append(make_cls_run(root, "caltech256", "plain", "scope", 1, [0.8, 0.6, 0.2, 0.0], COUNTS))
+    runs.append(make_cls_run(root, "caltech256", "plain_balanced", "scope", 1,
+                             [0.7, 0.6, 0.5, 0.4], COUNTS))
+    runs.append(make_cls_run(root, "caltech256", "augmented_cuda", "ce", 1, [0.5] * 4, COUNTS))
+    out = tmp_path / "tables"
+    aggregate.write_tables(out, aggregate.aggregate_classification(runs)[0])
+    fig = tmp_path / "fig.png"
+    assert tables.main(["--tables", str(out), "--out-dir", str(out), "--figure", str(fig)]) == 0
+    plain = (out / "precision_plain.md").read_text()
+    assert "### caltech256, plain\n" in plain and "(paper)" in plain  # Table 1 as before
+    assert "| Precision metric | PEL | SL | FL | CEL |" in plain
+    bal = (out / "precision_plain_balanced.md").read_text()
+    assert "### caltech256, plain_balanced (beyond the paper)" in bal
+    assert "class-balanced re-sampling" in bal and "(paper)" not in bal
+    assert "| Precision metric | SL |" in bal and "| Mean precision | 0.5500 |" in bal
+    cuda = (out / "precision_augmented_cuda.md").read_text()
+    assert "CUDA augmentation curriculum" in cuda and "(paper)" not in cuda
+    assert set(pd.read_csv(out / "precision_plain_balanced.csv")["source"]) == {"reproduced"}
+    # order: the paper's two, then the new ones
+    assert [tables.experiment_sort_key(e)[0] for e in
+            ("plain", "augmented", "plain_balanced", "augmented_cuda")] == [0, 1, 2, 3]
+    result = tables.plot_precision_by_frequency(out, fig)
+    assert result["lifts"] == [("caltech256", "plain_balanced", "plain")]  # no augmented run
+    with Image.open(fig) as img:
+        assert img.text["Description"] == (
+            "panels: caltech256/plain, caltech256/plain_balanced, caltech256/augmented_cuda; "
+            "lift: caltech256/plain_balanced-plain")

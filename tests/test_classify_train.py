@@ -103,7 +103,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'; allowed: caltech256, digits_lt"),
-    (["--experiment", "fancy"], "unknown experiment 'fancy'; allowed: plain, augmented"),
+    (["--experiment", "fancy"], "unknown experiment 'fancy'; allowed: plain, augmented, plain_balanced, "
+                                "augmented_cuda"),
     (["--loss", "hinge"], "unknown loss 'hinge'; allowed: ce, focal, pel, scope, weighted_ce, "
                           "balanced_softmax"),
     (["--set", "experiment.lrate=1"], "unknown key experiment.lrate; allowed: augment, "),

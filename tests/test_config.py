@@ -66,7 +66,7 @@ def test_paper_grid_matches_the_paper(paper):
     star = rl["env_specs"]["StarPilot"]
     assert (star["suite"], star["distribution_mode"], star["num_levels"]) == ("procgen", "hard", 500)
     assert all(rl["env_specs"][e]["repeat_action_probability"] == 0.25 for e in rl["envs"][:7])
-    assert cl["datasets"] == ["caltech256"] and cl["experiments"] == ["plain", "augmented"]
+    assert cl["datasets"] == ["caltech256"] and cl["experiments"][:2] == ["plain", "augmented"]
     assert set(cl["losses"]) == {"pel", "scope", "focal", "ce", "weighted_ce", "balanced_softmax"}
     plain, aug = cl["experiment_specs"]["plain"], cl["experiment_specs"]["augmented"]
     assert (plain["model"], plain["optimizer"], plain["lr"], plain["augment"]) == (

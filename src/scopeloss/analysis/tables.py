@@ -6,6 +6,12 @@ rows the mean and the standard deviation (over classes, ddof 0) of per-class pre
 a column per loss in the paper's order (PEL, SL, FL, CEL, then the extra baselines); a
 cell is one run's value, or mean ± std (ddof 1) across seeds when there are several. For
 Caltech-256 the paper's reported values are printed in rows marked "(paper)".
+
+Experiments beyond the paper (``plain_balanced``: Table 1's setting with class-balanced
+re-sampling; ``augmented_cuda``: Table 2's with the CUDA augmentation curriculum; any other
+name) get tables of their own, headed "(beyond the paper)", without paper rows. The figure
+adds a row of "lift" panels, the per-class precision of each such experiment minus that of
+the paper experiment it extends, so one sees whether re-sampling or CUDA lift the tail.
 """
 
 from __future__ import annotations
@@ -32,13 +38,21 @@ from .reference import (CLS_LOSS_COLORS, PAPER_DATASET, PAPER_PRECISION,  # noqa
 from .runs import COMPLETE, RunFileError  # noqa: E402
 
 STATISTICS = {"mean": "Mean precision", "std": "Std of precision"}
-EXPERIMENT_ORDER = ("plain", "augmented")
+EXPERIMENT_ORDER = ("plain", "augmented", "plain_balanced", "augmented_cuda")
+PAPER_EXPERIMENTS = ("plain", "augmented")
+# A beyond-the-paper experiment -> the paper experiment it extends (the figure's lift panels).
+EXTENDS = {"plain_balanced": "plain", "augmented_cuda": "augmented"}
 TIDY_COLUMNS = ["dataset", "experiment", "statistic", "source", "loss", "loss_name", "value",
                 "spread", "n_seeds", "cell"]
 
 
 def experiment_sort_key(exp: str) -> tuple[int, str]:
-    return (EXPERIMENT_ORDER.index(exp), "") if exp in EXPERIMENT_ORDER else (2, exp)
+    return ((EXPERIMENT_ORDER.index(exp), "") if exp in EXPERIMENT_ORDER
+            else (len(EXPERIMENT_ORDER), exp))
+
+
+def experiment_title(exp: str) -> str:
+    return exp if exp in PAPER_EXPERIMENTS else f"{exp} (beyond the paper)"
 
 
 def format_cell(value: float, spread: float, digits: int = 4, pm: str = "±",
@@ -135,7 +149,12 @@ def _latex(frame: pd.DataFrame, caption: str) -> str:
 
 def _caption(dataset: str, experiment: str) -> str:
     which = {"plain": "no augmentation (the setting of the paper's Table 1)",
-             "augmented": "with augmentation (the setting of the paper's Table 2)"}.get(experiment, experiment)
+             "augmented": "with augmentation (the setting of the paper's Table 2)",
+             "plain_balanced": "beyond the paper: the setting of Table 1 with class-balanced "
+                               "re-sampling (every class equally likely per draw)",
+             "augmented_cuda": "beyond the paper: the setting of Table 2 with the CUDA "
+                               "augmentation curriculum (Ahn, Ko, Yun, ICLR 2023)",
+             }.get(experiment, f"{experiment} (beyond the paper; no paper values)")
     return (f"Per-class precision on {dataset}, {which}: mean and standard deviation over "
             f"classes; mean ± std across seeds where there are several.")
 
@@ -158,11 +177,12 @@ def write_precision_tables(tables: str | Path, out_dir: str | Path) -> tuple[lis
             part = sub[sub["dataset"] == dataset]
             missing = [n for n in notes if n.startswith(f"{dataset}/{exp}/")]
             if part.empty:
-                md.append(f"### {dataset}, {exp}\n\nNo finished run yet.\n")
+                md.append(f"### {dataset}, {experiment_title(exp)}\n\nNo finished run yet.\n")
                 tex.append(f"% {caption}\n% No finished run yet.\n")
                 continue
             wide = wide_table(part)
-            md.append(f"### {dataset}, {exp}\n\n{caption}\n\n{_markdown(wide)}\n")
+            md.append(f"### {dataset}, {experiment_title(exp)}\n\n{caption}\n\n"
+                      f"{_markdown(wide)}\n")
             if missing:
                 md.append("Not included (not finished): " + "; ".join(missing) + "\n")
             tex.append(_latex(wide_table(part, latex=True), caption) + "\n")
@@ -186,9 +206,25 @@ def _binned(counts: np.ndarray, precision: np.ndarray, max_bins: int = 12):
     return g["x"].to_numpy(dtype=float), g["y"].to_numpy()
 
 
+def _class_precision(sub: pd.DataFrame, loss: str) -> pd.DataFrame:
+    """Per class of one loss: training count and precision averaged over seeds."""
+    return (sub[sub["loss"] == loss].groupby("class")
+            .agg(count=("train_count", "first"), precision=("precision", "mean")))
+
+
+def _log_x(ax, counts: pd.Series) -> None:
+    if counts.max() >= 5 * max(counts.min(), 1):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
     """Per-class precision (mean over seeds) against training count, a panel per dataset x
-    experiment, one colour per loss; the lines are per-frequency-bin means."""
+    experiment, one colour per loss; the lines are per-frequency-bin means. When an
+    experiment beyond the paper and the one it extends (``EXTENDS``) are both present, a
+    further row of "lift" panels shows the difference of their per-class precisions."""
     per_class = read_table(tables, "classification_per_class")
     if per_class.empty:
         raise RunFileError(f"{Path(tables) / 'classification_per_class'}: no finished "
@@ -197,16 +233,25 @@ def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
               .sort_values(["dataset", "experiment"],
                            key=lambda s: s.map(experiment_sort_key) if s.name == "experiment" else s))
     combos = list(combos.itertuples(index=False, name=None))
+    lifts = [(d, x, EXTENDS[x]) for d, x in combos
+             if x in EXTENDS and (d, EXTENDS[x]) in combos]
     losses = sorted(per_class["loss"].unique(), key=cls_loss_sort_key)
+    ncols = min(4, max(len(combos), len(lifts)))
+    rows_top, rows_lift = -(-len(combos) // ncols), -(-len(lifts) // ncols) if lifts else 0
     with plt.rc_context(_STYLE):
-        fig, axes = plt.subplots(1, len(combos), squeeze=False, sharey=True,
-                                 figsize=(min(PAPER_WIDTH_IN, 3.5 * len(combos)) if len(combos) > 1
-                                          else 3.6, 2.8))
-        for ax, (dataset, exp) in zip(axes[0], combos):
+        fig, axes = plt.subplots(rows_top + rows_lift, ncols, squeeze=False,
+                                 figsize=(min(PAPER_WIDTH_IN, 3.5 * ncols) if ncols > 1 else 3.6,
+                                          2.8 * (rows_top + rows_lift)))
+        flat_top = [axes[i // ncols, i % ncols] for i in range(len(combos))]
+        flat_lift = [axes[rows_top + i // ncols, i % ncols] for i in range(len(lifts))]
+        used = set(map(id, flat_top + flat_lift))
+        for ax in axes.flat:
+            if id(ax) not in used:
+                ax.set_visible(False)
+        for ax, (dataset, exp) in zip(flat_top, combos):
             sub = per_class[(per_class["dataset"] == dataset) & (per_class["experiment"] == exp)]
             for loss in losses:
-                cls = (sub[sub["loss"] == loss].groupby("class")
-                       .agg(count=("train_count", "first"), precision=("precision", "mean")))
+                cls = _class_precision(sub, loss)
                 if cls.empty:
                     continue
                 color = CLS_LOSS_COLORS.get(loss, "0.4")
@@ -216,26 +261,62 @@ def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
                 x, y = _binned(cls["count"].to_numpy(), cls["precision"].to_numpy())
                 ax.plot(x, y, color=color, linewidth=1.4, marker="o", markersize=2.5,
                         label=cls_loss_name(loss))
-            if sub["train_count"].max() >= 5 * max(sub["train_count"].min(), 1):
-                ax.set_xscale("log")
-                ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-                ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-                ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-            ax.set_title(f"{dataset}, {exp}")
+            _log_x(ax, sub["train_count"])
+            ax.set_title(f"{dataset}, {exp}" + ("" if exp in PAPER_EXPERIMENTS else "*"))
             ax.set_xlabel("Training images of the class")
+            ax.set_ylim(-0.03, 1.03)
             ax.grid(alpha=0.25, linewidth=0.5)
-        axes[0, 0].set_ylabel("Test precision of the class")
-        axes[0, 0].set_ylim(-0.03, 1.03)
-        handles, labels = axes[0, 0].get_legend_handles_labels()
+            if ax.get_subplotspec().colspan.start == 0:
+                ax.set_ylabel("Test precision of the class")
+            else:
+                ax.tick_params(labelleft=False)
+        lift_values = []
+        for ax, (dataset, exp, base) in zip(flat_lift, lifts):
+            pick = lambda e: per_class[(per_class["dataset"] == dataset)  # noqa: E731
+                                       & (per_class["experiment"] == e)]
+            new, old = pick(exp), pick(base)
+            for loss in losses:
+                a, b = _class_precision(new, loss), _class_precision(old, loss)
+                both = a.join(b["precision"].rename("base"), how="inner")
+                if both.empty:
+                    continue
+                lift = both["precision"] - both["base"]
+                lift_values.append(lift.abs().max())
+                color = CLS_LOSS_COLORS.get(loss, "0.4")
+                few = len(both) <= 50
+                ax.scatter(both["count"], lift, s=12 if few else 5, color=color,
+                           alpha=0.5 if few else 0.25, linewidths=0)
+                x, y = _binned(both["count"].to_numpy(), lift.to_numpy())
+                ax.plot(x, y, color=color, linewidth=1.4, marker="o", markersize=2.5,
+                        label=cls_loss_name(loss))
+            ax.axhline(0.0, color="0.3", linewidth=0.8)
+            _log_x(ax, new["train_count"])
+            ax.set_title(f"{dataset}, {exp}*\nminus {base}")
+            ax.set_xlabel("Training images of the class")
+            if ax.get_subplotspec().colspan.start == 0:
+                ax.set_ylabel("Precision gain per class")
+            ax.grid(alpha=0.25, linewidth=0.5)
+        if lift_values:
+            top = max(0.05, float(np.nanmax(lift_values))) * 1.08
+            for ax in flat_lift:
+                ax.set_ylim(-top, top)
+        handles, labels = flat_top[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6),
                    frameon=False, bbox_to_anchor=(0.5, 1.0))
-        fig.text(0.5, -0.01, "Dots: classes (precision averaged over seeds); lines: mean "
-                 "per class-frequency bin.", ha="center", va="top", fontsize=7, color="0.3")
+        note = "Dots: classes (precision averaged over seeds); lines: mean per class-frequency bin."
+        if any(x not in PAPER_EXPERIMENTS for _, x in combos):
+            note += " *: beyond the paper."
+        if lifts:
+            note += ("\nLower row: per-class precision minus that of the paper setting the "
+                     "experiment extends (> 0: lifted).")
+        fig.text(0.5, -0.01, note, ha="center", va="top", fontsize=7, color="0.3")
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
         desc = "panels: " + ", ".join(f"{d}/{e}" for d, e in combos)
+        if lifts:
+            desc += "; lift: " + ", ".join(f"{d}/{e}-{b}" for d, e, b in lifts)
         paths = save_figure(fig, Path(out), ("png",), desc)
         plt.close(fig)
-    return {"paths": paths, "panels": combos, "losses": losses}
+    return {"paths": paths, "panels": combos, "lifts": lifts, "losses": losses}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

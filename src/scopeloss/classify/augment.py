@@ -14,6 +14,18 @@ and resumable from the generator's saved state. All draws of a batch (crop offse
 the four factors) are stacked into one small tensor and copied to the device once, without
 blocking (from pinned memory on CUDA): no host synchronisation per batch. The normalisation
 constants are made once per device and dtype.
+
+CUDA (Ahn, Ko, Yun, ICLR 2023; beyond the paper) raises the strength per class: an image
+of class c gets, with probability ``aug_prob``, its class's level l (else level 0). The
+original applies l operations drawn with replacement from 22 RandAugment-style PIL ops at
+magnitude l / max_d; here the operations are Table 5's four enhancement ops, so level l
+draws l ops with replacement from those four (an op drawn at least once, probability
+1 - (3/4)^l, is applied once) and shifts its factor by +-0.9 * l / max_d (0.9 = half the
+width of CUDA's enhancement range [0.1, 1.9], sign drawn per image), on top of the Table
+5 factor, clamped at 0. Levels come as a per-image tensor on the device (the class levels
+gathered by label): no per-image Python loop, and the level-independent draws (coin, op
+choice, sign) are made on the CPU generator after the Table 5 ones, so the sequence of
+draws never depends on the levels.
 """
 
 from __future__ import annotations
@@ -122,19 +134,55 @@ def center_crop(x: Tensor, size: int) -> Tensor:
     return x[..., top:top + size, left:left + size]
 
 
-def augment_batch(x_uint8: Tensor, size: int, cfg: dict, generator: torch.Generator) -> Tensor:
+CUDA_RANGE_HALF_WIDTH = 0.9  # CUDA's Color/Contrast/Brightness/Sharpness range [0.1, 1.9]
+
+
+def _cuda_draws(b: int, generator: torch.Generator) -> list[Tensor]:
+    """Level-independent CUDA draws of ``b`` images: the aug_prob coin, then per op a
+    uniform (is it among the level's ops?) and a sign."""
+    coin = torch.rand(b, generator=generator)
+    pick = torch.rand(len(FACTORS), b, generator=generator)
+    sign = (torch.rand(len(FACTORS), b, generator=generator) < 0.5).float() * 2.0 - 1.0
+    return [coin, *pick.unbind(0), *sign.unbind(0)]
+
+
+def cuda_shifts(levels: Tensor, draws: Tensor, cuda_cfg: dict, force: bool = False) -> Tensor:
+    """(4, B) factor shifts of Table 5's ops (order ``FACTORS``) for per-image ``levels``
+    (B,) on the device; ``draws`` are the 9 rows of ``_cuda_draws`` on the same device.
+    ``force`` applies every image's level (the level test), else with prob. aug_prob."""
+    lvl = levels.to(draws.dtype)
+    if not force:
+        lvl = lvl * (draws[0] < cuda_cfg["aug_prob"]).to(lvl.dtype)
+    k = len(FACTORS)
+    p_op = 1.0 - (1.0 - 1.0 / k) ** lvl                            # l draws from k ops
+    applied = (draws[1:1 + k] < p_op).to(lvl.dtype)                # (4, B)
+    magnitude = CUDA_RANGE_HALF_WIDTH * lvl / cuda_cfg["max_d"]
+    return draws[1 + k:1 + 2 * k] * applied * magnitude
+
+
+def augment_batch(x_uint8: Tensor, size: int, cfg: dict, generator: torch.Generator,
+                  levels: Tensor | None = None, cuda_cfg: dict | None = None,
+                  force: bool = False) -> Tensor:
     """uint8 (B, 3, S, S) on the device -> augmented float (B, 3, size, size) in [0, 1].
     Every draw is made on the CPU generator (same order as ``random_crop_flip`` then
-    ``sample_factors``) and reaches the device in one non-blocking copy."""
+    ``sample_factors``, then CUDA's) and reaches the device in one non-blocking copy.
+    ``levels`` (B,) on the device with ``cuda_cfg``: CUDA strength levels per image."""
     p = cfg["crop_padding"]
     x = F.pad(x_uint8, (p, p, p, p)) if p else x_uint8
     b, _, h, w = x.shape
     rows = _crop_draws(b, h, w, size, cfg["flip_p"], generator)
     f = sample_factors(b, cfg, generator)
-    d = host_to_device(torch.stack(rows + [f[k] for k in FACTORS]), x.device)
+    rows += [f[k] for k in FACTORS]
+    if cuda_cfg is not None:
+        rows += _cuda_draws(b, generator)
+    d = host_to_device(torch.stack(rows), x.device)
     x = _crop_flip(x, size, d[0].long(), d[1].long(), d[2] > 0.5)
     x = x.float().div_(255.0)
-    f = dict(zip(FACTORS, d[3:]))
+    factors = d[3:3 + len(FACTORS)]
+    if cuda_cfg is not None:
+        factors = (factors + cuda_shifts(levels, d[3 + len(FACTORS):], cuda_cfg, force)
+                   ).clamp_(min=0.0)
+    f = dict(zip(FACTORS, factors))
     x = adjust_brightness(x, f["brightness"])
     x = adjust_contrast(x, f["contrast"])
     x = adjust_saturation(x, f["color"])

@@ -86,6 +86,29 @@ _RUNTIME = {
     "bf16": True,              # autocast bf16; only acts on cuda (changes the maths: identity)
 }
 
+# Beyond the paper (issue 15): how each epoch's training images are drawn. "natural" = a
+# random permutation of the training set (the paper's setting); "class_balanced" = every
+# class equally likely (image weight 1 / n_c); "sqrt" = class probability proportional to
+# sqrt(n_c) (the square-root sampling of Mahajan et al. 2018, Kang et al. 2020). Both
+# re-samplers draw with replacement, one epoch = as many images as the training set.
+SAMPLINGS = ("natural", "class_balanced", "sqrt")
+
+# CUDA, Curriculum of Data Augmentation (Ahn, Ko, Yun, ICLR 2023; the authors' code
+# github.com/sumyeongahn/CUDA_LTR, cifar/train/train_fn/base.py update_score_base and
+# cifar/utils/config.py defaults): each class has a strength level 0..max_level; after
+# every epoch, for each level l <= the class's level, num_test * (l + 1) training images of
+# the class are augmented at level l and classified; if the accuracy at every such level
+# exceeds `threshold`, the level goes up by one, otherwise down by one (clamped). Applied
+# to Table 5's four enhancement ops (augment.py), with magnitude level / max_d.
+CUDA: dict[str, Any] = {
+    "enabled": False,
+    "threshold": 0.6,          # CUDA's accept_rate (gamma), default 0.6
+    "num_test": 10,            # CUDA's num_test: images per class and level, x (level + 1)
+    "max_level": 10,           # CUDA: max_mag = max_ops = 10 -> levels 0..10
+    "max_d": 30,               # CUDA's max_d: magnitude = level / max_d
+    "aug_prob": 0.5,           # CUDA's aug_prob: an image uses its class's level, else 0
+}
+
 EXPERIMENTS: dict[str, dict[str, Any]] = {
     "plain": {
         "model": "resnet101",
@@ -99,6 +122,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
         "batch_size": 64,             # our choice
         "augment": False,
         "augmentation": copy.deepcopy(AUGMENTATION),
+        "sampling": "natural",
+        "cuda": copy.deepcopy(CUDA),
         **_RUNTIME,
     },
     "augmented": {
@@ -113,9 +138,16 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
         "batch_size": 64,             # our choice
         "augment": True,
         "augmentation": copy.deepcopy(AUGMENTATION),
+        "sampling": "natural",
+        "cuda": copy.deepcopy(CUDA),
         **_RUNTIME,
     },
 }
+# Beyond the paper (issue 15): the paper's two settings with a long-tail remedy added.
+EXPERIMENTS["plain_balanced"] = {**copy.deepcopy(EXPERIMENTS["plain"]),
+                                 "sampling": "class_balanced"}
+EXPERIMENTS["augmented_cuda"] = {**copy.deepcopy(EXPERIMENTS["augmented"]),
+                                 "cuda": {**copy.deepcopy(CUDA), "enabled": True}}
 
 LOSS_KEYS = ("alpha", "gamma")
 OPTIMIZERS = ("adam", "sgd")
@@ -252,6 +284,22 @@ def check(cfg: dict, dataset: str) -> None:
           "a number in [0, 1]", a["flip_p"])
     _want(_is_int(a["crop_padding"]) and a["crop_padding"] >= 0,
           "experiment.augmentation.crop_padding", "a non-negative integer", a["crop_padding"])
+    _check_name("experiment.sampling", e["sampling"] if isinstance(e["sampling"], str)
+                else repr(e["sampling"]), SAMPLINGS)
+    cu = e["cuda"]
+    _want(isinstance(cu["enabled"], bool), "experiment.cuda.enabled", "true or false",
+          cu["enabled"])
+    for key in ("threshold", "aug_prob"):
+        _want(_is_real(cu[key]) and 0 <= cu[key] <= 1, f"experiment.cuda.{key}",
+              "a number in [0, 1]", cu[key])
+    for key in ("num_test", "max_level"):
+        _want(_is_int(cu[key]) and cu[key] > 0, f"experiment.cuda.{key}", "a positive integer",
+              cu[key])
+    _want(_is_real(cu["max_d"]) and cu["max_d"] > 0, "experiment.cuda.max_d",
+          "a finite positive number", cu["max_d"])
+    if cu["enabled"] and not e["augment"]:
+        raise ConfigError("experiment.cuda.enabled needs experiment.augment: true (CUDA sets the "
+                          "strength of the training augmentation)")
     for key in LOSS_KEYS:
         _want(lo[key] is None or _is_real(lo[key]), f"loss.{key}", "null or a finite number",
               lo[key])

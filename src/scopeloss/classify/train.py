@@ -22,7 +22,15 @@ an output is missing -> rebuild every output from it without training; (3) a mat
 checkpoint -> resume; (4) otherwise start afresh. An unreadable checkpoint is moved aside
 (``.corrupt``) with one line saying so; stale temporary files of a killed write are removed.
 
-Outputs (atomic): ``history.csv``, ``per_class.csv``, ``summary.json`` (docs/CONTRACT.md).
+Beyond the paper (issue 15): ``experiment.sampling`` draws each epoch's images naturally
+(a permutation, the paper's setting), class-balanced or square-root re-sampled, with the
+run's generator (``epoch_indices``); ``experiment.cuda`` runs the CUDA curriculum (Ahn, Ko,
+Yun, ICLR 2023): per-class augmentation levels, tested and updated after every epoch
+(``cuda_level_test``, ``cuda_update``), saved in the checkpoint and logged to
+``cuda_levels.csv``.
+
+Outputs (atomic): ``history.csv``, ``per_class.csv``, ``summary.json`` (docs/CONTRACT.md),
+and ``cuda_levels.csv`` when CUDA is on.
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
 
 OUTPUTS = ("history.csv", "per_class.csv", "summary.json")
+CUDA_OUTPUT = "cuda_levels.csv"
+CUDA_COLUMNS = ["epoch", "class", "name", "train_count", "level", "accuracy", "next_level"]
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
                    "epoch_time_s", "images_per_s"]
 # Labels and class counts are validated once where data enters (``check_labels``), so the
@@ -126,16 +136,22 @@ def prepare_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def make_train_step(forward, opt, sched, loss_fn, split, image_size: int, augment_cfg,
-                    gen: torch.Generator, device: torch.device, channels_last: bool, autocast):
+                    gen: torch.Generator, device: torch.device, channels_last: bool, autocast,
+                    cuda_cfg: dict | None = None, levels: torch.Tensor | None = None):
     """The trainer's step (the benchmark times this same function): gather a batch from the
     cache, copy it to the device, augment (or centre-crop), normalise, forward, loss,
     backward, optimiser and scheduler step. Returns the (loss, correct) device scalars;
-    nothing in it waits for the device."""
+    nothing in it waits for the device. With ``cuda_cfg``, ``levels`` is the (classes,)
+    tensor of CUDA levels on the device (updated in place between epochs), gathered by
+    label into per-image strengths."""
 
     def step(idx: np.ndarray):
         xb = to_device(split.images, idx, device)
         yb = labels_to_device(split.labels, idx, device)
-        if augment_cfg is not None:
+        if augment_cfg is not None and cuda_cfg is not None:
+            x = aug.augment_batch(xb, image_size, augment_cfg, gen, levels=levels[yb],
+                                  cuda_cfg=cuda_cfg)
+        elif augment_cfg is not None:
             x = aug.augment_batch(xb, image_size, augment_cfg, gen)
         else:
             x = aug.eval_batch(xb, image_size)
@@ -173,6 +189,94 @@ def evaluate(model, split, e, dcfg, device, loss_fn, autocast, channels_last):
         preds.append(logits.argmax(1))
     preds = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
     return float(loss_sum) / max(n, 1), float((preds == split.labels).mean()), preds
+
+
+# --- re-sampling and the CUDA curriculum (beyond the paper) ------------------------------
+def class_probabilities(counts, sampling: str) -> np.ndarray:
+    """Probability of drawing each class per draw: natural n_c / n, class_balanced uniform
+    over the classes that have images, sqrt proportional to sqrt(n_c)."""
+    n = np.asarray(counts, dtype=np.float64)
+    if sampling == "natural":
+        w = n
+    elif sampling == "class_balanced":
+        w = (n > 0).astype(np.float64)
+    elif sampling == "sqrt":
+        w = np.sqrt(n)
+    else:
+        raise C.ConfigError(f"unknown experiment.sampling {sampling!r}")
+    return w / w.sum()
+
+
+def epoch_indices(labels: np.ndarray, counts, sampling: str, gen: torch.Generator) -> np.ndarray:
+    """The training-image indices of one epoch, as many as the training set, drawn with the
+    run's generator: a permutation for natural sampling (the paper's setting), else images
+    drawn with replacement with weight p_c / n_c (``class_probabilities``)."""
+    n = len(labels)
+    if sampling == "natural":
+        return torch.randperm(n, generator=gen).numpy()
+    counts = np.asarray(counts, dtype=np.float64)
+    per_image = class_probabilities(counts, sampling)[labels] / counts[labels]
+    weights = torch.from_numpy(per_image)
+    return torch.multinomial(weights, n, replacement=True, generator=gen).numpy()
+
+
+def cuda_update(levels: np.ndarray, correct: np.ndarray, trials: np.ndarray, threshold: float,
+                max_level: int) -> tuple[np.ndarray, np.ndarray]:
+    """CUDA's step rule (authors' code, update_score_base): class c at level L goes to L + 1
+    when its accuracy at every tested level 0..L exceeds ``threshold``, else to L - 1,
+    clamped to [0, max_level]. ``correct``/``trials`` are (classes, max_level + 1). Returns
+    (new levels, the lowest accuracy over the tested levels per class; nan if untested)."""
+    levels = np.asarray(levels, dtype=np.int64)
+    new, worst = levels.copy(), np.full(len(levels), np.nan)
+    for c, level in enumerate(levels):
+        t = trials[c, :level + 1]
+        ratio = np.divide(correct[c, :level + 1], t, out=np.full(level + 1, np.nan),
+                          where=t > 0)
+        up = bool(np.all(ratio > threshold))  # nan (never tested) counts as not fitted
+        new[c] = min(level + 1, max_level) if up else max(level - 1, 0)
+        worst[c] = np.nan if np.isnan(ratio).all() else np.nanmin(ratio)
+    return new, worst
+
+
+@torch.no_grad()
+def cuda_level_test(forward, model, split, levels: np.ndarray, cuda_cfg: dict, augment_cfg,
+                    image_size: int, batch_size: int, gen: torch.Generator, device, autocast,
+                    channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
+    """CUDA's Level-of-Learning test: for every class c and level l <= levels[c],
+    num_test * (l + 1) training images of c (drawn with replacement by ``gen``) augmented
+    at level l (always applied) and classified in eval mode. Returns (correct, trials),
+    each (classes, max_level + 1); one host sync at the end."""
+    num_classes, width = len(levels), cuda_cfg["max_level"] + 1
+    idx, lvl = [], []
+    for c in range(num_classes):
+        members = np.flatnonzero(split.labels == c)
+        if members.size == 0:
+            continue
+        for level in range(int(levels[c]) + 1):
+            k = cuda_cfg["num_test"] * (level + 1)
+            idx.append(members[torch.randint(members.size, (k,), generator=gen).numpy()])
+            lvl.append(np.full(k, level, dtype=np.int64))
+    correct = torch.zeros(num_classes * width, device=device)
+    trials = torch.zeros(num_classes * width, device=device)
+    if idx:
+        idx, lvl = np.concatenate(idx), np.concatenate(lvl)
+        was_training = model.training
+        model.eval()
+        for start in range(0, len(idx), batch_size):
+            bi, bl = idx[start:start + batch_size], lvl[start:start + batch_size]
+            xb = to_device(split.images, bi, device)
+            yb = labels_to_device(split.labels, bi, device)
+            lv = aug.host_to_device(torch.from_numpy(bl), device)
+            x = aug.augment_batch(xb, image_size, augment_cfg, gen, levels=lv,
+                                  cuda_cfg=cuda_cfg, force=True)
+            with autocast():
+                logits = forward(prepare_input(x, channels_last))
+            key = yb * width + lv
+            correct.index_add_(0, key, (logits.float().argmax(1) == yb).float())
+            trials.index_add_(0, key, torch.ones_like(key, dtype=trials.dtype))
+        model.train(was_training)
+    return (correct.view(num_classes, width).cpu().numpy().astype(np.float64),
+            trials.view(num_classes, width).cpu().numpy().astype(np.float64))
 
 
 def _rng_state(gen: torch.Generator) -> dict:
@@ -329,8 +433,9 @@ def _train(dataset, experiment, loss, seed, out: Path, hparams, run, on_epoch_en
         raise C.ConfigError(str(err)) from None
     check_writable(out)
 
+    outputs = OUTPUTS + ((CUDA_OUTPUT,) if e["cuda"]["enabled"] else ())
     # (1) Finished, every output there: skip, without reading the checkpoint.
-    if all((out / f).is_file() for f in OUTPUTS) and _summary_matches(out, identity):
+    if all((out / f).is_file() for f in outputs) and _summary_matches(out, identity):
         print(f"{out}: already finished, all outputs present, nothing to do", file=sys.stderr)
         return json.loads((out / "summary.json").read_text())
     clean_stale_tmp(out)
@@ -396,6 +501,11 @@ def _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, devic
     opt = make_optimizer(model.parameters(), e)
     sched = make_scheduler(opt, e, e["epochs"] * steps_per_epoch)
 
+    cuda_cfg = e["cuda"] if e["cuda"]["enabled"] else None
+    levels = np.zeros(num_classes, dtype=np.int64)     # CUDA levels (start at 0, as CUDA)
+    levels_dev = torch.zeros(num_classes, dtype=torch.long, device=device)
+    cuda_log: list[dict] = []
+    sampled = np.zeros(num_classes, dtype=np.int64)    # images drawn per class, all epochs
     history: list[dict] = []
     start_epoch, best_acc, best_epoch, bad_epochs, wall_before = 1, -1.0, 0, 0, 0.0
     finished = False
@@ -408,6 +518,10 @@ def _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, devic
         history, best_acc, best_epoch = state["history"], state["best_acc"], state["best_epoch"]
         bad_epochs, wall_before, finished = state["bad_epochs"], state["wall_time_s"], state["finished"]
         ckpt_time, ckpt_count = state.get("checkpoint_time_s", 0.0), state.get("checkpoints", 0)
+        levels = np.asarray(state.get("cuda_levels", levels), dtype=np.int64)
+        levels_dev.copy_(torch.from_numpy(levels))
+        cuda_log = state.get("cuda_log", [])
+        sampled = np.asarray(state.get("sampled_per_class", sampled), dtype=np.int64)
         start_epoch = state["epoch"] + 1
         prune_best(ckpt_dir, {best_epoch})  # best files of epochs after the checkpoint
         if finished:
@@ -430,14 +544,17 @@ def _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, devic
             "scheduler": sched.state_dict(), "rng": _rng_state(gen), "history": history,
             "best_acc": best_acc, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
             "wall_time_s": wall_before + time.perf_counter() - t_start,
-            "checkpoint_time_s": ckpt_time, "checkpoints": ckpt_count})
+            "checkpoint_time_s": ckpt_time, "checkpoints": ckpt_count,
+            "cuda_levels": levels.copy(), "cuda_log": cuda_log,
+            "sampled_per_class": sampled.copy()})
         ckpt_best = best_epoch
         prune_best(ckpt_dir, {best_epoch})
         ckpt_time += time.perf_counter() - t0
 
     step = make_train_step(forward, opt, sched, loss_fn, train_split, d["image_size"],
                            e["augmentation"] if e["augment"] else None, gen, device,
-                           channels_last, autocast)
+                           channels_last, autocast, cuda_cfg=cuda_cfg, levels=levels_dev)
+    train_counts = np.asarray(data.counts["train"])
     # Live view: TensorBoard scalars under OUT/tb (a resumed run drops what an interrupted
     # attempt wrote past its checkpoint), and an ETA on every epoch line.
     board = RunLogger(out, enabled=run["tensorboard"], total=e["epochs"], unit="epoch",
@@ -449,7 +566,9 @@ def _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, devic
         t0 = time.perf_counter()
         model.train()
         lr = opt.param_groups[0]["lr"]
-        perm = torch.randperm(n_train, generator=gen).numpy()
+        perm = epoch_indices(train_split.labels, train_counts, e["sampling"], gen)
+        sampled += np.bincount(train_split.labels[perm[:steps_per_epoch * bs]],
+                               minlength=num_classes)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
@@ -461,6 +580,19 @@ def _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, devic
             seen += len(idx)
         train_loss, train_acc = float(loss_sum) / seen, float(correct) / seen  # one sync
         train_time = time.perf_counter() - t0
+        if cuda_cfg is not None:  # CUDA: test each class at its levels, step the levels
+            correct_l, trials_l = cuda_level_test(
+                forward, model, train_split, levels, cuda_cfg, e["augmentation"],
+                d["image_size"], 2 * bs, gen, device, autocast, channels_last)
+            new_levels, worst = cuda_update(levels, correct_l, trials_l,
+                                            cuda_cfg["threshold"], cuda_cfg["max_level"])
+            cuda_log += [{"epoch": epoch, "class": c, "name": data.classes[c],
+                          "train_count": int(train_counts[c]), "level": int(levels[c]),
+                          "accuracy": float(worst[c]), "next_level": int(new_levels[c])}
+                         for c in range(num_classes)]
+            levels = new_levels
+            levels_dev.copy_(torch.from_numpy(levels))
+            io.write_csv(out / CUDA_OUTPUT, pd.DataFrame(cuda_log, columns=CUDA_COLUMNS))
         val_loss, val_acc, _ = evaluate(forward, val_split, e, d, device, loss_fn, autocast,
                                         channels_last)
         history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
@@ -482,7 +614,9 @@ def _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, devic
         finished = epoch == e["epochs"] or (patience is not None and bad_epochs >= patience)
         board.scalars(epoch, {**{f"train/{k}": v for k, v in history[-1].items()
                                  if k not in ("epoch", "images_per_s")},
-                              "perf/images_per_s": history[-1]["images_per_s"]})
+                              "perf/images_per_s": history[-1]["images_per_s"],
+                              **({"cuda/mean_level": float(levels.mean())}
+                                 if cuda_cfg is not None else {})})
         per_epoch = (time.perf_counter() - t_loop) / (epoch - start_epoch + 1)
         eta = 0.0 if finished else per_epoch * (e["epochs"] - epoch)  # at most; may stop early
         print(f"epoch {epoch}: train_loss {train_loss:.4f} train_acc {train_acc:.4f} "
@@ -517,8 +651,14 @@ def _run(dataset, experiment, loss, seed, out, hparams, run, on_epoch_end, devic
                          "cache_dir": str(Path(data.cache_paths["train"]).parent)},
         "run_info": run_info(device),
         "checkpoint_time_s": ckpt_time, "checkpoints": ckpt_count,
+        "sampling": e["sampling"],
+        "sampled_per_class": sampled.tolist(),
+        "sampled_per_class_per_epoch": (sampled / max(epochs_run, 1)).tolist(),
         "wall_time_s": wall_before + time.perf_counter() - t_start,
     }
+    if cuda_cfg is not None:
+        summary["cuda_levels_final"] = levels.tolist()
+        io.write_csv(out / CUDA_OUTPUT, pd.DataFrame(cuda_log, columns=CUDA_COLUMNS))
     io.write_csv(out / "history.csv", pd.DataFrame(history, columns=HISTORY_COLUMNS))
     io.write_csv(out / "per_class.csv", table)
     io.write_json(out / "summary.json", summary)
