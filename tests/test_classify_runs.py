@@ -86,7 +86,7 @@ def test_run_settings_are_validated_naming_the_key(argv, message, tmp_path, caps
 def test_run_json_file_and_set_overlay(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"num_workers": 3, "checkpoint_every": 5}))
-    run = C.resolve_run(C._load_run(str(path)), {"checkpoint_every": 2})
+    run = C.resolve_run(C.load_run(str(path)), {"checkpoint_every": 2})
     assert run["num_workers"] == 3 and run["checkpoint_every"] == 2 and run["tensorboard"]
     assert C.effective_run(C.resolve_run())["torch_threads"] == C.allowed_cores()
 

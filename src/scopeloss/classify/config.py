@@ -27,6 +27,7 @@ import os
 from typing import Any
 
 from scopeloss.losses import SUPERVISED_LOSSES
+from scopeloss import overrides
 from scopeloss.overrides import load_hparams, parse_set  # noqa: F401  (re-exported for the CLI)
 
 # --- datasets ---------------------------------------------------------------------------
@@ -313,13 +314,13 @@ def check(cfg: dict, dataset: str) -> None:
 
 
 # --- run settings -----------------------------------------------------------------------
-def _load_run(arg: str | None) -> dict:
-    """``--run``: an inline JSON object or a .json file (same parser as ``--hparams``).
-    Private stand-in for ``scopeloss.overrides.load_run``."""
+def load_run(arg: str | None) -> dict:
+    """``--run``: an inline JSON object or a .json file (``scopeloss.overrides.load_run``),
+    its errors as ConfigError."""
     try:
-        return load_hparams(arg)
+        return overrides.load_run(arg)
     except ValueError as err:
-        raise ConfigError(str(err).replace("--hparams", "--run")) from None
+        raise ConfigError(str(err)) from None
 
 
 def resolve_run(run: dict | None = None, sets: dict | None = None) -> dict:

@@ -516,7 +516,7 @@ def main(argv=None) -> int:
             over["resize_size"] = args.resize_size
         dcfg = C._merge(C.DATASETS[args.dataset], over, "dataset")
         C.check_dataset(dcfg, args.dataset)
-        run = C.effective_run(C.resolve_run(C._load_run(args.run)))
+        run = C.effective_run(C.resolve_run(C.load_run(args.run)))
         workers = args.num_workers if args.num_workers is not None else (
             run["num_workers"] if args.run else 2)
         manifest, path = get_manifest(dcfg, download_missing=not args.no_download, url=args.url)

@@ -693,7 +693,7 @@ def main(argv=None) -> int:
         except ValueError as err:
             raise C.ConfigError(str(err)) from None
         sets, run_sets = C.split_sets(sets)
-        run = C.resolve_run(C._load_run(args.run), run_sets)
+        run = C.resolve_run(C.load_run(args.run), run_sets)
         hparams = C.resolve(args.dataset, args.experiment, args.loss, hp, sets)
         C.check_seed(args.seed)
         train(args.dataset, args.experiment, args.loss, args.seed, args.out, hparams, run=run)
