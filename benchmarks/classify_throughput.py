@@ -106,7 +106,8 @@ def throughput(args) -> None:
     def loss_fn(logits, y):
         return T.supervised_loss("scope", logits, y, class_counts=counts, **T._LOSS_OPTS)
 
-    step = T.make_train_step(model, opt, sched, loss_fn, split, args.image_size,
+    forward = torch.compile(model) if args.compile else model  # as run.compile does
+    step = T.make_train_step(forward, opt, sched, loss_fn, split, args.image_size,
                              AUGMENTATION if args.augment else None,
                              torch.Generator().manual_seed(0), device, channels_last,
                              lambda: bf16_autocast(device, True))
@@ -242,6 +243,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (run.compile)")
     p.add_argument("--compare-cache", action="store_true",
                    help="epoch time with and without the decode-once cache")
     p.add_argument("--data-only", action="store_true",

@@ -7,6 +7,8 @@ float32. The tests add "cpu" to run the autocast code paths on machines without 
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 BF16_AUTOCAST_DEVICES = {"cuda"}
@@ -15,11 +17,15 @@ BF16_AUTOCAST_DEVICES = {"cuda"}
 def resolve_device(name: str, key: str = "device") -> torch.device:
     """'auto' is cuda when available, else cpu; 'cuda' without one is an error naming ``key``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{key} is 'cuda' but no CUDA device is available; "
                          "allowed here: auto, cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    # GPU checks: SCOPELOSS_SYNC_DEBUG=warn (or error) makes CUDA report every host sync.
+    if device.type == "cuda" and os.environ.get("SCOPELOSS_SYNC_DEBUG"):
+        torch.cuda.set_sync_debug_mode(os.environ["SCOPELOSS_SYNC_DEBUG"])
+    return device
 
 
 def use_fast_cuda_kernels(device: torch.device) -> None:

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The measurements of ../shared/GPU_CHECKS.md, one section per call (a device call runs 10
+# minutes at most), each writing a few files into OUT (the device tool's $OUT):
+#
+#   bash benchmarks/gpu_checks.sh correctness   # 1: tests, short cuda runs, syncs    (~4 min)
+#   bash benchmarks/gpu_checks.sh throughput    # 2: RL/classifier rates, K jobs/GPU (~9 min)
+#   bash benchmarks/gpu_checks.sh learning      # 3: Pong, policy_entropy, 9 minutes  (9 min)
+#
+# Wheels the machine lacks: bash benchmarks/gpu_wheels.sh (here), carry .whl, and set
+# WHEELS=.whl there (installed into /tmp/site first). DEVICE=cpu QUICK=1 runs the same
+# commands at toy size on a CPU, to check the script itself.
+set -uo pipefail
+section=${1:?usage: gpu_checks.sh correctness|throughput|learning}
+OUT=${OUT:-gpu_checks_out}
+DEVICE=${DEVICE:-cuda}
+QUICK=${QUICK:-0}
+PY=${PY:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if [ -n "${WHEELS:-}" ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$WHEELS"/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
+work=$(mktemp -d)
+report="$OUT/$section.txt"
+say() { echo "$*" | tee -a "$report"; }
+scaled() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }  # full, quick
+
+{
+  echo "# GPU checks: $section"
+  date -u +"date: %Y-%m-%dT%H:%M:%SZ"
+  echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)"
+  nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
+  echo "cores: $(nproc)"
+  $PY -c "import torch, numpy; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'numpy', numpy.__version__)"
+  $PY -c "import ale_py, gymnasium, procgen, minatar; print('envs import: ok')" 2>&1 | tail -1
+} > "$report"
+
+rl_run() {  # NAME ENV STEPS [--set ...]: a short PPO run on DEVICE; its log in $work
+  local name=$1 env=$2 steps=$3; shift 3
+  $PY -m scopeloss.rl.train --env "$env" --loss scope --seed 1 --out "$work/$name" \
+    --set ppo.total_steps="$steps" --set run.device="$DEVICE" --set run.tensorboard=false \
+    "$@" > "$work/$name.log" 2>&1
+}
+
+case $section in
+correctness)
+  say "## 1. Correctness on $DEVICE"
+  $PY -m pytest -q -p no:cacheprovider tests/test_losses.py tests/test_rl_fidelity.py \
+    tests/test_classify_step.py tests/test_rl_lifecycle.py 2>&1 | tail -3 | tee -a "$report"
+  # Host syncs as CUDA reports them (every one: warnings not deduplicated).
+  export SCOPELOSS_SYNC_DEBUG=warn PYTHONWARNINGS=always::UserWarning
+  for compile in false true; do
+    rl_run "breakout_c$compile" Breakout "$(scaled 8192 2048)" --set run.compile=$compile
+    rc=$?
+    syncs=$(grep -c "synchronizing CUDA operation" "$work/breakout_c$compile.log")
+    say "Breakout bf16 compile=$compile: rc $rc, $(grep -o '"global_step": [0-9]*' \
+      "$work/breakout_c$compile/summary.json" 2>/dev/null), host syncs reported: $syncs" \
+      "($(scaled 8 2) updates of 8 envs x 128 steps)"
+    $PY -m scopeloss.classify.train --dataset digits_lt --experiment augmented --loss scope \
+      --seed 1 --out "$work/digits_c$compile" --set experiment.model=resnet18 \
+      --set experiment.epochs=2 --set run.device="$DEVICE" --set run.compile=$compile \
+      --set run.num_workers=0 --set run.tensorboard=false \
+      --set dataset.root="$work/data" > "$work/digits_c$compile.log" 2>&1
+    rc=$?
+    syncs=$(grep -c "synchronizing CUDA operation" "$work/digits_c$compile.log")
+    say "digits_lt resnet18 augmented bf16 compile=$compile: rc $rc, top1 $(grep -o \
+      '"top1": [0-9.]*' "$work/digits_c$compile/summary.json" 2>/dev/null | cut -d' ' -f2)," \
+      "host syncs reported: $syncs (2 epochs)"
+  done
+  unset SCOPELOSS_SYNC_DEBUG PYTHONWARNINGS
+  for f in "$work"/*.log; do echo "### $f"; grep -m 20 -A2 "synchronizing CUDA" "$f"; done \
+    > "$OUT/correctness_syncs.txt" 2>&1
+  tar -czf "$OUT/correctness_logs.tar.gz" -C "$work" --exclude='*.pt' --exclude=data . ;;
+
+throughput)
+  say "## 2. Throughput on $DEVICE"
+  # shellcheck disable=SC2046  # the env list is meant to split
+  $PY benchmarks/rl_throughput.py --device "$DEVICE" --updates "$(scaled 3 1)" \
+    --envs $(scaled "Breakout StarPilot MinAtarBreakout" MinAtarBreakout) \
+    > "$OUT/rl_throughput.json" 2>"$work/rl.err"
+  say "rl_throughput: $OUT/rl_throughput.json (rc $?)"
+  # K concurrent Breakout jobs on the one GPU, each on its share of the cores.
+  cores=$(nproc)
+  for K in 1 2 4 8; do
+    share=$(( cores / K > 0 ? cores / K : 1 ))
+    start=$($PY -c "import time; print(time.time())")
+    for j in $(seq 1 "$K"); do
+      first=$(( (j - 1) * share % cores )); last=$(( first + share - 1 ))
+      OMP_NUM_THREADS=$share taskset -c "$first-$last" \
+        $PY -m scopeloss.rl.train --env Breakout --loss scope --seed "$j" \
+        --out "$work/k$K/$j" --set ppo.total_steps="$(scaled 40960 2048)" \
+        --set run.device="$DEVICE" --set run.tensorboard=false \
+        > "$work/k$K-$j.log" 2>&1 &
+    done
+    wait
+    wall=$($PY -c "import time; print(round(time.time() - $start, 1))")
+    steps=$(cat "$work"/k$K/*/summary.json 2>/dev/null | grep -o '"global_step": [0-9]*' \
+      | awk '{s += $2} END {print s + 0}')
+    say "K=$K jobs x $share cores: $steps agent steps in ${wall}s:" \
+      "$($PY -c "print(round($steps / $wall, 1))") aggregate steps/s (start-up included)"
+  done
+  for flag in "" --compile; do
+    $PY benchmarks/classify_throughput.py --device "$DEVICE" \
+      --batch-size "$(scaled 64 4)" --iters "$(scaled 50 2)" $flag 2>&1 | tail -1 \
+      | tee -a "$report"
+  done
+  [ "$QUICK" = 1 ] || timeout 300 $PY -m scopeloss.plan --calibrate --gpus 1 --jobs-per-gpu 1 \
+    --save-rates "$OUT/rates.yaml" 2>&1 | tail -20 | tee -a "$report" ;;
+
+learning)
+  say "## 3. Learning at scale: Pong, policy_entropy, seed 1, config.yaml's settings"
+  budget=$(scaled 540 60)
+  timeout "$budget" $PY -m scopeloss.rl.train --env Pong --loss policy_entropy --seed 1 \
+    --out "$work/pong" --set run.device="$DEVICE" --set run.checkpoint_every=20 \
+    > "$work/pong.log" 2>&1
+  say "stopped after ${budget}s (rc $?; 124 = the time limit)"
+  tail -5 "$work/pong.log" | tee -a "$report"
+  cp "$work/pong/episodes.csv" "$work/pong/updates.csv" "$OUT/" 2>/dev/null
+  $PY - "$OUT" <<'PYEOF' | tee -a "$report"
+import sys, pandas as pd
+out = sys.argv[1]
+try:
+    ep = pd.read_csv(f"{out}/episodes.csv")
+    up = pd.read_csv(f"{out}/updates.csv")
+except FileNotFoundError:
+    sys.exit("no checkpointed outputs yet")
+print(f"{len(ep)} episodes, last step {int(up.global_step.max())}, "
+      f"mean sps {up.sps.mean():.0f}")
+for q in range(5):
+    part = ep[(ep.global_step > q / 5 * ep.global_step.max())
+              & (ep.global_step <= (q + 1) / 5 * ep.global_step.max())]
+    print(f"  steps <= {int((q + 1) / 5 * ep.global_step.max())}: mean return "
+          f"{part['return'].mean():.2f} over {len(part)} episodes")
+PYEOF
+  ;;
+*) echo "unknown section $section" >&2; exit 2 ;;
+esac
+rm -rf "$work"
