@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Mapping
 
 from scopeloss import config as grid
+from scopeloss import io
 
 ROOT = Path(__file__).resolve().parents[2]
 # Images in each dataset before the split: Caltech-256 (Griffin et al. 2007: 30,607
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.save_rates:
             import yaml
 
-            Path(args.save_rates).write_text(yaml.safe_dump(rates, sort_keys=False))
+            io.write_text(args.save_rates, yaml.safe_dump(rates, sort_keys=False))
     elif args.throughput:
         rates = load_rates(args.throughput)
         source = args.throughput
