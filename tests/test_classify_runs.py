@@ -88,7 +88,7 @@ def test_run_json_file_and_set_overlay(tmp_path):
     path.write_text(json.dumps({"num_workers": 3, "checkpoint_every": 5}))
     run = C.resolve_run(C.load_run(str(path)), {"checkpoint_every": 2})
     assert run["num_workers"] == 3 and run["checkpoint_every"] == 2 and run["tensorboard"]
-    assert C.effective_run(C.resolve_run())["torch_threads"] == C.allowed_cores()
+    assert C.effective_run(C.resolve_run())["torch_threads"] == C.job_cores()
 
 
 def test_finished_run_summary_records_identity_and_run_settings(finished):

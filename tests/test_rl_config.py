@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from scopeloss import devices
 from scopeloss.rl import config
 from scopeloss.rl.envs import EpisodeTracker, ReturnNormalizer, SignReward
 from scopeloss.rl.networks import ImpalaCNN, MLP
@@ -135,7 +136,7 @@ def test_cli_rejects_seeds_outside_numpy_range(tmp_path, capsys, seed):
 
 def test_run_settings_resolve_to_the_jobs_allowance(monkeypatch):
     hp = config.resolve("StarPilot", "scope")  # 64 envs
-    monkeypatch.setattr(config.os, "sched_getaffinity", lambda _: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(devices.os, "sched_getaffinity", lambda _: {0, 1, 2}, raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     run = config.resolve_run(hp)
     assert (run["torch_threads"], run["env_threads"], run["checkpoint_every"]) == (3, 3, 20)

@@ -28,6 +28,19 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
     return device
 
 
+def job_cores() -> int:
+    """The cores this job may use: its CPU affinity (what Snakemake/SLURM/taskset granted),
+    or OMP_NUM_THREADS if set and smaller. The default of both trainers' thread settings."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and 0 < int(omp) < cores:
+        cores = int(omp)
+    return max(1, cores)
+
+
 def use_fast_cuda_kernels(device: torch.device) -> None:
     """On CUDA: let cuDNN pick kernels for the fixed input shapes, and allow TF32 for what
     runs in float32 outside autocast. No effect elsewhere."""

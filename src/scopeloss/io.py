@@ -62,6 +62,45 @@ def torch_save(path: str | os.PathLike, obj: Any) -> None:
         torch.save(obj, tmp)
 
 
+# ------------------------------------------------------------- a training run's checkpoints
+def remove_stale_temporaries(run_dir: str | os.PathLike, log) -> list[Path]:
+    """Remove the temporary files of atomic writes that a kill interrupted
+    (``.NAME.XXXX.tmp``) from a run directory and its ``.ckpt/``; one ``log`` line if any."""
+    run_dir = Path(run_dir)
+    stale = [f for folder in (run_dir, run_dir / ".ckpt") if folder.is_dir()
+             for f in folder.glob(".*.tmp") if f.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log(f"{run_dir}: removed {len(stale)} stale temporary file(s) of an interrupted "
+            f"write ({', '.join(f.name for f in stale)})")
+    return stale
+
+
+def load_checkpoint(path: str | os.PathLike, required: set[str], log) -> dict | None:
+    """The checkpoint dict at ``path`` (holding the ``required`` keys), None if there is none.
+    An unreadable one is moved aside to ``PATH.corrupt`` with one ``log`` line naming it, and
+    None returned: the run starts afresh instead of failing the grid."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(state, dict) or not required <= state.keys():
+            raise ValueError("not a checkpoint of this trainer")
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        bad = path.with_name(path.name + ".corrupt")
+        os.replace(path, bad)
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        log(f"{path}: unreadable checkpoint ({type(exc).__name__}: {reason}); moved to "
+            f"{bad.name} beside it, starting this run afresh (delete it once you no longer "
+            "need it)")
+        return None
+    return state
+
+
 def _json_default(value: Any) -> Any:
     # numpy scalars/arrays and paths appear in configs and metrics.
     if hasattr(value, "tolist"):

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from typing import Any
 
-from scopeloss.losses import SUPERVISED_LOSSES
 from scopeloss import overrides
+from scopeloss.devices import job_cores
+from scopeloss.losses import SUPERVISED_LOSSES
 from scopeloss.overrides import load_hparams, parse_set  # noqa: F401  (re-exported for the CLI)
 
 # --- datasets ---------------------------------------------------------------------------
@@ -357,21 +357,9 @@ def split_sets(sets: dict) -> tuple[dict, dict]:
     return sets, run
 
 
-def allowed_cores() -> int:
-    """The cores this job may use: its CPU affinity, or OMP_NUM_THREADS if set and smaller."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    omp = os.environ.get("OMP_NUM_THREADS", "")
-    if omp.isdigit() and 0 < int(omp) < n:
-        n = int(omp)
-    return max(n, 1)
-
-
 def effective_run(run: dict) -> dict:
     """The null defaults of ``run`` filled in (device stays as requested)."""
-    cores = allowed_cores()
+    cores = job_cores()
     out = dict(run)
     if out["torch_threads"] is None:
         out["torch_threads"] = cores

@@ -309,21 +309,6 @@ def check_writable(out: Path) -> None:
         raise C.ConfigError(f"--out {out} is not writable: {err}") from None
 
 
-def clean_stale_tmp(out: Path) -> list[Path]:
-    """Remove temporary files a killed atomic write left behind (``.NAME.*.tmp``)."""
-    removed = []
-    for folder in (out, out / ".ckpt"):
-        if folder.is_dir():
-            for f in folder.glob(".*.tmp"):
-                if f.is_file():
-                    f.unlink(missing_ok=True)
-                    removed.append(f)
-    if removed:
-        print(f"{out}: removed {len(removed)} stale temporary file(s) of an interrupted write "
-              f"({', '.join(f.name for f in removed)})", file=sys.stderr)
-    return removed
-
-
 def save_file(path: Path, obj) -> None:
     """``io.torch_save`` with a failure that names the file and the OS error."""
     try:
@@ -339,22 +324,12 @@ def save_file(path: Path, obj) -> None:
 
 
 def load_file(path: Path):
-    """The checkpoint at ``path``, or None when it is absent or unreadable; an unreadable
-    one is moved aside to ``PATH.corrupt`` with one line saying so."""
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(state, dict) or "identity" not in state:
-            raise ValueError("not a checkpoint of this trainer")
-        return state
-    except Exception as err:  # zip errors, "invalid load key", "Ran out of input", ...
-        bad = path.with_name(path.name + ".corrupt")
-        os.replace(path, bad)
-        print(f"{path}: unreadable checkpoint ({type(err).__name__}: "
-              f"{str(err).splitlines()[0] if str(err) else ''}); moved to {bad.name}, "
-              "starting this run afresh", file=sys.stderr)
-        return None
+    """The checkpoint at ``path``, None when absent or unreadable (then moved aside)."""
+    return io.load_checkpoint(path, {"identity"}, _stderr)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def best_path(ckpt_dir: Path, epoch: int) -> Path:
@@ -438,7 +413,7 @@ def _train(dataset, experiment, loss, seed, out: Path, hparams, run, on_epoch_en
     if all((out / f).is_file() for f in outputs) and _summary_matches(out, identity):
         print(f"{out}: already finished, all outputs present, nothing to do", file=sys.stderr)
         return json.loads((out / "summary.json").read_text())
-    clean_stale_tmp(out)
+    io.remove_stale_temporaries(out, _stderr)
 
     state = load_file(ckpt_dir / "last.pt")
     best_weights = None

@@ -37,10 +37,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
+from scopeloss.devices import job_cores  # noqa: F401  (re-exported: the run-settings default)
 from scopeloss.losses import PPO_DEFAULTS, PPO_LOSSES
 from scopeloss.overrides import parse_set  # noqa: F401  (re-exported: the CLI's --set)
 
@@ -350,19 +350,6 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[section] = copy.deepcopy(values)
     return out
-
-
-def job_cores() -> int:
-    """The cores this job may use: its CPU affinity (what Snakemake/SLURM/taskset granted),
-    or OMP_NUM_THREADS if set and smaller."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if omp.isdigit() and 0 < int(omp) < cores:
-        cores = int(omp)
-    return max(1, cores)
 
 
 def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:

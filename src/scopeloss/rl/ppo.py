@@ -27,7 +27,6 @@ from __future__ import annotations
 import io as _bytes_io
 import json
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -135,34 +134,6 @@ def evaluate(policy: nn.Module, env, device: torch.device, autocast, max_steps: 
     return result[~pending]
 
 
-def remove_stale_temporaries(out: Path, log) -> None:
-    """Temporary files of atomic writes that a kill interrupted (``.NAME.XXXX.tmp``)."""
-    stale = [*out.glob(".*.tmp"), *(out / ".ckpt").glob(".*.tmp")]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    if stale:
-        log(f"{out}: removed {len(stale)} stale temporary file(s) of an interrupted write")
-
-
-def load_checkpoint(path: Path, log) -> dict[str, Any] | None:
-    """The checkpoint at ``path``, None if there is none; an unreadable one is moved aside
-    to ``PATH.corrupt`` (one log line naming it) and None returned: the run starts afresh."""
-    if not path.exists():
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(ckpt, dict) or not {"meta", "update", "state"} <= ckpt.keys():
-            raise ValueError("not a checkpoint of this trainer")
-    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
-        bad = path.with_name(path.name + ".corrupt")
-        os.replace(path, bad)
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        log(f"{path}: unreadable checkpoint ({type(exc).__name__}: {reason}); moved it to "
-            f"{bad} and starting afresh (delete that file once you no longer need it)")
-        return None
-    return ckpt
-
-
 def save_checkpoint_file(path: Path, obj: dict[str, Any]) -> None:
     """Serialise in memory, then write atomically with plain file I/O, so that a failed write
     (a full disk, a quota) is an OSError naming ``path`` and the OS error, not torch's
@@ -250,9 +221,9 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
         log(f"{out}: already finished ({p['total_steps']} steps); nothing to do")
         return done_summary
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out, log)
+    io.remove_stale_temporaries(out, log)
     ckpt_path = out / ".ckpt" / CKPT_NAME
-    ckpt = load_checkpoint(ckpt_path, log)
+    ckpt = io.load_checkpoint(ckpt_path, {"meta", "update", "state"}, log)
     if ckpt is not None and ckpt["meta"] != meta:
         old = ckpt["meta"].get("code_fingerprint")
         why = ("other code (fingerprint {} -> {})".format(old, meta["code_fingerprint"])
