@@ -148,11 +148,9 @@ def make_train_step(forward, opt, sched, loss_fn, split, image_size: int, augmen
     def step(idx: np.ndarray):
         xb = to_device(split.images, idx, device)
         yb = labels_to_device(split.labels, idx, device)
-        if augment_cfg is not None and cuda_cfg is not None:
-            x = aug.augment_batch(xb, image_size, augment_cfg, gen, levels=levels[yb],
-                                  cuda_cfg=cuda_cfg)
-        elif augment_cfg is not None:
-            x = aug.augment_batch(xb, image_size, augment_cfg, gen)
+        if augment_cfg is not None:
+            x = aug.augment_batch(xb, image_size, augment_cfg, gen, cuda_cfg=cuda_cfg,
+                                  levels=None if cuda_cfg is None else levels[yb])
         else:
             x = aug.eval_batch(xb, image_size)
         x = prepare_input(x, channels_last)
