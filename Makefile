@@ -1,22 +1,39 @@
-# The README's commands. `make setup` is quick when nothing changed: the venv is rebuilt
-# only when pyproject.toml is newer than the stamp file.
+# The README's commands. `make setup` installs exactly requirements.lock (every package of
+# .venv pinned; uv, itself pinned in the lock, does the install) and is quick when nothing
+# changed: the venv is synced only when pyproject.toml or the lock is newer than the stamp.
+# `make lock` re-resolves the lock from pyproject.toml, deliberately (then commit it).
 # PY: the interpreter of the venv; python3.11, else python3.12, whichever runs here
 # (override: make setup PY=/path/to/python3.12).
 PY      ?= $(shell for p in python3.11 python3.12; do $$p -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+LOCK    := requirements.lock
+# uv reads no pip.conf: where pip is configured with extra indexes or a wheel folder (these
+# machines keep torch there), uv is given the same ones. Unset elsewhere: PyPI alone.
+UV      := .ci/uv-with-pip-indexes $(BIN)/uv
+# unsafe-best-match: like pip, the best version over all indexes (uv's default would take a
+# package only from the first index that lists it).
+UV_RESOLVE := --index-strategy unsafe-best-match
 
-.PHONY: setup test demo plan grid clean-venv
+.PHONY: setup test demo plan grid lock clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || test -n "$(PY)" || { echo "make setup: needs python3.11 or python3.12 (or PY=...)"; exit 1; }
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet "$$(grep -E '^uv==' $(LOCK))"
+	$(UV) pip sync --quiet --python $(BIN)/python $(UV_RESOLVE) $(LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
+
+# One resolution for Python 3.11 and 3.12 on every platform (--universal: markers say which
+# package is for where, e.g. torch's CUDA wheels on Linux only).
+lock:
+	@test -x $(BIN)/uv || $(MAKE) setup
+	$(UV) pip compile --quiet pyproject.toml --extra dev --universal --python-version 3.11 \
+	  $(UV_RESOLVE) --custom-compile-command "make lock" -o $(LOCK)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,5 @@
-"""envs/*.yaml: valid conda environment specs, pinned exactly to the venv's versions, covering every
+"""requirements.lock and envs/*.yaml: the lock resolves pyproject and is what the venv holds;
+conda env specs are valid and pinned exactly to the lock, covering every
 third-party import of the code each rule runs, and named by every rule. Conda itself
 cannot be installed on the project's machines, so this is what can be checked here."""
 
@@ -69,22 +70,80 @@ def test_every_env_is_a_conda_environment_spec():
             assert isinstance(dep, str) or (isinstance(dep, dict) and set(dep) == {"pip"}), dep
 
 
-def test_env_pins_are_exact_and_what_the_venv_resolved():
-    """Every pip pin is `name==version`, the version `make setup` installed (this venv), and
-    allowed by pyproject.toml's requirement for that name."""
-    from packaging.specifiers import SpecifierSet
+def lock_entries() -> list[tuple[str, str, str]]:
+    """requirements.lock (uv pip compile --universal): (name, version, marker or "") rows; a
+    name may have one row per marker (e.g. networkx for Python 3.11 and 3.12)."""
+    rows = []
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        req, _, marker = line.partition(";")
+        name, sep, version = req.strip().partition("==")
+        assert sep, f"requirements.lock: {line!r} is not an exact pin"
+        rows.append((_name(name), version.strip(), marker.strip()))
+    return rows
 
+
+def lock_pins() -> dict[str, tuple[str, str]]:
+    """name -> (version, marker) of the lock's row that applies on this interpreter."""
+    return {n: (v, m) for n, v, m in lock_entries() if _applies_here(m)}
+
+
+def _applies_here(marker: str) -> bool:
+    from packaging.markers import Marker
+
+    return not marker or Marker(marker).evaluate()
+
+
+def test_lock_satisfies_pyproject():
+    """Every requirement of pyproject.toml (dev extra included) is locked, at a version the
+    requirement allows: the lock is a resolution of pyproject, not of something older."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = lock_pins()
+    for spec in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        req = Requirement(spec)
+        assert _name(req.name) in pins, f"requirements.lock lacks {req.name} (pyproject: {spec}); run make lock"
+        assert pins[_name(req.name)][0] in req.specifier, \
+            f"requirements.lock: {req.name}=={pins[_name(req.name)][0]} outside pyproject's {spec}; run make lock"
+
+
+def test_venv_is_exactly_the_lock():
+    """`make setup` installed the lock: every package the lock names for this platform at
+    its version, and nothing else (besides the project itself and the venv's own pip)."""
+    pins = lock_pins()
+    installed = {_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    wanted = {n: v for n, (v, _) in pins.items()}
+    wrong = {n: (v, installed.get(n)) for n, v in wanted.items() if installed.get(n) != v}
+    assert not wrong, f"venv differs from requirements.lock (locked, installed): {wrong}; run make setup"
+    extra = set(installed) - set(wanted) - {"scopeloss", "pip", "setuptools"}
+    assert not extra, f"installed but not in requirements.lock: {sorted(extra)}"
+
+
+def test_lock_is_consistent():
+    """The locked set satisfies its own requirements (uv pip check on the venv that is the
+    lock, offline: no index is asked)."""
+    import subprocess
+
+    uv = Path(sys.executable).with_name("uv")
+    done = subprocess.run([str(uv), "pip", "check", "--python", sys.executable],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_env_pins_are_exact_and_from_the_lock():
+    """Every pip pin of envs/*.yaml is `name==version`, a pyproject dependency, at the version
+    of requirements.lock: conda envs and the venv run the same packages."""
     project = pyproject_specs()
+    pins = lock_pins()
     for env in ENVS:
         for name, spec in pip_specs(env).items():
             assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][A-Za-z0-9_.+\-]*", spec), \
                 f"envs/{env}.yaml: {spec} is not an exact pin"
             assert name in project, f"envs/{env}.yaml: {name} is not a pyproject dependency"
-            pinned = spec.split("==", 1)[1]
-            assert pinned == metadata.version(name), \
-                f"envs/{env}.yaml: {spec}, but the venv has {name}=={metadata.version(name)}"
-            allowed = SpecifierSet(re.sub(r"^[A-Za-z0-9_.\-]+", "", project[name]))
-            assert pinned in allowed, f"envs/{env}.yaml: {spec} outside pyproject's {project[name]}"
+            assert spec.split("==", 1)[1] == pins[name][0], \
+                f"envs/{env}.yaml: {spec}, but requirements.lock has {name}=={pins[name][0]}"
 
 
 def test_trainer_envs_carry_minatar_and_tensorboard():
