@@ -112,8 +112,12 @@ def test_lock_satisfies_pyproject():
 def test_venv_is_exactly_the_lock():
     """`make setup` installed the lock: every package the lock names for this platform at
     its version, and nothing else (besides the project itself and the venv's own pip)."""
+    import sysconfig
+
     pins = lock_pins()
-    installed = {_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    # the venv's own site-packages only: setuptools puts vendored copies on sys.path
+    site = sysconfig.get_paths()["purelib"]
+    installed = {_name(d.metadata["Name"]): d.version for d in metadata.distributions(path=[site])}
     wanted = {n: v for n, (v, _) in pins.items()}
     wrong = {n: (v, installed.get(n)) for n, v in wanted.items() if installed.get(n) != v}
     assert not wrong, f"venv differs from requirements.lock (locked, installed): {wrong}; run make setup"

@@ -223,9 +223,10 @@ def test_a_second_checkout_reruns_nothing(smoke_run, tmp_path):
 
 
 def test_kill_9_mid_training_then_the_same_command_keeps_every_logged_episode(smoke_run):
-    """snakemake and its training job are killed with SIGKILL while the job trains; the
-    README's command again (with --rerun-incomplete, which Snakemake asks for) finishes,
-    and every episode that was logged before the kill is still in episodes.csv."""
+    """snakemake is killed with SIGKILL while its job trains; the job stops within seconds
+    (no orphan); the README's command again (with --rerun-incomplete, which Snakemake asks
+    for) finishes, and every episode logged before the kill is still in episodes.csv, and
+    the summary agrees with episodes.csv."""
     wf, _ = smoke_run
     args = overlay(wf, "long.yaml", "rl: {envs: [CartPole], losses: [policy], seeds: [7],"
                    " env_specs: {CartPole: {total_steps: 61440}}}\n")
@@ -247,8 +248,17 @@ def test_kill_9_mid_training_then_the_same_command_keeps_every_logged_episode(sm
         assert proc.poll() is None, "the run finished before it could be killed"
         time.sleep(0.2)
     assert logged is not None, "no episodes logged in time"
-    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and the training job
+    # SIGKILL to snakemake alone, as `kill -9 PID` does: its training job must not run on as
+    # an orphan (scopeloss.lifecycle stops it), or it would race the rerun below
+    trainer = int((wf / "results/rl/CartPole/policy/seed7/.lock").read_text())
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{trainer}").exists() and \
+            open(f"/proc/{trainer}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the training job outlived the killed snakemake"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # anything else of that session (none expected)
     time.sleep(0.5)
     logged = pd.read_csv(episodes)  # what was on disk at the kill
     summary = json.loads((wf / "results/rl/CartPole/policy/seed7/summary.json").read_text()) \
@@ -269,6 +279,8 @@ def test_kill_9_mid_training_then_the_same_command_keeps_every_logged_episode(sm
     cols = ["global_step", "return", "length"]
     kept = final[cols].merge(logged[cols], how="inner")
     assert len(kept) == len(logged), "episodes logged before the kill went missing"
+    summary = json.loads((wf / target).read_text())
+    assert summary["episodes"] == len(final)
     shutil.rmtree(wf / "results/rl/CartPole/policy/seed7")
 
 

@@ -70,7 +70,7 @@ rule train_classifier:
         code=CLASSIFY_CODE,
         out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
-        "OMP_NUM_THREADS={threads} {GPU_SLOT} --gpus {resources.gpu}"
+        "SCOPELOSS_STOP_WITH_PID=$PPID OMP_NUM_THREADS={threads} {GPU_SLOT} --gpus {resources.gpu}"
         " -- python -m scopeloss.classify.train"
         " --dataset {wildcards.dataset:q} --experiment {wildcards.experiment:q}"
         " --loss {wildcards.loss} --seed {wildcards.seed} --out {params.out:q}"

@@ -14,7 +14,9 @@ SRC = os.path.join(workflow.basedir, "src")
 # (none for a job that asks for gpu=0). Both are referenced by name in the shell
 # templates, never passed as params, and are not in the recorded shell code either, so
 # moving the checkout or running from a second one reruns nothing. Jobs set
-# OMP_NUM_THREADS={threads} to keep torch and the envs within the job's cores.
+# OMP_NUM_THREADS={threads} to keep torch and the envs within the job's cores. Training
+# jobs also get SCOPELOSS_STOP_WITH_PID=$PPID (this Snakemake's pid): the trainer stops when
+# it is gone (scopeloss.lifecycle), so a killed Snakemake leaves no orphan writing results.
 _SRC = shlex.quote(os.path.relpath(SRC))
 _GPU_SLOT = shlex.quote(
     os.path.relpath(

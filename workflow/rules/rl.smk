@@ -26,6 +26,6 @@ rule train_rl:
         code=RL_CODE,
         out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
-        "OMP_NUM_THREADS={threads} {GPU_SLOT} --gpus {resources.gpu}"
+        "SCOPELOSS_STOP_WITH_PID=$PPID OMP_NUM_THREADS={threads} {GPU_SLOT} --gpus {resources.gpu}"
         " -- python -m scopeloss.rl.train --env {wildcards.env:q} --loss {wildcards.loss} --seed {wildcards.seed}"
         " --out {params.out:q} --hparams {params.hparams:q} --run {RL_RUN:q} > {log:q} 2>&1"

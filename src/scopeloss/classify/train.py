@@ -58,6 +58,7 @@ from scopeloss.classify.data import DataUnavailable, load_dataset
 from scopeloss.classify.metrics import per_class_table, summarize
 from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
 from scopeloss.fingerprint import TRAINERS, code_fingerprint
+from scopeloss.lifecycle import RunDirBusy, own_run_dir, stop_with_launcher
 from scopeloss.losses import supervised_loss
 from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
@@ -388,7 +389,9 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(run["torch_threads"])
-        return _train(dataset, experiment, loss, seed, Path(out), hparams, run, on_epoch_end)
+        check_writable(Path(out))
+        with own_run_dir(out):  # held exclusively until the run returns
+            return _train(dataset, experiment, loss, seed, Path(out), hparams, run, on_epoch_end)
     finally:  # in-process callers (tests) get their thread count back
         torch.set_num_threads(threads)
 
@@ -404,7 +407,6 @@ def _train(dataset, experiment, loss, seed, out: Path, hparams, run, on_epoch_en
         device = resolve_device(run["device"], "run.device")
     except ValueError as err:
         raise C.ConfigError(str(err)) from None
-    check_writable(out)
 
     outputs = OUTPUTS + ((CUDA_OUTPUT,) if e["cuda"]["enabled"] else ())
     # (1) Finished, every output there: skip, without reading the checkpoint.
@@ -669,10 +671,14 @@ def main(argv=None) -> int:
         run = C.resolve_run(C.load_run(args.run), run_sets)
         hparams = C.resolve(args.dataset, args.experiment, args.loss, hp, sets)
         C.check_seed(args.seed)
+        stop_with_launcher(_stderr)
         train(args.dataset, args.experiment, args.loss, args.seed, args.out, hparams, run=run)
     except (C.ConfigError, DataUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RunDirBusy as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except OSError as err:  # a checkpoint write (CheckpointError), an unwritable cache_dir
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -40,6 +40,7 @@ from torch import nn
 from scopeloss import io
 from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
 from scopeloss.fingerprint import TRAINERS, code_fingerprint
+from scopeloss.lifecycle import own_run_dir
 from scopeloss.losses import check_index_range, ppo_policy_loss
 from scopeloss.rl.config import resolve_run
 from scopeloss.rl.envs import (EpisodeTracker, derive_seed, make_env, make_eval_env,
@@ -202,9 +203,16 @@ def make_summary(meta: dict[str, Any], env_cfg: dict[str, Any], st: dict[str, An
 def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: str | Path,
           run: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
     """Run (or resume, rebuild the outputs of, or skip if finished) one PPO job; returns its
-    summary. ``run`` holds the run settings (``scopeloss.rl.config.resolve_run``)."""
+    summary. ``run`` holds the run settings (``scopeloss.rl.config.resolve_run``). The run
+    directory is held exclusively throughout (``lifecycle.own_run_dir``)."""
     out = Path(out_dir)
     check_out_dir(out)
+    with own_run_dir(out):
+        return _train(hp, env_name=env_name, loss=loss, seed=seed, out=out, run=run, log=log)
+
+
+def _train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out: Path,
+           run: dict[str, Any] | None, log) -> dict[str, Any]:
     if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
         raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
     run = resolve_run(hp, run)

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from scopeloss.devices import resolve_device  # torch import after argument parsing
+    from scopeloss.lifecycle import RunDirBusy, stop_with_launcher
     from scopeloss.rl.ppo import check_out_dir, train
 
     try:
@@ -54,8 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         resolve_device(run["device"], "run.device")  # 'cuda' on a machine without one
     except ValueError as exc:
         parser.error(str(exc))
-    train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out, run=run,
-          log=lambda msg: print(msg, flush=True))
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    stop_with_launcher(log)
+    try:
+        train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out, run=run,
+              log=log)
+    except RunDirBusy as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
