@@ -1,5 +1,6 @@
 """The claims table on fabricated grids whose answers are known: a claim that holds, one
-that is contradicted, one that a CI cannot decide, one seed, and parts that did not run."""
+that is contradicted, one that the test cannot decide, too few seeds to decide anything,
+one seed, and parts that did not run; and the verdicts' error rate on simulated grids."""
 
 import numpy as np
 import pandas as pd
@@ -9,12 +10,18 @@ from scopeloss.analysis import aggregate, claims, stats
 from test_analysis_fakes import make_cls_run, make_rl_run
 
 # final return per seed (one episode each, so the final return is that value)
+# six seeds: the fewest with which an exact test can decide every comparison of claim A
+# here (12 comparisons, Holm; seeds_needed)
+SEEDS = (1, 2, 3, 4, 5, 6)
 RETURNS = {  # env -> loss -> per-seed final returns
-    "MinAtarBreakout": {"scope": [10.0, 11.0, 12.0], "policy": [1.0, 2.0, 3.0],      # beats
-                        "focal": [20.0, 21.0, 22.0],                                  # loses
-                        "policy_entropy": [2.0, 10.0, 20.0]},                         # overlaps
-    "MinAtarAsterix": {"scope": [5.0, 6.0, 7.0], "policy": [1.0, 1.5, 2.0],
-                       "focal": [9.0, 9.5, 10.0], "policy_entropy": [1.0, 6.0, 12.0]},
+    "MinAtarBreakout": {"scope": [9.5, 10.0, 11.0, 12.0, 12.5, 11.5],
+                        "policy": [1.0, 2.0, 3.0, 2.5, 1.5, 0.5],                   # beaten
+                        "focal": [20.0, 21.0, 22.0, 20.5, 21.5, 19.5],              # wins
+                        "policy_entropy": [2.0, 10.0, 20.0, 8.0, 14.0, 11.0]},      # overlaps
+    "MinAtarAsterix": {"scope": [5.0, 6.0, 7.0, 5.5, 6.5, 7.5],
+                       "policy": [1.0, 1.5, 2.0, 0.5, 2.5, 3.0],
+                       "focal": [9.0, 9.5, 10.0, 10.5, 11.0, 8.5],
+                       "policy_entropy": [1.0, 6.0, 12.0, 3.0, 9.0, 6.5]},
 }
 # final-phase entropy / max-action probability per loss (same for every seed and env, plus
 # a little seed noise): Scope explores more than Policy (higher entropy, lower max prob),
@@ -23,7 +30,7 @@ EXPLORATION = {"scope": (1.0, 0.5), "policy": (0.5, 0.8), "policy_entropy": (1.5
                "focal": (1.0, 0.5)}
 
 
-def _rl_tables(tmp_path, seeds=(1, 2, 3), envs=RETURNS):
+def _rl_tables(tmp_path, seeds=SEEDS, envs=RETURNS):
     root, paths = tmp_path / "results", []
     rng = np.random.default_rng(0)
     for env, by_loss in envs.items():
@@ -33,7 +40,7 @@ def _rl_tables(tmp_path, seeds=(1, 2, 3), envs=RETURNS):
                 # 8 updates; the first 6 are far off (they must not count: final phase is
                 # the last quarter = 2 updates)
                 noise = rng.normal(0, 0.01, 8) if loss != "focal" else (
-                    [0.0] * 6 + [0.3 * (seed - 2)] * 2)
+                    [0.0] * 6 + [0.3 * (seed - 3.5)] * 2)
                 entropy = np.r_[[5.0] * 6, [ent] * 2] + noise
                 max_prob = np.r_[[0.05] * 6, [mp] * 2] + np.asarray(noise) / 10
                 paths.append(make_rl_run(root, env, loss, seed, [value], total_steps=200_000,
@@ -43,7 +50,7 @@ def _rl_tables(tmp_path, seeds=(1, 2, 3), envs=RETURNS):
     return out
 
 
-def _cls_tables(tables, tmp_path, seeds=(1, 2, 3)):
+def _cls_tables(tables, tmp_path, seeds=SEEDS):
     root, paths = tmp_path / "results", []
     counts = [50, 20, 5]
     # per-run mean precision: Scope 0.6 (+-0.01 by seed), CE 0.4 (beaten), PEL 0.8 (wins)
@@ -51,7 +58,7 @@ def _cls_tables(tables, tmp_path, seeds=(1, 2, 3)):
                        ("augmented", {"scope": 0.6, "ce": 0.59, "focal": 0.61})):
         for loss, mean in means.items():
             for seed in seeds:
-                p = mean + 0.01 * (seed - 2) * (1 if loss != "scope" else -1)
+                p = mean + 0.01 * (seed - 3.5) * (1 if loss != "scope" else -1)
                 paths.append(make_cls_run(root, "digits_lt", exp, loss, seed,
                                           [p - 0.1, p, p + 0.1], counts))
     aggregate.write_tables(tables, aggregate.aggregate_classification(paths)[0])
@@ -66,13 +73,15 @@ def _lookup(table, claim_id, comparison, where, metric_start=""):
 
 
 def test_verdict_rule():
-    assert claims.verdict(0.1, 2.0, n_seeds=3) == "supported"
-    assert claims.verdict(-2.0, -0.1, n_seeds=3) == "contradicted"
-    assert claims.verdict(-2.0, 0.5, n_seeds=3) == "inconclusive"
-    assert claims.verdict(-2.0, -0.1, n_seeds=3, direction=-1) == "supported"
-    assert claims.verdict(0.55, 0.9, n_seeds=3, null=0.5) == "supported"
-    assert claims.verdict(0.1, 0.45, n_seeds=3, null=0.5) == "contradicted"
-    assert claims.verdict(1.0, 1.0, n_seeds=1) == "inconclusive (one seed)"
+    assert claims.verdict(2.0, 0.01, 0.002, n_seeds=6) == "supported"
+    assert claims.verdict(-2.0, 0.01, 0.002, n_seeds=6) == "contradicted"
+    assert claims.verdict(-2.0, 0.2, 0.002, n_seeds=6) == "inconclusive"
+    assert claims.verdict(-2.0, 0.01, 0.002, n_seeds=6, direction=-1) == "supported"
+    assert claims.verdict(0.8, 0.01, 0.002, n_seeds=6, null=0.5) == "supported"
+    assert claims.verdict(0.2, 0.01, 0.002, n_seeds=6, null=0.5) == "contradicted"
+    # 3 vs 3 seeds: the exact test's smallest p is 0.1; it cannot decide, whatever the data
+    assert claims.verdict(9.0, 0.1, 0.1, n_seeds=3) == "underpowered"
+    assert claims.verdict(1.0, np.nan, 1.0, n_seeds=1) == "inconclusive (one seed)"
 
 
 def test_bootstrap_difference_by_hand():
@@ -88,10 +97,14 @@ def test_bootstrap_difference_by_hand():
 def test_return_claims_known_answers(tmp_path):
     table = claims.claims_table(_rl_tables(tmp_path), classification=False, reps=2000)
     row = _lookup(table, "A", "Scope vs Policy", "MinAtarBreakout")
-    assert row["estimate"] == pytest.approx(9.0) and row["verdict"] == "supported"
-    assert row["n_seeds"] == 3 and row["budget"] == "200k steps"
+    b = RETURNS["MinAtarBreakout"]
+    assert row["estimate"] == pytest.approx(np.mean(b["scope"]) - np.mean(b["policy"]))
+    assert row["verdict"] == "supported"
+    assert row["n_seeds"] == 6 and row["budget"] == "200k steps"
+    assert row["p"] == pytest.approx(2 / 924) and row["p_adj"] <= 0.05  # exact: C(12, 6)
     row = _lookup(table, "A", "Scope vs Focal", "MinAtarBreakout")
-    assert row["estimate"] == pytest.approx(-10.0) and row["verdict"] == "contradicted"
+    assert row["estimate"] == pytest.approx(np.mean(b["scope"]) - np.mean(b["focal"]))
+    assert row["verdict"] == "contradicted"
     row = _lookup(table, "A", "Scope vs Policy+Entropy", "MinAtarBreakout")
     assert row["ci_low"] < 0 < row["ci_high"] and row["verdict"] == "inconclusive"
     # aggregate over the two games: P(Scope > Policy) = 1 in both, IQM difference > 0

@@ -167,6 +167,7 @@ def test_key_sets_agree_with_the_contract_and_the_loss_library():
 
     assert set(grid.RL_LOSSES) == set(losses.PPO_LOSSES)
     assert set(grid.CLASSIFICATION_LOSSES) == set(losses.SUPERVISED_LOSSES)
+    assert set(grid.COUNT_CORRECTING_LOSSES) == losses._NEEDS_COUNTS
     assert set(grid.PPO_KEYS) == {f.name for f in dataclasses.fields(rcfg.PPOConfig)}
     assert set(grid.PPO_KEYS) == set(SCHEMA["x-ppo-properties"])
     rl_props = SCHEMA["properties"]["rl"]["properties"]
@@ -296,3 +297,13 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path, capsys):
                       str(ROOT / "config.yaml"), "--schema",
                       str(ROOT / "workflow/schemas/config.schema.yaml")]) == 0
     assert "24 RL runs, 12 classifier runs" in capsys.readouterr().out
+
+
+def test_resampling_experiments_skip_the_losses_that_correct_for_counts():
+    """No double correction: plain_balanced (class-balanced batches) runs every loss but
+    weighted_ce and balanced_softmax, which already correct for the natural counts."""
+    cells = grid.classification_runs(grid.load_config(ROOT / "config.yaml"))
+    balanced = {l for d, x, l, s in cells if x == "plain_balanced"}
+    assert balanced == {"pel", "scope", "focal", "ce"}
+    assert {l for d, x, l, s in cells if x == "plain"} >= {"weighted_ce", "balanced_softmax"}
+    assert len(cells) == 66

@@ -56,3 +56,8 @@ def test_run_settings_use_the_same_parser(tmp_path):
         load_run("{")
     assert parse_set(["run.device=cpu", "ppo.lr=1e-3"]) == {"run": {"device": "cpu"},
                                                             "ppo": {"lr": 1e-3}}
+
+
+def test_set_with_a_value_that_is_not_yaml_names_the_item_and_raises_no_yaml_error():
+    with pytest.raises(ValueError, match=r"--set 'ppo.lr=\[': the value '\[' is not valid YAML"):
+        parse_set(["ppo.lr=["])

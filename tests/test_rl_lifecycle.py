@@ -144,6 +144,23 @@ def test_corrupt_checkpoint_is_moved_aside_and_the_run_starts_afresh(tmp_path, c
     assert summary["global_step"] == 1024 and summary["resumes"] == []
 
 
+def test_a_crafted_checkpoint_is_moved_aside_and_a_second_corrupt_one_keeps_the_first(tmp_path):
+    """A readable dict with the right keys but wrong types (the reliability probe's
+    {'meta': 1, 'update': 3, 'state': {}}) crashed every rerun; now it is moved aside like any
+    unreadable checkpoint, and a second one gets a name of its own."""
+    out = tmp_path / "run"
+    ckpt = out / ".ckpt" / "checkpoint.pt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"meta": 1, "update": 3, "state": {}}, ckpt)
+    (ckpt.parent / "checkpoint.pt.corrupt").write_bytes(b"an earlier corrupt checkpoint")
+    summary, said = run(out, hp=cartpole(1024))
+    bad = [line for line in said if "unreadable checkpoint" in line]
+    assert len(bad) == 1 and "malformed: meta" in bad[0] and "checkpoint.pt.corrupt.1" in bad[0]
+    assert (ckpt.parent / "checkpoint.pt.corrupt").read_bytes() == b"an earlier corrupt checkpoint"
+    assert torch.load(ckpt.parent / "checkpoint.pt.corrupt.1")["update"] == 3
+    assert summary["global_step"] == 1024 and summary["resumes"] == []
+
+
 def test_stale_temporaries_are_removed_at_start(tmp_path):
     out = tmp_path / "run"
     stale = [out / ".ckpt" / ".checkpoint.pt.k1ll3d.tmp", out / ".episodes.csv.abc123.tmp"]

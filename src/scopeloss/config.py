@@ -30,6 +30,12 @@ from typing import Any
 # import torch; tests/test_config.py checks that they agree with the loss library.
 RL_LOSSES = ("policy", "policy_entropy", "scope", "focal")
 CLASSIFICATION_LOSSES = ("ce", "focal", "pel", "scope", "weighted_ce", "balanced_softmax")
+# Losses that correct for the natural class counts themselves (inverse-frequency weights;
+# Balanced Softmax's log-prior). Under re-sampling (an experiment's `sampling` other than
+# natural) the batches are already re-balanced, so these would correct twice (Ren et al.
+# 2020 note Balanced Softmax over-balances under class-balanced sampling): such cells are
+# not in the grid (classification_runs), the re-sampling experiments run the other losses.
+COUNT_CORRECTING_LOSSES = ("weighted_ce", "balanced_softmax")
 
 # The PPO keys of docs/CONTRACT.md; the same keys inside rl.env_specs.<ENV> override them.
 PPO_KEYS = (
@@ -341,15 +347,24 @@ def rl_runs(config: Mapping) -> list[tuple[str, str, int]]:
 
 
 def classification_runs(config: Mapping) -> list[tuple[str, str, str, int]]:
-    """Every (dataset, experiment, loss, seed) of the grid, in config order."""
+    """Every (dataset, experiment, loss, seed) of the grid, in config order, without the
+    double-correction cells (``double_correction``)."""
     cl = config["classification"]
     return [
         (d, x, l, s)
         for d in cl["datasets"]
         for x in cl["experiments"]
         for l in cl["losses"]  # noqa: E741
+        if not double_correction(config, x, l)
         for s in cl["seeds"]
     ]
+
+
+def double_correction(config: Mapping, experiment: str, loss: str) -> bool:
+    """Whether the cell would correct for imbalance twice: a re-sampling experiment with a
+    loss that re-weights by the natural class counts (COUNT_CORRECTING_LOSSES)."""
+    spec = config["classification"].get("experiment_specs", {}).get(experiment) or {}
+    return loss in COUNT_CORRECTING_LOSSES and spec.get("sampling", "natural") != "natural"
 
 
 if __name__ == "__main__":

@@ -77,10 +77,12 @@ def remove_stale_temporaries(run_dir: str | os.PathLike, log) -> list[Path]:
     return stale
 
 
-def load_checkpoint(path: str | os.PathLike, required: set[str], log) -> dict | None:
-    """The checkpoint dict at ``path`` (holding the ``required`` keys), None if there is none.
-    An unreadable one is moved aside to ``PATH.corrupt`` with one ``log`` line naming it, and
-    None returned: the run starts afresh instead of failing the grid."""
+def load_checkpoint(path: str | os.PathLike, required: dict[str, type], log) -> dict | None:
+    """The checkpoint dict at ``path``, None if there is none. ``required`` maps each key it
+    must hold to that value's type. An unreadable or malformed one (crafted ones included) is
+    moved aside under a name no earlier one has (``PATH.corrupt``, ``PATH.corrupt.1``, ...)
+    with one ``log`` line naming it, and None returned: the run starts afresh instead of
+    failing the grid."""
     import torch
 
     path = Path(path)
@@ -88,10 +90,14 @@ def load_checkpoint(path: str | os.PathLike, required: set[str], log) -> dict | 
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(state, dict) or not required <= state.keys():
-            raise ValueError("not a checkpoint of this trainer")
+        if not isinstance(state, dict):
+            raise ValueError(f"a {type(state).__name__}, not a checkpoint of this trainer")
+        wrong = [k for k, kind in required.items() if not isinstance(state.get(k), kind)]
+        if wrong:
+            raise ValueError(f"not a checkpoint of this trainer (missing or malformed: "
+                             f"{', '.join(wrong)})")
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
-        bad = path.with_name(path.name + ".corrupt")
+        bad = _unused_name(path.with_name(path.name + ".corrupt"))
         os.replace(path, bad)
         reason = (str(exc).strip().splitlines() or [""])[0][:200]
         log(f"{path}: unreadable checkpoint ({type(exc).__name__}: {reason}); moved to "
@@ -99,6 +105,14 @@ def load_checkpoint(path: str | os.PathLike, required: set[str], log) -> dict | 
             "need it)")
         return None
     return state
+
+
+def _unused_name(path: Path) -> Path:
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
 
 
 def _json_default(value: Any) -> Any:

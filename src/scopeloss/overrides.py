@@ -52,7 +52,11 @@ def parse_set(items) -> dict[str, Any]:
         parts = dotted.strip().split(".")
         if not sep or len(parts) < 2 or not all(parts):
             raise ValueError(f"--set expects section.key=value, got {item!r}")
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            first = (str(err).strip().splitlines() or [""])[0]
+            raise ValueError(f"--set {item!r}: the value {raw!r} is not valid YAML ({first})") from None
         if isinstance(value, str):
             try:
                 value = float(value)

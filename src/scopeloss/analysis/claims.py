@@ -12,10 +12,13 @@ B. *Scope keeps more exploration* — per env: final-phase policy entropy (Scope
 C. *Scope has the highest mean per-class precision in Tables 1 and 2* — per dataset and
    experiment: the difference of mean per-class precision (Scope - X) across seeds.
 
-Each row gives the estimate, its 95% CI across seeds, the fewest seeds on either side and
-a verdict: *supported* when the CI excludes no difference in the claimed direction,
-*contradicted* when it excludes it in the other, else *inconclusive* (at this budget);
-with one seed there is no CI across seeds and the verdict says so. Only finished runs
+Each row gives the estimate, a 95% bootstrap CI across seeds (a description only), the
+fewest seeds on either side, the two-sided p of an exact permutation test across seeds
+(runs relabelled within each env for aggregates; ``significance``), that p adjusted by Holm
+within the claim, and a verdict: *supported* when the adjusted p is at most 0.05 and the
+estimate lies on the claimed side, *contradicted* when it is at most 0.05 on the other side,
+*underpowered* when the design cannot reach p 0.05 at all (2 vs 2 or 3 vs 3 seeds), else
+*inconclusive* (at this budget); with one seed there is no test. Only finished runs
 count. A part of the grid that did not run (no RL, no classification, no Scope run) gives
 a row saying 'not run'.
 """
@@ -32,7 +35,7 @@ import pandas as pd
 
 from scopeloss import io
 
-from . import stats
+from . import significance, stats
 from .aggregate import grid_normalised, read_table, sort_in_order
 from .reference import (cls_loss_name, cls_loss_sort_key, env_sort_key, rl_loss_name,
                         rl_loss_sort_key)
@@ -46,6 +49,7 @@ TABLE_OF = {"plain": "Table 1", "augmented": "Table 2"}
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 ONE_SEED = "inconclusive (one seed)"
+UNDERPOWERED = "underpowered"
 NOT_RUN = "not run"
 
 CLAIMS = {
@@ -55,42 +59,68 @@ CLAIMS = {
     "C": "Scope has the highest mean per-class precision (Tables 1 and 2)",
 }
 COLUMNS = ["claim_id", "claim", "comparison", "where", "metric", "claimed", "estimate",
-           "ci_low", "ci_high", "n_seeds", "budget", "verdict", "note"]
+           "ci_low", "ci_high", "n_seeds", "p", "p_adj", "budget", "verdict", "note"]
 
 
-def verdict(low: float, high: float, *, n_seeds: int, null: float = 0.0,
-            direction: int = 1) -> str:
-    """supported / contradicted / inconclusive from a 95% CI and the claimed direction
-    (+1: estimate > null, -1: estimate < null); fewer than two seeds: no CI, inconclusive."""
+def verdict(estimate: float, p_adj: float, min_p: float, *, n_seeds: int, null: float = 0.0,
+            direction: int = 1, alpha: float = significance.ALPHA) -> str:
+    """From the Holm-adjusted permutation p: supported / contradicted when p_adj <= alpha
+    (by the side of ``null`` the estimate is on; ``direction`` +1 claims above, -1 below),
+    underpowered when this design's smallest possible p exceeds alpha, else inconclusive;
+    fewer than two seeds: no test."""
     if n_seeds < 2:
         return ONE_SEED
-    if np.isnan(low) or np.isnan(high):
+    if min_p > alpha:
+        return UNDERPOWERED
+    if np.isnan(p_adj) or p_adj > alpha:
         return INCONCLUSIVE
-    above, below = low > null, high < null
-    if (above and direction > 0) or (below and direction < 0):
-        return SUPPORTED
-    if above or below:
-        return CONTRADICTED
-    return INCONCLUSIVE
+    return SUPPORTED if (estimate - null) * direction > 0 else CONTRADICTED
+
+
+def _test(x_by_task, y_by_task, statistic=significance.mean_difference, *, reps: int,
+          seed: int) -> dict:
+    _, p = significance.permutation_test(x_by_task, y_by_task, statistic, reps=reps, seed=seed)
+    return {"p": p, "min_p": significance.min_p_value(x_by_task, y_by_task)}
+
+
+def _iqm_difference(xs, ys):
+    iqm = stats.AGGREGATES[AGGREGATE]
+    return iqm(np.concatenate(xs, axis=-1)) - iqm(np.concatenate(ys, axis=-1))
+
+
+def _improvement(xs, ys):
+    return np.mean([stats.pairwise_improvement(x, y) for x, y in zip(xs, ys)], axis=0)
 
 
 def _row(claim_id, comparison, where, metric, claimed, estimate, low, high, n_seeds,
-         budget, *, null=0.0, direction=1, note="") -> dict:
+         budget, test: dict, *, null=0.0, direction=1, note="") -> dict:
     n_seeds = int(n_seeds)
     if n_seeds < 2:
         low = high = np.nan
     return {"claim_id": claim_id, "claim": CLAIMS[claim_id], "comparison": comparison,
             "where": where, "metric": metric, "claimed": claimed, "estimate": estimate,
-            "ci_low": low, "ci_high": high, "n_seeds": n_seeds, "budget": budget,
-            "verdict": verdict(low, high, n_seeds=n_seeds, null=null, direction=direction),
-            "note": note}
+            "ci_low": low, "ci_high": high, "n_seeds": n_seeds,
+            "p": test["p"] if n_seeds >= 2 else np.nan, "min_p": test["min_p"],
+            "budget": budget, "null": null, "direction": direction, "note": note}
+
+
+def decide(rows: list[dict]) -> list[dict]:
+    """Holm within each claim over its tested rows, then each row's verdict."""
+    for claim_id in CLAIMS:
+        part = [r for r in rows if r["claim_id"] == claim_id and "min_p" in r]
+        for row, p_adj in zip(part, significance.holm([r["p"] for r in part])):
+            row["p_adj"] = p_adj
+            row["verdict"] = verdict(row["estimate"], p_adj, row["min_p"],
+                                     n_seeds=row["n_seeds"], null=row["null"],
+                                     direction=row["direction"])
+    return rows
 
 
 def _not_run(claim_id: str, reason: str) -> dict:
     return {"claim_id": claim_id, "claim": CLAIMS[claim_id], "comparison": "–",
             "where": "–", "metric": "–", "claimed": "–", "estimate": np.nan,
-            "ci_low": np.nan, "ci_high": np.nan, "n_seeds": 0, "budget": "–",
-            "verdict": NOT_RUN, "note": reason}
+            "ci_low": np.nan, "ci_high": np.nan, "n_seeds": 0, "p": np.nan, "p_adj": np.nan,
+            "budget": "–", "verdict": NOT_RUN, "note": reason}
 
 
 def _steps(n: float) -> str:
@@ -162,9 +192,10 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
                 continue
             est, low, high = stats.bootstrap_difference_ci(ref_ret[env], x_ret[env],
                                                            reps=reps, seed=seed)
+            test = _test({env: ref_ret[env]}, {env: x_ret[env]}, reps=reps, seed=seed)
             rows.append(_row("A", comparison, env, "final return, Scope - X "
                              "(mean of the last 100 episodes)", "> 0", est, low, high,
-                             min(ref_ret[env].size, x_ret[env].size), budget[env]))
+                             min(ref_ret[env].size, x_ret[env].size), budget[env], test))
         shared = sorted(set(ref_ret) & set(x_ret), key=env_sort_key)
         if not shared:
             continue
@@ -180,12 +211,15 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
                 f"{', '.join(grid_envs)}"] if grid_envs else []))
         est, low, high, _ = stats.stratified_bootstrap_difference(
             ref_score, x_score, AGGREGATE, reps=reps, seed=seed)
+        test = _test(ref_score, x_score, _iqm_difference, reps=reps, seed=seed)
         rows.append(_row("A", comparison, where, f"{AGGREGATE} of normalised final score, "
-                         "Scope - X", "> 0", est, low, high, n, agg_budget, note=norm_note))
+                         "Scope - X", "> 0", est, low, high, n, agg_budget, test,
+                         note=norm_note))
         est, low, high, _ = stats.probability_of_improvement(ref_ret, x_ret, reps=reps,
                                                              seed=seed)
+        test = _test(ref_ret, x_ret, _improvement, reps=reps, seed=seed)
         rows.append(_row("A", comparison, where, "P(Scope run's final return > X run's)",
-                         "> 0.5", est, low, high, n, agg_budget, null=0.5))
+                         "> 0.5", est, low, high, n, agg_budget, test, null=0.5))
     return rows
 
 
@@ -222,21 +256,23 @@ def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
                     continue
                 est, low, high = stats.bootstrap_difference_ci(ref[env], x[env], reps=reps,
                                                                seed=seed)
+                test = _test({env: ref[env]}, {env: x[env]}, reps=reps, seed=seed)
                 rows.append(_row("B", comparison, env, metric, claimed, est, low, high,
-                                 min(ref[env].size, x[env].size), budget[env],
+                                 min(ref[env].size, x[env].size), budget[env], test,
                                  direction=direction, note=note))
             shared = sorted(set(ref) & set(x), key=env_sort_key)
             if not shared:
                 continue
             signed = "neg_max_prob" if column == "max_prob" else column
-            est, low, high, _ = stats.probability_of_improvement(
-                _by_env(phase, REFERENCE, signed), _by_env(phase, other, signed), reps=reps,
-                seed=seed)
+            ref_s, x_s = _by_env(phase, REFERENCE, signed), _by_env(phase, other, signed)
+            est, low, high, _ = stats.probability_of_improvement(ref_s, x_s, reps=reps,
+                                                                 seed=seed)
+            test = _test(ref_s, x_s, _improvement, reps=reps, seed=seed)
             rows.append(_row("B", comparison, f"aggregate ({len(shared)} env"
                              f"{'s' if len(shared) > 1 else ''})", poi_metric, "> 0.5", est,
                              low, high, _min_seeds(ref, x),
                              _span(runs.loc[runs["env"].isin(shared), "total_steps"], _steps,
-                                   "steps"), null=0.5, note=note))
+                                   "steps"), test, null=0.5, note=note))
     return rows
 
 
@@ -272,10 +308,11 @@ def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: in
         for other in others:
             x = sub.loc[sub["loss"] == other, "precision_mean"].to_numpy()
             est, low, high = stats.bootstrap_difference_ci(ref, x, reps=reps, seed=seed)
+            test = _test({where: ref}, {where: x}, reps=reps, seed=seed)
             note = "" if other in PAPER_CLS_LOSSES else "baseline not in the paper's tables"
             rows.append(_row("C", f"Scope vs {cls_loss_name(other)}", where,
                              "mean per-class test precision, Scope - X", "> 0", est, low,
-                             high, min(ref.size, x.size), budget, note=note))
+                             high, min(ref.size, x.size), budget, test, note=note))
     return rows
 
 
@@ -309,7 +346,7 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
                              else "classification not part of this grid"))
     else:
         rows += precision_claims(per_class, summary, reps=reps, seed=seed)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(decide(rows), columns=COLUMNS)
 
 
 def _fmt(value: float) -> str:
@@ -324,29 +361,41 @@ def _ci(row) -> str:
     return f"[{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]"
 
 
+def _p(value: float) -> str:
+    return "–" if pd.isna(value) else (f"{value:.3f}" if value >= 0.001 else f"{value:.1e}")
+
+
 def claims_markdown(table: pd.DataFrame) -> str:
     lines = ["# The paper's claims, checked on this grid", "",
              "Computed from the tidy tables of the grid that ran, at the budgets in the "
              "Budget column (a demo or preset budget is not the paper's). Estimate: Scope "
              "minus the other loss, or P(Scope better); 95% CI: percentile bootstrap across "
-             "seeds (stratified by env for aggregates). Verdict: *supported* if the CI "
-             "excludes no difference in the claimed direction, *contradicted* if it "
-             "excludes it in the other direction, else *inconclusive* at this budget; with "
-             "one seed there is no CI across seeds. Seeds: the fewest on either side (per "
-             "env for aggregates). Only finished runs count.", ""]
+             "seeds (stratified by env for aggregates), a description only. p: two-sided "
+             "exact permutation test across seeds (runs relabelled within each env for "
+             "aggregates; Monte Carlo beyond 20,000 relabellings); p adj: Holm within the "
+             "claim. Verdict: *supported* / *contradicted* if p adj ≤ 0.05 with the "
+             "estimate on the claimed / the other side; *underpowered* if this many seeds "
+             "cannot reach p 0.05 at all (2 vs 2 seeds: p ≥ 1/3; 3 vs 3: p ≥ 0.1); else "
+             "*inconclusive* at this budget; one seed: no test. Seeds: the fewest on either "
+             "side (per env for aggregates). Only finished runs count.", ""]
     for claim_id, claim in CLAIMS.items():
         part = table[table["claim_id"] == claim_id]
         counts = part["verdict"].value_counts()
+        tested = int(part["p"].notna().sum())
+        need = (f" Every comparison of this claim can be decided with "
+                f"{significance.seeds_needed(tested)} seeds per loss ({tested} comparisons, "
+                "Holm)." if tested else "")
         lines += [f"## {claim_id}. {claim}", "",
-                  "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()), "",
-                  "| Comparison | Where | Metric | Claimed | Estimate | 95% CI | Seeds "
-                  "| Budget | Verdict | Note |",
-                  "|:---|:---|:---|:---:|---:|:---:|---:|:---|:---|:---|"]
+                  "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "." + need,
+                  "",
+                  "| Comparison | Where | Metric | Claimed | Estimate | 95% CI | Seeds | p "
+                  "| p adj | Budget | Verdict | Note |",
+                  "|:---|:---|:---|:---:|---:|:---:|---:|---:|---:|:---|:---|:---|"]
         for row in part.itertuples(index=False):
             lines.append("| " + " | ".join([
                 row.comparison, row.where, row.metric, row.claimed, _fmt(row.estimate),
-                _ci(row), str(row.n_seeds) if row.verdict != NOT_RUN else "–", row.budget,
-                f"**{row.verdict}**", row.note or ""]) + " |")
+                _ci(row), str(row.n_seeds) if row.verdict != NOT_RUN else "–", _p(row.p),
+                _p(row.p_adj), row.budget, f"**{row.verdict}**", row.note or ""]) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -369,7 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the grid has no RL part (its tables, if any, are stale)")
     parser.add_argument("--no-classification", action="store_true",
                         help="the grid has no classification part")
-    parser.add_argument("--reps", type=int, default=stats.DEFAULT_REPS)
+    parser.add_argument("--reps", type=int, default=stats.DEFAULT_REPS,
+                        help="bootstrap resamples, and Monte Carlo relabellings of the "
+                             "permutation tests beyond their exact limit")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.reps < 1:

@@ -122,14 +122,10 @@ def stratified_bootstrap_ci(scores_by_task: Mapping[str, Sequence[float]], aggre
     return point, float(low), float(high)
 
 
-def stratified_bootstrap_difference(x_by_task: Mapping[str, Sequence[float]],
-                                    y_by_task: Mapping[str, Sequence[float]], aggregate: str,
-                                    *, reps: int = DEFAULT_REPS,
-                                    confidence: float = CONFIDENCE,
-                                    seed: int | None = 0) -> tuple[float, float, float, int]:
-    """(aggregate(X) - aggregate(Y), CI low, CI high, number of tasks) over the tasks where
-    both have runs; each loss's runs resampled within each task (stratified bootstrap)."""
-    fn = AGGREGATES[aggregate]
+def paired_tasks(x_by_task: Mapping[str, Sequence[float]],
+                 y_by_task: Mapping[str, Sequence[float]]) -> tuple[list, list]:
+    """The runs of X and of Y on each task both have finished runs on (NaN dropped), in
+    task order: ([x arrays], [y arrays])."""
     xs, ys = [], []
     for task in sorted(set(x_by_task) & set(y_by_task)):
         x = np.asarray(x_by_task[task], dtype=float)
@@ -138,6 +134,18 @@ def stratified_bootstrap_difference(x_by_task: Mapping[str, Sequence[float]],
         if x.size and y.size:
             xs.append(x)
             ys.append(y)
+    return xs, ys
+
+
+def stratified_bootstrap_difference(x_by_task: Mapping[str, Sequence[float]],
+                                    y_by_task: Mapping[str, Sequence[float]], aggregate: str,
+                                    *, reps: int = DEFAULT_REPS,
+                                    confidence: float = CONFIDENCE,
+                                    seed: int | None = 0) -> tuple[float, float, float, int]:
+    """(aggregate(X) - aggregate(Y), CI low, CI high, number of tasks) over the tasks where
+    both have runs; each loss's runs resampled within each task (stratified bootstrap)."""
+    fn = AGGREGATES[aggregate]
+    xs, ys = paired_tasks(x_by_task, y_by_task)
     if not xs:
         return (np.nan, np.nan, np.nan, 0)
     rng = _rng(seed)
@@ -147,7 +155,7 @@ def stratified_bootstrap_difference(x_by_task: Mapping[str, Sequence[float]],
     return point, float(low), float(high), len(xs)
 
 
-def _pairwise_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def pairwise_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """P(X > Y) over all pairs of the last axis, ties 1/2; x (..., n), y (..., m)."""
     diff = x[..., :, None] - y[..., None, :]
     return ((diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1)))
@@ -162,17 +170,12 @@ def probability_of_improvement(x_by_task: Mapping[str, Sequence[float]],
     The bootstrap resamples X's and Y's runs independently within each task."""
     rng = _rng(seed)
     point, boot, n = 0.0, np.zeros(reps), 0
-    for task in sorted(set(x_by_task) & set(y_by_task)):
-        x = np.asarray(x_by_task[task], dtype=float)
-        y = np.asarray(y_by_task[task], dtype=float)
-        x, y = x[~np.isnan(x)], y[~np.isnan(y)]
-        if not (x.size and y.size):
-            continue
+    for x, y in zip(*paired_tasks(x_by_task, y_by_task)):
         n += 1
-        point += float(_pairwise_improvement(x, y))
+        point += float(pairwise_improvement(x, y))
         xb = x[rng.integers(0, x.size, size=(reps, x.size))]
         yb = y[rng.integers(0, y.size, size=(reps, y.size))]
-        boot += _pairwise_improvement(xb, yb)
+        boot += pairwise_improvement(xb, yb)
     if n == 0:
         return (np.nan, np.nan, np.nan, 0)
     low, high = _percentiles(boot / n, confidence)

@@ -324,7 +324,7 @@ def save_file(path: Path, obj) -> None:
 
 def load_file(path: Path):
     """The checkpoint at ``path``, None when absent or unreadable (then moved aside)."""
-    return io.load_checkpoint(path, {"identity"}, _stderr)
+    return io.load_checkpoint(path, {"identity": dict}, _stderr)
 
 
 def _stderr(message: str) -> None:
@@ -389,6 +389,10 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(run["torch_threads"])
+        try:  # a device this machine lacks stops before --out is touched
+            resolve_device(run["device"], "run.device")
+        except ValueError as err:
+            raise C.ConfigError(str(err)) from None
         check_writable(Path(out))
         with own_run_dir(out):  # held exclusively until the run returns
             return _train(dataset, experiment, loss, seed, Path(out), hparams, run, on_epoch_end)

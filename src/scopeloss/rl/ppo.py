@@ -231,7 +231,7 @@ def _train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out: Path
     out.mkdir(parents=True, exist_ok=True)
     io.remove_stale_temporaries(out, log)
     ckpt_path = out / ".ckpt" / CKPT_NAME
-    ckpt = io.load_checkpoint(ckpt_path, {"meta", "update", "state"}, log)
+    ckpt = io.load_checkpoint(ckpt_path, {"meta": dict, "update": int, "state": dict}, log)
     if ckpt is not None and ckpt["meta"] != meta:
         old = ckpt["meta"].get("code_fingerprint")
         why = ("other code (fingerprint {} -> {})".format(old, meta["code_fingerprint"])
