@@ -38,6 +38,17 @@ def _wait_for(pred, what: str, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
+def _lock_free(out: Path) -> bool:
+    """Whether a new trainer could take ``out`` now. The kernel drops a dead holder's lock
+    when its last thread has exited, which under load can come a moment after its main
+    thread shows as a zombie."""
+    try:
+        with lifecycle.own_run_dir(out):
+            return True
+    except lifecycle.RunDirBusy:
+        return False
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -116,9 +127,8 @@ def test_a_trainer_stops_when_its_launcher_is_killed(tmp_path):
     _wait_for(lambda: not _alive(pid), "the orphaned trainer to stop", timeout=15)
     log = (tmp_path / "log").read_text()
     assert f"the launcher (pid {launcher.pid}) is gone; stopping" in log, log[-2000:]
-    # and a rerun takes the directory over and resumes
-    with lifecycle.own_run_dir(out):
-        pass
+    # and a rerun can take the directory over
+    _wait_for(lambda: _lock_free(out), "the dead trainer's lock to be released", timeout=15)
 
 
 def test_no_watch_without_the_variable_or_for_a_pid_that_is_no_ancestor(monkeypatch):

@@ -22,6 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from scopeloss import lifecycle
+
 from test_workflow_plan import BIN, copy_workflow, count, hparams, plan, snakemake
 
 SMOKE = ("--configfile", "presets/smoke.yaml")
@@ -259,7 +261,14 @@ def test_kill_9_mid_training_then_the_same_command_keeps_every_logged_episode(sm
         assert time.monotonic() < deadline, "the training job outlived the killed snakemake"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # anything else of that session (none expected)
-    time.sleep(0.5)
+    # its lock goes once its last thread has exited (a moment after the main one, under load)
+    while True:
+        try:
+            with lifecycle.own_run_dir(wf / "results/rl/CartPole/policy/seed7"):
+                break
+        except lifecycle.RunDirBusy:
+            assert time.monotonic() < deadline + 15, "the killed trainer's lock stayed held"
+            time.sleep(0.2)
     logged = pd.read_csv(episodes)  # what was on disk at the kill
     summary = json.loads((wf / "results/rl/CartPole/policy/seed7/summary.json").read_text()) \
         if (wf / target).is_file() else None

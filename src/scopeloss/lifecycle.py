@@ -5,7 +5,8 @@ before they read or write anything in ``--out``: an exclusive ``flock`` on ``--o
 (the holder's pid written inside), held until the run returns. A second trainer on the
 same directory stops at once with a message naming the directory and the holder's pid; it
 writes nothing there. The kernel releases the lock when its holder dies, kill -9 included,
-so a stale lock file never blocks a rerun.
+so a stale lock file never blocks a rerun; a holder that is still exiting (its last threads
+closing its files) is waited for, up to 15 s.
 
 ``stop_with_launcher`` ends the trainer when the Snakemake that started it is gone: the
 training rules run it with ``SCOPELOSS_STOP_WITH_PID=$PPID`` (Snakemake's pid, the parent of
@@ -30,6 +31,7 @@ from typing import Callable, Iterator
 LOCK_NAME = ".lock"
 STOP_WITH_PID = "SCOPELOSS_STOP_WITH_PID"
 WATCH_INTERVAL_S = 1.0
+DYING_HOLDER_WAIT_S = 15.0
 
 
 class RunDirBusy(RuntimeError):
@@ -47,20 +49,45 @@ def own_run_dir(out: str | os.PathLike) -> Iterator[Path]:
         raise RunDirBusy(f"--out {out}: cannot create the run directory's lock file: "
                          f"{err.strerror or err}") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            raise RunDirBusy(
-                f"{out} is in use by another trainer (pid {_holder(fd)}); it writes nothing "
-                "there while that one runs: wait for it to end, or stop it (kill PID) and "
-                "rerun") from None
+        deadline = time.monotonic() + DYING_HOLDER_WAIT_S
+        while not _try_lock(fd):
+            holder = _holder(fd)
+            # a holder that is exiting (gone, or a zombie whose other threads still close
+            # its files) releases the lock in a moment: wait for that, never for a live one
+            if _running(holder) or time.monotonic() > deadline:
+                raise RunDirBusy(
+                    f"{out} is in use by another trainer (pid {holder}); it writes nothing "
+                    "there while that one runs: wait for it to end, or stop it (kill PID) "
+                    "and rerun") from None
+            time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield out
     finally:
         os.close(fd)  # releases the lock
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as err:
+        if err.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return False
+
+
+def _running(pid: str) -> bool:
+    """Whether ``pid`` is a process that is not exiting (unknown pids count as running)."""
+    if not pid.isdigit():
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        return True
 
 
 def _holder(fd: int) -> str:
