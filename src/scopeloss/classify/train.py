@@ -390,27 +390,25 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
     try:
         torch.set_num_threads(run["torch_threads"])
         try:  # a device this machine lacks stops before --out is touched
-            resolve_device(run["device"], "run.device")
+            device = resolve_device(run["device"], "run.device")
         except ValueError as err:
             raise C.ConfigError(str(err)) from None
         check_writable(Path(out))
         with own_run_dir(out):  # held exclusively until the run returns
-            return _train(dataset, experiment, loss, seed, Path(out), hparams, run, on_epoch_end)
+            return _train(dataset, experiment, loss, seed, Path(out), hparams, run,
+                          on_epoch_end, device)
     finally:  # in-process callers (tests) get their thread count back
         torch.set_num_threads(threads)
 
 
-def _train(dataset, experiment, loss, seed, out: Path, hparams, run, on_epoch_end) -> dict:
+def _train(dataset, experiment, loss, seed, out: Path, hparams, run, on_epoch_end,
+           device: torch.device) -> dict:
     t_start = time.perf_counter()
     ckpt_dir = out / ".ckpt"
     d, e, lcfg = hparams["dataset"], hparams["experiment"], hparams["loss"]
     fingerprint = code_fingerprint(TRAINERS["classify"])
     identity = {"dataset": dataset, "experiment": experiment, "loss": loss, "seed": seed,
                 "hparams": hparams, "code_fingerprint": fingerprint}
-    try:
-        device = resolve_device(run["device"], "run.device")
-    except ValueError as err:
-        raise C.ConfigError(str(err)) from None
 
     outputs = OUTPUTS + ((CUDA_OUTPUT,) if e["cuda"]["enabled"] else ())
     # (1) Finished, every output there: skip, without reading the checkpoint.
