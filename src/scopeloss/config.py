@@ -25,6 +25,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from scopeloss.params import ConfigError  # noqa: F401  (the one error type)
 
 # Kept here (not imported from scopeloss.losses) so that reading the config does not
 # import torch; tests/test_config.py checks that they agree with the loss library.
@@ -55,8 +56,6 @@ RL_LOSS_KEYS = ("alpha",)
 CLASSIFICATION_LOSS_KEYS = ("alpha", "gamma")
 
 
-class ConfigError(ValueError):
-    """A config value the workflow cannot run; the message names the key."""
 
 
 # ----------------------------------------------------------------------------- loading

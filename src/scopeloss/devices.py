@@ -11,6 +11,8 @@ import os
 
 import torch
 
+from scopeloss.params import ConfigError
+
 BF16_AUTOCAST_DEVICES = {"cuda"}
 
 
@@ -19,7 +21,7 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{key} is 'cuda' but no CUDA device is available; "
+        raise ConfigError(f"{key} is 'cuda' but no CUDA device is available; "
                          "allowed here: auto, cpu")
     device = torch.device(name)
     # GPU checks: SCOPELOSS_SYNC_DEBUG=warn (or error) makes CUDA report every host sync.
@@ -54,3 +56,27 @@ def bf16_autocast(device: torch.device, requested: bool) -> torch.autocast:
     """An autocast context (reusable) that is on when ``requested`` and the device gains."""
     enabled = bool(requested) and device.type in BF16_AUTOCAST_DEVICES
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def apply_determinism(device: torch.device, deterministic: bool):
+    """Set the kernel choices; return a function that restores the previous ones."""
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled())
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        use_fast_cuda_kernels(device)
+
+    def restore():
+        (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = saved[:4]
+        torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
+
+    return restore

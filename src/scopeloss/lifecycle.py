@@ -1,5 +1,16 @@
-"""A trainer owns its run directory for the whole run, and does not outlive its launcher.
+"""One run lifecycle for both trainers: the run directory, checkpoints, RNG state, seeding.
 
+A run is identified by its ``identity`` (what it learns: names, seed, resolved
+hyperparameters, code fingerprint; never run settings). ``begin`` decides what a job does
+with its run directory, in this order: (1) ``summary.json`` has the identity and every
+output is there: skip; (2) the checkpoint has the identity and says ``finished``: rebuild
+the outputs from it, no training; (3) it has the identity: resume; (4) otherwise afresh.
+Checkpoints are written atomically (``save_checkpoint``; a failure names the file, the OS
+error and the free space) and read back checked (``load_checkpoint``: an unreadable or
+malformed one, crafted ones included, is moved aside under a unique ``.corrupt`` name).
+Messages go through one logger, ``log`` (standard error).
+
+A trainer owns its run directory for the whole run, and does not outlive its launcher.
 Both trainers (``scopeloss.rl.ppo``, ``scopeloss.classify.train``) enter ``own_run_dir``
 before they read or write anything in ``--out``: an exclusive ``flock`` on ``--out/.lock``
 (the holder's pid written inside), held until the run returns. A second trainer on the
@@ -20,13 +31,19 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io as _bytes
+import json
 import os
+import random
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
+
+from scopeloss import io
 
 LOCK_NAME = ".lock"
 STOP_WITH_PID = "SCOPELOSS_STOP_WITH_PID"
@@ -36,6 +53,15 @@ DYING_HOLDER_WAIT_S = 15.0
 
 class RunDirBusy(RuntimeError):
     """Another live process holds the run directory."""
+
+
+class CheckpointError(OSError):
+    """A checkpoint could not be written (the message names the file and the OS error)."""
+
+
+def log(message: str) -> None:
+    """The trainers' logger: one line to standard error, flushed (the job's log file)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -77,17 +103,25 @@ def _try_lock(fd: int) -> bool:
         return False
 
 
+def process_status(pid: int | str) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process from /proc, None if there is no such process.
+    The command name (2nd field) may contain spaces and ')': split after its last ')'."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _running(pid: str) -> bool:
     """Whether ``pid`` is a process that is not exiting (unknown pids count as running)."""
     if not pid.isdigit():
         return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
+    if not Path(f"/proc/{pid}").exists():
         return False
-    except (OSError, IndexError):
-        return True
+    status = process_status(pid)
+    return status is None or status[0] not in ("Z", "X")
 
 
 def _holder(fd: int) -> str:
@@ -101,12 +135,10 @@ def _ancestors(pid: int) -> set[int]:
     """The pids above ``pid`` (its parent, the parent's parent, ... up to pid 1)."""
     seen: set[int] = set()
     while pid > 1:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                # the command name (2nd field) may contain spaces: split after its ')'
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+        status = process_status(pid)
+        if status is None:
             break
+        pid = status[1]
         if pid in seen:
             break
         seen.add(pid)
@@ -134,3 +166,173 @@ def stop_with_launcher(log: Callable[[str], None]) -> int | None:
 
     threading.Thread(target=watch, name="stop-with-launcher", daemon=True).start()
     return launcher
+
+
+# ----------------------------------------------------------------------------- the run
+def check_out_dir(out: str | os.PathLike) -> Path:
+    """``--out`` must be (or become) a directory: checked before anything is loaded."""
+    from scopeloss.params import ConfigError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                raise ConfigError(f"--out {out}: {parent} is not a writable directory")
+            break
+    return out
+
+
+def finished_summary(out: Path, identity: dict, outputs: tuple[str, ...]) -> dict | None:
+    """The summary of a finished run with this identity whose outputs are all there, else None."""
+    if not all((out / name).is_file() for name in outputs):
+        return None
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    want = json.loads(json.dumps(identity, default=io._json_default))
+    same = isinstance(summary, dict) and all(summary.get(k) == v for k, v in want.items())
+    return summary if same else None
+
+
+def begin(out: Path, identity: dict, outputs: tuple[str, ...], ckpt_path: Path,
+          required: dict[str, type], log: Callable[[str], None] = log) -> tuple[str, Any]:
+    """What this job does with its run directory: ``("skip", summary)``, ``("rebuild",
+    checkpoint)``, ``("resume", checkpoint)`` or ``("afresh", None)`` (module docstring).
+    Every checkpoint holds ``identity`` and ``finished`` besides the ``required`` keys."""
+    summary = finished_summary(out, identity, outputs)
+    if summary is not None:
+        log(f"{out}: already finished, all outputs present; nothing to do")
+        return "skip", summary
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, log)
+    ckpt = load_checkpoint(ckpt_path, {"identity": dict, "finished": bool, **required}, log)
+    if ckpt is not None and ckpt["identity"] != identity:
+        old, new = ckpt["identity"].get("code_fingerprint"), identity.get("code_fingerprint")
+        why = f"other code (fingerprint {old} -> {new})" if old != new else "other settings"
+        log(f"{ckpt_path}: checkpoint is from {why}; starting afresh")
+        ckpt = None
+    # A summary from other settings must not sit beside a run that is not finished.
+    (out / "summary.json").unlink(missing_ok=True)
+    if ckpt is None:
+        return "afresh", None
+    if ckpt["finished"]:
+        log(f"{out}: finished but an output is missing; rebuilding outputs from the final "
+            "checkpoint (no training)")
+        return "rebuild", ckpt
+    return "resume", ckpt
+
+
+def remove_stale_temporaries(run_dir: str | os.PathLike, log: Callable[[str], None] = log
+                             ) -> list[Path]:
+    """Remove the temporary files of atomic writes that a kill interrupted
+    (``.NAME.XXXX.tmp``) from a run directory and its ``.ckpt/``; one ``log`` line if any."""
+    run_dir = Path(run_dir)
+    stale = [f for folder in (run_dir, run_dir / ".ckpt") if folder.is_dir()
+             for f in folder.glob(".*.tmp") if f.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log(f"{run_dir}: removed {len(stale)} stale temporary file(s) of an interrupted "
+            f"write ({', '.join(f.name for f in stale)})")
+    return stale
+
+
+def save_checkpoint(path: Path, obj: dict) -> None:
+    """Serialise in memory, then write atomically with plain file I/O, so that a failed write
+    (a full disk, a quota) is a CheckpointError naming ``path``, the OS error and the free
+    space, not torch's ``enforce fail at inline_container.cc``."""
+    import torch
+
+    buffer = _bytes.BytesIO()
+    torch.save(obj, buffer)
+    try:
+        with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            fh.write(buffer.getbuffer())
+    except OSError as exc:
+        try:
+            st = os.statvfs(path.parent)
+            free = f"; {st.f_bavail * st.f_frsize} bytes free in {path.parent}"
+        except OSError:
+            free = ""
+        raise CheckpointError(exc.errno, f"could not write checkpoint {path}: "
+                                         f"{exc.strerror or exc}{free}") from None
+
+
+def load_checkpoint(path: str | os.PathLike, required: dict[str, type],
+                    log: Callable[[str], None] = log) -> dict | None:
+    """The checkpoint dict at ``path``, None if there is none. ``required`` maps each key it
+    must hold to that value's type. An unreadable or malformed one (crafted ones included) is
+    moved aside under a name no earlier one has (``PATH.corrupt``, ``PATH.corrupt.1``, ...)
+    with one ``log`` line naming it, and None returned: the run starts afresh instead of
+    failing the grid."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(state, dict):
+            raise ValueError(f"a {type(state).__name__}, not a checkpoint of this trainer")
+        wrong = [k for k, kind in required.items() if not isinstance(state.get(k), kind)]
+        if wrong:
+            raise ValueError(f"not a checkpoint of this trainer (missing or malformed: "
+                             f"{', '.join(wrong)})")
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        bad = _unused_name(path.with_name(path.name + ".corrupt"))
+        os.replace(path, bad)
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        log(f"{path}: unreadable checkpoint ({type(exc).__name__}: {reason}); moved to "
+            f"{bad.name} beside it, starting this run afresh (delete it once you no longer "
+            "need it)")
+        return None
+    return state
+
+
+def _unused_name(path: Path) -> Path:
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
+# ----------------------------------------------------------------------------- randomness
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (all devices)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state(generator=None) -> dict:
+    """Every generator a run draws from, for its checkpoint (``generator``: a run's own)."""
+    import numpy as np
+    import torch
+
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+             "python": random.getstate()}
+    if generator is not None:
+        state["data"] = generator.get_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, generator=None) -> None:
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if generator is not None:
+        generator.set_state(state["data"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

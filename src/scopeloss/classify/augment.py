@@ -146,41 +146,41 @@ def _cuda_draws(b: int, generator: torch.Generator) -> list[Tensor]:
     return [coin, *pick.unbind(0), *sign.unbind(0)]
 
 
-def cuda_shifts(levels: Tensor, draws: Tensor, cuda_cfg: dict, force: bool = False) -> Tensor:
+def cuda_shifts(levels: Tensor, draws: Tensor, curriculum: dict, force: bool = False) -> Tensor:
     """(4, B) factor shifts of Table 5's ops (order ``FACTORS``) for per-image ``levels``
     (B,) on the device; ``draws`` are the 9 rows of ``_cuda_draws`` on the same device.
     ``force`` applies every image's level (the level test), else with prob. aug_prob."""
     lvl = levels.to(draws.dtype)
     if not force:
-        lvl = lvl * (draws[0] < cuda_cfg["aug_prob"]).to(lvl.dtype)
+        lvl = lvl * (draws[0] < curriculum["aug_prob"]).to(lvl.dtype)
     k = len(FACTORS)
     p_op = 1.0 - (1.0 - 1.0 / k) ** lvl                            # l draws from k ops
     applied = (draws[1:1 + k] < p_op).to(lvl.dtype)                # (4, B)
-    magnitude = CUDA_RANGE_HALF_WIDTH * lvl / cuda_cfg["max_d"]
+    magnitude = CUDA_RANGE_HALF_WIDTH * lvl / curriculum["max_d"]
     return draws[1 + k:1 + 2 * k] * applied * magnitude
 
 
 def augment_batch(x_uint8: Tensor, size: int, cfg: dict, generator: torch.Generator,
-                  levels: Tensor | None = None, cuda_cfg: dict | None = None,
+                  levels: Tensor | None = None, curriculum: dict | None = None,
                   force: bool = False) -> Tensor:
     """uint8 (B, 3, S, S) on the device -> augmented float (B, 3, size, size) in [0, 1].
     Every draw is made on the CPU generator (same order as ``random_crop_flip`` then
     ``sample_factors``, then CUDA's) and reaches the device in one non-blocking copy.
-    ``levels`` (B,) on the device with ``cuda_cfg``: CUDA strength levels per image."""
+    ``levels`` (B,) on the device with ``curriculum``: CUDA strength levels per image."""
     p = cfg["crop_padding"]
     x = F.pad(x_uint8, (p, p, p, p)) if p else x_uint8
     b, _, h, w = x.shape
     rows = _crop_draws(b, h, w, size, cfg["flip_p"], generator)
     f = sample_factors(b, cfg, generator)
     rows += [f[k] for k in FACTORS]
-    if cuda_cfg is not None:
+    if curriculum is not None:
         rows += _cuda_draws(b, generator)
     d = host_to_device(torch.stack(rows), x.device)
     x = _crop_flip(x, size, d[0].long(), d[1].long(), d[2] > 0.5)
     x = x.float().div_(255.0)
     factors = d[3:3 + len(FACTORS)]
-    if cuda_cfg is not None:
-        factors = (factors + cuda_shifts(levels, d[3 + len(FACTORS):], cuda_cfg, force)
+    if curriculum is not None:
+        factors = (factors + cuda_shifts(levels, d[3 + len(FACTORS):], curriculum, force)
                    ).clamp_(min=0.0)
     f = dict(zip(FACTORS, factors))
     x = adjust_brightness(x, f["brightness"])

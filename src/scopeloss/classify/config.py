@@ -29,6 +29,7 @@ from scopeloss import overrides
 from scopeloss.devices import job_cores
 from scopeloss.losses import SUPERVISED_LOSSES
 from scopeloss.overrides import load_hparams, parse_set  # noqa: F401  (re-exported for the CLI)
+from scopeloss.params import SEED_MAX, ConfigError, check_seed  # noqa: F401  (one home)
 
 # --- datasets ---------------------------------------------------------------------------
 DATASETS: dict[str, dict[str, Any]] = {
@@ -157,11 +158,6 @@ DEVICES = ("auto", "cpu", "cuda")
 SECTIONS = ("dataset", "experiment", "loss")
 
 
-SEED_MAX = 2**32 - 1
-
-
-class ConfigError(ValueError):
-    """A bad key or value in the classification hyperparameters or run settings."""
 
 
 def _check_name(what: str, name: str, allowed) -> None:
@@ -221,10 +217,6 @@ def _is_real(v) -> bool:
 def _want(ok: bool, key: str, what: str, value) -> None:
     if not ok:
         raise ConfigError(f"{key} must be {what}, got {value!r}")
-
-
-def check_seed(seed) -> None:
-    _want(_is_int(seed) and 0 <= seed <= SEED_MAX, "seed", f"an integer in 0..{SEED_MAX}", seed)
 
 
 def check_dataset(d: dict, dataset: str) -> None:

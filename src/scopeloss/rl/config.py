@@ -42,6 +42,7 @@ from typing import Any
 
 from scopeloss.devices import job_cores  # noqa: F401  (re-exported: the run-settings default)
 from scopeloss.losses import PPO_DEFAULTS, PPO_LOSSES
+from scopeloss.params import ConfigError
 from scopeloss.overrides import parse_set  # noqa: F401  (re-exported: the CLI's --set)
 
 SUITES = ("atari", "procgen", "gym", "minatar")
@@ -168,8 +169,8 @@ class LossConfig:
 SECTIONS = ("env", "ppo", "loss")
 
 
-def _err(msg: str) -> ValueError:
-    return ValueError(msg)
+def _err(msg: str) -> ConfigError:
+    return ConfigError(msg)
 
 
 _KINDS = {"bool": bool, "int": int, "float": float, "str": str}

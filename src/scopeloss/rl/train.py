@@ -19,9 +19,6 @@ from pathlib import Path
 from scopeloss.overrides import load_hparams, load_run, parse_set
 from scopeloss.rl.config import merge, resolve, resolve_run
 
-MAX_SEED = 2**32 - 1  # numpy's seed range
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scopeloss.rl.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,14 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from scopeloss.devices import resolve_device  # torch import after argument parsing
-    from scopeloss.lifecycle import RunDirBusy, stop_with_launcher
-    from scopeloss.rl.ppo import check_out_dir, train
+    from scopeloss import lifecycle  # torch import after argument parsing
+    from scopeloss.devices import resolve_device
+    from scopeloss.params import check_seed
+    from scopeloss.rl.ppo import train
 
     try:
-        if not 0 <= args.seed <= MAX_SEED:
-            raise ValueError(f"--seed must be an integer in 0..{MAX_SEED}, got {args.seed}")
-        check_out_dir(args.out)
+        check_seed(args.seed)
+        lifecycle.check_out_dir(args.out)
         sets = parse_set(args.set)
         run_sets = sets.pop("run", {})
         overrides = merge(load_hparams(args.hparams), sets)
@@ -55,12 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         resolve_device(run["device"], "run.device")  # 'cuda' on a machine without one
     except ValueError as exc:
         parser.error(str(exc))
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
-    stop_with_launcher(log)
+    lifecycle.stop_with_launcher(lifecycle.log)
     try:
-        train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out, run=run,
-              log=log)
-    except RunDirBusy as exc:
+        train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out, run=run)
+    except (lifecycle.RunDirBusy, lifecycle.CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -1,4 +1,4 @@
-"""MinAtar (Young & Tian 2019) behind the ``BatchedEnv`` interface of ``scopeloss.rl.envs``.
+"""MinAtar (Young & Tian 2019) behind the ``BatchedEnv`` interface of ``scopeloss.rl.envs.base``.
 
 MinAtar's games are pure Python objects, one per env; there is no vectorised engine to call.
 ``MinAtarBatched`` keeps N ``minatar.Environment`` objects and steps them in one tight loop
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeloss.rl.envs import BatchedEnv
+from scopeloss.rl.envs.base import BatchedEnv
 
 # Config key -> the package's module name (minatar.environments.<name>).
 GAMES = ("breakout", "asterix", "seaquest", "space_invaders", "freeway")

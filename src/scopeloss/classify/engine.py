@@ -1,0 +1,102 @@
+"""One epoch of training and one evaluation pass (torchvision's reference style:
+``train_one_epoch``, ``evaluate``). Batches are gathered from the decode-once uint8 cache,
+copied to the device, augmented there (``augment``) and normalised; the step makes no host
+synchronisation, an epoch one (its loss and accuracy sums)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from scopeloss.classify import augment as aug
+
+
+def to_device(images: np.ndarray, idx: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Gather uint8 (B, S, S, 3) rows from the (memory-mapped) cache and return them as
+    (B, 3, S, S) on ``device``, copied without blocking; the permuted view of NHWC memory
+    is already channels_last."""
+    batch = torch.from_numpy(np.ascontiguousarray(images[idx]))
+    return aug.host_to_device(batch, device).permute(0, 3, 1, 2)
+
+
+def labels_to_device(labels: np.ndarray, idx: np.ndarray, device: torch.device) -> torch.Tensor:
+    return aug.host_to_device(torch.from_numpy(labels[idx]), device)
+
+
+def prepare_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    x = aug.normalize(x)
+    return x.contiguous(memory_format=torch.channels_last if channels_last else
+                        torch.contiguous_format)
+
+
+def make_train_step(forward, opt, sched, loss_fn, split, image_size: int, augment_cfg,
+                    gen: torch.Generator, device: torch.device, channels_last: bool, autocast,
+                    curriculum: dict | None = None, levels: torch.Tensor | None = None):
+    """The trainer's step (the benchmark times this same function): gather a batch from the
+    cache, copy it to the device, augment (or centre-crop), normalise, forward, loss,
+    backward, optimiser and scheduler step. Returns the (loss, correct) device scalars;
+    nothing in it waits for the device. With ``curriculum``, ``levels`` is the (classes,)
+    tensor of CUDA levels on the device (updated in place between epochs), gathered by
+    label into per-image strengths."""
+
+    def step(idx: np.ndarray):
+        xb = to_device(split.images, idx, device)
+        yb = labels_to_device(split.labels, idx, device)
+        if augment_cfg is not None:
+            x = aug.augment_batch(xb, image_size, augment_cfg, gen, curriculum=curriculum,
+                                  levels=None if curriculum is None else levels[yb])
+        else:
+            x = aug.eval_batch(xb, image_size)
+        x = prepare_input(x, channels_last)
+        with autocast():
+            logits = forward(x)
+        loss_value = loss_fn(logits, yb)
+        opt.zero_grad(set_to_none=True)
+        loss_value.backward()
+        opt.step()
+        sched.step()
+        return loss_value.detach(), (logits.detach().argmax(1) == yb).sum()
+
+    return step
+
+
+@torch.no_grad()
+def evaluate(model, split, e, dcfg, device, loss_fn, autocast, channels_last):
+    """(mean loss, accuracy, predictions) of ``model`` on ``split``, centre-cropped; the
+    predictions are the argmax of float32 logits (the head runs in float32)."""
+    model.eval()
+    n = len(split.labels)
+    bs = 2 * e["batch_size"]
+    loss_sum = torch.zeros((), device=device)
+    preds = []
+    for start in range(0, n, bs):
+        idx = np.arange(start, min(start + bs, n))
+        x = prepare_input(aug.eval_batch(to_device(split.images, idx, device),
+                                         dcfg["image_size"]), channels_last)
+        y = labels_to_device(split.labels, idx, device)
+        with autocast():
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += loss_fn(logits, y).float() * len(idx)
+        preds.append(logits.argmax(1))
+    preds = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
+    return float(loss_sum) / max(n, 1), float((preds == split.labels).mean()), preds
+
+
+# --- re-sampling and the CUDA curriculum (beyond the paper) ------------------------------
+
+
+def train_one_epoch(step, model, perm: np.ndarray, steps: int, batch_size: int,
+                    device: torch.device) -> tuple[float, float, int]:
+    """``steps`` steps over the epoch's image order ``perm``; (mean loss, accuracy, images)."""
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    for s in range(steps):
+        idx = np.sort(perm[s * batch_size:(s + 1) * batch_size])  # sorted: sequential reads
+        loss_value, right = step(idx)
+        loss_sum += loss_value * len(idx)
+        correct += right
+        seen += len(idx)
+    return float(loss_sum) / seen, float(correct) / seen, seen  # the epoch's one sync

@@ -1,0 +1,48 @@
+"""Batched environments, built from a resolved ``env`` config section: one module per suite
+(``atari``, ``procgen``, ``gym``, ``minatar``) behind the interface of ``base``; the
+learner's reward transforms and the episode bookkeeping are in ``scopeloss.rl.bookkeeping``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scopeloss.params import ConfigError
+from scopeloss.rl.envs.base import BatchedEnv, derive_seed
+
+
+def make_env(cfg: dict[str, Any], num_envs: int, seed: int,
+             threads: int | None = None) -> BatchedEnv:
+    """The batched training env for a resolved ``env`` section; ``threads`` caps the env
+    worker threads (C++ vector envs). Suites import lazily: only the one used is loaded."""
+    suite = cfg["suite"]
+    if suite == "atari":
+        from scopeloss.rl.envs.atari import AtariBatched
+
+        return AtariBatched(cfg, num_envs, seed, threads)
+    if suite == "procgen":
+        from scopeloss.rl.envs.procgen import ProcgenBatched
+
+        return ProcgenBatched(cfg, num_envs, seed, threads=threads)
+    if suite == "gym":
+        from scopeloss.rl.envs.gym import GymBatched
+
+        return GymBatched(cfg, num_envs, seed)
+    if suite == "minatar":
+        from scopeloss.rl.envs.minatar import MinAtarBatched
+
+        return MinAtarBatched(cfg, num_envs, seed)
+    raise ConfigError(f"env.suite must be one of atari, procgen, gym, minatar, got {suite!r}")
+
+
+def make_eval_env(cfg: dict[str, Any], num_envs: int, seed: int,
+                  threads: int | None = None) -> BatchedEnv | None:
+    """Held-out levels (procgen only): ``eval_num_levels`` levels from ``eval_start_level``."""
+    if cfg["suite"] != "procgen":
+        return None
+    from scopeloss.rl.envs.procgen import ProcgenBatched
+
+    return ProcgenBatched(cfg, num_envs, seed, evaluation=True, threads=threads)
+
+
+__all__ = ["BatchedEnv", "derive_seed", "make_env", "make_eval_env"]

@@ -1,0 +1,79 @@
+"""The update phase of PPO: a few epochs of minibatch steps on one collected ``Batch``.
+
+Per minibatch: z-score advantage normalisation (eq. 9), the paper's policy loss chosen by
+name (``scopeloss.losses.ppo_policy_loss``), CleanRL's value loss (clipped or not) weighted
+by ``vf_coef``, global gradient-norm clipping and an optimiser step. Diagnostics
+(losses, entropy, approximate KL, clip fraction, mean max probability) are summed on the
+device and read back once per update: the update's one host sync.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from scopeloss.losses import check_index_range, ppo_policy_loss
+from scopeloss.rl.rollout import Batch
+
+DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "max_prob")
+
+
+def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], loss: str,
+                   alpha: float | None, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """The PPO objective on minibatch ``mb`` (indices into ``batch``) and its diagnostics
+    (a tensor of DIAGNOSTICS plus a count of 1, for summing)."""
+    with autocast:
+        logits, new_value = policy(batch.obs[mb])
+    logits, new_value = logits.float(), new_value.float()
+    mb_adv = batch.advantages[mb]
+    if p["norm_adv"] and mb.numel() > 1:  # eq. 9, per minibatch
+        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+    old_logprobs = batch.logprobs[mb]
+    pg_loss = ppo_policy_loss(loss, logits, batch.actions[mb], old_logprobs, mb_adv,
+                              clip_coef=p["clip_coef"], alpha=alpha, check_range=False)
+    returns = batch.returns[mb]
+    v_loss_unclipped = (new_value - returns) ** 2
+    if p["clip_vloss"]:  # CleanRL: 0.5 * max(unclipped, clipped), then x vf_coef
+        old_values = batch.values[mb]
+        v_clipped = old_values + (new_value - old_values).clamp(-p["clip_coef"], p["clip_coef"])
+        v_loss = 0.5 * torch.max(v_loss_unclipped, (v_clipped - returns) ** 2).mean()
+    else:
+        v_loss = 0.5 * v_loss_unclipped.mean()
+    with torch.no_grad():
+        log_p = torch.log_softmax(logits, dim=-1)
+        probs = log_p.exp()
+        log_ratio = log_p.gather(1, batch.actions[mb, None]).squeeze(1) - old_logprobs
+        ratio = log_ratio.exp()
+        stats = torch.stack([
+            pg_loss.detach(), v_loss.detach(), -(probs * log_p).sum(1).mean(),
+            ((ratio - 1) - log_ratio).mean(), ((ratio - 1).abs() > p["clip_coef"]).float().mean(),
+            probs.max(1).values.mean(), torch.ones((), device=logits.device)])
+    return pg_loss + p["vf_coef"] * v_loss, stats
+
+
+def update(agent: nn.Module, policy, optimizer, batch: Batch, p: dict[str, Any], loss: str,
+           alpha: float | None, autocast, num_actions: int, update_index: int) -> dict[str, float]:
+    """``update_epochs`` passes over ``batch`` in ``num_minibatches`` random minibatches;
+    returns the mean DIAGNOSTICS over the minibatches."""
+    # The actions' range is checked once here, where they enter the update (on CUDA an
+    # async device assert), not in every minibatch's loss call.
+    check_index_range("actions", batch.actions, num_actions)
+    stats = torch.zeros(len(DIAGNOSTICS) + 1, device=batch.actions.device)
+    for _epoch in range(p["update_epochs"]):
+        perm = torch.randperm(batch.size, device=batch.actions.device)
+        for mb in perm.tensor_split(min(p["num_minibatches"], batch.size)):
+            total, mb_stats = minibatch_loss(policy, batch, mb, p, loss, alpha, autocast)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), p["max_grad_norm"])
+            optimizer.step()
+            stats += mb_stats
+    sums = stats.tolist()  # the update's one host sync for its diagnostics
+    means = dict(zip(DIAGNOSTICS, (x / sums[-1] for x in sums[:-1])))
+    if not all(math.isfinite(means[k]) for k in ("policy_loss", "value_loss", "entropy")):
+        raise FloatingPointError(f"non-finite loss at update {update_index}: policy "
+                                 f"{means['policy_loss']}, value {means['value_loss']}")
+    return means
