@@ -11,6 +11,8 @@ import torch
 
 from scopeloss.classify import augment as A
 from scopeloss.classify import config as C
+from scopeloss.classify import curriculum as CU
+from scopeloss.classify import sampling as S
 from scopeloss.classify import train as T
 
 COUNTS = np.array([1000, 400, 160, 64, 26, 10])  # a long tail, ratio 100
@@ -19,7 +21,7 @@ LABELS = np.repeat(np.arange(len(COUNTS)), COUNTS)
 
 def _draw_counts(sampling, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    idx = T.epoch_indices(LABELS, COUNTS, sampling, gen)
+    idx = S.epoch_indices(LABELS, COUNTS, sampling, gen)
     assert len(idx) == len(LABELS)  # an epoch is as many draws as the training set
     return np.bincount(LABELS[idx], minlength=len(COUNTS))
 
@@ -32,7 +34,7 @@ def _within_noise(drawn, p, n, sigmas=4.0):
 
 def test_natural_sampling_is_a_permutation_as_before():
     gen_a, gen_b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    idx = T.epoch_indices(LABELS, COUNTS, "natural", gen_a)
+    idx = S.epoch_indices(LABELS, COUNTS, "natural", gen_a)
     assert np.array_equal(idx, torch.randperm(len(LABELS), generator=gen_b).numpy())
     assert np.array_equal(np.bincount(LABELS[idx]), COUNTS)
 
@@ -51,7 +53,7 @@ def test_class_balanced_draws_are_uniform_within_noise():
 def test_sqrt_draws_are_proportional_to_the_root_of_the_class_size():
     n = len(LABELS)
     p = np.sqrt(COUNTS) / np.sqrt(COUNTS).sum()
-    np.testing.assert_allclose(T.class_probabilities(COUNTS, "sqrt"), p)
+    np.testing.assert_allclose(S.class_probabilities(COUNTS, "sqrt"), p)
     for seed in range(3):
         drawn = _draw_counts("sqrt", seed)
         assert _within_noise(drawn, p, n).all(), (drawn, n * p)
@@ -60,12 +62,12 @@ def test_sqrt_draws_are_proportional_to_the_root_of_the_class_size():
 
 def test_resampling_resumes_the_same_draws_from_the_generator_state():
     gen = torch.Generator().manual_seed(11)
-    T.epoch_indices(LABELS, COUNTS, "class_balanced", gen)      # epoch 1
+    S.epoch_indices(LABELS, COUNTS, "class_balanced", gen)      # epoch 1
     saved = gen.get_state()                                      # the checkpoint's state
-    rest = [T.epoch_indices(LABELS, COUNTS, "class_balanced", gen) for _ in range(2)]
+    rest = [S.epoch_indices(LABELS, COUNTS, "class_balanced", gen) for _ in range(2)]
     resumed = torch.Generator()
     resumed.set_state(saved)
-    again = [T.epoch_indices(LABELS, COUNTS, "class_balanced", resumed) for _ in range(2)]
+    again = [S.epoch_indices(LABELS, COUNTS, "class_balanced", resumed) for _ in range(2)]
     assert all(np.array_equal(a, b) for a, b in zip(rest, again))
     assert not np.array_equal(rest[0], rest[1])                 # new draws every epoch
 
@@ -80,7 +82,7 @@ def test_cuda_step_rule_by_hand():
     trials[2, :1], correct[2, :1] = [10], [2]                    # at 0, not fitted -> stays 0
     trials[3, :4], correct[3, :4] = [10, 20, 30, 40], [9, 19, 29, 39]  # at max, fits -> max
     trials[4, :2], correct[4, :2] = [10, 20], [10, 12]           # exactly 0.6: not above -> down
-    new, worst = T.cuda_update(levels, correct, trials, threshold=0.6, max_level=3)
+    new, worst = CU.step_levels(levels, correct, trials, threshold=0.6, max_level=3)
     assert new.tolist() == [3, 0, 0, 3, 0]
     assert worst.tolist() == pytest.approx([1.0, 0.5, 0.2, 0.9, 0.6])
 
@@ -106,20 +108,20 @@ def test_cuda_levels_go_up_for_a_fitted_class_and_down_for_a_missed_one():
     cfg = {**C.CUDA, "enabled": True, "num_test": 4, "max_level": 5}
     levels = np.array([1, 2])
     gen = torch.Generator().manual_seed(0)
-    correct, trials = T.cuda_level_test(
+    correct, trials = CU.level_test(
         model, model, split, levels, cfg, {**C.AUGMENTATION}, 10, 16, gen, torch.device("cpu"),
         contextlib.nullcontext, False)
     # num_test x (l + 1) images per tested level, none beyond the class's level
     assert trials[0].tolist() == [4, 8, 0, 0, 0, 0] and trials[1].tolist() == [4, 8, 12, 0, 0, 0]
     assert (correct[0, :2] == trials[0, :2]).all() and correct[1].sum() == 0
-    new, _ = T.cuda_update(levels, correct, trials, cfg["threshold"], cfg["max_level"])
+    new, _ = CU.step_levels(levels, correct, trials, cfg["threshold"], cfg["max_level"])
     assert new.tolist() == [2, 1]
     # Repeated: class 0 climbs to the cap, class 1 falls to 0 and stays.
     for _ in range(6):
-        correct, trials = T.cuda_level_test(model, model, split, new, cfg, {**C.AUGMENTATION},
+        correct, trials = CU.level_test(model, model, split, new, cfg, {**C.AUGMENTATION},
                                             10, 16, gen, torch.device("cpu"),
                                             contextlib.nullcontext, False)
-        new, _ = T.cuda_update(new, correct, trials, cfg["threshold"], cfg["max_level"])
+        new, _ = CU.step_levels(new, correct, trials, cfg["threshold"], cfg["max_level"])
     assert new.tolist() == [5, 0]
 
 
@@ -129,7 +131,7 @@ def test_cuda_strength_grows_with_the_level_and_level_zero_changes_nothing():
     cuda = {**C.CUDA, "enabled": True}
     plain = A.augment_batch(x, 16, cfg, torch.Generator().manual_seed(5))
     zero = A.augment_batch(x, 16, cfg, torch.Generator().manual_seed(5),
-                           levels=torch.zeros(64, dtype=torch.long), cuda_cfg=cuda)
+                           levels=torch.zeros(64, dtype=torch.long), curriculum=cuda)
     assert torch.equal(plain, zero)  # CUDA's draws come after Table 5's, level 0 = no shift
     draws = torch.stack(A._cuda_draws(20_000, torch.Generator().manual_seed(1)))
     spread = []
@@ -191,15 +193,15 @@ def test_killed_run_resumes_the_same_draws_and_levels(data_root, tmp_path):
     with pytest.raises(Stop):
         T.train("digits_lt", "augmented_cuda", "ce", 1, killed, hp, on_epoch_end=stop, run=RUN)
     assert not (killed / "summary.json").exists()
-    assert len(pd.read_csv(killed / T.CUDA_OUTPUT)) == 2 * 10
+    assert len(pd.read_csv(killed / CU.OUTPUT)) == 2 * 10
     a = T.train("digits_lt", "augmented_cuda", "ce", 1, killed, hp, run=RUN)
     b = T.train("digits_lt", "augmented_cuda", "ce", 1, full, hp, run=RUN)
     assert a["sampled_per_class"] == b["sampled_per_class"]
     assert a["cuda_levels_final"] == b["cuda_levels_final"] and a["top1"] == b["top1"]
     assert a["sampling"] == "sqrt" and sum(a["sampled_per_class"]) == 4 * (a["train_size"] // 32) * 32
-    la, lb = (pd.read_csv(d / T.CUDA_OUTPUT) for d in (killed, full))
+    la, lb = (pd.read_csv(d / CU.OUTPUT) for d in (killed, full))
     pd.testing.assert_frame_equal(la, lb)
-    assert list(la.columns) == T.CUDA_COLUMNS and la["epoch"].tolist() == sorted(la["epoch"])
+    assert list(la.columns) == CU.COLUMNS and la["epoch"].tolist() == sorted(la["epoch"])
     cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
     pd.testing.assert_frame_equal(pd.read_csv(killed / "history.csv")[cols],
                                   pd.read_csv(full / "history.csv")[cols], rtol=1e-5)
@@ -209,9 +211,9 @@ def test_killed_run_resumes_the_same_draws_and_levels(data_root, tmp_path):
         ["epoch", "class"])["level"]
     assert nxt.sort_index().tolist() == cur.sort_index().tolist()
     # cuda_levels.csv deleted: rebuilt from the final checkpoint, no training.
-    (full / T.CUDA_OUTPUT).unlink()
+    (full / CU.OUTPUT).unlink()
     T.train("digits_lt", "augmented_cuda", "ce", 1, full, hp, run=RUN)
-    pd.testing.assert_frame_equal(pd.read_csv(full / T.CUDA_OUTPUT), lb)
+    pd.testing.assert_frame_equal(pd.read_csv(full / CU.OUTPUT), lb)
 
 
 @pytest.mark.parametrize("experiment", ["plain_balanced", "augmented_cuda"])
@@ -225,7 +227,7 @@ def test_new_experiments_learn_digits_lt(experiment, data_root, tmp_path):
     if experiment == "plain_balanced":  # the tail drawn about as often as the head
         assert drawn[-1] > 0.5 * drawn[0] and s["sampling"] == "class_balanced"
     else:
-        levels = pd.read_csv(tmp_path / "run" / T.CUDA_OUTPUT)
+        levels = pd.read_csv(tmp_path / "run" / CU.OUTPUT)
         assert len(levels) == 10 * 10 and s["cuda_levels_final"] == \
             levels[levels["epoch"] == 10]["next_level"].tolist()
         assert max(s["cuda_levels_final"]) > 0  # the curriculum moved

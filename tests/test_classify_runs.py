@@ -162,7 +162,7 @@ def test_changed_code_fingerprint_retrains_from_epoch_one(finished, data_root, t
     monkeypatch.setattr(T, "make_train_step", counting)
     assert T.main(_args(data_root, out, *SMALL)) == 0
     err = capfd.readouterr().err
-    assert "code changed (fingerprint" in err and "starting afresh" in err
+    assert "checkpoint is from other code (fingerprint" in err and "starting afresh" in err
     assert "epoch 1:" in err and "epoch 2:" in err
     assert json.loads((out / "summary.json").read_text())["code_fingerprint"] == "0123456789abcdef"
 
@@ -260,7 +260,7 @@ def test_checkpoint_write_failure_names_the_file(error, data_root, tmp_path, mon
     monkeypatch.setattr(torch, "save", failing_save)
     assert T.main(_args(data_root, tmp_path / "run", *SMALL)) == 1
     err = capsys.readouterr().err
-    assert "cannot write checkpoint" in err and str(tmp_path / "run" / ".ckpt") in err
+    assert "could not write checkpoint" in err and str(tmp_path / "run") in err
     assert "bytes free in" in err
     if isinstance(error, OSError):
         assert "No space left on device" in err
@@ -276,13 +276,13 @@ def test_unwritable_out_fails_before_data_loads(tmp_path, monkeypatch, capsys):
     assert T.main(_args(tmp_path, target)) == 2
     assert f"--out {target} exists and is not a directory" in capsys.readouterr().err
     assert T.main(_args(tmp_path, target / "sub")) == 2
-    assert "is not writable" in capsys.readouterr().err
+    assert "is not a writable directory" in capsys.readouterr().err
     if os.geteuid() != 0:  # root writes to read-only folders
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o555)
         assert T.main(_args(tmp_path, ro / "run")) == 2
-        assert "is not writable" in capsys.readouterr().err
+        assert "is not a writable directory" in capsys.readouterr().err
 
 
 def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):

@@ -8,11 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torchvision
 from torch.overrides import TorchFunctionMode
 
 from scopeloss import devices
 from scopeloss.classify import config as C
 from scopeloss.classify import data as D
+from scopeloss import lifecycle
+from scopeloss.classify import engine
+from scopeloss.classify import model as M
 from scopeloss.classify import train as T
 
 from test_classify_runs import SMALL, Stop, _run_in_process
@@ -62,7 +66,7 @@ def _step_fixture(tmp_path, loss="scope", augment=True):
     np.save(tmp_path / "x.npy", images)
     split = D.Split(np.load(tmp_path / "x.npy", mmap_mode="r"),
                     np.arange(64, dtype=np.int64) % 10)
-    model = T.build_model("resnet18", 10)
+    model = M.build_model("resnet18", 10)
     opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     counts = torch.ones(10)
@@ -70,7 +74,7 @@ def _step_fixture(tmp_path, loss="scope", augment=True):
     def loss_fn(logits, y):
         return T.supervised_loss(loss, logits, y, class_counts=counts, **T._LOSS_OPTS)
     device = torch.device("cpu")
-    step = T.make_train_step(model, opt, sched, loss_fn, split, 32,
+    step = engine.make_train_step(model, opt, sched, loss_fn, split, 32,
                              {**C.AUGMENTATION, "crop_padding": 2} if augment else None,
                              torch.Generator().manual_seed(0), device, False,
                              lambda: devices.bf16_autocast(device, False))
@@ -101,7 +105,7 @@ def test_labels_are_validated_once_where_data_enters():
 def test_logits_and_predictions_are_float32_under_bf16_autocast(monkeypatch):
     monkeypatch.setattr(devices, "BF16_AUTOCAST_DEVICES", {"cuda", "cpu"})
     torch.manual_seed(0)
-    model = T.build_model("resnet18", 257).eval()
+    model = M.build_model("resnet18", 257).eval()
     x = torch.randn(8, 3, 32, 32)
     cpu = torch.device("cpu")
     with torch.no_grad(), devices.bf16_autocast(cpu, True):
@@ -112,7 +116,7 @@ def test_logits_and_predictions_are_float32_under_bf16_autocast(monkeypatch):
     want = features.float() @ model.fc.weight.T + model.fc.bias
     torch.testing.assert_close(logits, want)
     assert set(model.state_dict()) == set(
-        T.torchvision.models.get_model("resnet18", num_classes=257).state_dict())
+        torchvision.models.get_model("resnet18", num_classes=257).state_dict())
 
     # evaluate() predicts from those float32 logits.
     split = D.Split(np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
@@ -122,7 +126,7 @@ def test_logits_and_predictions_are_float32_under_bf16_autocast(monkeypatch):
         return T.supervised_loss("ce", lg, y)
     seen = []
     model.fc.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
-    _, _, preds = T.evaluate(model, split, {"batch_size": 8}, {"image_size": 32}, cpu, loss_fn,
+    _, _, preds = engine.evaluate(model, split, {"batch_size": 8}, {"image_size": 32}, cpu, loss_fn,
                              lambda: devices.bf16_autocast(cpu, True), False)
     assert seen and set(seen) == {torch.float32} and preds.dtype == np.int64
 
@@ -131,12 +135,12 @@ def test_checkpoint_every_k_epochs_and_best_weights_on_improvement(data_root, tm
                                                                    monkeypatch):
     sets = ("experiment.epochs=4", *SMALL[1:], "run.checkpoint_every=3")
     writes = []
-    real = T.save_file
+    real = lifecycle.save_checkpoint
 
     def recording(path, obj):
         writes.append(path.name)
         return real(path, obj)
-    monkeypatch.setattr(T, "save_file", recording)
+    monkeypatch.setattr(lifecycle, "save_checkpoint", recording)
     full = tmp_path / "full"
     summary = _run_in_process(data_root, full, *sets, experiment="augmented", loss="scope")
     history = pd.read_csv(full / "history.csv")
@@ -178,13 +182,13 @@ def test_caches_are_memory_mapped(data_root):
 
 def test_deterministic_switch(data_root, tmp_path, monkeypatch):
     seen = []
-    real = T._run
+    real = T.ClassifierRun.train
 
     def spy(*a, **k):
         seen.append((torch.are_deterministic_algorithms_enabled(),
                      torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark))
         return real(*a, **k)
-    monkeypatch.setattr(T, "_run", spy)
+    monkeypatch.setattr(T.ClassifierRun, "train", spy)
     before = torch.are_deterministic_algorithms_enabled()
     s = _run_in_process(data_root, tmp_path / "r", "experiment.epochs=1", *SMALL[1:],
                         "run.deterministic=true")
@@ -195,13 +199,13 @@ def test_deterministic_switch(data_root, tmp_path, monkeypatch):
 def test_epoch_time_excludes_checkpoints(data_root, tmp_path, monkeypatch):
     import time
 
-    real = T.save_file
+    real = lifecycle.save_checkpoint
 
     def slow(path, obj):  # every checkpoint takes 3 s more; an epoch here takes < 1 s
         if path.name == "last.pt":
             time.sleep(3.0)
         return real(path, obj)
-    monkeypatch.setattr(T, "save_file", slow)
+    monkeypatch.setattr(lifecycle, "save_checkpoint", slow)
     s = _run_in_process(data_root, tmp_path / "r", *SMALL)
     h = pd.read_csv(tmp_path / "r" / "history.csv")
     assert s["checkpoint_time_s"] >= 3.0 * s["checkpoints"]

@@ -50,11 +50,8 @@ def _lock_free(out: Path) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    status = lifecycle.process_status(pid)
+    return status is not None and status[0] != "Z"
 
 
 def test_a_second_holder_is_refused_with_the_directory_and_pid(tmp_path):

@@ -10,9 +10,9 @@ import torch
 
 from scopeloss import devices
 from scopeloss.rl import config
-from scopeloss.rl.envs import EpisodeTracker, ReturnNormalizer, SignReward
+from scopeloss.rl.bookkeeping import EpisodeTracker, ReturnNormalizer, SignReward
 from scopeloss.rl.networks import ImpalaCNN, MLP
-from scopeloss.rl.ppo import compute_gae
+from scopeloss.rl.rollout import compute_gae
 from scopeloss.rl.train import main
 
 

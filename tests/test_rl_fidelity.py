@@ -12,6 +12,7 @@ import torch
 
 from scopeloss import devices
 from scopeloss.rl import config, envs, ppo
+from scopeloss.rl.envs import base as envs_base
 from scopeloss.rl.config import resolve
 from scopeloss.rl.networks import MLP, ImpalaCNN
 
@@ -81,8 +82,8 @@ def test_env_threads_follow_the_jobs_allowance(monkeypatch):
     env = envs.make_env(cfg, 4, 0, 1)
     assert env.kwargs["num_threads"] == 1
     env.close()
-    monkeypatch.setattr(envs.os, "sched_getaffinity", lambda _: {0}, raising=False)
-    monkeypatch.setattr(envs.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(envs_base.os, "sched_getaffinity", lambda _: {0}, raising=False)
+    monkeypatch.setattr(envs_base.os, "cpu_count", lambda: 64)
     env = envs.make_env(cfg, 4, 0)
     assert env.kwargs["num_threads"] == 1  # one core granted, not os.cpu_count()
     env.close()

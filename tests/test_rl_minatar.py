@@ -10,8 +10,9 @@ import torch
 from minatar import Environment
 
 from scopeloss.rl import config
-from scopeloss.rl.envs import GymBatched, make_env
-from scopeloss.rl.minatar import MinAtarBatched, env_seeds
+from scopeloss.rl.envs import make_env
+from scopeloss.rl.envs.gym import GymBatched
+from scopeloss.rl.envs.minatar import MinAtarBatched, env_seeds
 from scopeloss.rl.networks import ImpalaCNN, MinAtarCNN, make_network
 from scopeloss.rl.ppo import train
 

@@ -12,7 +12,8 @@ import pandas as pd
 import torch
 
 from scopeloss.rl.config import resolve
-from scopeloss.rl.ppo import EPISODE_COLUMNS, EVAL_COLUMNS, UPDATE_COLUMNS, train
+from scopeloss.rl.outputs import EPISODE_COLUMNS, EVAL_COLUMNS, UPDATE_COLUMNS
+from scopeloss.rl.ppo import train
 
 SMALL = {"num_envs": 4, "num_steps": 32, "update_epochs": 1, "num_minibatches": 2}
 RUN = {"torch_threads": 1, "device": "cpu"}
@@ -114,7 +115,7 @@ def test_killed_run_resumes_to_the_same_total_and_keeps_episodes(tmp_path):
 
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"resuming {out} at update {state['update'] + 1}/120" in rerun.stdout
+    assert f"resuming {out} at update {state['update'] + 1}/120" in rerun.stderr
     in_flight = state["state"]["tracker"]["len"]
     summary, episodes, updates = check_common_outputs(out, total)
     assert updates["update"].tolist() == list(range(1, 121))  # no update lost or repeated
@@ -134,7 +135,7 @@ def test_killed_run_resumes_to_the_same_total_and_keeps_episodes(tmp_path):
 
     # And once more: finished, so nothing happens.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0 and "already finished" in again.stdout
+    assert again.returncode == 0 and "already finished" in again.stderr
 
 
 def test_bf16_autocast_path_runs_and_is_inert_on_cpu_by_default(tmp_path, monkeypatch):

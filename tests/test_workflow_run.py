@@ -256,8 +256,7 @@ def test_kill_9_mid_training_then_the_same_command_keeps_every_logged_episode(sm
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 15
-    while Path(f"/proc/{trainer}").exists() and \
-            open(f"/proc/{trainer}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+    while (lifecycle.process_status(trainer) or ("Z",))[0] != "Z":
         assert time.monotonic() < deadline, "the training job outlived the killed snakemake"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # anything else of that session (none expected)

@@ -246,19 +246,25 @@ def save_checkpoint(path: Path, obj: dict) -> None:
     space, not torch's ``enforce fail at inline_container.cc``."""
     import torch
 
-    buffer = _bytes.BytesIO()
-    torch.save(obj, buffer)
     try:
+        buffer = _bytes.BytesIO()
+        torch.save(obj, buffer)
         with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
             fh.write(buffer.getbuffer())
-    except OSError as exc:
+    except Exception as exc:  # OSError from the write; anything torch raises serialising
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CheckpointError(f"could not write checkpoint {path}: {reason}{_free_space(path)}") from None
+
+
+def _free_space(path: Path) -> str:
+    """'; N bytes free in DIR' for the nearest existing folder above ``path``."""
+    for folder in path.parents:
         try:
-            st = os.statvfs(path.parent)
-            free = f"; {st.f_bavail * st.f_frsize} bytes free in {path.parent}"
+            st = os.statvfs(folder)
         except OSError:
-            free = ""
-        raise CheckpointError(exc.errno, f"could not write checkpoint {path}: "
-                                         f"{exc.strerror or exc}{free}") from None
+            continue
+        return f"; {st.f_bavail * st.f_frsize} bytes free in {folder}"
+    return ""
 
 
 def load_checkpoint(path: str | os.PathLike, required: dict[str, type],

@@ -9,7 +9,7 @@ class ConfigError(ValueError):
     the key (or file) and what is allowed."""
 
 
-def check_seed(seed) -> int:
+def check_seed(seed, key: str = "seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise ConfigError(f"seed must be an integer in 0..{SEED_MAX}, got {seed!r}")
+        raise ConfigError(f"{key} must be an integer in 0..{SEED_MAX}, got {seed!r}")
     return seed

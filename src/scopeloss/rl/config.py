@@ -328,7 +328,7 @@ def validate(hp: dict[str, Any]) -> None:
         need(env["eval_num_levels"] >= 0, "env.eval_num_levels", "a non-negative integer")
         need(env["eval_start_level"] >= 0, "env.eval_start_level", "a non-negative integer")
     elif env["suite"] == "minatar":
-        from scopeloss.rl.minatar import GAMES
+        from scopeloss.rl.envs.minatar import GAMES
 
         need(env["game"] in GAMES, "env.game", f"one of {', '.join(GAMES)}")
         need(0 <= env["sticky_action_prob"] <= 1, "env.sticky_action_prob", "in [0, 1]")

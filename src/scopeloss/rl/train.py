@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from scopeloss.rl.ppo import train
 
     try:
-        check_seed(args.seed)
+        check_seed(args.seed, "--seed")
         lifecycle.check_out_dir(args.out)
         sets = parse_set(args.set)
         run_sets = sets.pop("run", {})
