@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from scopeloss.classify import caltech
 from scopeloss.classify import data as D
 from scopeloss.classify.config import DATASETS, _merge
 
@@ -39,7 +40,7 @@ def _cfg(root, **over):
 
 @pytest.fixture()
 def caltech_root(tmp_path):
-    _write_tree(tmp_path / "caltech256" / D.CALTECH_FOLDER)
+    _write_tree(tmp_path / "caltech256" / caltech.CALTECH_FOLDER)
     return tmp_path
 
 
@@ -81,8 +82,8 @@ def test_cache_decodes_once_to_rgb_squares(caltech_root):
     manifest, _ = D.get_manifest(cfg)
     rel, _ = manifest["items"]["train"][0]
     np.testing.assert_array_equal(
-        train.images[0], D.decode_image(caltech_root / "caltech256" / D.CALTECH_FOLDER / rel, 40))
-    gray = D.decode_image(caltech_root / "caltech256" / D.CALTECH_FOLDER /
+        train.images[0], D.decode_image(caltech_root / "caltech256" / caltech.CALTECH_FOLDER / rel, 40))
+    gray = D.decode_image(caltech_root / "caltech256" / caltech.CALTECH_FOLDER /
                           "002.american-flag/002_0099.jpg", 40)
     assert gray.shape == (40, 40, 3) and (gray[..., 0] == gray[..., 2]).all()
     # Later loads read the cache file, not the images.
@@ -93,7 +94,7 @@ def test_cache_decodes_once_to_rgb_squares(caltech_root):
 
 def _make_tar(tree_root, tar_path, extra=None):
     with tarfile.open(tar_path, "w") as tar:
-        tar.add(tree_root / D.CALTECH_FOLDER, arcname=D.CALTECH_FOLDER)
+        tar.add(tree_root / caltech.CALTECH_FOLDER, arcname=caltech.CALTECH_FOLDER)
         if extra:
             info = tarfile.TarInfo(extra)
             info.size = 3
@@ -103,47 +104,47 @@ def _make_tar(tree_root, tar_path, extra=None):
 
 def test_download_verify_extract_and_manifest(tmp_path):
     src = tmp_path / "src"
-    _write_tree(src / D.CALTECH_FOLDER)
+    _write_tree(src / caltech.CALTECH_FOLDER)
     tar_path = tmp_path / "256_ObjectCategories.tar"
     md5 = _make_tar(src, tar_path)
     root = tmp_path / "data"
     # A file:// URL exercises the streaming download, the md5 check and the safe extraction.
-    folder = D.ensure_caltech256(root, download_missing=True, url=tar_path.as_uri(), md5=md5)
-    assert folder == root / "caltech256" / D.CALTECH_FOLDER
-    assert (root / "caltech256" / D.CALTECH_ARCHIVE).is_file()
+    folder = caltech.ensure_caltech256(root, download_missing=True, url=tar_path.as_uri(), md5=md5)
+    assert folder == root / "caltech256" / caltech.CALTECH_FOLDER
+    assert (root / "caltech256" / caltech.CALTECH_ARCHIVE).is_file()
     manifest, _ = D.get_manifest(_cfg(root))
     assert manifest["classes"] == list(COUNTS) and sum(manifest["counts"]["train"]) == 48
 
     # A wrong checksum stops the download and leaves no archive behind.
     root2 = tmp_path / "data2"
     with pytest.raises(D.DataUnavailable, match="md5"):
-        D.ensure_caltech256(root2, download_missing=True, url=tar_path.as_uri(), md5="0" * 32)
-    assert not (root2 / "caltech256" / D.CALTECH_ARCHIVE).exists()
+        caltech.ensure_caltech256(root2, download_missing=True, url=tar_path.as_uri(), md5="0" * 32)
+    assert not (root2 / "caltech256" / caltech.CALTECH_ARCHIVE).exists()
     # An archive placed by hand is verified and extracted without a download.
     (root2 / "caltech256").mkdir(parents=True, exist_ok=True)
-    (root2 / "caltech256" / D.CALTECH_ARCHIVE).write_bytes(tar_path.read_bytes())
-    assert D.ensure_caltech256(root2, download_missing=False, md5=md5).is_dir()
+    (root2 / "caltech256" / caltech.CALTECH_ARCHIVE).write_bytes(tar_path.read_bytes())
+    assert caltech.ensure_caltech256(root2, download_missing=False, md5=md5).is_dir()
 
 
 def test_unsafe_archive_member_is_refused(tmp_path):
     src = tmp_path / "src"
-    _write_tree(src / D.CALTECH_FOLDER)
+    _write_tree(src / caltech.CALTECH_FOLDER)
     tar_path = tmp_path / "evil.tar"
     md5 = _make_tar(src, tar_path, extra="../escape.txt")
     with pytest.raises(D.DataUnavailable, match="unsafe path"):
-        D.ensure_caltech256(tmp_path / "data", download_missing=True, url=tar_path.as_uri(),
+        caltech.ensure_caltech256(tmp_path / "data", download_missing=True, url=tar_path.as_uri(),
                             md5=md5)
     assert not (tmp_path / "data" / "escape.txt").exists()
 
 
 def test_missing_data_says_where_to_put_it(tmp_path):
-    archive, folder = D.caltech_paths(tmp_path)
+    archive, folder = caltech.caltech_paths(tmp_path)
     with pytest.raises(D.DataUnavailable) as err:
         D.get_manifest(_cfg(tmp_path))
     assert str(archive.resolve()) in str(err.value) and str(folder.resolve()) in str(err.value)
     # Unreachable URL (nothing listens on port 9 of localhost): same message, no hang.
     with pytest.raises(D.DataUnavailable) as err:
-        D.ensure_caltech256(tmp_path, download_missing=True, url="http://127.0.0.1:9/x.tar",
+        caltech.ensure_caltech256(tmp_path, download_missing=True, url="http://127.0.0.1:9/x.tar",
                             timeout=5)
     assert "could not download" in str(err.value) and str(archive.resolve()) in str(err.value)
     assert not archive.exists()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from scopeloss.classify import config as C
+from scopeloss.classify import caltech
 from scopeloss.classify import data as D
 from scopeloss.classify import train as T
 
@@ -361,7 +362,7 @@ def test_caltech_scan_skips_an_undecodable_png_and_records_it(tmp_path, capsys):
     import numpy as np
     from PIL import Image
 
-    folder = tmp_path / "caltech256" / D.CALTECH_FOLDER
+    folder = tmp_path / "caltech256" / caltech.CALTECH_FOLDER
     for c in ("001.a", "002.b"):
         (folder / c).mkdir(parents=True)
         for i in range(5):
@@ -394,20 +395,20 @@ def test_archive_with_a_special_file_is_refused_with_a_message(tmp_path, capsys)
 
     tar_path = tmp_path / "a.tar"
     with tarfile.open(tar_path, "w") as tar:
-        d = tarfile.TarInfo(f"{D.CALTECH_FOLDER}/001.a")
+        d = tarfile.TarInfo(f"{caltech.CALTECH_FOLDER}/001.a")
         d.type = tarfile.DIRTYPE
         tar.addfile(d)
-        fifo = tarfile.TarInfo(f"{D.CALTECH_FOLDER}/001.a/pipe")
+        fifo = tarfile.TarInfo(f"{caltech.CALTECH_FOLDER}/001.a/pipe")
         fifo.type = tarfile.FIFOTYPE
         tar.addfile(fifo)
-        f = tarfile.TarInfo(f"{D.CALTECH_FOLDER}/001.a/x.txt")
+        f = tarfile.TarInfo(f"{caltech.CALTECH_FOLDER}/001.a/x.txt")
         f.size = 3
         tar.addfile(f, _io.BytesIO(b"abc"))
     md5 = hashlib.md5(tar_path.read_bytes()).hexdigest()
     with pytest.raises(D.DataUnavailable, match="special file"):
-        D.ensure_caltech256(tmp_path / "data", download_missing=True, url=tar_path.as_uri(),
+        caltech.ensure_caltech256(tmp_path / "data", download_missing=True, url=tar_path.as_uri(),
                             md5=md5)
     (tmp_path / "data2" / "caltech256").mkdir(parents=True)
-    (tmp_path / "data2" / "caltech256" / D.CALTECH_ARCHIVE).write_bytes(b"not a tar at all")
+    (tmp_path / "data2" / "caltech256" / caltech.CALTECH_ARCHIVE).write_bytes(b"not a tar at all")
     with pytest.raises(D.DataUnavailable, match="cannot open the archive"):
-        D.ensure_caltech256(tmp_path / "data2", md5=None)
+        caltech.ensure_caltech256(tmp_path / "data2", md5=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -53,6 +54,20 @@ def write_csv(path: str | os.PathLike, frame) -> None:
 def write_parquet(path: str | os.PathLike, frame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Exclusive ``flock`` on ``path`` (created) for the block, so that parallel jobs build a
+    shared file (a manifest, a cache) once."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _json_default(value: Any) -> Any:

@@ -29,152 +29,17 @@ matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib import ticker  # noqa: E402
 
 from scopeloss import io  # noqa: E402
 
 from . import stats  # noqa: E402
 from .aggregate import grid_normalised, read_table  # noqa: E402
-from .reference import (RL_LOSS_COLORS, RL_LOSS_DASHES, env_sort_key,  # noqa: E402
-                        rl_loss_name, rl_loss_sort_key)
+from .reference import env_sort_key, rl_loss_name, rl_loss_sort_key  # noqa: E402
 from .runs import RESUME_FLAG, RunFileError  # noqa: E402
-
-PAPER_WIDTH_IN = 7.0  # a full text width; fonts are sized for it
-DEFAULT_WINDOW = 100
-DEFAULT_POINTS = 200
-_STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
-          "ytick.labelsize": 7, "legend.fontsize": 8, "axes.spines.top": False,
-          "axes.spines.right": False}
-_FALLBACK_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-
-
-def loss_color(loss: str, others: Sequence[str] = ()) -> str:
-    if loss in RL_LOSS_COLORS:
-        return RL_LOSS_COLORS[loss]
-    extra = sorted(set(others) - set(RL_LOSS_COLORS))
-    return _FALLBACK_COLORS[extra.index(loss) % len(_FALLBACK_COLORS)] if loss in extra \
-        else _FALLBACK_COLORS[0]
-
-
-def save_figure(fig, out: Path, formats: Sequence[str], description: str) -> list[Path]:
-    """Write ``out`` in each format (same stem), atomically; the description goes into the
-    file's metadata (so a test or a reader can tell what the figure holds)."""
-    written = []
-    for fmt in formats:
-        path = out.with_suffix("." + fmt)
-        meta = ({"Title": path.stem, "Description": description} if fmt == "png"
-                else {"Title": path.stem, "Subject": description})
-        with io.atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight", metadata=meta)
-        written.append(path)
-    return written
-
-
-def _steps_formatter(value: float, _pos) -> str:
-    if value == 0:
-        return "0"
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:g}{suffix}"
-    return f"{value:g}"
-
-
-# ---------------------------------------------------------------------------- curves
-def smoothed_curves(frame: pd.DataFrame, horizons: dict, grid: np.ndarray,
-                    window: int, column: str = "return") -> np.ndarray:
-    """(runs, len(grid)) for one env x loss: each run's ``column`` (per episode, or per
-    update), rolling mean over ``window`` rows, read at each grid step as the value after
-    the last row logged by then; NaN before its first row and past its horizon (a seed
-    missing from ``horizons`` ends at its last row)."""
-    curves = []
-    for seed, run in frame.groupby("seed", sort=True):
-        run = run.dropna(subset=[column]).sort_values("global_step", kind="stable")
-        if run.empty:
-            curves.append(np.full(grid.size, np.nan))
-            continue
-        steps = run["global_step"].to_numpy(dtype=float)
-        smooth = run[column].rolling(window, min_periods=1).mean().to_numpy(dtype=float)
-        idx = np.searchsorted(steps, grid, side="right") - 1
-        values = np.where(idx >= 0, smooth[np.clip(idx, 0, None)], np.nan)
-        values[grid > horizons.get(seed, steps[-1])] = np.nan
-        curves.append(values)
-    return np.asarray(curves).reshape(len(curves), grid.size)
-
-
-def _run_horizons(runs: pd.DataFrame) -> dict:
-    """(env, loss, seed) -> last step a run's curve may be drawn to: its configured
-    total_steps once finished, else its last logged episode (it may still be running)."""
-    horizons = {}
-    for row in runs.itertuples(index=False):
-        last = float(row.last_episode_step) if pd.notna(row.last_episode_step) else -np.inf
-        total = getattr(row, "total_steps", np.nan)
-        if row.status == "complete" and pd.notna(total):
-            last = max(last, float(total))  # a rollout may end a little past total_steps
-        horizons[(row.env, row.loss, row.seed)] = last
-    return horizons
-
-
-# Shared by the step-axis figures (training curves, exploration diagnostics).
-def _step_axis(ax, title: str | None = None) -> None:
-    if title is not None:
-        ax.set_title(title)
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(_steps_formatter))
-    ax.xaxis.set_major_locator(ticker.MaxNLocator(4))
-    ax.grid(alpha=0.25, linewidth=0.5)
-
-
-def _empty_panel(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def plot_band(ax, grid: np.ndarray, curves: np.ndarray, loss: str, losses: Sequence[str], *,
-              reps: int, seed: int, gid: str | None = None):
-    """The mean across runs of ``curves`` (runs, points) as the loss's line, and its 95%
-    bootstrap band across runs; returns the line."""
-    mean, low, high = stats.bootstrap_mean_band(curves, reps=reps, seed=seed)
-    color = loss_color(loss, losses)
-    (line,) = ax.plot(grid, mean, color=color, linestyle=RL_LOSS_DASHES.get(loss, "solid"),
-                      linewidth=1.3, label=rl_loss_name(loss), gid=gid)
-    ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
-    return line
-
-
-def _loss_legend(fig, losses: Sequence[str]) -> None:
-    handles = [plt.Line2D([], [], color=loss_color(l, losses), linewidth=2,
-                          linestyle=RL_LOSS_DASHES.get(l, "solid"), label=rl_loss_name(l))
-               for l in losses]
-    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
-               bbox_to_anchor=(0.5, 1.0))
-
-
-def _seeds_per_curve(frame: pd.DataFrame) -> str:
-    seeds = frame.groupby(["env", "loss"])["seed"].nunique()
-    seeds = seeds if len(seeds) else pd.Series([0])
-    return f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
-
-
-def _footnote(fig, text: str) -> None:
-    fig.text(0.5, -0.01, text, ha="center", va="top", fontsize=7, color="0.3", wrap=True)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
-
-
-def _step_grid(env_rows: pd.DataFrame, env_runs: pd.DataFrame, points: int) -> np.ndarray:
-    finished = env_runs.loc[env_runs["status"] == "complete", "total_steps"].dropna() \
-        if "total_steps" in env_runs else pd.Series(dtype=float)
-    end = max(float(env_rows["global_step"].max()), finished.max() if len(finished) else 0)
-    return np.linspace(0.0, end, points)
-
-
-TRUNCATED_SHARE_NOTE = 0.05  # runs above this share of time-limit truncations are named
-
-
-def truncated_runs(runs: pd.DataFrame, threshold: float = TRUNCATED_SHARE_NOTE) -> pd.DataFrame:
-    """Runs whose share of episodes cut by the env's time limit is above ``threshold``."""
-    if "truncated_share" not in runs:
-        return runs.iloc[:0]
-    return runs[runs["truncated_share"] > threshold]
+from .plotting import (DEFAULT_POINTS, DEFAULT_WINDOW, PAPER_WIDTH_IN, STYLE,  # noqa: E402
+                       TRUNCATED_SHARE_NOTE, empty_panel, footnote, loss_color, loss_legend,
+                       plot_band, run_horizons, save_figure, seeds_per_curve, smoothed_curves,
+                       step_axis, step_grid, truncated_runs)
 
 
 def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = DEFAULT_WINDOW,
@@ -193,22 +58,22 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
         raise RunFileError(f"{Path(tables) / 'rl_final_runs'}: no runs to plot")
     envs = sorted(runs["env"].unique(), key=env_sort_key)
     losses = sorted(runs["loss"].unique(), key=rl_loss_sort_key)
-    horizons = _run_horizons(runs)
+    horizons = run_horizons(runs)
     missing = runs.loc[runs["episodes"] == 0, ["env", "loss", "seed"]]
     cut = truncated_runs(runs)
 
     ncols = min(4, len(envs))
     nrows = math.ceil(len(envs) / ncols)
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nrows, ncols, squeeze=False,
                                  figsize=(PAPER_WIDTH_IN, 1.75 * nrows + 0.7))
         for ax, env in zip(axes.flat, envs):
             env_eps = episodes[episodes["env"] == env]
-            _step_axis(ax, env)
+            step_axis(ax, env)
             if env_eps.empty:
-                _empty_panel(ax, "no episode logged yet")
+                empty_panel(ax, "no episode logged yet")
                 continue
-            grid = _step_grid(env_eps, runs[runs["env"] == env], points)
+            grid = step_grid(env_eps, runs[runs["env"] == env], points)
             for loss in losses:
                 sub = env_eps[env_eps["loss"] == loss]
                 if sub.empty:
@@ -231,14 +96,14 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
             visible = [axes[r, col] for r in range(nrows) if axes[r, col].get_visible()]
             if visible:
                 visible[-1].set_xlabel("Agent steps")
-        _loss_legend(fig, losses)
-        note = (f"Mean across seeds ({_seeds_per_curve(episodes)} per curve) of the rolling "
+        loss_legend(fig, losses)
+        note = (f"Mean across seeds ({seeds_per_curve(episodes)} per curve) of the rolling "
                 f"mean return over {window} episodes; shaded: 95% bootstrap CI across seeds. "
                 "Atari: 1 agent step = 4 frames. Episodes cut by a kill/resume left out.")
         if len(cut):
             note += (f" Red notes: runs with more than {TRUNCATED_SHARE_NOTE:.0%} of episodes "
                      "cut by the time limit.")
-        _footnote(fig, note)
+        footnote(fig, note)
         desc = "panels: " + ", ".join(envs) + "; losses: " + ", ".join(losses)
         paths = save_figure(fig, Path(out), ("png", "pdf"), desc)
         plt.close(fig)
@@ -264,21 +129,21 @@ def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
     envs = sorted(runs["env"].unique(), key=env_sort_key)
     losses = sorted(runs["loss"].unique(), key=rl_loss_sort_key)
     metrics = list(EXPLORATION_METRICS)
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         fig, axes = plt.subplots(len(envs), len(metrics), squeeze=False,
                                  figsize=(PAPER_WIDTH_IN, 1.6 * len(envs) + 0.8))
         for row, env in enumerate(envs):
             env_up = updates[updates["env"] == env]
             for col, metric in enumerate(metrics):
                 ax = axes[row, col]
-                _step_axis(ax, f"{env}: {EXPLORATION_METRICS[metric].lower()}"
+                step_axis(ax, f"{env}: {EXPLORATION_METRICS[metric].lower()}"
                            if len(envs) > 1 else EXPLORATION_METRICS[metric])
                 have = (env_up.dropna(subset=[metric]) if metric in env_up
                         else env_up.iloc[:0])
                 if have.empty:
-                    _empty_panel(ax, "no update logged yet")
+                    empty_panel(ax, "no update logged yet")
                     continue
-                grid = _step_grid(have, runs[runs["env"] == env], points)
+                grid = step_grid(have, runs[runs["env"] == env], points)
                 for loss in losses:
                     sub = have[have["loss"] == loss]
                     if sub.empty:
@@ -291,8 +156,8 @@ def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
             axes[row, 0].set_ylabel(env)
         for col, metric in enumerate(metrics):
             axes[-1, col].set_xlabel("Agent steps")
-        _loss_legend(fig, losses)
-        _footnote(fig, f"Mean across seeds ({_seeds_per_curve(updates)} per curve) of each "
+        loss_legend(fig, losses)
+        footnote(fig, f"Mean across seeds ({seeds_per_curve(updates)} per curve) of each "
                   f"run's per-update value, rolling mean over {window} updates; shaded: 95% "
                   "bootstrap CI across seeds. Left: entropy of the policy on the rollout; "
                   "right: mean probability of the most likely action.")
@@ -378,7 +243,7 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
     table = aggregate_statistics(runs, reps=reps, seed=seed)
     scored_envs = sorted(runs.dropna(subset=["normalized_final_return"])["env"].unique(),
                          key=env_sort_key)
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, 3, figsize=(PAPER_WIDTH_IN, 2.3),
                                  gridspec_kw={"width_ratios": [1, 1, 1.1]})
         if table.empty:

@@ -32,7 +32,7 @@ from matplotlib import ticker  # noqa: E402
 from scopeloss import io  # noqa: E402
 
 from .aggregate import read_table, sort_in_order  # noqa: E402
-from .figures import PAPER_WIDTH_IN, _STYLE, save_figure  # noqa: E402
+from .plotting import PAPER_WIDTH_IN, STYLE, save_figure  # noqa: E402
 from .reference import (CLS_LOSS_COLORS, PAPER_DATASET, PAPER_PRECISION,  # noqa: E402
                         cls_loss_name, cls_loss_sort_key)
 from .runs import COMPLETE, RunFileError  # noqa: E402
@@ -238,7 +238,7 @@ def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
     losses = sorted(per_class["loss"].unique(), key=cls_loss_sort_key)
     ncols = min(4, max(len(combos), len(lifts)))
     rows_top, rows_lift = -(-len(combos) // ncols), -(-len(lifts) // ncols) if lifts else 0
-    with plt.rc_context(_STYLE):
+    with plt.rc_context(STYLE):
         fig, axes = plt.subplots(rows_top + rows_lift, ncols, squeeze=False,
                                  figsize=(min(PAPER_WIDTH_IN, 3.5 * ncols) if ncols > 1 else 3.6,
                                           2.8 * (rows_top + rows_lift)))

@@ -29,7 +29,7 @@ from scopeloss import overrides
 from scopeloss.devices import job_cores
 from scopeloss.losses import SUPERVISED_LOSSES
 from scopeloss.overrides import load_hparams, parse_set  # noqa: F401  (re-exported for the CLI)
-from scopeloss.params import SEED_MAX, ConfigError, check_seed  # noqa: F401  (one home)
+from scopeloss.params import SEED_MAX, ConfigError, check_seed  # noqa: F401  (re-exported)
 
 # --- datasets ---------------------------------------------------------------------------
 DATASETS: dict[str, dict[str, Any]] = {
