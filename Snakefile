@@ -45,6 +45,7 @@ except WorkflowError as err:
     raise WorkflowError(grid.describe_validation_error(err)) from None
 try:
     grid.check_config(config)
+    grid.check_cells(config)  # every value a job would reject, before any job
 except grid.ConfigError as err:
     raise WorkflowError(str(err)) from None
 

@@ -32,6 +32,9 @@ import torchvision
 from scopeloss.classify import augment as aug
 from scopeloss.classify import data as D
 from scopeloss.classify import train as T
+from scopeloss.classify.engine import make_train_step
+from scopeloss.classify.model import build_model, make_optimizer
+from scopeloss.schedules import make_schedule
 from scopeloss.classify.config import AUGMENTATION, DATASETS, _merge
 from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
 from scopeloss.losses import supervised_loss
@@ -94,23 +97,23 @@ def throughput(args) -> None:
     split = D.Split(np.load(tmp / "cache.npy", mmap_mode="r"),
                     rng.integers(0, args.classes, n).astype(np.int64))
     channels_last = cuda
-    model = T.build_model(args.model, args.classes)
+    model = build_model(args.model, args.classes)
     model = model.to(device, memory_format=torch.channels_last if channels_last else
                      torch.contiguous_format).train()
     e = {"optimizer": "sgd", "lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-4,
          "schedule": "cosine"}
-    opt = T.make_optimizer(model.parameters(), e)
-    sched = T.make_scheduler(opt, e, 10 ** 6)
+    opt = make_optimizer(model.parameters(), e)
+    sched = make_schedule(opt, e["schedule"], 10 ** 6)
     counts = torch.full((args.classes,), 10.0).to(device)
 
     def loss_fn(logits, y):
-        return T.supervised_loss("scope", logits, y, class_counts=counts, **T._LOSS_OPTS)
+        return supervised_loss("scope", logits, y, class_counts=counts, **T._LOSS_OPTS)
 
     forward = torch.compile(model) if args.compile else model  # as run.compile does
-    step = T.make_train_step(forward, opt, sched, loss_fn, split, args.image_size,
-                             AUGMENTATION if args.augment else None,
-                             torch.Generator().manual_seed(0), device, channels_last,
-                             lambda: bf16_autocast(device, True))
+    step = make_train_step(forward, opt, sched, loss_fn, split, args.image_size,
+                           AUGMENTATION if args.augment else None,
+                           torch.Generator().manual_seed(0), device, channels_last,
+                           lambda: bf16_autocast(device, True))
     perm = rng.permutation(n)
 
     def batch(i):

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from scopeloss import devices
 from scopeloss.classify import config as C
 from scopeloss.classify import caltech
 from scopeloss.classify import data as D
@@ -72,7 +73,7 @@ def finished(data_root, tmp_path_factory):
     (["--set", "run.checkpoint_every=0"], "run.checkpoint_every must be a positive integer"),
     (["--set", "run.deterministic=maybe"], "run.deterministic must be true or false"),
     (["--set", "run.device=tpu"], "run.device must be one of auto, cpu, cuda"),
-    (["--run", '{"bogus": 1}'], "unknown key run.bogus; allowed: cache_dir, channels_last"),
+    (["--run", '{"bogus": 1}'], "unknown key run.bogus; allowed: device, compile, channels_last"),
     (["--run", "{not json"], "--run is not valid JSON"),
     (["--run", "missing.json"], "--run 'missing.json' is neither a JSON object nor an existing"),
 ])
@@ -89,7 +90,7 @@ def test_run_json_file_and_set_overlay(tmp_path):
     path.write_text(json.dumps({"num_workers": 3, "checkpoint_every": 5}))
     run = C.resolve_run(C.load_run(str(path)), {"checkpoint_every": 2})
     assert run["num_workers"] == 3 and run["checkpoint_every"] == 2 and run["tensorboard"]
-    assert C.effective_run(C.resolve_run())["torch_threads"] == C.job_cores()
+    assert C.effective_run(C.resolve_run())["torch_threads"] == devices.job_cores()
 
 
 def test_finished_run_summary_records_identity_and_run_settings(finished):
@@ -194,7 +195,7 @@ def test_prepare_writes_manifest_cache_and_index(data_root, tmp_path, capsys):
     # Bad inputs of prepare: exit 2 with a message.
     assert D.main(["prepare", "--dataset", "digits_lt", "--run", '{"cache_dir": 3}',
                    "--index", str(index)]) == 2
-    assert "run.cache_dir must be null or a path" in capsys.readouterr().err
+    assert "run.cache_dir must be null or a non-empty string" in capsys.readouterr().err
 
 
 # --- issue 14: checkpoints, temporary files, disk errors, bad input -----------------------
@@ -297,9 +298,9 @@ def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--set", "experiment.lr=abc"], "experiment.lr must be a finite positive number, got 'abc'"),
-    (["--set", "experiment.lr=inf"], "experiment.lr must be a finite positive number, got inf"),
-    (["--set", "experiment.momentum=abc"], "experiment.momentum must be a finite number >= 0"),
+    (["--set", "experiment.lr=abc"], "experiment.lr must be a finite number > 0, got 'abc'"),
+    (["--set", "experiment.lr=inf"], "experiment.lr must be a finite number > 0, got inf"),
+    (["--set", "experiment.momentum=abc"], "experiment.momentum must be a finite number in [0, 1]"),
     (["--set", "experiment.weight_decay=abc"], "experiment.weight_decay must be a finite"),
     (["--set", "experiment.weight_decay=.nan"], "experiment.weight_decay must be a finite"),
     (["--set", "experiment.augment=maybe"], "experiment.augment must be true or false, got"),
@@ -310,8 +311,8 @@ def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):
     (["--set", "loss.gamma=-.inf"], "loss.gamma must be null or a finite number"),
     (["--set", "experiment.augmentation.flip_p=x"], "experiment.augmentation.flip_p must be"),
     (["--set", "experiment.augmentation.color=[1, x]"], "experiment.augmentation.color must be"),
-    (["--set", "dataset.split_seed=-1"], "dataset.split_seed must be an integer in 0..4294967295"),
-    (["--set", "dataset.val_fraction=abc"], "dataset.val_fraction must be a number in (0, 1)"),
+    (["--set", "dataset.split_seed=-1"], "dataset.split_seed must be an integer in [0, 4294967295]"),
+    (["--set", "dataset.val_fraction=abc"], "dataset.val_fraction must be a finite number in (0, 1)"),
     (["--set", "dataset.imbalance_ratio=abc"], "dataset.imbalance_ratio must be a finite number"),
     (["--seed", "1099511627776"], "seed must be an integer in 0..4294967295, got 1099511627776"),
     (["--hparams", '{"experiment": 5}', "--set", "experiment.lr=1"],

@@ -107,11 +107,12 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
                                 "augmented_cuda"),
     (["--loss", "hinge"], "unknown loss 'hinge'; allowed: ce, focal, pel, scope, weighted_ce, "
                           "balanced_softmax"),
-    (["--set", "experiment.lrate=1"], "unknown key experiment.lrate; allowed: augment, "),
+    (["--set", "experiment.lrate=1"], "unknown key experiment.lrate; allowed: model, optimizer, lr, "),
     (["--set", "optim.lr=1"], "unknown section 'optim'; allowed: dataset, experiment, loss"),
-    (["--set", "experiment.optimizer=rmsprop"], "unknown experiment.optimizer 'rmsprop'; "
-                                                "allowed: adam, sgd"),
-    (["--set", "experiment.model=resnet7"], "unknown experiment.model 'resnet7'"),
+    (["--set", "experiment.optimizer=rmsprop"],
+     "experiment.optimizer must be one of adam, sgd, got 'rmsprop'"),
+    (["--set", "experiment.model=resnet7"],
+     "experiment.model must be one of resnet18, resnet34, resnet50, resnet101, resnet152"),
     (["--set", "loss.beta=1"], "unknown key loss.beta; allowed: alpha, gamma"),
     (["--hparams", "{not json"], "--hparams is not valid JSON"),
     pytest.param(["--set", "run.device=cuda"], "run.device is 'cuda' but no CUDA "

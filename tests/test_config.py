@@ -4,7 +4,6 @@ agreement of config.yaml / the schema with the trainers' own key sets (docs/CONT
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from pathlib import Path
 
@@ -163,13 +162,10 @@ def test_cells_are_accepted_by_the_trainers_resolvers(paper):
 
 def test_key_sets_agree_with_the_contract_and_the_loss_library():
     from scopeloss import losses
-    from scopeloss.rl import config as rcfg
 
     assert set(grid.RL_LOSSES) == set(losses.PPO_LOSSES)
     assert set(grid.CLASSIFICATION_LOSSES) == set(losses.SUPERVISED_LOSSES)
-    assert set(grid.COUNT_CORRECTING_LOSSES) == losses._NEEDS_COUNTS
-    assert set(grid.PPO_KEYS) == {f.name for f in dataclasses.fields(rcfg.PPOConfig)}
-    assert set(grid.PPO_KEYS) == set(SCHEMA["x-ppo-properties"])
+    assert set(grid.PPO_KEYS) == set(SCHEMA["properties"]["rl"]["properties"]["ppo"]["properties"])
     rl_props = SCHEMA["properties"]["rl"]["properties"]
     assert rl_props["losses"]["items"]["enum"] == list(grid.RL_LOSSES)
     cl_props = SCHEMA["properties"]["classification"]["properties"]
@@ -307,3 +303,52 @@ def test_resampling_experiments_skip_the_losses_that_correct_for_counts():
     assert balanced == {"pel", "scope", "focal", "ce"}
     assert {l for d, x, l, s in cells if x == "plain"} >= {"weighted_ce", "balanced_softmax"}
     assert len(cells) == 66
+
+
+# ----------------------------------------------------------------------------- one home
+def test_generated_schema_and_parameter_docs_are_up_to_date():
+    """The schema and docs/parameters.md are generated from scopeloss.params: regenerate
+    with `python -m scopeloss.params schema > workflow/schemas/config.schema.yaml` and
+    `python -m scopeloss.params docs > docs/parameters.md`."""
+    from scopeloss import params
+
+    assert (ROOT / "workflow/schemas/config.schema.yaml").read_text() == params.schema_yaml()
+    assert (ROOT / "docs/parameters.md").read_text() == params.parameters_markdown() + "\n"
+
+
+def test_every_resolved_key_is_declared_and_checked_by_its_declaration():
+    from scopeloss import params
+    from scopeloss.classify import config as ccfg
+    from scopeloss.rl import config as rcfg
+
+    for env in ("Pong", "StarPilot", "MinAtarBreakout", "CartPole-v1"):
+        hp = rcfg.resolve(env, "scope")
+        suite = hp["env"]["suite"]
+        assert set(hp["ppo"]) == set(params.PPO)
+        assert set(hp["env"]) - {"suite"} == set(params.RL_ENV[suite])
+    hp = ccfg.resolve("digits_lt", "augmented_cuda", "scope")
+    assert set(hp["experiment"]) == set(params.CL_EXPERIMENT) | set(params.CL_SUBSECTIONS)
+    # one declaration decides: a changed range changes what both the trainer and the schema accept
+    assert params.PPO["gamma"].schema()["exclusiveMinimum"] == 0
+    with pytest.raises(params.ConfigError, match=r"ppo.gamma must be a finite number in \(0, 1\]"):
+        rcfg.resolve("Pong", "scope", {"ppo": {"gamma": 0}})
+
+
+@pytest.mark.parametrize("overlay, message", [
+    ({"rl": {"ppo": {"lr": float("nan")}}}, "ppo.lr must be a finite number > 0, got nan"),
+    ({"classification": {"experiment_specs": {"plain": {"lr": float("inf")}}}},
+     "experiment.lr must be a finite number > 0, got inf"),
+    ({"rl": {"env_specs": {"Pong": {"total_steps": 512}}}},
+     "ppo.total_steps must be at least one rollout"),
+    ({"classification": {"dataset_specs": {"caltech256": {"val_fraction": 0.5,
+                                                          "test_fraction": 0.6}}}},
+     "must sum to less than 1"),
+    ({"rl": {"env_specs": ["Pong"]}}, "invalid config key rl.env_specs: ['Pong'] is not of type"),
+])
+def test_values_a_job_would_reject_stop_the_check_before_any_job(tmp_path, overlay, message):
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    with pytest.raises(grid.ConfigError) as info:
+        grid.check_files(ROOT / "config.yaml", path,
+                         schema=ROOT / "workflow/schemas/config.schema.yaml")
+    assert message in str(info.value)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from scopeloss import devices
+from scopeloss.overrides import parse_set
 from scopeloss.rl import config
 from scopeloss.rl.bookkeeping import EpisodeTracker, ReturnNormalizer, SignReward
 from scopeloss.rl.networks import ImpalaCNN, MLP
@@ -48,7 +49,7 @@ def test_overrides_and_full_spec_from_workflow():
     # A name outside the table is fine when the caller gives the whole env spec.
     hp = config.resolve("MyPong", "policy", {"env": {"suite": "atari", "game": "pong"}})
     assert hp["env"]["game"] == "pong" and hp["ppo"]["num_envs"] == 8
-    assert config.parse_set(["ppo.lr=3e-4", "env.episodic_life=true", "env.game=pong"]) == {
+    assert parse_set(["ppo.lr=3e-4", "env.episodic_life=true", "env.game=pong"]) == {
         "ppo": {"lr": 3e-4}, "env": {"episodic_life": True, "game": "pong"}}
 
 
@@ -58,16 +59,16 @@ def test_overrides_and_full_spec_from_workflow():
     ("Pong", "scope", {"ppo": {"total_steps": 0}}, "ppo.total_steps must be a positive integer, got 0"),
     ("Pong", "scope", {"ppo": {"total_steps": -5}}, "ppo.total_steps must be a positive integer"),
     ("Pong", "scope", {"ppo": {"total_steps": 1001}}, "a multiple of ppo.num_envs (8)"),
-    ("Pong", "scope", {"ppo": {"learning_rate": 1}}, "unknown key 'ppo.learning_rate'"),
-    ("Pong", "scope", {"ppo": {"lr": "fast"}}, "ppo.lr must be a number, got 'fast'"),
+    ("Pong", "scope", {"ppo": {"learning_rate": 1}}, "unknown key ppo.learning_rate; allowed: total_steps"),
+    ("Pong", "scope", {"ppo": {"lr": "fast"}}, "ppo.lr must be a finite number > 0, got 'fast'"),
     ("Pong", "scope", {"ppo": {"anneal_lr": 1}}, "ppo.anneal_lr must be true or false"),
     ("Pong", "scope", {"optim": {}}, "unknown section 'optim'; allowed: env, ppo, loss"),
-    ("Pong", "scope", {"env": {"num_levels": 3}}, "unknown key 'env.num_levels' for AtariEnv"),
+    ("Pong", "scope", {"env": {"num_levels": 3}}, "unknown key env.num_levels; allowed: game, repeat_action_probability"),
     ("Pong", "scope", {"env": {"game": "pacman2"}}, "env.game must be an installed ALE ROM id"),
     ("StarPilot", "scope", {"env": {"distribution_mode": "medium"}}, "env.distribution_mode must be one of"),
     ("Pong", "scope", {"ppo": {"device": "cpu"}}, "ppo.device is a run setting now"),
     ("Pong", "scope", {"ppo": {"checkpoint_every": 5}}, "pass it as run.checkpoint_every in --run"),
-    ("Pong", "scope", {"ppo": {"lr": float("inf")}}, "ppo.lr must be a finite number, got inf"),
+    ("Pong", "scope", {"ppo": {"lr": float("inf")}}, "ppo.lr must be a finite number > 0, got inf"),
     ("Pong", "scope", {"ppo": {"gamma": float("nan")}}, "ppo.gamma must be a finite number"),
     ("Pong", "scope", {"ppo": 3}, "section 'ppo' must be a mapping, got 3"),
     ("Pong", "scope", {"run": {"device": "cpu"}}, "'run' holds run settings"),
@@ -93,7 +94,7 @@ def test_unknown_key_lists_allowed_ones():
      "ppo.total_steps must be a positive integer"),
     (["--env", "CartPole-v1", "--loss", "scope", "--hparams", "[1]"], "must be a JSON object"),
     (["--env", "CartPole-v1", "--loss", "scope", "--set", "ppo.lr=inf"],
-     "ppo.lr must be a finite number, got inf"),
+     "ppo.lr must be a finite number > 0, got inf"),
     (["--env", "CartPole-v1", "--loss", "scope", "--hparams", '{"ppo": [1]}', "--set", "ppo.lr=1"],
      "--hparams: section 'ppo' must be a mapping, got [1]"),
     (["--env", "CartPole-v1", "--loss", "scope", "--set", "run.device=tpu"],
@@ -101,13 +102,13 @@ def test_unknown_key_lists_allowed_ones():
     (["--env", "CartPole-v1", "--loss", "scope", "--run", '{"torch_threads": 0}'],
      "run.torch_threads must be null or a positive integer, got 0"),
     (["--env", "CartPole-v1", "--loss", "scope", "--run", '{"env_threads": "many"}'],
-     "run.env_threads must be an integer, got 'many'"),
+     "run.env_threads must be null or a positive integer, got 'many'"),
     (["--env", "CartPole-v1", "--loss", "scope", "--run", '{"checkpoint_every": -1}'],
      "run.checkpoint_every must be null or a positive integer"),
     (["--env", "CartPole-v1", "--loss", "scope", "--run", '{"tensorboard": "yes"}'],
      "run.tensorboard must be true or false"),
     (["--env", "CartPole-v1", "--loss", "scope", "--run", '{"gpus": 1}'],
-     "unknown key 'run.gpus' for RunSettings; allowed: device, compile"),
+     "unknown key run.gpus; allowed: device, compile"),
     (["--env", "CartPole-v1", "--loss", "scope", "--run", "[1]"], "--run must be a JSON object"),
     (["--env", "CartPole-v1", "--loss", "scope", "--set", "ppo.device=cpu"],
      "ppo.device is a run setting now"),

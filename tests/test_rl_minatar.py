@@ -36,9 +36,9 @@ def test_defaults_are_minatars_own():
 
 @pytest.mark.parametrize("env,message", [
     ({"game": "pong"}, "env.game must be one of breakout, asterix"),
-    ({"sticky_action_prob": 1.5}, "env.sticky_action_prob must be in [0, 1]"),
-    ({"max_episode_steps": 0}, "env.max_episode_steps must be null (no limit) or a positive"),
-    ({"noop_max": 3}, "unknown key 'env.noop_max' for MinAtarEnv"),
+    ({"sticky_action_prob": 1.5}, "env.sticky_action_prob must be a finite number in [0, 1]"),
+    ({"max_episode_steps": 0}, "env.max_episode_steps must be null or a positive integer"),
+    ({"noop_max": 3}, "unknown key env.noop_max; allowed: game, sticky_action_prob"),
     ({"difficulty_ramping": "yes"}, "env.difficulty_ramping must be true or false"),
 ])
 def test_bad_env_settings_are_named(env, message):

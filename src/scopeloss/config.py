@@ -25,35 +25,20 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from scopeloss.params import ConfigError  # noqa: F401  (the one error type)
+from scopeloss import params
+from scopeloss.params import ConfigError
 
-# Kept here (not imported from scopeloss.losses) so that reading the config does not
-# import torch; tests/test_config.py checks that they agree with the loss library.
-RL_LOSSES = ("policy", "policy_entropy", "scope", "focal")
-CLASSIFICATION_LOSSES = ("ce", "focal", "pel", "scope", "weighted_ce", "balanced_softmax")
-# Losses that correct for the natural class counts themselves (inverse-frequency weights;
-# Balanced Softmax's log-prior). Under re-sampling (an experiment's `sampling` other than
-# natural) the batches are already re-balanced, so these would correct twice (Ren et al.
-# 2020 note Balanced Softmax over-balances under class-balanced sampling): such cells are
-# not in the grid (classification_runs), the re-sampling experiments run the other losses.
-COUNT_CORRECTING_LOSSES = ("weighted_ce", "balanced_softmax")
+RL_LOSSES = params.RL_LOSS_NAMES
+CLASSIFICATION_LOSSES = params.CL_LOSS_NAMES
+COUNT_CORRECTING_LOSSES = params.COUNT_CORRECTING_LOSSES
 
 # The PPO keys of docs/CONTRACT.md; the same keys inside rl.env_specs.<ENV> override them.
-PPO_KEYS = (
-    "total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "lr",
-    "anneal_lr", "gamma", "gae_lambda", "clip_coef", "clip_vloss", "vf_coef",
-    "max_grad_norm", "norm_adv", "eval_every", "eval_episodes", "bf16",
-)  # fmt: skip
+PPO_KEYS = tuple(params.PPO)
 # Run settings: how and where a job runs (never a rerun trigger, never a checkpoint key).
-RL_RUN_KEYS = ("device", "compile", "torch_threads", "env_threads", "checkpoint_every",
-               "tensorboard")
-CLASSIFICATION_RUN_KEYS = ("device", "compile", "channels_last", "torch_threads",
-                           "num_workers", "checkpoint_every", "cache_dir", "deterministic",
-                           "tensorboard")
-# Suites whose `device: auto` means cpu: their networks are too small to gain from a GPU.
-CPU_SUITES = ("gym", "minatar")
-RL_LOSS_KEYS = ("alpha",)
-CLASSIFICATION_LOSS_KEYS = ("alpha", "gamma")
+RL_RUN_KEYS = tuple(params.RL_RUN)
+CLASSIFICATION_RUN_KEYS = tuple(params.CL_RUN)
+RL_LOSS_KEYS = tuple(params.RL_LOSS)
+CLASSIFICATION_LOSS_KEYS = tuple(params.CL_LOSS)
 
 
 
@@ -110,7 +95,40 @@ def check_files(path: str | Path, *overlays: str | Path,
     except jsonschema.ValidationError as err:
         raise ConfigError(describe_validation_error(err)) from None
     check_config(config)
+    check_cells(config)
     return config
+
+
+def check_cells(config: Mapping) -> None:
+    """Every cell of the grid resolved by its trainer's own resolver (torch-free: the
+    declarations of scopeloss.params and the rules across keys), so that a value a job would
+    reject stops the workflow before any job, naming the cell and the key. Game names are
+    checked by the jobs (they need the env packages)."""
+    from scopeloss.classify import config as classify_config
+    from scopeloss.rl import config as rl_config
+
+    rl = config["rl"]
+    for env in rl.get("envs") or []:
+        for loss in rl.get("losses") or []:
+            try:
+                rl_config.resolve(env, loss, rl_cell(config, env, loss), games=False)
+            except ConfigError as err:
+                raise ConfigError(f"config cell rl {env}/{loss} (rl.ppo, rl.env_specs.{env}, "
+                                  f"rl.loss_specs.{loss}): {err}") from None
+    cl = config["classification"]
+    for dataset in cl.get("datasets") or []:
+        for experiment in cl.get("experiments") or []:
+            for loss in cl.get("losses") or []:
+                if double_correction(config, experiment, loss):
+                    continue
+                cell = classification_cell(config, dataset, experiment, loss)
+                try:
+                    classify_config.resolve(dataset, experiment, loss, cell)
+                except ConfigError as err:
+                    raise ConfigError(
+                        f"config cell classification {dataset}/{experiment}/{loss} "
+                        f"(classification.dataset_specs.{dataset}, experiment_specs."
+                        f"{experiment}, loss_specs.{loss}): {err}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,14 +219,18 @@ def _check_losses(section: Mapping, prefix: str, allowed: tuple[str, ...]) -> No
 def check_run_settings_placement(config: Mapping) -> None:
     """A run setting written among the hyperparameters (the pre-round-2 layout) is named
     with the place it moved to, before the schema's generic 'additional property' error."""
-    rl, cl = config.get("rl") or {}, config.get("classification") or {}
+    def specs(section: Any, key: str) -> Mapping:
+        value = section.get(key) if isinstance(section, Mapping) else None
+        return value if isinstance(value, Mapping) else {}  # wrong shapes: the schema names them
+
+    rl, cl = specs(config, "rl"), specs(config, "classification")
     places = [("rl.ppo", rl.get("ppo"), "rl.run", RL_RUN_KEYS)]
     places += [(f"rl.env_specs.{k}", v, "rl.run", RL_RUN_KEYS)
-               for k, v in (rl.get("env_specs") or {}).items()]
+               for k, v in specs(rl, "env_specs").items()]
     places += [(f"classification.experiment_specs.{k}", v, "classification.run",
-                CLASSIFICATION_RUN_KEYS) for k, v in (cl.get("experiment_specs") or {}).items()]
+                CLASSIFICATION_RUN_KEYS) for k, v in specs(cl, "experiment_specs").items()]
     places += [(f"classification.dataset_specs.{k}", v, "classification.run",
-                CLASSIFICATION_RUN_KEYS) for k, v in (cl.get("dataset_specs") or {}).items()]
+                CLASSIFICATION_RUN_KEYS) for k, v in specs(cl, "dataset_specs").items()]
     for where, section, target, keys in places:
         for key in section if isinstance(section, Mapping) else ():
             if key in keys:
@@ -314,7 +336,7 @@ def rl_uses_gpu(config: Mapping, env: str) -> bool:
     Procgen, cpu for the small networks of Gymnasium and MinAtar envs."""
     device = rl_run_settings(config).get("device", "auto")
     if device == "auto":
-        return rl_suite(config, env) not in CPU_SUITES
+        return rl_suite(config, env) in params.GPU_SUITES
     return device == "cuda"
 
 

@@ -22,24 +22,12 @@ __all__ = [
     "check_index_range",
 ]
 
-# The paper's defaults (Tables 3-4): alpha for pel/scope/ppo losses, gamma for focal.
-SUPERVISED_DEFAULTS: dict[str, dict[str, float]] = {
-    "ce": {},
-    "focal": {"gamma": 2.0},
-    "pel": {"alpha": 8e-6},
-    "scope": {"alpha": 1.0},
-    "weighted_ce": {},
-    "balanced_softmax": {},
-}
-PPO_DEFAULTS: dict[str, dict[str, float]] = {
-    "policy": {},
-    "policy_entropy": {"alpha": 0.01},
-    "scope": {"alpha": 0.01},
-    "focal": {"alpha": 2.0},
-}
+from scopeloss.params import (COUNT_CORRECTING_LOSSES, PPO_DEFAULTS,  # noqa: E402
+                              SUPERVISED_DEFAULTS)
+
 SUPERVISED_LOSSES = tuple(SUPERVISED_DEFAULTS)
 PPO_LOSSES = tuple(PPO_DEFAULTS)
-_NEEDS_COUNTS = {"weighted_ce", "balanced_softmax"}
+_NEEDS_COUNTS = set(COUNT_CORRECTING_LOSSES)
 
 
 def _check_name(name: str, allowed: tuple[str, ...], what: str) -> None:

@@ -385,7 +385,7 @@ def main(argv=None) -> int:
         if args.resize_size:
             over["resize_size"] = args.resize_size
         dcfg = C._merge(C.DATASETS[args.dataset], over, "dataset")
-        C.check_dataset(dcfg, args.dataset)
+        dcfg = C.check_dataset(dcfg, args.dataset)
         run = C.effective_run(C.resolve_run(C.load_run(args.run)))
         workers = args.num_workers if args.num_workers is not None else (
             run["num_workers"] if args.run else 2)

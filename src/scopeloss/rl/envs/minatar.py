@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from scopeloss.params import RL_ENV
 from scopeloss.rl.envs.base import BatchedEnv
 
 # Config key -> the package's module name (minatar.environments.<name>).
-GAMES = ("breakout", "asterix", "seaquest", "space_invaders", "freeway")
+GAMES = RL_ENV["minatar"]["game"].choices
 
 
 def env_seeds(seed: int, num_envs: int) -> np.ndarray:
