@@ -16,7 +16,7 @@ UV      := .ci/uv-with-pip-indexes $(BIN)/uv
 # package only from the first index that lists it).
 UV_RESOLVE := --index-strategy unsafe-best-match
 
-.PHONY: setup test demo plan grid lock clean-venv
+.PHONY: setup test demo plan grid lock clean-venv generated
 
 setup: $(STAMP)
 
@@ -34,6 +34,12 @@ lock:
 	@test -x $(BIN)/uv || $(MAKE) setup
 	$(UV) pip compile --quiet pyproject.toml --extra dev --universal --python-version 3.11 \
 	  $(UV_RESOLVE) --custom-compile-command "make lock" -o $(LOCK)
+
+# The workflow's schema and docs/parameters.md, from the declarations of scopeloss.params
+# (a test fails when they are stale).
+generated: setup
+	$(BIN)/python -m scopeloss.generated schema > workflow/schemas/config.schema.yaml
+	$(BIN)/python -m scopeloss.generated docs > docs/parameters.md
 
 # The SLURM tests (tests/test_workflow_slurm.py, a real one-node cluster) spend most of their
 # time waiting for the executor's status checks: they run beside the rest of the suite, and

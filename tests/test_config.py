@@ -308,12 +308,11 @@ def test_resampling_experiments_skip_the_losses_that_correct_for_counts():
 # ----------------------------------------------------------------------------- one home
 def test_generated_schema_and_parameter_docs_are_up_to_date():
     """The schema and docs/parameters.md are generated from scopeloss.params: regenerate
-    with `python -m scopeloss.params schema > workflow/schemas/config.schema.yaml` and
-    `python -m scopeloss.params docs > docs/parameters.md`."""
-    from scopeloss import params
+    with `make generated`."""
+    from scopeloss import generated
 
-    assert (ROOT / "workflow/schemas/config.schema.yaml").read_text() == params.schema_yaml()
-    assert (ROOT / "docs/parameters.md").read_text() == params.parameters_markdown() + "\n"
+    assert (ROOT / "workflow/schemas/config.schema.yaml").read_text() == generated.schema_yaml()
+    assert (ROOT / "docs/parameters.md").read_text() == generated.parameters_markdown() + "\n"
 
 
 def test_every_resolved_key_is_declared_and_checked_by_its_declaration():

@@ -220,6 +220,60 @@ def _log_x(ax, counts: pd.Series) -> None:
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
 
+def _dots_and_bins(ax, count: pd.Series, value: pd.Series, loss: str) -> None:
+    """One loss's classes as dots, and their per-frequency-bin means as a line."""
+    color = CLS_LOSS_COLORS.get(loss, "0.4")
+    few = len(count) <= 50  # small datasets: each class is worth seeing
+    ax.scatter(count, value, s=12 if few else 5, color=color, alpha=0.5 if few else 0.25,
+               linewidths=0)
+    x, y = _binned(count.to_numpy(), value.to_numpy())
+    ax.plot(x, y, color=color, linewidth=1.4, marker="o", markersize=2.5,
+            label=cls_loss_name(loss))
+
+
+def _precision_panel(ax, per_class: pd.DataFrame, dataset: str, exp: str, losses) -> None:
+    sub = per_class[(per_class["dataset"] == dataset) & (per_class["experiment"] == exp)]
+    for loss in losses:
+        cls = _class_precision(sub, loss)
+        if not cls.empty:
+            _dots_and_bins(ax, cls["count"], cls["precision"], loss)
+    _log_x(ax, sub["train_count"])
+    ax.set_title(f"{dataset}, {exp}" + ("" if exp in PAPER_EXPERIMENTS else "*"))
+    ax.set_xlabel("Training images of the class")
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.25, linewidth=0.5)
+    if ax.get_subplotspec().colspan.start == 0:
+        ax.set_ylabel("Test precision of the class")
+    else:
+        ax.tick_params(labelleft=False)
+
+
+def _lift_panel(ax, per_class: pd.DataFrame, dataset: str, exp: str, base: str, losses
+                ) -> float | None:
+    """Per-class precision of ``exp`` minus that of ``base``; the largest |lift| drawn."""
+    def pick(e):
+        return per_class[(per_class["dataset"] == dataset) & (per_class["experiment"] == e)]
+
+    new, old = pick(exp), pick(base)
+    largest = None
+    for loss in losses:
+        a, b = _class_precision(new, loss), _class_precision(old, loss)
+        both = a.join(b["precision"].rename("base"), how="inner")
+        if both.empty:
+            continue
+        lift = both["precision"] - both["base"]
+        largest = max(largest or 0.0, float(lift.abs().max()))
+        _dots_and_bins(ax, both["count"], lift, loss)
+    ax.axhline(0.0, color="0.3", linewidth=0.8)
+    _log_x(ax, new["train_count"])
+    ax.set_title(f"{dataset}, {exp}*\nminus {base}")
+    ax.set_xlabel("Training images of the class")
+    if ax.get_subplotspec().colspan.start == 0:
+        ax.set_ylabel("Precision gain per class")
+    ax.grid(alpha=0.25, linewidth=0.5)
+    return largest
+
+
 def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
     """Per-class precision (mean over seeds) against training count, a panel per dataset x
     experiment, one colour per loss; the lines are per-frequency-bin means. When an
@@ -249,53 +303,10 @@ def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
             if id(ax) not in used:
                 ax.set_visible(False)
         for ax, (dataset, exp) in zip(flat_top, combos):
-            sub = per_class[(per_class["dataset"] == dataset) & (per_class["experiment"] == exp)]
-            for loss in losses:
-                cls = _class_precision(sub, loss)
-                if cls.empty:
-                    continue
-                color = CLS_LOSS_COLORS.get(loss, "0.4")
-                few = len(cls) <= 50  # small datasets: each class is worth seeing
-                ax.scatter(cls["count"], cls["precision"], s=12 if few else 5, color=color,
-                           alpha=0.5 if few else 0.25, linewidths=0)
-                x, y = _binned(cls["count"].to_numpy(), cls["precision"].to_numpy())
-                ax.plot(x, y, color=color, linewidth=1.4, marker="o", markersize=2.5,
-                        label=cls_loss_name(loss))
-            _log_x(ax, sub["train_count"])
-            ax.set_title(f"{dataset}, {exp}" + ("" if exp in PAPER_EXPERIMENTS else "*"))
-            ax.set_xlabel("Training images of the class")
-            ax.set_ylim(-0.03, 1.03)
-            ax.grid(alpha=0.25, linewidth=0.5)
-            if ax.get_subplotspec().colspan.start == 0:
-                ax.set_ylabel("Test precision of the class")
-            else:
-                ax.tick_params(labelleft=False)
-        lift_values = []
-        for ax, (dataset, exp, base) in zip(flat_lift, lifts):
-            pick = lambda e: per_class[(per_class["dataset"] == dataset)  # noqa: E731
-                                       & (per_class["experiment"] == e)]
-            new, old = pick(exp), pick(base)
-            for loss in losses:
-                a, b = _class_precision(new, loss), _class_precision(old, loss)
-                both = a.join(b["precision"].rename("base"), how="inner")
-                if both.empty:
-                    continue
-                lift = both["precision"] - both["base"]
-                lift_values.append(lift.abs().max())
-                color = CLS_LOSS_COLORS.get(loss, "0.4")
-                few = len(both) <= 50
-                ax.scatter(both["count"], lift, s=12 if few else 5, color=color,
-                           alpha=0.5 if few else 0.25, linewidths=0)
-                x, y = _binned(both["count"].to_numpy(), lift.to_numpy())
-                ax.plot(x, y, color=color, linewidth=1.4, marker="o", markersize=2.5,
-                        label=cls_loss_name(loss))
-            ax.axhline(0.0, color="0.3", linewidth=0.8)
-            _log_x(ax, new["train_count"])
-            ax.set_title(f"{dataset}, {exp}*\nminus {base}")
-            ax.set_xlabel("Training images of the class")
-            if ax.get_subplotspec().colspan.start == 0:
-                ax.set_ylabel("Precision gain per class")
-            ax.grid(alpha=0.25, linewidth=0.5)
+            _precision_panel(ax, per_class, dataset, exp, losses)
+        lift_values = [_lift_panel(ax, per_class, dataset, exp, base, losses)
+                       for ax, (dataset, exp, base) in zip(flat_lift, lifts)]
+        lift_values = [v for v in lift_values if v is not None]
         if lift_values:
             top = max(0.05, float(np.nanmax(lift_values))) * 1.08
             for ax in flat_lift:
