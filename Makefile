@@ -59,7 +59,7 @@ demo: setup
 	@echo "Demo done. Figures and tables (report: snakemake --report report.html):"
 	@ls -1 figures/*.png figures/*.pdf results/tables/*.md results/tables/rl_final.csv 2>/dev/null | sed 's/^/  /'
 
-# K training jobs per GPU on this workstation (README "GPU workstation"). G = GPUs seen by
+# K training jobs per GPU on this workstation (docs/workstation-and-cluster.md). G = GPUs seen by
 # nvidia-smi (at least 1), C = cores; override any: make grid K=4 G=2 C=32.
 K       ?= 2
 G       ?= $(shell n=$$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); [ "$$n" -gt 0 ] 2>/dev/null && echo $$n || echo 1)

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from scopeloss.devices import resolve_device
-from scopeloss.rl.config import merge, parse_set, resolve, resolve_run
+from scopeloss.overrides import parse_set
+from scopeloss.rl.config import merge, resolve, resolve_run
 from scopeloss.rl.envs import make_env
 from scopeloss.rl.ppo import train
 from scopeloss.runinfo import run_info

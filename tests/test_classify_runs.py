@@ -68,7 +68,7 @@ def finished(data_root, tmp_path_factory):
                                           "hyperparameter: pass it as run.device"),
     (["--set", "experiment.num_workers=2"], "experiment.num_workers is a run setting now"),
     (["--hparams", '{"dataset": {"cache_dir": "/x"}}'], "dataset.cache_dir is a run setting now"),
-    (["--hparams", '{"run": {"device": "cpu"}}'], "run settings do not go in --hparams"),
+    (["--hparams", '{"run": {"device": "cpu"}}'], "'run' holds run settings, not hyperparameters"),
     (["--set", "run.num_workers=abc"], "run.num_workers must be null or an integer >= 0"),
     (["--set", "run.checkpoint_every=0"], "run.checkpoint_every must be a positive integer"),
     (["--set", "run.deterministic=maybe"], "run.deterministic must be true or false"),

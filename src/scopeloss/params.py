@@ -224,6 +224,26 @@ SUITES = tuple(SUITE_PPO_DEFAULTS)
 # small to gain from a GPU).
 GPU_SUITES = ("atari", "procgen")
 
+# The paper's eight environments. Atari names are ALE ROM ids (snake_case); the paper's
+# 'v0' ids mean sticky actions 0.25 (RL_ENV['atari']).
+ENV_TABLE: dict[str, dict[str, Any]] = {
+    "Pong": {"suite": "atari", "game": "pong"},
+    "Breakout": {"suite": "atari", "game": "breakout"},
+    "Asterix": {"suite": "atari", "game": "asterix"},
+    "Seaquest": {"suite": "atari", "game": "seaquest"},
+    "Venture": {"suite": "atari", "game": "venture"},
+    "Gravitar": {"suite": "atari", "game": "gravitar"},
+    "MontezumaRevenge": {"suite": "atari", "game": "montezuma_revenge"},
+    "StarPilot": {"suite": "procgen", "game": "starpilot"},
+    # MinAtar (Young & Tian 2019): CPU-scale stand-ins; Breakout, Asterix and Seaquest are
+    # games of the paper's Figure 2. ``game`` is the minatar package's module name.
+    "MinAtarBreakout": {"suite": "minatar", "game": "breakout"},
+    "MinAtarAsterix": {"suite": "minatar", "game": "asterix"},
+    "MinAtarSeaquest": {"suite": "minatar", "game": "seaquest"},
+    "MinAtarSpaceInvaders": {"suite": "minatar", "game": "space_invaders"},
+    "MinAtarFreeway": {"suite": "minatar", "game": "freeway"},
+}
+
 _GAME = Param("str", None, "the game: ALE ROM id, Procgen name, Gymnasium id or MinAtar module")
 RL_ENV: dict[str, dict[str, Param]] = {
     "atari": {
@@ -373,6 +393,23 @@ CL_RUN: dict[str, Param] = {
     "deterministic": flag(False, "deterministic kernels, no TF32 (bitwise-reproducible)"),
     "tensorboard": RL_RUN["tensorboard"],
 }
+
+
+def check_sections(overrides: Any, sections: tuple[str, ...]) -> dict:
+    """``--hparams``-shaped overrides: a mapping of known sections, each a mapping (or null);
+    run settings are named as such (they travel in ``--run``)."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"hyperparameters must be a mapping with sections "
+                          f"{', '.join(sections)}, got {overrides!r}")
+    for section, values in overrides.items():
+        if section == "run":
+            raise ConfigError("'run' holds run settings, not hyperparameters: pass them with "
+                              "--run JSON (or --set run.KEY=VALUE)")
+        if section not in sections:
+            raise ConfigError(f"unknown section {section!r}; allowed: {', '.join(sections)}")
+        if values is not None and not isinstance(values, dict):
+            raise ConfigError(f"section {section!r} must be a mapping, got {values!r}")
+    return overrides
 
 
 def check_section(where: str, values: Any, params: dict[str, Param]) -> dict:

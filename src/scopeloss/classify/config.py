@@ -83,18 +83,8 @@ def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = Non
             "loss": {"alpha": None, "gamma": None}}
     cfg = copy.deepcopy(base)
     for source in (hparams or {}), (sets or {}):
-        if not isinstance(source, dict):
-            raise ConfigError(f"hyperparameters must be a mapping with sections "
-                              f"{', '.join(SECTIONS)}, got {source!r}")
-        for section, values in source.items():
-            if section == "run":
-                raise ConfigError("run settings do not go in --hparams: pass them with --run "
-                                  "JSON or --set run.KEY=VALUE")
-            if section not in SECTIONS:
-                raise ConfigError(f"unknown section {section!r}; allowed: {', '.join(SECTIONS)}")
-            if not isinstance(values, dict):
-                raise ConfigError(f"section {section!r} must be a mapping, got {values!r}")
-            cfg[section] = _merge(cfg[section], values, section)
+        for section, values in P.check_sections(source, SECTIONS).items():
+            cfg[section] = _merge(cfg[section], values or {}, section)
     return check(cfg, dataset)
 
 

@@ -38,27 +38,9 @@ import copy
 from typing import Any
 
 from scopeloss import params as P
-from scopeloss.params import GPU_SUITES, PPO_DEFAULTS, RL_LOSS_NAMES, SUITES, ConfigError
+from scopeloss.params import (ENV_TABLE, GPU_SUITES, PPO_DEFAULTS, RL_LOSS_NAMES, SUITES,
+                              ConfigError)
 
-# The paper's eight environments. Atari names are ALE ROM ids (snake_case); the paper's
-# 'v0' ids mean sticky actions 0.25 (set in AtariEnv below).
-ENV_TABLE: dict[str, dict[str, Any]] = {
-    "Pong": {"suite": "atari", "game": "pong"},
-    "Breakout": {"suite": "atari", "game": "breakout"},
-    "Asterix": {"suite": "atari", "game": "asterix"},
-    "Seaquest": {"suite": "atari", "game": "seaquest"},
-    "Venture": {"suite": "atari", "game": "venture"},
-    "Gravitar": {"suite": "atari", "game": "gravitar"},
-    "MontezumaRevenge": {"suite": "atari", "game": "montezuma_revenge"},
-    "StarPilot": {"suite": "procgen", "game": "starpilot"},
-    # MinAtar (Young & Tian 2019): CPU-scale stand-ins; Breakout, Asterix and Seaquest are
-    # games of the paper's Figure 2. ``game`` is the minatar package's module name.
-    "MinAtarBreakout": {"suite": "minatar", "game": "breakout"},
-    "MinAtarAsterix": {"suite": "minatar", "game": "asterix"},
-    "MinAtarSeaquest": {"suite": "minatar", "game": "seaquest"},
-    "MinAtarSpaceInvaders": {"suite": "minatar", "game": "space_invaders"},
-    "MinAtarFreeway": {"suite": "minatar", "game": "freeway"},
-}
 
 
 SUITE_CHECKPOINT_EVERY = {"atari": 100, "procgen": 20, "gym": 50, "minatar": 50}
@@ -91,16 +73,7 @@ def base_env(env_name: str, env_override: dict[str, Any] | None = None) -> dict[
 
 
 def _check_sections(overrides: Any) -> dict[str, Any]:
-    if not isinstance(overrides, dict):
-        raise _err(f"hyperparameters must be a mapping with sections {SECTIONS}, got {overrides!r}")
-    for section, values in overrides.items():
-        if section == "run":
-            raise _err("'run' holds run settings, not hyperparameters: pass them with --run "
-                       "(or --set run.KEY=VALUE)")
-        if section not in SECTIONS:
-            raise _err(f"unknown section {section!r}; allowed: {', '.join(SECTIONS)}")
-        if values is not None and not isinstance(values, dict):
-            raise _err(f"section {section!r} must be a mapping, got {values!r}")
+    P.check_sections(overrides, SECTIONS)
     for key in MOVED_TO_RUN:
         if key in (overrides.get("ppo") or {}):
             raise _err(f"ppo.{key} is a run setting now (it does not change what is learnt): "
