@@ -37,9 +37,9 @@ from .aggregate import grid_normalised, read_table  # noqa: E402
 from .reference import env_sort_key, rl_loss_name, rl_loss_sort_key  # noqa: E402
 from .runs import RESUME_FLAG, RunFileError  # noqa: E402
 from .plotting import (DEFAULT_POINTS, DEFAULT_WINDOW, PAPER_WIDTH_IN, STYLE,  # noqa: E402
-                       TRUNCATED_SHARE_NOTE, empty_panel, footnote, loss_color, loss_legend,
-                       plot_band, run_horizons, save_figure, seeds_per_curve, smoothed_curves,
-                       step_axis, step_grid, truncated_runs)
+                       TRUNCATED_SHARE_NOTE, curve_panel, footnote, loss_color, loss_legend,
+                       run_horizons, save_figure, seeds_per_curve, smoothed_curves, step_axis,
+                       truncated_runs)
 
 
 def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = DEFAULT_WINDOW,
@@ -68,20 +68,14 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
         fig, axes = plt.subplots(nrows, ncols, squeeze=False,
                                  figsize=(PAPER_WIDTH_IN, 1.75 * nrows + 0.7))
         for ax, env in zip(axes.flat, envs):
-            env_eps = episodes[episodes["env"] == env]
             step_axis(ax, env)
-            if env_eps.empty:
-                empty_panel(ax, "no episode logged yet")
+            if not curve_panel(ax, episodes[episodes["env"] == env], runs[runs["env"] == env],
+                               losses, points, "no episode logged yet",
+                               lambda sub, grid, env=env: smoothed_curves(
+                                   sub, {s: horizons.get((env, sub["loss"].iloc[0], s), np.inf)
+                                         for s in sub["seed"].unique()}, grid, window),
+                               reps=reps, seed=seed, gid=env):
                 continue
-            grid = step_grid(env_eps, runs[runs["env"] == env], points)
-            for loss in losses:
-                sub = env_eps[env_eps["loss"] == loss]
-                if sub.empty:
-                    continue
-                h = {s: horizons.get((env, loss, s), np.inf) for s in sub["seed"].unique()}
-                plot_band(ax, grid, smoothed_curves(sub, h, grid, window), loss, losses,
-                          reps=reps, seed=seed, gid=f"{env}/{loss}")
-            ax.set_xlim(0, grid[-1] if grid[-1] > 0 else 1)
             env_cut = cut[cut["env"] == env]
             if len(env_cut):
                 ax.text(0.02, 0.98, "time-limit truncations:\n" + "\n".join(
@@ -140,17 +134,12 @@ def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
                            if len(envs) > 1 else EXPLORATION_METRICS[metric])
                 have = (env_up.dropna(subset=[metric]) if metric in env_up
                         else env_up.iloc[:0])
-                if have.empty:
-                    empty_panel(ax, "no update logged yet")
+                if not curve_panel(ax, have, runs[runs["env"] == env], losses, points,
+                                   "no update logged yet",
+                                   lambda sub, grid, metric=metric: smoothed_curves(
+                                       sub, {}, grid, window, metric),
+                                   reps=reps, seed=seed, gid=f"{env}/{{loss}}/{metric}"):
                     continue
-                grid = step_grid(have, runs[runs["env"] == env], points)
-                for loss in losses:
-                    sub = have[have["loss"] == loss]
-                    if sub.empty:
-                        continue
-                    plot_band(ax, grid, smoothed_curves(sub, {}, grid, window, metric), loss,
-                              losses, reps=reps, seed=seed, gid=f"{env}/{loss}/{metric}")
-                ax.set_xlim(0, grid[-1] if grid[-1] > 0 else 1)
                 if metric == "max_prob":
                     ax.set_ylim(top=1.0)
             axes[row, 0].set_ylabel(env)

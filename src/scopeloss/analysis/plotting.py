@@ -157,3 +157,21 @@ def truncated_runs(runs: pd.DataFrame, threshold: float = TRUNCATED_SHARE_NOTE) 
     if "truncated_share" not in runs:
         return runs.iloc[:0]
     return runs[runs["truncated_share"] > threshold]
+
+
+def curve_panel(ax, frame: pd.DataFrame, env_runs: pd.DataFrame, losses: Sequence[str],
+                points: int, empty_text: str, curves, *, reps: int, seed: int, gid: str) -> bool:
+    """One panel of per-loss bands: ``curves(rows of one loss, step grid)`` gives the (seeds,
+    grid) curves of a loss. ``gid`` names the lines ("{loss}" is filled in, else "/loss" is
+    appended). False (and a note in the panel) when ``frame`` is empty."""
+    if frame.empty:
+        empty_panel(ax, empty_text)
+        return False
+    grid = step_grid(frame, env_runs, points)
+    for loss in losses:
+        sub = frame[frame["loss"] == loss]
+        if not sub.empty:
+            name = gid.format(loss=loss) if "{loss}" in gid else f"{gid}/{loss}"
+            plot_band(ax, grid, curves(sub, grid), loss, losses, reps=reps, seed=seed, gid=name)
+    ax.set_xlim(0, grid[-1] if grid[-1] > 0 else 1)
+    return True
