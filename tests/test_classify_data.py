@@ -189,3 +189,11 @@ def test_fetch_runs_without_torch_and_says_where_to_put_the_archive(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout.strip() == "False"
     assert "put the archive 256_ObjectCategories.tar" in proc.stderr
+
+
+def test_a_class_folder_without_images_stops_naming_it(caltech_root):
+    empty = caltech_root / "caltech256" / caltech.CALTECH_FOLDER / "258.nothing"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    with pytest.raises(D.DataUnavailable, match=r"with no readable image: 258\.nothing"):
+        D.get_manifest(_cfg(caltech_root))

@@ -94,6 +94,12 @@ def scan_caltech(folder, reasons: dict | None = None
                 skipped.append(rel)
                 if reasons is not None:
                     reasons[rel] = problem
+    present = {label for _, label in items}
+    empty = [classes[i] for i in range(len(classes)) if i not in present]
+    if empty:  # a class with no image would silently shift the labels' meaning and counts
+        raise DataUnavailable(f"{folder}: class folder(s) with no readable image: "
+                              f"{', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}; "
+                              "add images or remove the folder(s)")
     return classes, items, skipped
 
 
