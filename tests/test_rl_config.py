@@ -147,6 +147,7 @@ def test_run_settings_resolve_to_the_jobs_allowance(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert config.resolve_run(hp)["torch_threads"] == 2
     cart = config.resolve("CartPole-v1", "scope")  # 4 envs; gym runs on the cpu by default
+    assert config.resolve_run(cart)["torch_threads"] == 1  # small networks: one thread
     got = config.resolve_run(cart, {"env_threads": 16, "checkpoint_every": 7})
     assert (got["env_threads"], got["checkpoint_every"], got["device"]) == (4, 7, "cpu")
     assert config.resolve_run(config.resolve("Pong", "scope"))["checkpoint_every"] == 100
@@ -166,16 +167,16 @@ def test_cli_rejects_output_path_that_is_a_file(tmp_path):
 
 def test_gae_matches_hand_computation():
     gamma, lam = 0.9, 0.5
-    rewards = torch.tensor([[1.0], [0.0], [2.0]])
-    values = torch.tensor([[0.5], [1.0], [0.2], [3.0]])  # last row: bootstrap V(s_3)
-    ends = torch.tensor([[0.0], [1.0], [0.0]])  # the episode ends at step 1
+    rewards = np.array([[1.0], [0.0], [2.0]], dtype=np.float32)
+    values = np.array([[0.5], [1.0], [0.2], [3.0]], dtype=np.float32)  # last: bootstrap V(s_3)
+    ends = np.array([[0.0], [1.0], [0.0]], dtype=np.float32)  # the episode ends at step 1
     adv, ret = compute_gae(rewards, values, ends, gamma, lam)
     d2 = 2.0 + 0.9 * 3.0 - 0.2  # 4.5
     d1 = 0.0 - 1.0  # terminal: no bootstrap, nothing flows back from step 2
     d0 = 1.0 + 0.9 * 1.0 - 0.5  # 1.4
     a0 = d0 + 0.9 * 0.5 * d1  # 0.95
-    assert torch.allclose(adv[:, 0], torch.tensor([a0, d1, d2]))
-    assert torch.allclose(ret, adv + values[:3])
+    assert np.allclose(adv[:, 0], [a0, d1, d2]) and adv.dtype == np.float32
+    assert np.allclose(ret, adv + values[:3])
 
 
 def test_episode_tracker_counts_each_episode_once():
@@ -219,3 +220,29 @@ def test_networks_shapes_and_head_init():
     mlp = MLP((4,), 2)
     logits, value = mlp(torch.zeros(5, 4))
     assert logits.shape == (5, 2) and value.shape == (5,)
+
+
+def test_inverse_cdf_sampling_draws_each_action_with_its_probability():
+    from scopeloss.rl.rollout import sample
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.7, 0.2, 0.1, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    draws = torch.stack([sample(probs.log().expand(2, 4)) for _ in range(20000)])
+    freq = torch.stack([(draws[:, 0] == k).float().mean() for k in range(4)])
+    assert torch.allclose(freq, probs[0], atol=0.01) and freq[3] == 0  # never a 0-prob action
+    assert (draws[:, 1] == 3).all()
+    # a cumulative sum that rounds below the draw still gives a valid action
+    assert sample(torch.full((1, 6), -1.7917595)).item() in range(6)
+
+
+def test_policy_loss_with_given_log_probs_equals_the_loss_that_computes_them():
+    from scopeloss.losses import ppo_policy_loss
+
+    torch.manual_seed(1)
+    logits = torch.randn(32, 6)
+    args = (logits, torch.randint(0, 6, (32,)), torch.randn(32) - 1.8, torch.randn(32))
+    for name in ("policy", "policy_entropy", "scope", "focal"):
+        a = ppo_policy_loss(name, *args, clip_coef=0.1)
+        b = ppo_policy_loss(name, *args, clip_coef=0.1,
+                            log_probs=torch.log_softmax(logits, dim=-1))
+        assert torch.equal(a, b), name

@@ -162,6 +162,7 @@ def ppo_policy_loss(
     clip_coef: float,
     alpha: float | None = None,
     check_range: bool = True,
+    log_probs: Tensor | None = None,
 ) -> Tensor:
     """Batch-mean PPO policy loss ``name`` (eqs. 10-14) to minimise.
 
@@ -170,7 +171,9 @@ def ppo_policy_loss(
     focal ``-L_clip A + 2 alpha L_clip p_i - alpha^2 p_i^2 log p_i``. ``advantages`` are
     expected already normalised (eq. 9) and are treated as constants. A caller that has
     checked the actions' range once where they enter (the trainer: once per rollout) passes
-    ``check_range=False``; shapes and dtypes are always checked.
+    ``check_range=False``; shapes and dtypes are always checked. A caller that needs the
+    log-probabilities itself (the trainer's diagnostics) passes ``log_probs``, which must be
+    ``log_softmax`` of ``logits`` in float32: they are then computed once.
     """
     _check_name(name, PPO_LOSSES, "PPO policy loss")
     _check_index("actions", actions, logits, check_range)
@@ -181,7 +184,7 @@ def ppo_policy_loss(
         raise ValueError(f"clip_coef must be positive, got {clip_coef}")
     alpha = PPO_DEFAULTS[name].get("alpha") if alpha is None else alpha
 
-    log_p = _log_probs(logits)
+    log_p = _log_probs(logits) if log_probs is None else log_probs
     log_pi = log_p.gather(1, actions.long()[:, None]).squeeze(1)
     adv = advantages.detach().to(log_p.dtype)
     ratio = torch.exp(log_pi - old_logprob.detach().to(log_p.dtype))

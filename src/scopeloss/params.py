@@ -285,7 +285,8 @@ RL_RUN: dict[str, Param] = {
     "device": Param("str", "auto", "auto = cuda for Atari/Procgen when there is one, else cpu",
                     choices=("auto", "cpu", "cuda")),
     "compile": flag(False, "torch.compile the fixed-shape network calls"),
-    "torch_threads": positive_int(None, "torch CPU threads; null = the job's cores",
+    "torch_threads": positive_int(None, "torch CPU threads; null = the job's cores (Atari, "
+                                        "Procgen) or 1 (small networks: Gymnasium, MinAtar)",
                                   nullable=True),
     "env_threads": positive_int(None, "env worker threads; null = the job's cores, at most "
                                       "num_envs", nullable=True),
@@ -385,7 +386,8 @@ CL_RUN: dict[str, Param] = {
     "device": RL_RUN["device"],
     "compile": flag(False, "torch.compile the model"),
     "channels_last": flag(True, "NHWC memory format on cuda"),
-    "torch_threads": RL_RUN["torch_threads"],
+    "torch_threads": positive_int(None, "torch CPU threads; null = the job's cores",
+                                  nullable=True),
     "num_workers": count(None, "processes decoding images into the cache; null = "
                                "min(8, cores)", nullable=True),
     "checkpoint_every": positive_int(1, "epochs between resume checkpoints"),

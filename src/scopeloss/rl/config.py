@@ -181,7 +181,9 @@ def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None) -> dict[s
 
     cores = job_cores()
     if r["torch_threads"] is None:
-        r["torch_threads"] = cores
+        # Gymnasium/MinAtar networks are too small for several threads to help: one is
+        # faster per job (and a CPU grid then runs one job per core)
+        r["torch_threads"] = cores if suite in GPU_SUITES else 1
     r["env_threads"] = min(r["env_threads"] or cores, hp["ppo"]["num_envs"])
     if r["checkpoint_every"] is None:
         r["checkpoint_every"] = SUITE_CHECKPOINT_EVERY.get(suite, 50)

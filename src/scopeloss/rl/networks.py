@@ -100,8 +100,10 @@ class MinAtarCNN(nn.Module):
         self.critic = layer_init(nn.Linear(hidden, 1), std=1.0)
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        x = obs.permute(0, 3, 1, 2) if self.hwc else obs
-        hidden = self.features(x.float())
+        # NCHW-contiguous float: a permuted (channels-last) view makes the CPU's ReLU
+        # backward take a slow strided path (about a fifth of the update's time)
+        x = (obs.permute(0, 3, 1, 2) if self.hwc else obs).float().contiguous()
+        hidden = self.features(x)
         return self.actor(hidden), self.critic(hidden).squeeze(-1)
 
 

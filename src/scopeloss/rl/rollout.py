@@ -86,7 +86,7 @@ def collect(rollout: Rollout, steps: int, policy, env, reward_tf, tracker, *, ga
             with autocast:
                 logits, value = policy(rollout.obs[t])
             log_p = torch.log_softmax(logits.float(), dim=-1)
-            action = torch.multinomial(log_p.exp(), 1).squeeze(1)
+            action = sample(log_p)
             rollout.actions[t] = action
             rollout.logprobs[t] = log_p.gather(1, action[:, None]).squeeze(1)
             rollout.values[t] = value.float()
@@ -115,16 +115,29 @@ def collect(rollout: Rollout, steps: int, policy, env, reward_tf, tracker, *, ga
     return global_step, finished
 
 
-def compute_gae(rewards, values, ends, gamma: float, gae_lambda: float):
-    """GAE over a rollout. ``values`` has one more row (the bootstrap); ``ends[t]`` says the
-    episode ended at step t, so nothing flows back across it. Returns (advantages, returns)."""
+def sample(log_p: torch.Tensor) -> torch.Tensor:
+    """One action per row of log-probabilities, by inverse CDF: a uniform draw located in
+    the cumulative probabilities (a few cheap ops; ``torch.multinomial`` validates its input
+    on every call, a fifth of a MinAtar rollout step). The clamp guards the rare draw above
+    a cumulative sum that rounds to just below 1."""
+    cdf = log_p.exp().cumsum(1)
+    u = torch.rand((log_p.shape[0], 1), device=log_p.device)
+    return torch.searchsorted(cdf, u).clamp_(max=log_p.shape[1] - 1).squeeze(1)
+
+
+def compute_gae(rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, gamma: float,
+                gae_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+    """GAE over a rollout, on the host (float32 numpy: a step's few ops cost a microsecond
+    each, not a tensor dispatch each). ``values`` has one more row (the bootstrap);
+    ``ends[t]`` says the episode ended at step t, so nothing flows back across it. Returns
+    (advantages, returns)."""
     steps = rewards.shape[0]
-    advantages = torch.zeros_like(rewards)
-    last = torch.zeros_like(rewards[0])
+    advantages = np.zeros_like(rewards)
+    last = np.zeros_like(rewards[0])
+    nonterminal = 1.0 - ends
     for t in reversed(range(steps)):
-        nonterminal = 1.0 - ends[t]
-        delta = rewards[t] + gamma * values[t + 1] * nonterminal - values[t]
-        last = delta + gamma * gae_lambda * nonterminal * last
+        delta = rewards[t] + gamma * values[t + 1] * nonterminal[t] - values[t]
+        last = delta + gamma * gae_lambda * nonterminal[t] * last
         advantages[t] = last
     return advantages, advantages + values[:steps]
 
@@ -146,14 +159,12 @@ class Batch:
 
 
 def advantages(rollout: Rollout, gamma: float, gae_lambda: float) -> Batch:
-    """GAE on the filled steps, outside inference mode (its results are saved for backward
-    in the update), and the flattened batch the update draws minibatches from."""
+    """GAE on the filled steps and the flattened batch the update draws minibatches from."""
     s, dev = rollout.steps, rollout.device
-    with torch.no_grad():
-        rewards = torch.from_numpy(rollout.rewards[:s]).to(dev)
-        ends = torch.from_numpy(rollout.ends[:s]).to(dev)
-        adv, returns = compute_gae(rewards, rollout.values[: s + 1], ends, gamma, gae_lambda)
+    values = rollout.values[: s + 1].cpu().numpy()  # once per update
+    adv, returns = compute_gae(rollout.rewards[:s], values, rollout.ends[:s], gamma, gae_lambda)
     return Batch(obs=rollout.obs[:s].reshape(-1, *rollout.obs_shape),
                  actions=rollout.actions[:s].reshape(-1), logprobs=rollout.logprobs[:s].reshape(-1),
-                 values=rollout.values[:s].reshape(-1), advantages=adv.reshape(-1),
-                 returns=returns.reshape(-1))
+                 values=rollout.values[:s].reshape(-1),
+                 advantages=torch.from_numpy(adv.reshape(-1)).to(dev),
+                 returns=torch.from_numpy(returns.reshape(-1)).to(dev))

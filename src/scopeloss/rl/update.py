@@ -4,7 +4,9 @@ Per minibatch: z-score advantage normalisation (eq. 9), the paper's policy loss 
 name (``scopeloss.losses.ppo_policy_loss``), CleanRL's value loss (clipped or not) weighted
 by ``vf_coef``, global gradient-norm clipping and an optimiser step. Diagnostics
 (losses, entropy, approximate KL, clip fraction, mean max probability) are summed on the
-device and read back once per update: the update's one host sync.
+device over the last epoch's minibatches (every sample once) and read back once per
+update: the update's one host sync. The log-probabilities are computed once per minibatch,
+for the loss and the diagnostics.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", 
 
 
 def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], loss: str,
-                   alpha: float | None, autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """The PPO objective on minibatch ``mb`` (indices into ``batch``) and its diagnostics
-    (a tensor of DIAGNOSTICS plus a count of 1, for summing)."""
+                   alpha: float | None, autocast, diagnostics: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The PPO objective on minibatch ``mb`` (indices into ``batch``) and, if asked, its
+    diagnostics (a tensor of DIAGNOSTICS plus a count of 1, for summing)."""
     with autocast:
         logits, new_value = policy(batch.obs[mb])
     logits, new_value = logits.float(), new_value.float()
@@ -32,8 +35,10 @@ def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], lo
     if p["norm_adv"] and mb.numel() > 1:  # eq. 9, per minibatch
         mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
     old_logprobs = batch.logprobs[mb]
+    log_p = torch.log_softmax(logits, dim=-1)
     pg_loss = ppo_policy_loss(loss, logits, batch.actions[mb], old_logprobs, mb_adv,
-                              clip_coef=p["clip_coef"], alpha=alpha, check_range=False)
+                              clip_coef=p["clip_coef"], alpha=alpha, check_range=False,
+                              log_probs=log_p)
     returns = batch.returns[mb]
     v_loss_unclipped = (new_value - returns) ** 2
     if p["clip_vloss"]:  # CleanRL: 0.5 * max(unclipped, clipped), then x vf_coef
@@ -42,8 +47,10 @@ def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], lo
         v_loss = 0.5 * torch.max(v_loss_unclipped, (v_clipped - returns) ** 2).mean()
     else:
         v_loss = 0.5 * v_loss_unclipped.mean()
+    if not diagnostics:
+        return pg_loss + p["vf_coef"] * v_loss, None
     with torch.no_grad():
-        log_p = torch.log_softmax(logits, dim=-1)
+        log_p = log_p.detach()
         probs = log_p.exp()
         log_ratio = log_p.gather(1, batch.actions[mb, None]).squeeze(1) - old_logprobs
         ratio = log_ratio.exp()
@@ -57,20 +64,23 @@ def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], lo
 def update(agent: nn.Module, policy, optimizer, batch: Batch, p: dict[str, Any], loss: str,
            alpha: float | None, autocast, num_actions: int, update_index: int) -> dict[str, float]:
     """``update_epochs`` passes over ``batch`` in ``num_minibatches`` random minibatches;
-    returns the mean DIAGNOSTICS over the minibatches."""
+    returns the mean DIAGNOSTICS over the last pass's minibatches."""
     # The actions' range is checked once here, where they enter the update (on CUDA an
     # async device assert), not in every minibatch's loss call.
     check_index_range("actions", batch.actions, num_actions)
     stats = torch.zeros(len(DIAGNOSTICS) + 1, device=batch.actions.device)
-    for _epoch in range(p["update_epochs"]):
+    params = list(agent.parameters())
+    for epoch in range(p["update_epochs"]):
+        last = epoch == p["update_epochs"] - 1
         perm = torch.randperm(batch.size, device=batch.actions.device)
         for mb in perm.tensor_split(min(p["num_minibatches"], batch.size)):
-            total, mb_stats = minibatch_loss(policy, batch, mb, p, loss, alpha, autocast)
+            total, mb_stats = minibatch_loss(policy, batch, mb, p, loss, alpha, autocast, last)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), p["max_grad_norm"])
+            nn.utils.clip_grad_norm_(params, p["max_grad_norm"], foreach=True)
             optimizer.step()
-            stats += mb_stats
+            if last:
+                stats += mb_stats
     sums = stats.tolist()  # the update's one host sync for its diagnostics
     means = dict(zip(DIAGNOSTICS, (x / sums[-1] for x in sums[:-1])))
     if not all(math.isfinite(means[k]) for k in ("policy_loss", "value_loss", "entropy")):
