@@ -10,7 +10,8 @@
   probability (``updates.csv``) against agent steps, one line per loss, mean across seeds
   of a rolling mean over ``--window`` updates with a 95% bootstrap band. .png and .pdf.
 ``python -m scopeloss.analysis.figures aggregate --tables results/tables --out figures/rl_aggregate.png``
-  Normalised final scores (Atari human-normalised, StarPilot min-max) aggregated across
+  Normalised final scores (Atari human-normalised, StarPilot Procgen min-max, MinAtar
+  random = 0 and Young & Tian's AC(lambda) = 1) aggregated across
   games and seeds: IQM and mean with stratified-bootstrap 95% CIs, and the probability
   that Scope improves on each other loss. Its numbers go to a .csv beside the figure.
 """
@@ -223,8 +224,8 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
     runs = read_table(tables, "rl_final_runs")
     out = Path(out)
     stats_out = Path(stats_out) if stats_out else out.with_suffix(".csv")
-    # Games without reference scores (MinAtar, Gymnasium ids) are min-max normalised over
-    # this grid's finished runs of the game, as in the claims table, and named as such.
+    # Games without reference scores (Gymnasium ids) are min-max normalised over this grid's
+    # finished runs of the game, as in the claims table, and named as such.
     finished = runs.dropna(subset=["final_return"]).copy()
     finished["normalized_final_return"], by_grid = grid_normalised(finished)
     unscored = sorted(set(runs["env"]) - set(finished["env"]), key=env_sort_key)
@@ -258,7 +259,8 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
                                 "Probability of improvement", ref=0.5)
                 axes[2].set_xlim(-0.02, 1.02)
         note = (f"{len(scored_envs)} task(s): {', '.join(scored_envs) or 'none'}. Atari: "
-                "human-normalised; StarPilot: min-max. 95% stratified-bootstrap CIs.")
+                "human-normalised; StarPilot: Procgen min-max; MinAtar: random = 0, "
+                "AC(lambda) = 1. 95% stratified-bootstrap CIs.")
         if by_grid:
             note += (f" No reference scores, min-max over this grid's runs: "
                      f"{', '.join(by_grid)}.")

@@ -1,5 +1,7 @@
 """Reference data: the paper's order, names and colours, its reported numbers, and the
-scores used to normalise returns across games (values from ../shared/paper.md)."""
+fixed scores used to normalise returns across games (Atari: random and human; StarPilot:
+Procgen's R_min/R_max; MinAtar: a measured random policy and Young & Tian's AC(lambda)), each
+with its source; no normalisation depends on which runs are in the grid."""
 
 from __future__ import annotations
 
@@ -57,6 +59,20 @@ ATARI_RANDOM_HUMAN = {
 # Procgen min-max normalisation (Cobbe et al. 2020): game -> distribution_mode -> (min, max).
 PROCGEN_MIN_MAX = {"StarPilot": {"hard": (1.5, 35.0), "easy": (2.5, 64.0)}}
 
+# MinAtar (random, reference) returns. Random: a uniformly random policy in this project's
+# MinAtar settings (sticky actions 0.1, difficulty ramping, full action set), mean of 200
+# episodes, measured by benchmarks/minatar_random.py (seed 0, 2026-11-29). Reference:
+# Young & Tian 2019's AC(lambda) after 5M frames, as quoted in this project's issue 21
+# (Breakout 17.5, Asterix 19, Freeway 47, SpaceInvaders 185, Seaquest 16; same env
+# settings); not re-checked against the paper's figures in this repository.
+MINATAR_RANDOM_AC_LAMBDA = {
+    "MinAtarBreakout": (0.41, 17.5),
+    "MinAtarAsterix": (0.46, 19.0),
+    "MinAtarSeaquest": (0.08, 16.0),
+    "MinAtarSpaceInvaders": (2.73, 185.0),
+    "MinAtarFreeway": (0.135, 47.0),
+}
+
 ATARI_FRAMESKIP = 4
 
 
@@ -85,6 +101,8 @@ def normalisation_range(env: str, distribution_mode: str | None = None) -> tuple
     the env has no reference (e.g. a Gymnasium test env)."""
     if env in ATARI_RANDOM_HUMAN:
         return ATARI_RANDOM_HUMAN[env]
+    if env in MINATAR_RANDOM_AC_LAMBDA:
+        return MINATAR_RANDOM_AC_LAMBDA[env]
     if env in PROCGEN_MIN_MAX:
         modes = PROCGEN_MIN_MAX[env]
         return modes.get(distribution_mode or "hard")
