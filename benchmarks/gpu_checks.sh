@@ -60,15 +60,18 @@ rl_run() {  # NAME ENV STEPS [--set ...]: a short PPO run on DEVICE; its log in 
 case $section in
 correctness)
   say "## 1. Correctness on $DEVICE"
-  timeout 60 $PY -m pytest -q -p no:cacheprovider tests/test_losses.py \
-    tests/test_classify_step.py 2>&1 | tail -3 | tee -a "$report"
+  # shellcheck disable=SC2046  # the file list is meant to split
+  timeout 60 $PY -m pytest -q -p no:cacheprovider $(scaled "tests/test_losses.py \
+    tests/test_classify_step.py" tests/test_losses.py) 2>&1 | tail -3 | tee -a "$report"
   # Host syncs as CUDA reports them (every one: warnings not deduplicated).
   export SCOPELOSS_SYNC_DEBUG=warn PYTHONWARNINGS=always::UserWarning
   for compile in false true; do
-    rl_run "breakout_c$compile" Breakout "$(scaled 8192 2048)" --set run.compile=$compile
+    # QUICK (a CPU rehearsal): MinAtar instead of the IMPALA CNN, which takes minutes on a CPU
+    rl_run "breakout_c$compile" "$(scaled Breakout MinAtarBreakout)" "$(scaled 8192 1024)" \
+      --set run.compile=$compile
     rc=$?
     syncs=$(grep -c "synchronizing CUDA operation" "$work/breakout_c$compile.log")
-    say "Breakout bf16 compile=$compile: rc $rc, $(grep -o '"global_step": [0-9]*' \
+    say "$(scaled Breakout MinAtarBreakout) bf16 compile=$compile: rc $rc, $(grep -o '"global_step": [0-9]*' \
       "$work/breakout_c$compile/summary.json" 2>/dev/null), host syncs reported: $syncs" \
       "($(scaled 8 2) updates of 8 envs x 128 steps)"
     $PY -m scopeloss.classify.train --dataset digits_lt --experiment augmented --loss scope \
@@ -102,8 +105,8 @@ throughput)
     for j in $(seq 1 "$K"); do
       first=$(( (j - 1) * share % cores )); last=$(( first + share - 1 ))
       OMP_NUM_THREADS=$share taskset -c "$first-$last" \
-        $PY -m scopeloss.rl.train --env Breakout --loss scope --seed "$j" \
-        --out "$work/k$K/$j" --set ppo.total_steps="$(scaled 20480 2048)" \
+        $PY -m scopeloss.rl.train --env "$(scaled Breakout MinAtarBreakout)" --loss scope \
+        --seed "$j" --out "$work/k$K/$j" --set ppo.total_steps="$(scaled 20480 2048)" \
         --set run.device="$DEVICE" --set run.tensorboard=false \
         > "$work/k$K-$j.log" 2>&1 &
     done
