@@ -205,7 +205,7 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
         grid_envs = [e for e in shared if e in by_grid]
         ref_envs = [e for e in shared if e not in by_grid]
         norm_note = "; ".join(
-            ([f"reference normalisation (Atari human, StarPilot min-max): "
+            ([f"fixed references (Atari random-human, StarPilot Procgen min-max, MinAtar random-AC(lambda)): "
               f"{', '.join(ref_envs)}"] if ref_envs else [])
             + ([f"min-max over this grid's runs (no reference scores): "
                 f"{', '.join(grid_envs)}"] if grid_envs else []))
