@@ -205,8 +205,8 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
         grid_envs = [e for e in shared if e in by_grid]
         ref_envs = [e for e in shared if e not in by_grid]
         norm_note = "; ".join(
-            ([f"fixed references (Atari random-human, StarPilot Procgen min-max, MinAtar random-AC(lambda)): "
-              f"{', '.join(ref_envs)}"] if ref_envs else [])
+            ([f"fixed references (Atari random-human, StarPilot Procgen min-max, "
+              f"MinAtar random-AC(lambda)): {', '.join(ref_envs)}"] if ref_envs else [])
             + ([f"min-max over this grid's runs (no reference scores): "
                 f"{', '.join(grid_envs)}"] if grid_envs else []))
         est, low, high, _ = stats.stratified_bootstrap_difference(
