@@ -351,3 +351,18 @@ def test_values_a_job_would_reject_stop_the_check_before_any_job(tmp_path, overl
         grid.check_files(ROOT / "config.yaml", path,
                          schema=ROOT / "workflow/schemas/config.schema.yaml")
     assert message in str(info.value)
+
+
+def test_the_start_up_check_of_every_cell_imports_no_torch_or_env_package():
+    """The Snakefile runs it in the user's Snakemake environment, which need not have torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from scopeloss import config; "
+            "config.check_cells(config.load_config('config.yaml', 'presets/demo.yaml')); "
+            "print(sorted(m for m in ('torch', 'gymnasium', 'ale_py', 'procgen', 'minatar') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
