@@ -42,7 +42,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
 def write_csv(path: str | os.PathLike, frame) -> None:
@@ -70,7 +70,8 @@ def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps``' ``default`` for the values our configs and metrics hold."""
     # numpy scalars/arrays and paths appear in configs and metrics.
     if hasattr(value, "tolist"):
         return value.tolist()

@@ -192,7 +192,7 @@ def finished_summary(out: Path, identity: dict, outputs: tuple[str, ...]) -> dic
         summary = json.loads((out / "summary.json").read_text())
     except (OSError, ValueError):
         return None
-    want = json.loads(json.dumps(identity, default=io._json_default))
+    want = json.loads(json.dumps(identity, default=io.json_default))
     same = isinstance(summary, dict) and all(summary.get(k) == v for k, v in want.items())
     return summary if same else None
 

@@ -41,10 +41,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     name: {**_defaults(P.CL_EXPERIMENT), **{k: v for k, v in dep.items() if k != "cuda"},
            "augmentation": copy.deepcopy(AUGMENTATION), "cuda": {**CUDA, **dep.get("cuda", {})}}
     for name, dep in P.EXPERIMENT_DEFAULTS.items()}
-# Keys that moved out of the hyperparameters into the run settings.
-MOVED = {("experiment", k) for k in ("device", "compile", "channels_last", "torch_threads",
-                                     "num_workers", "checkpoint_every")}
-MOVED |= {("dataset", "cache_dir")}
+# A run setting written in the experiment or dataset section is named as such.
+MOVED = {(section, k) for section in ("experiment", "dataset") for k in P.CL_RUN}
 SAMPLINGS = P.CL_EXPERIMENT["sampling"].choices
 LOSS_KEYS = tuple(P.CL_LOSS)
 SECTIONS = ("dataset", "experiment", "loss")

@@ -4,9 +4,10 @@ A run's hyperparameters are ``{"env": {...}, "ppo": {...}, "loss": {...}}`` (doc
 ``resolve(env_name, loss, overrides)`` starts from the built-in env table and the suite's
 defaults, applies overrides, and rejects unknown sections/keys and bad values, naming them.
 
-Sources of the defaults:
+Why the defaults declared in ``scopeloss.params`` (``PPO``, ``SUITE_PPO_DEFAULTS``,
+``RL_ENV``) are what they are:
 * Paper, Table 3 (same for every environment): lr 1e-4, vf_coef (alpha_value) 0.5,
-  gamma 0.999, gae_lambda 0.95, alphas 0.01 / 0.01 / 2 (see ``scopeloss.losses.PPO_DEFAULTS``).
+  gamma 0.999, gae_lambda 0.95, alphas 0.01 / 0.01 / 2 (``scopeloss.params.PPO_DEFAULTS``).
 * Atari, everything else: CleanRL ``ppo_atari_envpool.py`` (8 envs x 128 steps, 4 epochs,
   4 minibatches, clip 0.1, max_grad_norm 0.5, lr annealing, 10M agent steps), except the
   value loss: not clipped (``clip_vloss: false``). With the paper's gamma 0.999 returns
@@ -44,13 +45,9 @@ from scopeloss.params import (ENV_TABLE, GPU_SUITES, PPO_DEFAULTS, RL_LOSS_NAMES
 
 
 SUITE_CHECKPOINT_EVERY = {"atari": 100, "procgen": 20, "gym": 50, "minatar": 50}
-# Keys that used to sit in the ppo section and are run settings now.
-MOVED_TO_RUN = ("device", "compile", "torch_threads", "checkpoint_every")
+# A run setting written among the PPO keys is named as such (some used to sit there).
+MOVED_TO_RUN = tuple(P.RL_RUN)
 SECTIONS = ("env", "ppo", "loss")
-
-
-def _err(msg: str) -> ConfigError:
-    return ConfigError(msg)
 
 
 def _is_gym_id(name: str) -> bool:
@@ -68,16 +65,16 @@ def base_env(env_name: str, env_override: dict[str, Any] | None = None) -> dict[
         return dict(ENV_TABLE[env_name])
     if _is_gym_id(env_name):
         return {"suite": "gym", "game": env_name}
-    raise _err(f"unknown env {env_name!r}; allowed: {', '.join(ENV_TABLE)}, "
-               "or any registered Gymnasium id (e.g. CartPole-v1)")
+    raise ConfigError(f"unknown env {env_name!r}; allowed: {', '.join(ENV_TABLE)}, "
+                      "or any registered Gymnasium id (e.g. CartPole-v1)")
 
 
 def _check_sections(overrides: Any) -> dict[str, Any]:
     P.check_sections(overrides, SECTIONS)
     for key in MOVED_TO_RUN:
         if key in (overrides.get("ppo") or {}):
-            raise _err(f"ppo.{key} is a run setting now (it does not change what is learnt): "
-                       f"pass it as run.{key} in --run, or --set run.{key}=VALUE")
+            raise ConfigError(f"ppo.{key} is a run setting now (it does not change what is "
+                              f"learnt): pass it as run.{key} in --run, or --set run.{key}=VALUE")
     return overrides
 
 
@@ -88,12 +85,12 @@ def resolve(env_name: str, loss: str, overrides: dict[str, Any] | None = None, *
     section, key or value. ``games=False`` skips checking that the game exists (which needs
     the env packages: the workflow's start-up check leaves that to the job)."""
     if loss not in RL_LOSS_NAMES:
-        raise _err(f"unknown loss {loss!r}; allowed: {', '.join(RL_LOSS_NAMES)}")
+        raise ConfigError(f"unknown loss {loss!r}; allowed: {', '.join(RL_LOSS_NAMES)}")
     overrides = _check_sections(copy.deepcopy(overrides or {}))
     env_values = {**base_env(env_name, overrides.get("env")), **(overrides.get("env") or {})}
     suite = env_values.pop("suite", None)
     if suite not in SUITES:
-        raise _err(f"env.suite must be one of {', '.join(SUITES)}, got {suite!r}")
+        raise ConfigError(f"env.suite must be one of {', '.join(SUITES)}, got {suite!r}")
     declared = P.RL_ENV[suite]
     env = {"suite": suite, **{k: p.default for k, p in declared.items()},
            **P.check_section("env", env_values, declared)}
@@ -117,10 +114,10 @@ def validate(hp: dict[str, Any], games: bool = True) -> None:
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
             section, name = key.split(".")
-            raise _err(f"{key} must be {what}, got {hp[section][name]!r}")
+            raise ConfigError(f"{key} must be {what}, got {hp[section][name]!r}")
 
     if env["game"] is None:
-        raise _err("env.game must be set for suite " + env["suite"])
+        raise ConfigError("env.game must be set for suite " + env["suite"])
     rollout = p["num_envs"] * p["num_steps"]
     need(p["total_steps"] % p["num_envs"] == 0, "ppo.total_steps",
          f"a multiple of ppo.num_envs ({p['num_envs']}) so that the run ends exactly on it")
@@ -156,7 +153,8 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     for section, values in extra.items():
         for where, value in (("--hparams", out.get(section)), ("--set", values)):
             if value is not None and not isinstance(value, dict):
-                raise _err(f"{where}: section {section!r} must be a mapping, got {value!r}")
+                raise ConfigError(f"{where}: section {section!r} must be a mapping, "
+                                  f"got {value!r}")
         if isinstance(values, dict) and isinstance(out.get(section), dict):
             out[section].update(values)
         else:
@@ -170,7 +168,7 @@ def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None) -> dict[s
     a bad key. Resolving an already resolved mapping gives it back unchanged."""
     run = copy.deepcopy(run or {})
     if not isinstance(run, dict):
-        raise _err(f"run settings must be a mapping, got {run!r}")
+        raise ConfigError(f"run settings must be a mapping, got {run!r}")
     r = {**{k: p.default for k, p in P.RL_RUN.items()}, **P.check_section("run", run, P.RL_RUN)}
     suite = hp["env"]["suite"]
     if r["device"] == "auto":

@@ -105,7 +105,7 @@ class PPORun:
 
     def __init__(self, hp: dict[str, Any], loss: str, seed: int, out: Path, run: dict[str, Any],
                  identity: dict[str, Any], log: Callable[[str], None]):
-        self.hp, self.env_cfg, self.p = hp, hp["env"], hp["ppo"]
+        self.env_cfg, self.p = hp["env"], hp["ppo"]
         self.loss, self.alpha, self.seed = loss, hp["loss"]["alpha"], seed
         self.out, self.run, self.identity, self.log = out, run, identity, log
         self.ckpt_path = out / ".ckpt" / CKPT_NAME
