@@ -1,4 +1,5 @@
-"""Caltech-256 layout, split manifest, decode-once cache, archive fetch/verify/extract, digits_lt."""
+"""Caltech-256 layout, split manifest, decode-once cache, archive fetch/verify/extract, the
+offline stand-ins digits_lt and numbers_lt."""
 
 import hashlib
 import io as _io
@@ -158,7 +159,7 @@ def test_prepare_cli(tmp_path, caltech_root, capsys):
                    "--no-download"]) == 2
     assert "put the archive 256_ObjectCategories.tar" in capsys.readouterr().err
     assert D.main(["prepare", "--dataset", "imagenet", "--root", str(tmp_path)]) == 2
-    assert "unknown dataset 'imagenet'; allowed: caltech256, digits_lt" in capsys.readouterr().err
+    assert "unknown dataset 'imagenet'; allowed: caltech256, digits_lt, numbers_lt" in capsys.readouterr().err
 
 
 def test_digits_lt_is_long_tailed_and_split(tmp_path):
@@ -172,6 +173,45 @@ def test_digits_lt_is_long_tailed_and_split(tmp_path):
     x = ds.splits["train"].images
     assert x.shape[1:] == (32, 32, 3) and x.dtype == np.uint8 and x.max() > 200
     assert json.loads(D.manifest_path(cfg).read_text())["hash"] == ds.manifest_hash
+
+
+def test_numbers_lt_is_long_tailed_split_and_composed_of_its_digits(tmp_path):
+    """100 classes 00..99 with floor(40 * 10^(-rank/99)) images over a random ranking; no
+    digit image in two splits; each image is the tens digit left, the ones digit right."""
+    from sklearn.datasets import load_digits
+
+    from scopeloss.classify import standins
+
+    cfg = _merge(DATASETS["numbers_lt"], {"root": str(tmp_path)}, "dataset")
+    manifest, _ = D.get_manifest(cfg)
+    totals = np.sum([manifest["counts"][s] for s in D.SPLITS], axis=0)
+    assert len(manifest["classes"]) == 100 and manifest["classes"][37] == "037.number_37"
+    assert sorted(totals, reverse=True) == sorted(
+        int(np.floor(40 * 10 ** (-r / 99))) for r in range(100))[::-1]
+    assert totals.max() == 40 and totals.min() == 4
+    # the ranking is not the class order: frequency does not follow the digits
+    assert not np.all(np.diff(totals) <= 0) and not np.all(np.diff(totals) >= 0)
+    assert all(np.array(manifest["counts"][s]).min() >= 1 for s in D.SPLITS)
+    digits = load_digits()
+    used = {}
+    for split in D.SPLITS:
+        pairs = [tuple(map(int, rel.split("/")[1].split("-"))) for rel, _ in manifest["items"][split]]
+        labels = [lab for _, lab in manifest["items"][split]]
+        assert len(set(pairs)) == len(pairs)  # no image twice
+        assert [10 * digits.target[i] + digits.target[j] for i, j in pairs] == labels
+        used[split] = {i for pair in pairs for i in pair}
+    assert not (used["train"] & used["test"]) and not (used["train"] & used["val"])
+    assert not (used["val"] & used["test"])
+    ds = D.load_dataset(cfg)
+    x, (rel, label) = ds.splits["test"].images, manifest["items"]["test"][5]
+    assert x.shape[1:] == (16, 16, 3) and x.dtype == np.uint8
+    i, j = map(int, rel.split("/")[1].split("-"))
+    assert np.array_equal(x[5, 4:12, :8, 0], np.round(digits.images[i] / 16 * 255))
+    assert np.array_equal(x[5, 4:12, 8:, 1], np.round(digits.images[j] / 16 * 255))
+    assert x[5, :4].max() == 0 and x[5, 12:].max() == 0
+    assert standins.number_counts(cfg).sum() == totals.sum()
+    # the same config gives the same dataset
+    assert D.build_manifest(cfg)["hash"] == manifest["hash"]
 
 
 def test_fetch_runs_without_torch_and_says_where_to_put_the_archive(tmp_path):

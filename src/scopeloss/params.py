@@ -297,7 +297,7 @@ RL_RUN: dict[str, Param] = {
 
 # ============================================================================ classification
 CL_DATASET: dict[str, Param] = {
-    "kind": Param("str", None, "which dataset builder", choices=("caltech256", "digits_lt")),
+    "kind": Param("str", None, "which dataset builder", choices=("caltech256", "digits_lt", "numbers_lt")),
     "root": Param("str", "data", "folder of the datasets, manifests and cache"),
     "image_size": positive_int(224, "model input size (pixels)",
                                "torchvision ImageNet convention"),
@@ -316,6 +316,13 @@ CL_DATASET_KIND: dict[str, dict[str, Param]] = {
                                  "Caltech-256's 827 / 80 ~ 10", low=1),
         "max_per_class": Param("int", 174, "head class size", "the smallest digits class",
                                low=3, high=174),
+    },
+    "numbers_lt": {
+        "imbalance_ratio": Param("float", 10.0, "head / tail class size",
+                                 "Caltech-256's 827 / 80 ~ 10", low=1),
+        "max_per_class": Param("int", 40, "head class size",
+                               "a few dozen: hard enough not to saturate, quick on a CPU",
+                               low=3, high=500),
     },
 }
 CL_AUGMENTATION: dict[str, Param] = {
@@ -365,6 +372,10 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # that tail classes keep a few test images.
     "digits_lt": {"kind": "digits_lt", "image_size": 32, "resize_size": 32,
                   "val_fraction": 0.15, "test_fraction": 0.25},
+    # Two 8x8 digits side by side on a 16x16 canvas, kept at 16 px (a ResNet's cost on a
+    # CPU hardly falls below that); the same larger test share as digits_lt.
+    "numbers_lt": {"kind": "numbers_lt", "image_size": 16, "resize_size": 16,
+                   "val_fraction": 0.15, "test_fraction": 0.25},
 }
 _AUGMENTED = {"optimizer": "sgd", "lr": 1.0e-2, "schedule": "cosine", "augment": True,
               "early_stopping_patience": None,  # paper, Table 5: the full cosine schedule

@@ -53,7 +53,8 @@ from scopeloss import io
 
 ROOT = Path(__file__).resolve().parents[2]
 # Images in each dataset before the split: Caltech-256 (Griffin et al. 2007: 30,607
-# images incl. the clutter class); scikit-learn's digits per class, for digits_lt.
+# images incl. the clutter class); scikit-learn's digits per class, for digits_lt; numbers_lt's are
+# counted by its builder.
 CALTECH256_IMAGES = 30607
 DIGITS_PER_CLASS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 EVAL_COST = 1.0 / 3.0  # forward-only image vs a training image
@@ -69,6 +70,10 @@ def dataset_images(spec: Mapping) -> int:
         ratio, cap = float(spec["imbalance_ratio"]), int(spec["max_per_class"])
         return sum(min(int(math.floor(cap * ratio ** (-c / 9))), n)
                    for c, n in enumerate(DIGITS_PER_CLASS))
+    if kind == "numbers_lt":
+        from scopeloss.classify.standins import number_counts  # numpy only
+
+        return int(number_counts(spec).sum())
     raise ValueError(f"scopeloss.plan: no image count for dataset kind {kind!r}")
 
 

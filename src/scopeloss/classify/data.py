@@ -1,5 +1,6 @@
-"""Datasets of the classification runs: Caltech-256 and the offline digits_lt, a fixed
-stratified split saved as a manifest, and a decode-once image cache.
+"""Datasets of the classification runs: Caltech-256 and the offline stand-ins (digits_lt,
+numbers_lt: ``scopeloss.classify.standins``), a fixed stratified split saved as a manifest,
+and a decode-once image cache.
 
 Caltech-256 lives at ``{root}/caltech256/256_ObjectCategories/NNN.name/*.jpg`` (torchvision's
 layout): 257 folders including ``257.clutter``, labels 0..256 in folder order. Files whose
@@ -40,11 +41,12 @@ import numpy as np
 
 from scopeloss import io
 from scopeloss.classify.caltech import CALTECH_URL, ensure_caltech256
+from scopeloss.classify import standins
 from scopeloss.classify.errors import DataUnavailable, DecodeError  # noqa: F401
+from scopeloss.classify.splits import SPLITS, stratified_split
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff",
                     ".webp"}
-SPLITS = ("train", "val", "test")
 MANIFEST_VERSION = 2  # 2: the scan decodes images fully; skipped files carry a reason
 
 
@@ -103,52 +105,11 @@ def scan_caltech(folder, reasons: dict | None = None
     return classes, items, skipped
 
 
-def stratified_split(labels, val_fraction: float, test_fraction: float,
-                     seed: int) -> dict[str, np.ndarray]:
-    """Per class: shuffle with ``seed``, take round(n * test) for test, round(n * val) for val
-    (each at least 1 when the class has 3 or more images), the rest for train."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    out = {s: [] for s in SPLITS}
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        idx = idx[rng.permutation(len(idx))]
-        n = len(idx)
-        n_test = int(round(n * test_fraction))
-        n_val = int(round(n * val_fraction))
-        if n >= 3:
-            n_test, n_val = max(n_test, 1), max(n_val, 1)
-        out["test"].append(idx[:n_test])
-        out["val"].append(idx[n_test:n_test + n_val])
-        out["train"].append(idx[n_test + n_val:])
-    return {s: np.sort(np.concatenate(v)) for s, v in out.items()}
-
-
-# --- digits_lt --------------------------------------------------------------------------
-def digits_lt_items(imbalance_ratio: float, max_per_class: int,
-                    seed: int) -> tuple[list[str], list[tuple[str, int]]]:
-    """Long-tailed subset of scikit-learn's digits: class c keeps
-    floor(max_per_class * ratio ** (-c / 9)) images (exponential profile, head 0, tail 9),
-    drawn with ``seed``; items name the digit's index in ``load_digits``."""
-    from sklearn.datasets import load_digits
-
-    target = load_digits().target
-    rng = np.random.default_rng(seed)
-    n_classes = 10
-    items = []
-    for c in range(n_classes):
-        keep = int(np.floor(max_per_class * imbalance_ratio ** (-c / (n_classes - 1))))
-        idx = np.flatnonzero(target == c)
-        chosen = np.sort(rng.choice(idx, size=min(keep, len(idx)), replace=False))
-        items.extend((f"digits/{i}", c) for i in chosen)
-    return [f"{c:03d}.digit_{c}" for c in range(n_classes)], items
-
-
 # --- manifest ---------------------------------------------------------------------------
 def manifest_path(dcfg: dict) -> Path:
     name = (f"{dcfg['kind']}-seed{dcfg['split_seed']}-val{dcfg['val_fraction']}"
             f"-test{dcfg['test_fraction']}")
-    if dcfg["kind"] == "digits_lt":
+    if dcfg["kind"] in standins.KINDS:
         name += f"-ratio{dcfg['imbalance_ratio']}-max{dcfg['max_per_class']}"
     return Path(dcfg["root"]) / "manifests" / f"{name}.json"
 
@@ -162,14 +123,13 @@ def build_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> di
         folder = ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
         classes, items, skipped = scan_caltech(folder, reasons := {})
         source = folder.relative_to(Path(dcfg["root"])).as_posix()
+        labels = [label for _, label in items]
+        parts = stratified_split(labels, dcfg["val_fraction"], dcfg["test_fraction"],
+                                 dcfg["split_seed"])
+        split_items = {s: [list(items[i]) for i in parts[s]] for s in SPLITS}
     else:
-        classes, items = digits_lt_items(dcfg["imbalance_ratio"], dcfg["max_per_class"],
-                                         dcfg["split_seed"])
-        skipped, source, reasons = [], "sklearn.datasets.load_digits", {}
-    labels = [label for _, label in items]
-    parts = stratified_split(labels, dcfg["val_fraction"], dcfg["test_fraction"],
-                             dcfg["split_seed"])
-    split_items = {s: [list(items[i]) for i in parts[s]] for s in SPLITS}
+        classes, split_items = standins.split_items(dcfg)
+        skipped, source, reasons = [], standins.SOURCE, {}
     counts = {s: np.bincount([lab for _, lab in split_items[s]], minlength=len(classes)).tolist()
               for s in SPLITS}
     return {
@@ -238,19 +198,6 @@ def _decode_job(args):
                           "lists it; delete or replace the file and the manifest)") from None
 
 
-def _digits_images(items, size: int) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-    from sklearn.datasets import load_digits
-
-    images = load_digits().images  # (1797, 8, 8), values 0..16
-    idx = [int(rel.split("/")[1]) for rel, _ in items]
-    x = torch.as_tensor(images[idx], dtype=torch.float32)[:, None] / 16.0
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    return x.repeat(1, 3, 1, 1).permute(0, 2, 3, 1).contiguous().numpy()
-
-
 def cache_path(dcfg: dict, manifest: dict, split: str, cache_dir=None) -> Path:
     """Where ``split``'s cache lives: ``cache_dir`` (a run setting), default {root}/cache."""
     cache_dir = Path(cache_dir or Path(dcfg["root"]) / "cache")
@@ -269,9 +216,9 @@ def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0,
         items, size = manifest["items"][split], dcfg["resize_size"]
         t0 = time.perf_counter()
         with io.atomic_path(path) as tmp:
-            if manifest["kind"] == "digits_lt":
+            if manifest["kind"] in standins.KINDS:
                 with open(tmp, "wb") as f:  # np.save(path) would append ".npy" to the name
-                    np.save(f, _digits_images(items, size))
+                    np.save(f, standins.images(manifest["kind"], items, size))
             else:
                 base = Path(dcfg["root"]) / manifest["source"]
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
@@ -353,7 +300,7 @@ def main(argv=None) -> int:
     fetch.add_argument("--url", default=CALTECH_URL, help="Caltech-256 archive URL")
     prep = sub.add_parser("prepare", help="fetch/verify/extract the data, write the manifest "
                           "(and with --cache or --index the decoded cache of every split)")
-    prep.add_argument("--dataset", required=True, help="caltech256 or digits_lt")
+    prep.add_argument("--dataset", required=True, help="caltech256, digits_lt or numbers_lt")
     prep.add_argument("--root", default=None,
                       help="data directory (default: the --hparams dataset.root, else data)")
     prep.add_argument("--url", default=CALTECH_URL, help="Caltech-256 archive URL")
