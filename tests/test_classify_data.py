@@ -203,7 +203,7 @@ def test_numbers_lt_is_long_tailed_split_and_composed_of_its_digits(tmp_path):
     assert not (used["train"] & used["test"]) and not (used["train"] & used["val"])
     assert not (used["val"] & used["test"])
     ds = D.load_dataset(cfg)
-    x, (rel, label) = ds.splits["test"].images, manifest["items"]["test"][5]
+    x, (rel, _) = ds.splits["test"].images, manifest["items"]["test"][5]
     assert x.shape[1:] == (16, 16, 3) and x.dtype == np.uint8
     i, j = map(int, rel.split("/")[1].split("-"))
     assert np.array_equal(x[5, 4:12, :8, 0], np.round(digits.images[i] / 16 * 255))

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from scopeloss.classify import augment as A
 from scopeloss.classify import config as C
 from scopeloss.classify import curriculum as CU
 from scopeloss.classify import sampling as S
@@ -123,29 +122,6 @@ def test_cuda_levels_go_up_for_a_fitted_class_and_down_for_a_missed_one():
                                             contextlib.nullcontext, False)
         new, _ = CU.step_levels(new, correct, trials, cfg["threshold"], cfg["max_level"])
     assert new.tolist() == [5, 0]
-
-
-def test_cuda_strength_grows_with_the_level_and_level_zero_changes_nothing():
-    x = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
-    cfg = {**C.AUGMENTATION, "crop_padding": 0}
-    cuda = {**C.CUDA, "enabled": True}
-    plain = A.augment_batch(x, 16, cfg, torch.Generator().manual_seed(5))
-    zero = A.augment_batch(x, 16, cfg, torch.Generator().manual_seed(5),
-                           levels=torch.zeros(64, dtype=torch.long), curriculum=cuda)
-    assert torch.equal(plain, zero)  # CUDA's draws come after Table 5's, level 0 = no shift
-    draws = torch.stack(A._cuda_draws(20_000, torch.Generator().manual_seed(1)))
-    spread = []
-    for level in (0, 1, 5, 10):
-        s = A.cuda_shifts(torch.full((20_000,), level), draws, cuda, force=True)
-        spread.append(s.abs().mean().item())
-        # an op is applied with probability 1 - (3/4)^l, shifted by 0.9 l / max_d
-        assert (s != 0).float().mean().item() == pytest.approx(1 - 0.75 ** level, abs=0.02)
-        assert s.abs().max().item() <= 0.9 * level / 30 + 1e-6
-    assert spread[0] == 0 and spread[1] < spread[2] < spread[3]
-    # Not forced: only an aug_prob share of the images use their class's level.
-    s = A.cuda_shifts(torch.full((20_000,), 10), draws, cuda)
-    shifted = (s.abs().sum(0) > 0).float().mean().item()  # coin, then any of the 4 ops
-    assert shifted == pytest.approx(0.5 * (1 - (0.75 ** 10) ** 4), abs=0.02)
 
 
 def test_cuda_needs_augmentation_and_checks_its_keys():

@@ -39,7 +39,7 @@ def test_presets_are_overlays_of_the_paper_grid(paper):
     demo = grid.load_config(ROOT / "config.yaml", ROOT / "presets/demo.yaml")
     # lists replace ...
     assert demo["rl"]["envs"] == ["MinAtarBreakout", "MinAtarSeaquest", "MinAtarSpaceInvaders"]
-    assert demo["classification"]["datasets"] == ["digits_lt"]
+    assert demo["classification"]["datasets"] == ["numbers_lt"]
     # ... mappings merge: the demo sets Breakout's budget, the env keys stay config.yaml's
     breakout = demo["rl"]["env_specs"]["MinAtarBreakout"]
     assert breakout["total_steps"] == 100_000 and breakout["sticky_action_prob"] == 0.1
@@ -292,7 +292,7 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path, capsys):
     assert grid.main(["check", str(ROOT / "presets/demo.yaml"), "--base",
                       str(ROOT / "config.yaml"), "--schema",
                       str(ROOT / "workflow/schemas/config.schema.yaml")]) == 0
-    assert "24 RL runs, 12 classifier runs" in capsys.readouterr().out
+    assert "36 RL runs, 24 classifier runs" in capsys.readouterr().out
 
 
 def test_resampling_experiments_skip_the_losses_that_correct_for_counts():

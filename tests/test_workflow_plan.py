@@ -123,7 +123,7 @@ def test_demo_preset_is_an_overlay_merged_by_snakemake(fresh):
     PPO hyperparameters, gets the demo budget)."""
     jobs = plan(fresh, "--configfile", "presets/demo.yaml")
     c = count(jobs)
-    assert c["train_rl"] == 3 * 4 * 2 and c["train_classifier"] == 2 * 6
+    assert c["train_rl"] == 3 * 4 * 3 and c["train_classifier"] == 2 * 4 * 3
     assert "fetch_caltech256" not in c
     envs = {j["wildcards"]["env"] for j in jobs if j["rule"] == "train_rl"}
     assert envs == {"MinAtarBreakout", "MinAtarSeaquest", "MinAtarSpaceInvaders"}
@@ -138,7 +138,8 @@ def test_demo_preset_is_an_overlay_merged_by_snakemake(fresh):
                and j["wildcards"]["experiment"] == "augmented")
     exp = hparams(clf)["experiment"]
     assert exp["model"] == "resnet18" and exp["optimizer"] == "sgd"  # demo + paper
-    assert exp["augmentation"]["crop_padding"] == 4 and exp["augmentation"]["color"] == [1.0, 0.3]
+    assert exp["augmentation"]["crop_padding"] == 2 and exp["augmentation"]["flip_p"] == 0.0
+    assert exp["augmentation"]["color"] == [1.0, 0.3]  # config.yaml (paper, Table 5)
 
 
 def test_smoke_preset_runs_every_rule_except_the_online_fetch(fresh):

@@ -67,7 +67,7 @@ def level_test(forward, model, split, levels: np.ndarray, curriculum: dict, augm
             xb = to_device(split.images, bi, device)
             yb = labels_to_device(split.labels, bi, device)
             lv = aug.host_to_device(torch.from_numpy(bl), device)
-            x = aug.augment_batch(xb, image_size, augment_cfg, gen, levels=lv,
+            x = aug.augment_batch(xb, image_size, augment_cfg, gen, levels=bl,
                                   curriculum=curriculum, force=True)
             with autocast():
                 logits = forward(prepare_input(x, channels_last))
@@ -80,13 +80,12 @@ def level_test(forward, model, split, levels: np.ndarray, curriculum: dict, augm
 
 
 class Curriculum:
-    """The per-class levels of one run (on the host and, for the augmentation, the device),
-    the log of every step (``cuda_levels.csv``) and their checkpoint state."""
+    """The per-class levels of one run (on the host: the augmentation plans each batch's
+    operations there), the log of every step (``cuda_levels.csv``), their checkpoint state."""
 
-    def __init__(self, settings: dict, num_classes: int, device: torch.device):
+    def __init__(self, settings: dict, num_classes: int):
         self.settings = settings
         self.levels = np.zeros(num_classes, dtype=np.int64)  # start at 0, as CUDA
-        self.on_device = torch.zeros(num_classes, dtype=torch.long, device=device)
         self.log: list[dict] = []
 
     def state_dict(self) -> dict:
@@ -94,7 +93,6 @@ class Curriculum:
 
     def load_state_dict(self, state: dict) -> None:
         self.levels = np.asarray(state.get("cuda_levels", self.levels), dtype=np.int64)
-        self.on_device.copy_(torch.from_numpy(self.levels))
         self.log = state.get("cuda_log", [])
 
     def step(self, epoch: int, test_args: tuple, classes, train_counts) -> None:
@@ -108,7 +106,6 @@ class Curriculum:
                       "accuracy": float(worst[c]), "next_level": int(new[c])}
                      for c in range(len(new))]
         self.levels = new
-        self.on_device.copy_(torch.from_numpy(new))
 
     def write(self, out) -> None:
         io.write_csv(out / OUTPUT, pd.DataFrame(self.log, columns=COLUMNS))

@@ -31,20 +31,21 @@ def prepare_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 def make_train_step(forward, opt, sched, loss_fn, split, image_size: int, augment_cfg,
                     gen: torch.Generator, device: torch.device, channels_last: bool, autocast,
-                    curriculum: dict | None = None, levels: torch.Tensor | None = None):
+                    curriculum=None):
     """The trainer's step (the benchmark times this same function): gather a batch from the
     cache, copy it to the device, augment (or centre-crop), normalise, forward, loss,
     backward, optimiser and scheduler step. Returns the (loss, correct) device scalars;
-    nothing in it waits for the device. With ``curriculum``, ``levels`` is the (classes,)
-    tensor of CUDA levels on the device (updated in place between epochs), gathered by
-    label into per-image strengths."""
+    nothing in it waits for the device. ``curriculum``: the run's ``Curriculum``, whose
+    per-class levels (on the host, stepped between epochs) give each image's CUDA level."""
 
     def step(idx: np.ndarray):
         xb = to_device(split.images, idx, device)
         yb = labels_to_device(split.labels, idx, device)
         if augment_cfg is not None:
-            x = aug.augment_batch(xb, image_size, augment_cfg, gen, curriculum=curriculum,
-                                  levels=None if curriculum is None else levels[yb])
+            x = aug.augment_batch(
+                xb, image_size, augment_cfg, gen,
+                curriculum=None if curriculum is None else curriculum.settings,
+                levels=None if curriculum is None else curriculum.levels[split.labels[idx]])
         else:
             x = aug.eval_batch(xb, image_size)
         x = prepare_input(x, channels_last)

@@ -219,19 +219,17 @@ class ClassifierRun:
         self.steps_per_epoch = max(len(self.data.splits["train"].labels) // e["batch_size"], 1)
         self.opt = make_optimizer(self.model.parameters(), e)
         self.sched = make_schedule(self.opt, e["schedule"], e["epochs"] * self.steps_per_epoch)
-        self.curriculum = (cu.Curriculum(e["cuda"], self.num_classes, device)
+        self.curriculum = (cu.Curriculum(e["cuda"], self.num_classes)
                            if e["cuda"]["enabled"] else None)
         self.sampled = np.zeros(self.num_classes, dtype=np.int64)  # images drawn per class
         self.history: list[dict] = []
         self.start_epoch, self.best_acc, self.best_epoch, self.bad_epochs = 1, -1.0, 0, 0
         self.wall_before, self.finished, self.ckpt_time, self.ckpt_count = 0.0, False, 0.0, 0
-        levels = self.curriculum.on_device if self.curriculum else None
         self.step = make_train_step(self.forward, self.opt, self.sched, self.loss_fn,
                                     self.data.splits["train"], d["image_size"],
                                     e["augmentation"] if e["augment"] else None, self.gen,
                                     device, job.channels_last, self.autocast,
-                                    curriculum=e["cuda"] if self.curriculum else None,
-                                    levels=levels)
+                                    curriculum=self.curriculum)
 
     def restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
