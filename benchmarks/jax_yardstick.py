@@ -83,8 +83,9 @@ def make_train(net: str, updates: int):
                 logits, value = model.apply(weights, obs)
                 act = jax.random.categorical(k_act, logits)
                 logp = jnp.take_along_axis(jax.nn.log_softmax(logits), act[:, None], 1)[:, 0]
-                obs2, state, reward, done, _ = vstep(jax.random.split(k_step, ENVS), state,
-                                                     act, params)
+                obs2, state, reward, term, trunc, _ = vstep(jax.random.split(k_step, ENVS),
+                                                            state, act, params)
+                done = jnp.logical_or(term, trunc)  # gymnax 1.x: both; purejaxrl's "done"
                 ep_ret = ep_ret + reward
                 finished = jnp.where(done, ep_ret, jnp.nan)
                 return (obs2, state, ep_ret * (1 - done), key), (
