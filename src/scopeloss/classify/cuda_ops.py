@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -128,12 +129,17 @@ _KERNELS = {
 }
 
 
+@lru_cache(maxsize=None)
+def _kernel(name: str, device: torch.device, dtype: torch.dtype) -> Tensor:
+    weights, scale = _KERNELS[name]  # made once per device: no host-to-device copy per batch
+    return (torch.tensor(weights, dtype=dtype) / scale).view(1, 1, 3, 3).to(device)
+
+
 def _filter3x3(x: Tensor, name: str) -> Tensor:
-    weights, scale = _KERNELS[name]
     if x.shape[-1] <= 2 or x.shape[-2] <= 2:
         return x
     c = x.shape[1]
-    k = torch.tensor(weights, dtype=x.dtype, device=x.device).view(1, 1, 3, 3) / scale
+    k = _kernel(name, x.device, x.dtype)
     # PIL rounds half up (clip8: value + 0.5, truncated)
     inner = (F.conv2d(_q(x), k.expand(c, 1, 3, 3), groups=c) + 0.5).floor_().clamp_(0.0, 255.0)
     out = _q(x)
