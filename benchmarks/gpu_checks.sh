@@ -62,7 +62,7 @@ correctness)
   say "## 1. Correctness on $DEVICE"
   # shellcheck disable=SC2046  # the file list is meant to split
   timeout 60 $PY -m pytest -q -p no:cacheprovider $(scaled "tests/test_losses.py \
-    tests/test_classify_step.py" tests/test_losses.py) 2>&1 | tail -3 | tee -a "$report"
+    tests/test_classify_step.py tests/test_classify_cuda_ops.py" tests/test_losses.py) 2>&1 | tail -3 | tee -a "$report"
   # Host syncs as CUDA reports them (every one: warnings not deduplicated).
   export SCOPELOSS_SYNC_DEBUG=warn PYTHONWARNINGS=always::UserWarning
   for compile in false true; do
@@ -74,14 +74,14 @@ correctness)
     say "$(scaled Breakout MinAtarBreakout) bf16 compile=$compile: rc $rc, $(grep -o '"global_step": [0-9]*' \
       "$work/breakout_c$compile/summary.json" 2>/dev/null), host syncs reported: $syncs" \
       "($(scaled 8 2) updates of 8 envs x 128 steps)"
-    $PY -m scopeloss.classify.train --dataset digits_lt --experiment augmented --loss scope \
+    $PY -m scopeloss.classify.train --dataset digits_lt --experiment augmented_cuda --loss scope \
       --seed 1 --out "$work/digits_c$compile" --set experiment.model=resnet18 \
       --set experiment.epochs=2 --set run.device="$DEVICE" --set run.compile=$compile \
       --set run.num_workers=0 --set run.tensorboard=false \
       --set dataset.root="$work/data" > "$work/digits_c$compile.log" 2>&1
     rc=$?
     syncs=$(grep -c "synchronizing CUDA operation" "$work/digits_c$compile.log")
-    say "digits_lt resnet18 augmented bf16 compile=$compile: rc $rc, top1 $(grep -o \
+    say "digits_lt resnet18 augmented_cuda (Table 5 + CUDA ops) bf16 compile=$compile: rc $rc, top1 $(grep -o \
       '"top1": [0-9.]*' "$work/digits_c$compile/summary.json" 2>/dev/null | cut -d' ' -f2)," \
       "host syncs reported: $syncs (2 epochs)"
   done

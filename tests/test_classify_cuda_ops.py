@@ -141,3 +141,20 @@ def test_level_zero_changes_nothing_and_levels_change_images():
     ten = A.augment_batch(x, 16, cfg, torch.Generator().manual_seed(5),
                           levels=np.full(64, 10), curriculum=cuda, force=True)
     assert (ten - plain).abs().flatten(1).amax(1).min() > 0  # every image changed
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_planned_batch_on_the_gpu_equals_the_cpu():
+    """benchmarks/gpu_checks.sh runs this file on the device: the same plan and images give
+    the same augmented batch on CUDA as on the CPU (floating-point noise aside)."""
+    cuda = {**C.CUDA, "enabled": True}
+    levels = np.arange(64) % 11
+    x = torch.rand(64, 3, 32, 32)
+    plan = O.plan(levels, cuda, torch.Generator().manual_seed(7), force=True)
+    rows = torch.stack(plan.rows)
+    cpu = O.apply_plan(x, plan, rows)
+    gpu = O.apply_plan(x.cuda(), plan, rows.cuda()).cpu()
+    # uint8 look-up ops can flip by one grey level, and a nearest-pixel coordinate on an
+    # exact boundary can round the other way (FMA), where float rounding differs: rare
+    diff = (gpu - cpu).abs()
+    assert (diff > 1.5 / 255).float().mean().item() < 1e-3 and diff.mean().item() < 1e-3
