@@ -270,7 +270,7 @@ def op_value(op: int, m: Tensor) -> Tensor:
 def apply_op(op: int, x: Tensor, m: Tensor, sign: Tensor, m_max: float = 1.0) -> Tensor:
     """One op on a [0, 1] batch at per-image magnitudes ``m`` (at most ``m_max``, a host
     number) and signs (+-1); returns [0, 1]."""
-    name, fn, lo, hi = OPS[op]
+    _, fn, lo, hi = OPS[op]
     if fn is gaussian_blur:
         return fn(x, op_value(op, m), sign, v_max=m_max * (hi - lo) + lo)
     return fn(x, op_value(op, m), sign).clamp(0.0, 1.0)
