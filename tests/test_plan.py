@@ -54,6 +54,9 @@ def test_split_and_cells_by_hand(files):
         ("rl", "procgen", "StarPilot", 3000), ("rl", "procgen", "StarPilot", 3000)]
     assert cells[4]["units"] == pytest.approx(977.6667, abs=1e-3)
     assert plan.dataset_images({"kind": "caltech256"}) == 30607
+    # numbers_lt: sum over ranks r of floor(40 * 10^(-r/99)), whatever the ranking
+    numbers = {"kind": "numbers_lt", "imbalance_ratio": 10, "max_per_class": 40, "split_seed": 0}
+    assert plan.dataset_images(numbers) == sum(math.floor(40 * 10 ** (-r / 99)) for r in range(100))
 
 
 def test_one_gpu_one_job(files):
