@@ -5,6 +5,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from scopeloss.classify import augment as A
+from scopeloss.classify import enhance as E
 from scopeloss.classify.config import AUGMENTATION
 
 
@@ -26,8 +27,8 @@ def test_batched_ops_match_torchvision_per_image():
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(6, 3, 20, 20, generator=gen)
     factors = torch.tensor([0.0, 0.5, 0.9, 1.0, 1.3, 2.0])
-    ops = [(A.adjust_brightness, TF.adjust_brightness), (A.adjust_contrast, TF.adjust_contrast),
-           (A.adjust_saturation, TF.adjust_saturation), (A.adjust_sharpness, TF.adjust_sharpness)]
+    ops = [(E.adjust_brightness, TF.adjust_brightness), (E.adjust_contrast, TF.adjust_contrast),
+           (E.adjust_saturation, TF.adjust_saturation), (E.adjust_sharpness, TF.adjust_sharpness)]
     for ours, theirs in ops:
         got = ours(x, factors)
         want = torch.stack([theirs(x[i], float(factors[i])) for i in range(len(x))])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scopeloss.classify import caltech
+from scopeloss.classify import caltech, standins
 from scopeloss.classify import data as D
 from scopeloss.classify.config import DATASETS, _merge
 
@@ -168,6 +168,9 @@ def test_digits_lt_is_long_tailed_and_split(tmp_path):
     totals = np.sum([manifest["counts"][s] for s in D.SPLITS], axis=0)
     expected = [int(np.floor(174 * 10 ** (-c / 9))) for c in range(10)]
     assert totals.tolist() == expected and expected[0] / expected[-1] == pytest.approx(10.2, 0.01)
+    from sklearn.datasets import load_digits  # the count the plan uses without scikit-learn
+
+    assert np.bincount(load_digits().target).tolist() == list(standins.DIGITS_PER_CLASS)
     assert all(np.array(manifest["counts"][s]).min() >= 1 for s in D.SPLITS)
     ds = D.load_dataset(cfg)
     x = ds.splits["train"].images
@@ -179,8 +182,6 @@ def test_numbers_lt_is_long_tailed_split_and_composed_of_its_digits(tmp_path):
     """100 classes 00..99 with floor(40 * 10^(-rank/99)) images over a random ranking; no
     digit image in two splits; each image is the tens digit left, the ones digit right."""
     from sklearn.datasets import load_digits
-
-    from scopeloss.classify import standins
 
     cfg = _merge(DATASETS["numbers_lt"], {"root": str(tmp_path)}, "dataset")
     manifest, _ = D.get_manifest(cfg)

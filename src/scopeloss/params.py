@@ -297,7 +297,8 @@ RL_RUN: dict[str, Param] = {
 
 # ============================================================================ classification
 CL_DATASET: dict[str, Param] = {
-    "kind": Param("str", None, "which dataset builder", choices=("caltech256", "digits_lt", "numbers_lt")),
+    "kind": Param("str", None, "which dataset builder",
+                  choices=("caltech256", "digits_lt", "numbers_lt")),
     "root": Param("str", "data", "folder of the datasets, manifests and cache"),
     "image_size": positive_int(224, "model input size (pixels)",
                                "torchvision ImageNet convention"),

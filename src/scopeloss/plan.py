@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import math
 import os
 import re
 import subprocess
@@ -50,13 +49,12 @@ from typing import Mapping
 
 from scopeloss import config as grid
 from scopeloss import io
+from scopeloss.classify import standins
 
 ROOT = Path(__file__).resolve().parents[2]
-# Images in each dataset before the split: Caltech-256 (Griffin et al. 2007: 30,607
-# images incl. the clutter class); scikit-learn's digits per class, for digits_lt; numbers_lt's are
-# counted by its builder.
+# Images of Caltech-256 before the split (Griffin et al. 2007: 30,607 incl. the clutter
+# class); the offline stand-ins count theirs (scopeloss.classify.standins).
 CALTECH256_IMAGES = 30607
-DIGITS_PER_CLASS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 EVAL_COST = 1.0 / 3.0  # forward-only image vs a training image
 
 
@@ -66,14 +64,8 @@ def dataset_images(spec: Mapping) -> int:
     kind = spec["kind"]
     if kind == "caltech256":
         return CALTECH256_IMAGES
-    if kind == "digits_lt":
-        ratio, cap = float(spec["imbalance_ratio"]), int(spec["max_per_class"])
-        return sum(min(int(math.floor(cap * ratio ** (-c / 9))), n)
-                   for c, n in enumerate(DIGITS_PER_CLASS))
-    if kind == "numbers_lt":
-        from scopeloss.classify.standins import number_counts  # numpy only
-
-        return int(number_counts(spec).sum())
+    if kind in standins.KINDS:
+        return standins.image_count(spec)
     raise ValueError(f"scopeloss.plan: no image count for dataset kind {kind!r}")
 
 

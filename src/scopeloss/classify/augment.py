@@ -4,8 +4,8 @@ Each image of a batch draws its own factors ``f ~ N(mean, std)``, clamped to the
 range ``f >= 0``, for colour (PIL's ImageEnhance.Color, i.e. saturation), contrast,
 brightness and sharpness; then a crop of ``image_size`` at a uniformly drawn position
 (after zero-padding by ``crop_padding``) and a horizontal flip with probability ``flip_p``.
-The enhancement ops (``scopeloss.classify.enhance``) take one factor per image. Order: crop, flip, brightness,
-contrast, colour, sharpness (fixed; the paper gives none).
+The enhancement ops (``scopeloss.classify.enhance``) take one factor per image. Order: crop,
+flip, brightness, contrast, colour, sharpness (fixed; the paper gives none).
 
 Random numbers come from a CPU ``torch.Generator``, so a run is reproducible across devices
 and resumable from the generator's saved state. All draws of a batch (crop offsets, flips,
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from scopeloss.classify import cuda_ops
-from scopeloss.classify.enhance import (adjust_brightness, adjust_contrast,  # noqa: F401
+from scopeloss.classify.enhance import (adjust_brightness, adjust_contrast,
                                         adjust_saturation, adjust_sharpness)
 
 FACTORS = ("brightness", "contrast", "color", "sharpness")

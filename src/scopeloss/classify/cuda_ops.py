@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from scopeloss.classify.enhance import (adjust_brightness, adjust_contrast, adjust_saturation,
-                                        adjust_sharpness)
+                                        adjust_sharpness, pil_kernel)
 
 AUTHORS_SIZE = 32  # CIFAR: the image size the authors' pixel magnitudes were set for
 
@@ -122,29 +121,15 @@ def sharpness(x, v, sign):
 
 
 # --- 3x3 filters (PIL.ImageFilter), border pixels kept ------------------------------------
-_KERNELS = {
-    "edge_enhance": ([-1, -1, -1, -1, 10, -1, -1, -1, -1], 2.0),
-    "detail": ([0, -1, 0, -1, 10, -1, 0, -1, 0], 6.0),
-    "smooth": ([1, 1, 1, 1, 5, 1, 1, 1, 1], 13.0),
-}
-
-
-@lru_cache(maxsize=None)
-def _kernel(name: str, device: torch.device, dtype: torch.dtype) -> Tensor:
-    weights, scale = _KERNELS[name]  # made once per device: no host-to-device copy per batch
-    return (torch.tensor(weights, dtype=dtype) / scale).view(1, 1, 3, 3).to(device)
-
-
 def _filter3x3(x: Tensor, name: str) -> Tensor:
     if x.shape[-1] <= 2 or x.shape[-2] <= 2:
         return x
-    c = x.shape[1]
-    k = _kernel(name, x.device, x.dtype)
+    c, q = x.shape[1], _q(x)
+    k = pil_kernel(name, x.device, x.dtype).expand(c, 1, 3, 3)
     # PIL rounds half up (clip8: value + 0.5, truncated)
-    inner = (F.conv2d(_q(x), k.expand(c, 1, 3, 3), groups=c) + 0.5).floor_().clamp_(0.0, 255.0)
-    out = _q(x)
-    out[..., 1:-1, 1:-1] = inner
-    return out / 255.0
+    inner = (F.conv2d(q, k, groups=c) + 0.5).floor_().clamp_(0.0, 255.0)
+    q[..., 1:-1, 1:-1] = inner  # borders keep their values
+    return q / 255.0
 
 
 def edge_enhance(x, v, sign):

@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from scopeloss import io
-from scopeloss.classify.caltech import CALTECH_URL, ensure_caltech256
 from scopeloss.classify import standins
+from scopeloss.classify.caltech import CALTECH_URL, ensure_caltech256
 from scopeloss.classify.errors import DataUnavailable, DecodeError  # noqa: F401
 from scopeloss.classify.splits import SPLITS, stratified_split
 

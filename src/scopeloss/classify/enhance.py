@@ -8,9 +8,26 @@ Color/Contrast/Brightness/Sharpness operations.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+# PIL.ImageFilter's 3x3 kernels: weights and scale.
+PIL_KERNELS = {
+    "edge_enhance": ([-1, -1, -1, -1, 10, -1, -1, -1, -1], 2.0),
+    "detail": ([0, -1, 0, -1, 10, -1, 0, -1, 0], 6.0),
+    "smooth": ([1, 1, 1, 1, 5, 1, 1, 1, 1], 13.0),
+}
+
+
+@lru_cache(maxsize=None)
+def pil_kernel(name: str, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(1, 1, 3, 3) weights / scale of a PIL kernel, made once per device and dtype (no
+    host-to-device copy per batch)."""
+    weights, scale = PIL_KERNELS[name]
+    return (torch.tensor(weights, dtype=dtype) / scale).view(1, 1, 3, 3).to(device)
 
 
 def _grayscale(x: Tensor) -> Tensor:
@@ -43,10 +60,7 @@ def adjust_sharpness(x: Tensor, factor: Tensor) -> Tensor:
     if x.shape[-1] <= 2 or x.shape[-2] <= 2:
         return x
     c = x.shape[1]
-    kernel = torch.ones(3, 3, dtype=x.dtype, device=x.device)
-    kernel[1, 1] = 5.0
-    kernel = (kernel / kernel.sum()).expand(c, 1, 3, 3)
-    blurred = F.conv2d(x, kernel, groups=c)
+    blurred = F.conv2d(x, pil_kernel("smooth", x.device, x.dtype).expand(c, 1, 3, 3), groups=c)
     degenerate = x.clone()
     degenerate[..., 1:-1, 1:-1] = blurred
     return _blend(x, degenerate, factor)

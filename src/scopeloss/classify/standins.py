@@ -22,6 +22,7 @@ Items name their source images: ``digits/<i>`` and ``numbers/<i>-<j>`` (indices 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -30,9 +31,14 @@ from scopeloss.classify.splits import SPLITS, stratified_split
 KINDS = ("digits_lt", "numbers_lt")
 SOURCE = "sklearn.datasets.load_digits"
 NUMBER_CLASSES = 100
+# Images of each digit in load_digits (np.bincount of its target; a test checks): the plan
+# counts digits_lt's images without importing scikit-learn.
+DIGITS_PER_CLASS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 
 
+@lru_cache(maxsize=1)
 def _digits():
+    """scikit-learn's digits, read once per process (the cache build asks for every split)."""
     from sklearn.datasets import load_digits
 
     return load_digits()
@@ -56,14 +62,19 @@ def split_items(dcfg: dict) -> tuple[list[str], dict[str, list[list]]]:
     return _numbers_lt(dcfg)
 
 
+def digit_counts(dcfg: dict) -> np.ndarray:
+    """Images of each digit 0..9 kept by digits_lt, before the split (numpy only)."""
+    keep = exponential_counts(dcfg["max_per_class"], dcfg["imbalance_ratio"], np.arange(10))
+    return np.minimum(keep, DIGITS_PER_CLASS)
+
+
 def _digits_lt(dcfg: dict) -> tuple[list[str], list[tuple[str, int]]]:
     target = _digits().target
     rng = np.random.default_rng(dcfg["split_seed"])
-    counts = exponential_counts(dcfg["max_per_class"], dcfg["imbalance_ratio"], np.arange(10))
     items = []
-    for c, keep in enumerate(counts):
+    for c, keep in enumerate(digit_counts(dcfg)):
         idx = np.flatnonzero(target == c)
-        chosen = np.sort(rng.choice(idx, size=min(int(keep), len(idx)), replace=False))
+        chosen = np.sort(rng.choice(idx, size=int(keep), replace=False))
         items.extend((f"digits/{i}", c) for i in chosen)
     return [f"{c:03d}.digit_{c}" for c in range(10)], items
 
@@ -95,6 +106,12 @@ def _numbers_lt(dcfg: dict) -> tuple[list[str], dict[str, list[list]]]:
             out[s].extend([f"numbers/{tens[k // len(ones)]}-{ones[k % len(ones)]}", c]
                           for k in np.sort(pick))
     return [f"{c:03d}.number_{c:02d}" for c in range(NUMBER_CLASSES)], out
+
+
+def image_count(dcfg: dict) -> int:
+    """Images of a stand-in before the split (the cost plan's count; numpy only)."""
+    counts = digit_counts(dcfg) if dcfg["kind"] == "digits_lt" else number_counts(dcfg)
+    return int(counts.sum())
 
 
 def images(kind: str, items, size: int) -> np.ndarray:
