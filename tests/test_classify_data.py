@@ -4,6 +4,7 @@ offline stand-ins digits_lt and numbers_lt."""
 import hashlib
 import io as _io
 import json
+import os
 import tarfile
 
 import numpy as np
@@ -236,5 +237,73 @@ def test_a_class_folder_without_images_stops_naming_it(caltech_root):
     empty = caltech_root / "caltech256" / caltech.CALTECH_FOLDER / "258.nothing"
     empty.mkdir()
     (empty / "notes.txt").write_text("not an image")
-    with pytest.raises(D.DataUnavailable, match=r"with no readable image: 258\.nothing"):
+    with pytest.raises(D.DataUnavailable, match=r"with no image file: 258\.nothing"):
         D.get_manifest(_cfg(caltech_root))
+
+
+# --- issue 29: the scan stays inside its tree ----------------------------------------------
+def test_a_hostile_tree_is_scanned_without_leaving_it(tmp_path, monkeypatch):
+    """Symlinks out of the tree (a file, a class folder, /etc/passwd), a dangling link, a
+    nested folder, a stray top-level file and an image above the pixel budget: none is
+    opened or used, each is listed under ``skipped`` with its reason."""
+    from PIL import Image
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(outside / "secret.jpg")
+    (outside / "class").mkdir()
+    for i in range(3):
+        Image.new("RGB", (32, 32)).save(outside / "class" / f"{i}.jpg")
+    tree = tmp_path / "caltech256" / caltech.CALTECH_FOLDER
+    _write_tree(tree)
+    links = tree / "007.links"
+    links.mkdir()
+    Image.new("RGB", (32, 32)).save(links / "own.jpg")
+    (links / "link_outside.jpg").symlink_to("../../../outside/secret.jpg")
+    (links / "passwd.jpg").symlink_to("/etc/passwd")
+    (links / "dangling.jpg").symlink_to("nowhere.jpg")
+    (links / "inside_link.jpg").symlink_to("own.jpg")  # stays inside: followed
+    (links / "nested").mkdir()
+    Image.new("RGB", (32, 32)).save(links / "nested" / "deep.jpg")
+    (tree / "008.elsewhere").symlink_to(outside / "class")
+    (tree / "README.txt").write_text("not a class")
+    monkeypatch.setattr(D, "MAX_PIXELS", 100 * 100)
+    Image.new("RGB", (120, 120)).save(links / "huge.png")
+    opened = []
+    real_problem = D.image_problem
+    monkeypatch.setattr(D, "image_problem",
+                        lambda p, *a, **k: opened.append(os.path.realpath(p)) or real_problem(p, *a, **k))
+    reasons = {}
+    classes, items, skipped = D.scan_caltech(tree, reasons)
+    assert "008.elsewhere" not in classes and "007.links" in classes
+    used = {rel for rel, _ in items}
+    assert {"007.links/own.jpg", "007.links/inside_link.jpg"} <= used
+    assert not any(r.startswith("008.") or "secret" in r or "passwd" in r for r in used)
+    assert all(p.startswith(str(tree.resolve())) for p in opened)  # nothing outside opened
+    assert "symlink to outside" in reasons["007.links/link_outside.jpg"]
+    assert "symlink to outside" in reasons["007.links/passwd.jpg"]
+    assert "symlink to outside" in reasons["008.elsewhere"]
+    assert "dangling symlink" in reasons["007.links/dangling.jpg"]
+    assert "folder inside a class folder" in reasons["007.links/nested"]
+    assert "not a class folder" in reasons["README.txt"]
+    assert "above the budget" in reasons["007.links/huge.png"]
+    assert set(reasons) == set(skipped)
+
+
+def test_an_empty_class_stops_the_scan_before_any_image_is_decoded(tmp_path, monkeypatch):
+    tree = tmp_path / "caltech256" / caltech.CALTECH_FOLDER
+    _write_tree(tree)
+    (tree / "009.empty").mkdir()
+    (tree / "009.empty" / "notes.txt").write_text("x")
+    monkeypatch.setattr(D, "image_problem", lambda *a, **k: pytest.fail("decoded an image"))
+    with pytest.raises(D.DataUnavailable, match="009.empty"):
+        D.scan_caltech(tree)
+
+
+def test_an_image_above_the_pixel_budget_is_not_decoded(tmp_path, monkeypatch):
+    from PIL import Image
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 200)).save(path)
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
+    assert "300x200 pixels, above the budget of 50,000" in D.image_problem(path, max_pixels=50_000)

@@ -113,7 +113,7 @@ def test_changed_run_settings_resume_and_changed_code_starts_afresh(tmp_path, mo
     with pytest.raises(Killed):
         run(out, checkpoint_every=5, torch_threads=2, env_threads=2, tensorboard=False)
     monkeypatch.undo()
-    state = torch.load(out / ".ckpt" / "checkpoint.pt", weights_only=False)
+    state = lifecycle.read_checkpoint(out / ".ckpt" / "checkpoint.pt")
     assert state["update"] == 5  # resumed at 4, next checkpoint at 5
     assert state["state"]["resumes"][0]["update"] == 4
     assert state["state"]["run_settings"]["checkpoint_every"] == 5
@@ -158,7 +158,7 @@ def test_a_crafted_checkpoint_is_moved_aside_and_a_second_corrupt_one_keeps_the_
     bad = [line for line in said if "unreadable checkpoint" in line]
     assert len(bad) == 1 and "malformed: identity" in bad[0] and "checkpoint.pt.corrupt.1" in bad[0]
     assert (ckpt.parent / "checkpoint.pt.corrupt").read_bytes() == b"an earlier corrupt checkpoint"
-    assert torch.load(ckpt.parent / "checkpoint.pt.corrupt.1")["update"] == 3
+    assert lifecycle.read_checkpoint(ckpt.parent / "checkpoint.pt.corrupt.1")["update"] == 3
     assert summary["global_step"] == 1024 and summary["resumes"] == []
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scopeloss import lifecycle
 from scopeloss.rl.config import resolve
 from scopeloss.rl.outputs import EPISODE_COLUMNS, EVAL_COLUMNS, UPDATE_COLUMNS
 from scopeloss.rl.ppo import train
@@ -108,7 +109,7 @@ def test_killed_run_resumes_to_the_same_total_and_keeps_episodes(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    state = torch.load(ckpt, weights_only=False)
+    state = lifecycle.read_checkpoint(ckpt)
     assert 5 <= state["update"] < 120  # killed mid-run, after a checkpoint
     kept = state["state"]["episodes"][:, :4]
     assert len(kept) > 0 and not (out / "summary.json").exists()
@@ -166,5 +167,5 @@ def test_torch_compile_path_runs_and_checkpoints_the_plain_module(tmp_path):
           run={**RUN, "compile": True}, log=quiet)
     _, episodes, updates = check_common_outputs(tmp_path, 512)
     assert len(episodes) > 5 and np.isfinite(updates[["policy_loss", "value_loss"]]).all().all()
-    ckpt = torch.load(tmp_path / ".ckpt" / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ckpt = lifecycle.read_checkpoint(tmp_path / ".ckpt" / "checkpoint.pt")
     assert not any(k.startswith("_orig_mod.") for k in ckpt["model"])

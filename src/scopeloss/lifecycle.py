@@ -35,6 +35,7 @@ import io as _bytes
 import json
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -168,6 +169,62 @@ def stop_with_launcher(log: Callable[[str], None]) -> int | None:
     return launcher
 
 
+# ----------------------------------------------------------------------------- interrupts
+class Interrupted(Exception):
+    """The trainer stopped on a signal at a safe point, its last completed unit checkpointed."""
+
+    def __init__(self, signum: int, unit: str, done: int):
+        self.signum, self.exit_code = signum, 128 + signum
+        super().__init__(f"interrupted ({signal.Signals(signum).name}) after {unit} {done}, "
+                         f"checkpointed; the same command resumes from {unit} {done + 1}")
+
+
+class StopRequests:
+    """While entered, SIGINT and SIGTERM ask the trainer to stop at its next safe point (the
+    end of an update or epoch): ``requested`` holds the signal, the loop checkpoints and
+    raises ``Interrupted``. A second signal stops at once (KeyboardInterrupt): the last
+    checkpoint written stays. Handlers are only installed in the main thread (tests run
+    trainers in threads too); the previous ones come back on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, unit: str, log: Callable[[str], None] = log):
+        self.unit, self.log, self.requested = unit, log, None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signum
+        self.log(f"{signal.Signals(signum).name} received: stopping after this {self.unit} "
+                 "(send it again to stop at once)")
+
+    def __enter__(self) -> "StopRequests":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def check(self, done: int, checkpoint: Callable[[], None] | None) -> None:
+        """At a safe point after ``done`` units: if a stop was asked, ``checkpoint()`` (None
+        when the unit is checkpointed already) and raise Interrupted."""
+        if self.requested is None:
+            return
+        if checkpoint is not None:
+            checkpoint()
+        raise Interrupted(self.requested, self.unit, done)
+
+
+def interrupted_again(unit: str) -> str:
+    """The message of a second signal (stopped at once)."""
+    return (f"interrupted again: stopped at once; the same command resumes from the last "
+            f"checkpointed {unit}")
+
+
 # ----------------------------------------------------------------------------- the run
 def check_out_dir(out: str | os.PathLike) -> Path:
     """``--out`` must be (or become) a directory: checked before anything is loaded."""
@@ -212,7 +269,7 @@ def begin(out: Path, identity: dict, outputs: tuple[str, ...], ckpt_path: Path,
     if ckpt is not None and ckpt["identity"] != identity:
         old, new = ckpt["identity"].get("code_fingerprint"), identity.get("code_fingerprint")
         why = f"other code (fingerprint {old} -> {new})" if old != new else "other settings"
-        log(f"{ckpt_path}: checkpoint is from {why}; starting afresh")
+        quarantine(ckpt_path, f"from {why}", log, suffix=".other")
         ckpt = None
     # A summary from other settings must not sit beside a run that is not finished.
     (out / "summary.json").unlink(missing_ok=True)
@@ -248,7 +305,7 @@ def save_checkpoint(path: Path, obj: dict) -> None:
 
     try:
         buffer = _bytes.BytesIO()
-        torch.save(obj, buffer)
+        torch.save(to_data(obj), buffer)
         with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
             fh.write(buffer.getbuffer())
     except Exception as exc:  # OSError from the write; anything torch raises serialising
@@ -270,32 +327,136 @@ def _free_space(path: Path) -> str:
 def load_checkpoint(path: str | os.PathLike, required: dict[str, type],
                     log: Callable[[str], None] = log) -> dict | None:
     """The checkpoint dict at ``path``, None if there is none. ``required`` maps each key it
-    must hold to that value's type. An unreadable or malformed one (crafted ones included) is
-    moved aside under a name no earlier one has (``PATH.corrupt``, ``PATH.corrupt.1``, ...)
-    with one ``log`` line naming it, and None returned: the run starts afresh instead of
-    failing the grid."""
-    import torch
+    must hold to that value's type. The file is read as data only (``weights_only=True``:
+    tensors, numbers, strings, containers; a pickle that would build any other object, code
+    included, is refused before anything runs). An unreadable or malformed one, or anything
+    but a regular file in its place, is moved aside (``quarantine``) and None returned: the
+    run starts afresh instead of failing the grid."""
+    import pickle
 
     path = Path(path)
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        if path.is_symlink() or not path.is_file():
+            raise ValueError("not a regular file")
+        state = read_checkpoint(path)
         if not isinstance(state, dict):
             raise ValueError(f"a {type(state).__name__}, not a checkpoint of this trainer")
         wrong = [k for k, kind in required.items() if not isinstance(state.get(k), kind)]
         if wrong:
             raise ValueError(f"not a checkpoint of this trainer (missing or malformed: "
                              f"{', '.join(wrong)})")
-    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
-        bad = _unused_name(path.with_name(path.name + ".corrupt"))
-        os.replace(path, bad)
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        log(f"{path}: unreadable checkpoint ({type(exc).__name__}: {reason}); moved to "
-            f"{bad.name} beside it, starting this run afresh (delete it once you no longer "
-            "need it)")
+    except pickle.UnpicklingError as exc:  # weights_only refused an object
+        quarantine(path, f"it holds more than data, refused unread ({_refusal(exc)})", log)
+        return None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors, ...
+        quarantine(path, describe(exc), log)
         return None
     return state
+
+
+def read_checkpoint(path: str | os.PathLike) -> Any:
+    """What ``save_checkpoint`` wrote, read as data only (``weights_only=True``); raises
+    pickle.UnpicklingError for anything else, before it runs."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # torch warns about a crafted file's pickle protocol
+        warnings.simplefilter("ignore")
+        return from_data(torch.load(path, map_location="cpu", weights_only=True))
+
+
+class CorruptCheckpoint(Exception):
+    """A checkpoint that loaded but could not be restored (``restoring``)."""
+
+
+@contextmanager
+def restoring(what: str = "restoring") -> Iterator[None]:
+    """Any error inside the block (a crafted checkpoint's wrong shapes, types, missing keys)
+    becomes a CorruptCheckpoint whose message says what was wrong."""
+    try:
+        yield
+    except CorruptCheckpoint:
+        raise
+    except Exception as exc:
+        raise CorruptCheckpoint(f"{what}: {describe(exc)}") from None
+
+
+def resume_or_afresh(start: Callable[[dict | None], Any], ckpt: dict | None, path: Path,
+                     log: Callable[[str], None] = log) -> Any:
+    """``start(ckpt)``; if restoring from ``ckpt`` fails (CorruptCheckpoint), move the
+    checkpoint aside and ``start(None)``: a fresh run, built anew."""
+    if ckpt is None:
+        return start(None)
+    try:
+        return start(ckpt)
+    except CorruptCheckpoint as exc:
+        quarantine(path, str(exc), log)
+        return start(None)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` on one line, whole (a message of many lines joined)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, KeyError):
+        text = f"no key {text}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _refusal(exc: BaseException) -> str:
+    """What torch's weights-only unpickler refused, without its paragraph of advice."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(Check the documentation|$)", text)
+    return found.group(1) if found and found.group(1) else text
+
+
+def quarantine(path: Path, reason: str, log: Callable[[str], None] = log,
+               suffix: str = ".corrupt") -> Path:
+    """Move ``path`` aside under a name no earlier one has (``PATH.corrupt``,
+    ``PATH.corrupt.1``, ...) with one whole ``log`` line naming both and the reason."""
+    path = Path(path)
+    bad = _unused_name(path.with_name(path.name + suffix))
+    os.replace(path, bad)
+    what = f"unreadable checkpoint ({reason})" if suffix == ".corrupt" else f"checkpoint is {reason}"
+    log(f"{path}: {what}; moved to {bad.name} beside it, starting this run afresh (delete "
+        "it once you no longer need it)")
+    return bad
+
+
+# ----------------------------------------------------------------------------- as data
+def to_data(obj: Any) -> Any:
+    """``obj`` with every NumPy array as a tensor (marked, for ``from_data``) and every NumPy
+    scalar as a Python number: what ``torch.load(weights_only=True)`` reads back."""
+    import numpy as np
+    import torch
+
+    if isinstance(obj, dict):
+        return {k: to_data(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_data(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return {_NDARRAY: torch.from_numpy(np.ascontiguousarray(obj).copy())}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def from_data(obj: Any) -> Any:
+    """The inverse of ``to_data``."""
+    if isinstance(obj, dict):
+        if len(obj) == 1 and _NDARRAY in obj:
+            return obj[_NDARRAY].numpy()
+        return {k: from_data(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(from_data(v) for v in obj)
+    return obj
+
+
+_NDARRAY = "__ndarray__"
 
 
 def _unused_name(path: Path) -> Path:

@@ -132,7 +132,7 @@ def prune_best(ckpt_dir: Path, keep: set[int]) -> None:
 
 def load_file(path: Path):
     """The checkpoint at ``path``, None when absent or unreadable (then moved aside)."""
-    return lifecycle.load_checkpoint(path, {"identity": dict})
+    return lifecycle.load_checkpoint(path, {"identity": dict, "epoch": int, "model": dict})
 
 
 def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dict,
@@ -156,12 +156,11 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
                                            out / ".ckpt" / "last.pt", {"epoch": int})
             if action == "skip":
                 return ckpt
-            best = _best_weights(job, ckpt)
-            if ckpt is not None and best is None:
-                ckpt = None
             restore = apply_determinism(device, run["deterministic"])
             try:
-                return ClassifierRun(job, on_epoch_end).train(ckpt, best)
+                return lifecycle.resume_or_afresh(
+                    lambda found: ClassifierRun(job, on_epoch_end).train(found), ckpt,
+                    out / ".ckpt" / "last.pt")
             finally:
                 restore()
     finally:  # in-process callers (tests) get their thread count back
@@ -179,6 +178,16 @@ def _best_weights(job: Job, ckpt: dict | None):
                       "or do not match the checkpoint, starting afresh")
         return None
     return best["model"]
+
+
+def _check_fits(model: torch.nn.Module, weights: dict, what: str) -> None:
+    """``weights`` has exactly ``model``'s tensors, shapes included (else ValueError)."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(getattr(v, "shape", ())) for k, v in weights.items()}
+    if got != want:
+        wrong = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
+        raise ValueError(f"{what} do not fit the model ({len(wrong)} tensors missing or of "
+                         f"another shape, e.g. {wrong[0]})")
 
 
 class ClassifierRun:
@@ -232,6 +241,8 @@ class ClassifierRun:
                                     curriculum=self.curriculum)
 
     def restore(self, state: dict) -> None:
+        if not 1 <= state["epoch"] <= self.job.e["epochs"]:
+            raise ValueError(f"epoch {state['epoch']} of a run of {self.job.e['epochs']} epochs")
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -248,11 +259,21 @@ class ClassifierRun:
             lifecycle.log(f"resuming {self.job.out} after epoch {state['epoch']}")
 
     # ------------------------------------------------------------------ the loop
-    def train(self, ckpt: dict | None, best_weights) -> dict:
+    def train(self, ckpt: dict | None) -> dict:
+        """Train from ``ckpt`` (None: afresh); a checkpoint that cannot be restored raises
+        CorruptCheckpoint (the caller moves it aside and starts afresh)."""
         job, e = self.job, self.job.e
+        best_weights = None
+        if ckpt is not None:
+            with lifecycle.restoring():
+                best_weights = _best_weights(job, ckpt)
+            if best_weights is None:
+                ckpt = None
         self.build()
         if ckpt is not None:
-            self.restore(ckpt)
+            with lifecycle.restoring():
+                self.restore(ckpt)
+                _check_fits(self.model, best_weights, "the best weights")
         else:
             lifecycle.log(f"{job.out}: starting afresh (epoch 1 of {e['epochs']})")
         prune_best(self.ckpt_dir, {self.best_epoch} if ckpt else set())
@@ -263,11 +284,17 @@ class ClassifierRun:
                                unit="epoch", start=self.start_epoch - 1,
                                resume_step=self.start_epoch if ckpt else None)
         self.t_loop = time.perf_counter()
-        for epoch in range(self.start_epoch, e["epochs"] + 1):
-            if self.finished:
-                break
-            self.one_epoch(epoch)
-        self.board.close()
+        self.checkpointed = self.start_epoch - 1
+        try:  # Ctrl-C / SIGTERM: stop after the epoch in progress, checkpointed
+            with lifecycle.StopRequests("epoch") as stop:
+                for epoch in range(self.start_epoch, e["epochs"] + 1):
+                    if self.finished:
+                        break
+                    self.one_epoch(epoch)
+                    stop.check(epoch, None if self.checkpointed == epoch else
+                               lambda: self.save_checkpoint(epoch))
+        finally:
+            self.board.close()
         if best_weights is None or self.best_epoch != (ckpt or {}).get("best_epoch"):
             best = load_file(best_path(self.ckpt_dir, self.best_epoch))
             if best is None:
@@ -356,6 +383,7 @@ class ClassifierRun:
         self.ckpt_best = self.best_epoch
         prune_best(self.ckpt_dir, {self.best_epoch})
         self.ckpt_time += time.perf_counter() - t0
+        self.checkpointed = epoch
 
     def finish(self, best_weights) -> dict:
         """Test the best-validation weights; write every output; return the summary."""
@@ -426,6 +454,12 @@ def main(argv=None) -> int:
     except (C.ConfigError, DataUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except lifecycle.Interrupted as exc:
+        lifecycle.log(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        lifecycle.log(lifecycle.interrupted_again("epoch"))
+        return 130
     except RunDirBusy as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -436,4 +470,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before training began (imports, set-up)
+        print("interrupted before the first epoch; nothing was lost", file=sys.stderr)
+        sys.exit(130)

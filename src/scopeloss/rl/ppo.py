@@ -69,9 +69,17 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
                                         {"update": int, "state": dict}, log)
         if action == "skip":
             return found
+        ckpt_path = out / ".ckpt" / CKPT_NAME
         if action == "rebuild":
-            return write_outputs(out, hp["env"], found["state"], identity)
-        return PPORun(hp, loss, seed, out, run, identity, log).train(found)
+            try:
+                with lifecycle.restoring("rebuilding the outputs"):
+                    return write_outputs(out, hp["env"], found["state"], identity)
+            except lifecycle.CorruptCheckpoint as exc:
+                lifecycle.quarantine(ckpt_path, str(exc), log)
+                found = None
+        return lifecycle.resume_or_afresh(
+            lambda ckpt: PPORun(hp, loss, seed, out, run, identity, log).train(ckpt),
+            found, ckpt_path, log)
 
 
 def evaluate(policy: nn.Module, env, device: torch.device, autocast, max_steps: int = 100_000):
@@ -166,6 +174,9 @@ class PPORun:
         self.schedule.load_state_dict(ckpt["schedule"])
         self.reward_tf.load_state_dict(ckpt["reward_transform"])
         lifecycle.set_rng_state(ckpt["rng"])
+        if not 1 <= ckpt["update"] < self.num_updates:
+            raise ValueError(f"update {ckpt['update']} of a run of {self.num_updates} updates "
+                             "that is not finished")
         saved, st = ckpt["state"], self.st
         for key in ("global_step", "wall_time_s", "updates", "resumes", "timers", "env_spec"):
             st[key] = saved[key]
@@ -188,7 +199,12 @@ class PPORun:
         self.episodes: list[np.ndarray] = [np.zeros((0, EpisodeTracker.COLUMNS))]
         self.eval_rows: list[np.ndarray] = [np.zeros((0, 3))]
         if ckpt:
-            self.restore(ckpt, start)
+            try:
+                with lifecycle.restoring():
+                    self.restore(ckpt, start)
+            except lifecycle.CorruptCheckpoint:
+                self.env.close()  # the fresh run that follows builds its own
+                raise
         p, env = self.p, self.env
         obs_dtype = torch.from_numpy(np.zeros(0, dtype=env.obs_dtype)).dtype
         self.rollout = ro.Rollout(p["num_steps"], p["num_envs"], env.obs_shape, obs_dtype,
@@ -200,10 +216,16 @@ class PPORun:
                                resume_step=self.st["global_step"] if ckpt else None, emit=self.log)
         self.t_start, self.wall_before = time.perf_counter(), self.st["wall_time_s"]
         self.rollout.copy_obs(self.rollout.obs[0], env.reset())
-        for k in range(start, self.num_updates + 1):
-            self.one_update(k)
-        env.close()
-        self.board.close()
+        self.checkpointed = start - 1
+        try:  # Ctrl-C / SIGTERM: stop after the update in progress, checkpointed
+            with lifecycle.StopRequests("update", self.log) as stop:
+                for k in range(start, self.num_updates + 1):
+                    self.one_update(k)
+                    stop.check(k, None if self.checkpointed == k else
+                               lambda: self.checkpoint(k))
+        finally:
+            env.close()
+            self.board.close()
         # The final checkpoint's state: a rebuild from that checkpoint writes the same outputs.
         summary = write_outputs(self.out, self.env_cfg, self.state, self.identity)
         self.log(f"finished {self.out}: {self.st['global_step']} steps, {summary['episodes']} "
@@ -282,4 +304,5 @@ class PPORun:
             "state": self.state})
         if not done:  # the final outputs are written after the loop
             write_outputs(self.out, self.env_cfg, self.state)
+        self.checkpointed = k
         self.st["timers"]["checkpoint"] += time.perf_counter() - t0

@@ -55,11 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     lifecycle.stop_with_launcher(lifecycle.log)
     try:
         train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out, run=run)
-    except (lifecycle.RunDirBusy, lifecycle.CheckpointError) as exc:
+    except lifecycle.Interrupted as exc:
+        lifecycle.log(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        lifecycle.log(lifecycle.interrupted_again("update"))
+        return 130
+    except (lifecycle.RunDirBusy, OSError) as exc:  # a full disk, an unwritable file
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before training began (imports, set-up)
+        print("interrupted before the first update; nothing was lost", file=sys.stderr)
+        sys.exit(130)
