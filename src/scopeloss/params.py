@@ -293,6 +293,8 @@ RL_RUN: dict[str, Param] = {
     "checkpoint_every": positive_int(None, "updates between checkpoints; null = the suite's "
                                            "default", nullable=True),
     "tensorboard": flag(True, "TensorBoard scalars beside the CSVs"),
+    "keep_freed_memory": flag(True, "CPU runs: glibc keeps freed memory for reuse instead of "
+                                    "returning it to the kernel (docs/throughput.md)"),
 }
 
 # ============================================================================ classification
@@ -406,6 +408,7 @@ CL_RUN: dict[str, Param] = {
     "cache_dir": Param("str", None, "decoded-image cache; null = {root}/cache", nullable=True),
     "deterministic": flag(False, "deterministic kernels, no TF32 (bitwise-reproducible)"),
     "tensorboard": RL_RUN["tensorboard"],
+    "keep_freed_memory": RL_RUN["keep_freed_memory"],
 }
 
 

@@ -56,7 +56,7 @@ from scopeloss.classify.engine import evaluate, make_train_step, train_one_epoch
 from scopeloss.classify.metrics import per_class_table, summarize
 from scopeloss.classify.model import build_model, make_optimizer
 from scopeloss.classify.sampling import epoch_indices
-from scopeloss.devices import apply_determinism, bf16_autocast, resolve_device
+from scopeloss.devices import apply_determinism, bf16_autocast, keep_freed_memory, resolve_device
 from scopeloss.fingerprint import TRAINERS, code_fingerprint
 from scopeloss.lifecycle import RunDirBusy, stop_with_launcher
 from scopeloss.losses import supervised_loss
@@ -149,6 +149,8 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
             device = resolve_device(run["device"], "run.device")
         except ValueError as err:
             raise C.ConfigError(str(err)) from None
+        if device.type == "cpu" and run["keep_freed_memory"]:
+            keep_freed_memory()
         out = lifecycle.check_out_dir(out)
         job = Job(dataset, experiment, loss, seed, out, hparams, run, device)
         with lifecycle.own_run_dir(out):  # held exclusively until the run returns

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from scopeloss import lifecycle
-from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
+from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
+                               use_fast_cuda_kernels)
 from scopeloss.fingerprint import TRAINERS, code_fingerprint
 from scopeloss.params import check_seed
 from scopeloss.progress import RunLogger
@@ -122,6 +123,8 @@ class PPORun:
         self.num_updates = math.ceil(p["total_steps"] / self.batch_size)
         self.device = resolve_device(run["device"], "run.device")
         torch.set_num_threads(run["torch_threads"])
+        if self.device.type == "cpu" and run["keep_freed_memory"]:
+            keep_freed_memory()
         lifecycle.seed_everything(seed)
         use_fast_cuda_kernels(self.device)
         self.autocast = bf16_autocast(self.device, p["bf16"])
