@@ -263,6 +263,11 @@ def test_slurm_profile_requests_what_the_rules_say(fresh):
     assert cpu.endswith("-t 30 --mem 4000 --ntasks=1 --cpus-per-task=1") and "gpu" not in cpu
     assert sbatch_flags(8, gpu=0, gres="shard:1", runtime=1440, mem_mb=16000).endswith(
         "--ntasks=1 --cpus-per-task=8 --gres=shard:1")
+    # SIGTERM 120 s before the time limit, so that a trainer checkpoints and stops cleanly.
+    for rule in ("train_rl", "train_classifier"):
+        extra = profile["set-resources"][rule]["slurm_extra"]
+        flags = sbatch_flags(8, gpu=1, runtime=1440, mem_mb=16000, slurm_extra=extra)
+        assert " --signal=TERM@120" in flags, flags
 
 
 # gpu_slot.py's claims (K jobs per GPU, UUIDs, CUDA_VISIBLE_DEVICES, cpu jobs): tests/test_gpu_slot.py

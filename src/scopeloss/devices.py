@@ -30,6 +30,17 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
     return device
 
 
+def check_threads(run: dict, keys: tuple[str, ...], section: str) -> None:
+    """Each of ``keys`` set in ``run`` is at most this machine's cores (ConfigError naming
+    the key): 100000 threads ended in ``libgomp: Out of memory``, naming nothing."""
+    machine = os.cpu_count() or 1
+    for key in keys:
+        value = run.get(key)
+        if value is not None and value > machine:
+            raise ConfigError(f"{section}.{key} is {value}, more than this machine's "
+                              f"{machine} cores; allowed: 1..{machine}, or null (the job's cores)")
+
+
 def job_cores() -> int:
     """The cores this job may use: its CPU affinity (what Snakemake/SLURM/taskset granted),
     or OMP_NUM_THREADS if set and smaller. The default of both trainers' thread settings."""

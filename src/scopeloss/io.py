@@ -20,9 +20,18 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+class WriteError(OSError):
+    """A write that failed (a full disk, a quota, a size limit); the message names the file,
+    the OS error, the bytes the write needed and those that were free."""
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+def atomic_path(path: str | os.PathLike, size: int | None = None, label: str = ""
+                ) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+    An OSError in the block becomes a WriteError naming ``label`` + ``path`` (``size``: the
+    bytes being written, when known), with the free space measured before the partial file
+    is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -31,14 +40,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        message = _failure(path, err, size, Path(tmp), label)
+        Path(tmp).unlink(missing_ok=True)
+        error = WriteError(message)
+        error.errno = err.errno  # (not strerror: OSError would print "[Errno N] ..." then)
+        raise error from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _failure(path: Path, err: OSError, size: int | None, tmp: Path, label: str) -> str:
+    if isinstance(err, WriteError):
+        return str(err)
+    try:
+        written = tmp.stat().st_size
+        st = os.statvfs(path.parent)
+        free = f"{st.f_bavail * st.f_frsize} bytes free in {path.parent}"
+    except OSError:
+        written, free = 0, "free space unknown"
+    needed = f"{size} bytes" if size is not None else f"more than the {written} bytes written"
+    return (f"could not write {label}{path}: {err.strerror or err} (the write needed "
+            f"{needed}; {free})")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes | memoryview, label: str = "") -> None:
+    with atomic_path(path, size=len(data), label=label) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    write_bytes(path, text.encode())
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -46,9 +79,8 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def write_csv(path: str | os.PathLike, frame) -> None:
-    """Write a pandas DataFrame as CSV without its index."""
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+    """Write a pandas DataFrame as CSV without its index (rendered first: its size is known)."""
+    write_text(path, frame.to_csv(index=False))
 
 
 def write_parquet(path: str | os.PathLike, frame) -> None:

@@ -230,7 +230,12 @@ def check_out_dir(out: str | os.PathLike) -> Path:
     """``--out`` must be (or become) a directory: checked before anything is loaded."""
     from scopeloss.params import ConfigError
 
+    if str(out).strip() in ("", "."):
+        raise ConfigError(f"--out {str(out)!r} is the current directory; name the run's own "
+                          "directory (e.g. results/rl/Pong/scope/seed1)")
     out = Path(out)
+    if out.resolve() == Path.cwd().resolve():
+        raise ConfigError(f"--out {out} is the current directory; name the run's own directory")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
     for parent in out.parents:
@@ -298,30 +303,21 @@ def remove_stale_temporaries(run_dir: str | os.PathLike, log: Callable[[str], No
 
 
 def save_checkpoint(path: Path, obj: dict) -> None:
-    """Serialise in memory, then write atomically with plain file I/O, so that a failed write
-    (a full disk, a quota) is a CheckpointError naming ``path``, the OS error and the free
-    space, not torch's ``enforce fail at inline_container.cc``."""
+    """Serialise in memory (NumPy values as tensors, ``to_data``), then write atomically with
+    plain file I/O, so that a failed write (a full disk, a quota) is a CheckpointError naming
+    ``path``, the OS error, the bytes needed and those free, not torch's ``enforce fail at
+    inline_container.cc``."""
     import torch
 
+    buffer = _bytes.BytesIO()
     try:
-        buffer = _bytes.BytesIO()
         torch.save(to_data(obj), buffer)
-        with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            fh.write(buffer.getbuffer())
-    except Exception as exc:  # OSError from the write; anything torch raises serialising
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise CheckpointError(f"could not write checkpoint {path}: {reason}{_free_space(path)}") from None
-
-
-def _free_space(path: Path) -> str:
-    """'; N bytes free in DIR' for the nearest existing folder above ``path``."""
-    for folder in path.parents:
-        try:
-            st = os.statvfs(folder)
-        except OSError:
-            continue
-        return f"; {st.f_bavail * st.f_frsize} bytes free in {folder}"
-    return ""
+    except Exception as exc:  # anything torch raises serialising
+        raise CheckpointError(f"could not write checkpoint {path}: {describe(exc)}") from None
+    try:
+        io.write_bytes(path, buffer.getbuffer(), label="checkpoint ")
+    except io.WriteError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def load_checkpoint(path: str | os.PathLike, required: dict[str, type],

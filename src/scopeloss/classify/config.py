@@ -145,8 +145,9 @@ def split_sets(sets: dict) -> tuple[dict, dict]:
 
 def effective_run(run: dict) -> dict:
     """The null defaults of ``run`` filled in (device stays as requested)."""
-    from scopeloss.devices import job_cores  # torch: only a job resolves its cores
+    from scopeloss.devices import check_threads, job_cores  # torch: only a job resolves them
 
+    check_threads(run, ("torch_threads", "num_workers"), "run")
     cores = job_cores()
     out = dict(run)
     if out["torch_threads"] is None:

@@ -271,7 +271,13 @@ def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0,
             return path
         items, size = manifest["items"][split], dcfg["resize_size"]
         t0 = time.perf_counter()
-        with io.atomic_path(path) as tmp:
+        nbytes = len(items) * size * size * 3
+        with io.atomic_path(path, size=nbytes, label="the image cache ") as tmp:
+            if manifest["kind"] not in standins.KINDS:
+                # the whole file reserved first: a full disk is an OSError here, not a SIGBUS
+                # when a memory-mapped page cannot be backed
+                with open(tmp, "wb") as f:
+                    os.posix_fallocate(f.fileno(), 0, nbytes + 4096)
             if manifest["kind"] in standins.KINDS:
                 with open(tmp, "wb") as f:  # np.save(path) would append ".npy" to the name
                     np.save(f, standins.images(manifest["kind"], items, size))

@@ -175,8 +175,9 @@ def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None) -> dict[s
         import torch
 
         r["device"] = "cuda" if suite in GPU_SUITES and torch.cuda.is_available() else "cpu"
-    from scopeloss.devices import job_cores  # torch: only the trainer resolves run settings
+    from scopeloss.devices import check_threads, job_cores  # torch: only the trainer
 
+    check_threads(r, ("torch_threads", "env_threads"), "run")
     cores = job_cores()
     if r["torch_threads"] is None:
         # Gymnasium/MinAtar networks are too small for several threads to help: one is

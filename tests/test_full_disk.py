@@ -1,0 +1,53 @@
+"""A full disk is one message naming the file, the OS error and the space (issue 29), tested on
+a small tmpfs (skipped, with the reason, where mount is not allowed)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scopeloss import io
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip() or proc.returncode}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_csv_on_a_full_disk_names_file_error_and_space(small_disk):
+    frame = pd.DataFrame({"x": np.arange(100_000)})
+    with pytest.raises(io.WriteError) as info:
+        io.write_csv(small_disk / "big.csv", frame)
+    text = str(info.value)
+    size = len(frame.to_csv(index=False).encode())
+    assert text.startswith(f"could not write {small_disk / 'big.csv'}: No space left on device")
+    assert f"the write needed {size} bytes" in text and f"bytes free in {small_disk}" in text
+    free = int(text.split("; ")[1].split(" bytes free")[0])
+    assert free < size
+    assert list(small_disk.iterdir()) == []  # the partial file is gone
+
+
+def test_the_rl_trainer_on_a_full_disk_says_so_in_one_line(small_disk):
+    out = small_disk / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scopeloss.rl.train", "--env", "CartPole-v1", "--loss", "policy",
+         "--seed", "1", "--out", str(out), "--set", "ppo.total_steps=200000",
+         "--set", "ppo.num_envs=4", "--set", "ppo.num_steps=64", "--set", "run.torch_threads=1",
+         "--set", "run.checkpoint_every=1", "--set", "run.tensorboard=false"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: could not write ") and str(out) in last
+    assert "No space left on device" in last and "bytes free in" in last
