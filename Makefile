@@ -19,7 +19,7 @@ UV      := .ci/uv-with-pip-indexes $(BIN)/uv
 # package only from the first index that lists it).
 UV_RESOLVE := --index-strategy unsafe-best-match
 
-.PHONY: setup test demo plan grid lock clean-venv generated
+.PHONY: setup test demo plan grid report lock clean-venv generated
 
 setup: $(STAMP)
 
@@ -57,9 +57,9 @@ test: setup
 # --no-hooks: Snakemake skips its onsuccess hook when there is nothing to do, so the
 # results are listed here instead, on every successful run.
 demo: setup
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores all --configfile presets/demo.yaml --no-hooks
+	PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --cores all --configfile presets/demo.yaml --no-hooks
 	@echo ""
-	@echo "Demo done. Figures and tables (report: snakemake --report report.html):"
+	@echo "Demo done. Figures and tables (report: make report CONFIGS=presets/demo.yaml):"
 	@ls -1 figures/*.png figures/*.pdf results/tables/*.md results/tables/rl_final.csv 2>/dev/null | sed 's/^/  /'
 
 # K training jobs per GPU on this workstation (docs/workstation-and-cluster.md). G = GPUs seen by
@@ -75,12 +75,18 @@ RATES   ?= benchmarks/rates/cpu-devbox.yaml
 # G GPUs x K jobs from the rates file (make plan RATES=... CONFIGS="config.yaml presets/x.yaml";
 # measure this machine's rates: .venv/bin/python -m scopeloss.plan --calibrate).
 plan: setup
-	$(BIN)/python -m scopeloss.plan $(foreach c,$(CONFIGS),--configfile $(c)) --throughput $(RATES) --gpus $(G) --jobs-per-gpu $(K)
+	"$(BIN)/python" -m scopeloss.plan $(foreach c,$(CONFIGS),--configfile "$(c)") --throughput $(RATES) --gpus $(G) --jobs-per-gpu $(K)
+
+# Snakemake's HTML report of a finished run. It needs the run's own --configfile overlays
+# (a preset names other cells and tables than config.yaml): make report CONFIGS=presets/demo.yaml
+REPORT  ?= report.html
+report: setup
+	PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --report "$(REPORT)" $(foreach c,$(CONFIGS),--configfile "$(c)")
 
 # The paper grid with profiles/local, its two K-dependent values computed here:
 # gpu tokens = G x K, training threads = C / (G x K); gpu_slot.py caps each GPU at K.
 grid: setup
-	SCOPELOSS_JOBS_PER_GPU=$(K) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --profile profiles/local \
+	SCOPELOSS_JOBS_PER_GPU=$(K) PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --profile profiles/local \
 	  --resources gpu=$$(( $(G) * $(K) )) --set-threads train_rl=$(THREADS) train_classifier=$(THREADS)
 
 clean-venv:

@@ -24,7 +24,7 @@ import pytest
 
 from scopeloss import lifecycle
 
-from test_workflow_plan import BIN, copy_workflow, count, hparams, plan, snakemake
+from test_workflow_plan import BIN, ROOT, copy_workflow, count, hparams, plan, snakemake
 
 SMOKE = ("--configfile", "presets/smoke.yaml")
 RL_DOWNSTREAM = {"aggregate_rl", "plot_training_curves", "plot_rl_aggregate",
@@ -128,6 +128,23 @@ def test_report_collects_the_figures_and_tables_with_captions(smoke_run):
     for name in ("rl_training_curves.png", "rl_aggregate.png", "rl_final.csv",
                  "precision_plain.csv", "precision_by_class_frequency.png"):
         assert name in html, name
+
+
+def test_make_report_builds_the_report_of_a_preset_run(smoke_run):
+    """`make report CONFIGS=presets/smoke.yaml` (the Makefile's own target, in the run's
+    directory, with the checkout's venv) after the smoke preset run."""
+    import shutil
+
+    wf, _ = smoke_run
+    for name in ("Makefile", "pyproject.toml", "requirements.lock"):
+        shutil.copy2(ROOT / name, wf / name)
+    venv = BIN.parent
+    proc = subprocess.run(["make", "report", f"VENV={venv}", "CONFIGS=presets/smoke.yaml",
+                           "REPORT=preset report.html"], cwd=wf, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    html = (wf / "preset report.html").read_text(errors="replace")
+    assert "rl_training_curves.png" in html and "precision_plain.csv" in html
 
 
 # ----------------------------------------------------------------------------- executed reruns

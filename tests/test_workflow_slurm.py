@@ -254,3 +254,19 @@ def test_without_accounting_a_job_completes_with_the_shipped_profile(cluster, tm
     print(f"one cell through SLURM without accounting: {time.monotonic() - start:.0f} s")
     assert proc.returncode == 0, proc.out[-6000:]
     assert json.loads((wf / target).read_text())["global_step"] == 1024
+
+
+def test_down_leaves_munge_as_it_found_it(cluster):
+    """munged ran as munge: after `down` its log folder is munge's, and a munged started the
+    way its service starts it runs (a root-owned log made it refuse: "Logfile is insecure")."""
+    import pwd
+
+    cluster.down()
+    munge = pwd.getpwnam("munge").pw_uid
+    log_dir = Path("/var/log/munge")
+    assert all(p.stat().st_uid == munge for p in [log_dir, *log_dir.iterdir()])
+    pid = Path("/run/munge/normal-start.pid")
+    proc = subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--pid-file",
+                           str(pid)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    os.kill(int(pid.read_text()), 15)

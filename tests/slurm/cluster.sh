@@ -46,6 +46,10 @@ stop_ours() {
         rm -f "$pidfile"
     done
     if [ "$(readlink "$ETC_CONF" 2>/dev/null)" = "$state/slurm.conf" ]; then rm -f "$ETC_CONF"; fi
+    # an earlier version of this script ran munged as root: give its log back to munge
+    if [ -d /var/log/munge ] && id munge >/dev/null 2>&1; then
+        chown -R munge:munge /var/log/munge 2>/dev/null || true
+    fi
 }
 
 link_config() {
@@ -91,10 +95,15 @@ start_munge() {
     mkdir -p /run/munge /var/lib/munge /var/log/munge
     [ -s /etc/munge/munge.key ] || mungekey --create --keyfile /etc/munge/munge.key 2>/dev/null \
         || dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 status=none
-    chown -R munge:munge /etc/munge /run/munge /var/lib/munge 2>/dev/null || true
+    chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
     chmod 0400 /etc/munge/munge.key
-    $SBIN/munged --force --pid-file "$state/munged.pid" 2>>"$state/munged.log"
+    # as the munge user, the way its service runs it: files munged writes (its log above all)
+    # stay munge's, so a munged started the normal way later still runs ("Logfile is
+    # insecure" otherwise)
+    runuser -u munge -- $SBIN/munged --pid-file /run/munge/scopeloss-munged.pid \
+        2>>"$state/munged.log"
     wait_for 10 munged munge -n
+    cp /run/munge/scopeloss-munged.pid "$state/munged.pid"
 }
 
 start_database() {
