@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from scopeloss import lifecycle
@@ -159,12 +160,14 @@ def test_bf16_autocast_path_runs_and_is_inert_on_cpu_by_default(tmp_path, monkey
     assert np.allclose(bf16["entropy"], fp32["entropy"], rtol=0.05)  # yet the same run
 
 
-def test_torch_compile_path_runs_and_checkpoints_the_plain_module(tmp_path):
-    # run.compile wraps the network in torch.compile (inductor, C++ on CPU); checkpoints must
+@pytest.mark.parametrize("mode", [True, "reduce-overhead"])
+def test_torch_compile_path_runs_and_checkpoints_the_plain_module(tmp_path, mode):
+    # run.compile wraps the network in torch.compile (inductor, C++ on CPU; reduce-overhead
+    # adds CUDA graphs on a GPU and runs as the default mode on a CPU); checkpoints must
     # hold the plain module's weights so that a run without compile can resume from them.
     hp = resolve("CartPole-v1", "scope", {"ppo": {**SMALL, "total_steps": 512}})
     train(hp, env_name="CartPole-v1", loss="scope", seed=5, out_dir=tmp_path,
-          run={**RUN, "compile": True}, log=quiet)
+          run={**RUN, "compile": mode}, log=quiet)
     _, episodes, updates = check_common_outputs(tmp_path, 512)
     assert len(episodes) > 5 and np.isfinite(updates[["policy_loss", "value_loss"]]).all().all()
     ckpt = lifecycle.read_checkpoint(tmp_path / ".ckpt" / "checkpoint.pt")

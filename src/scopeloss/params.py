@@ -37,6 +37,16 @@ def check_seed(seed, key: str = "seed") -> int:
     return seed
 
 
+COMPILE_MODES = ("default", "reduce-overhead")  # torch.compile's modes that run.compile names
+
+
+def compile_mode(value: bool | str) -> str | None:
+    """run.compile as torch.compile's ``mode`` (None: not compiled)."""
+    if value is False:
+        return None
+    return "default" if value is True else value
+
+
 @dataclass(frozen=True)
 class Param:
     """One key. ``kind``: int, float, bool, str or pair (``[mean, std]``, two finite numbers,
@@ -56,7 +66,9 @@ class Param:
 
     def allowed(self) -> str:
         """What the value may be, in words (the second half of every error message)."""
-        if self.kind == "bool":
+        if self.kind == "bool" and self.choices:  # a switch with named modes
+            text = f"true, false or one of {', '.join(self.choices)}"
+        elif self.kind == "bool":
             text = "true or false"
         elif self.choices:
             text = f"one of {', '.join(self.choices)}"
@@ -83,7 +95,7 @@ class Param:
 
     def _ok(self, v: Any) -> bool:
         if self.kind == "bool":
-            return isinstance(v, bool)
+            return isinstance(v, bool) or (isinstance(v, str) and v in self.choices)
         if self.kind == "str":
             return isinstance(v, str) and v != "" and (not self.choices or v in self.choices)
         if self.kind == "pair":
@@ -98,7 +110,8 @@ class Param:
     def schema(self) -> dict:
         """This key as JSON Schema (the workflow's config.schema.yaml)."""
         if self.kind == "bool":
-            s: dict = {"type": "boolean"}
+            s: dict = ({"oneOf": [{"type": "boolean"}, {"enum": list(self.choices)}]}
+                       if self.choices else {"type": "boolean"})
         elif self.kind == "str":
             s = {"type": "string", **({"enum": list(self.choices)} if self.choices
                                       else {"minLength": 1})}
@@ -284,7 +297,9 @@ RL_LOSS: dict[str, Param] = {
 RL_RUN: dict[str, Param] = {
     "device": Param("str", "auto", "auto = cuda for Atari/Procgen when there is one, else cpu",
                     choices=("auto", "cpu", "cuda")),
-    "compile": flag(False, "torch.compile the fixed-shape network calls"),
+    "compile": Param("bool", False, "torch.compile the fixed-shape network calls; true = "
+                     "mode default, reduce-overhead = with CUDA graphs (on a GPU)",
+                     choices=COMPILE_MODES),
     "torch_threads": positive_int(None, "torch CPU threads; null = the job's cores (Atari, "
                                         "Procgen) or 1 (small networks: Gymnasium, MinAtar)",
                                   nullable=True),
@@ -398,7 +413,8 @@ CL_LOSS: dict[str, Param] = {
 }
 CL_RUN: dict[str, Param] = {
     "device": RL_RUN["device"],
-    "compile": flag(False, "torch.compile the model"),
+    "compile": Param("bool", False, "torch.compile the model; true = mode default, "
+                     "reduce-overhead = with CUDA graphs (on a GPU)", choices=COMPILE_MODES),
     "channels_last": flag(True, "NHWC memory format on cuda"),
     "torch_threads": positive_int(None, "torch CPU threads; null = the job's cores",
                                   nullable=True),

@@ -58,6 +58,7 @@ from scopeloss.classify.model import build_model, make_optimizer
 from scopeloss.classify.sampling import epoch_indices
 from scopeloss.devices import apply_determinism, bf16_autocast, keep_freed_memory, resolve_device
 from scopeloss.fingerprint import TRAINERS, code_fingerprint
+from scopeloss.params import compile_mode
 from scopeloss.lifecycle import RunDirBusy, stop_with_launcher
 from scopeloss.losses import supervised_loss
 from scopeloss.progress import RunLogger, format_duration
@@ -225,7 +226,8 @@ class ClassifierRun:
         model = build_model(e["model"], self.num_classes)
         self.model = model.to(device, memory_format=torch.channels_last if job.channels_last
                               else torch.contiguous_format)
-        self.forward = torch.compile(self.model) if job.run["compile"] else self.model
+        mode = compile_mode(job.run["compile"])
+        self.forward = torch.compile(self.model, mode=mode) if mode else self.model
         # Drop the last partial batch (BatchNorm needs > 1 sample); a new order every epoch.
         self.steps_per_epoch = max(len(self.data.splits["train"].labels) // e["batch_size"], 1)
         self.opt = make_optimizer(self.model.parameters(), e)

@@ -36,7 +36,7 @@ from scopeloss import lifecycle
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.fingerprint import TRAINERS, code_fingerprint
-from scopeloss.params import check_seed
+from scopeloss.params import check_seed, compile_mode
 from scopeloss.progress import RunLogger
 from scopeloss.rl import rollout as ro
 from scopeloss.rl.bookkeeping import EpisodeTracker, make_reward_transform
@@ -154,7 +154,8 @@ class PPORun:
         # torch.compile only sees static shapes: the rollout batch (N) and the minibatches of
         # a full rollout. Other batches (final obs of truncated envs, a short last rollout's
         # minibatches, evaluation) run the eager module: no recompiles, no silent fallback.
-        self.compiled = torch.compile(self.agent, dynamic=False) if self.run["compile"] else None
+        mode = compile_mode(self.run["compile"])
+        self.compiled = torch.compile(self.agent, dynamic=False, mode=mode) if mode else None
         self.static_sizes = {N, *(len(c) for c in torch.arange(self.batch_size).tensor_split(
             min(p["num_minibatches"], self.batch_size)))}
 
