@@ -22,14 +22,28 @@ from scopeloss import fingerprint
 # A YAML syntax error in config.yaml is reported with its file and line (Snakemake's own
 # message names neither). For --configfile overlays Snakemake fails before this file is
 # read: `python -m scopeloss.config check OVERLAY.yaml` names the file and line.
-if os.path.isfile("config.yaml"):
-    try:
-        grid.read_yaml("config.yaml")
-    except grid.ConfigError as err:
-        raise WorkflowError(str(err)) from None
+if not os.path.isfile("config.yaml"):
+    raise WorkflowError(
+        f"config.yaml not found in {os.getcwd()}: run Snakemake from the checkout's root "
+        "(or pass --directory CHECKOUT); overlays (--configfile) go over it, not instead"
+    )
+try:
+    grid.read_yaml("config.yaml")
+except grid.ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 
 configfile: "config.yaml"
+
+
+# Overlays: each one's own YAML checks (a key given twice, an empty file; Snakemake reports
+# a syntax error itself), and numbers like 1e6 read as numbers, as in --set.
+for overlay in workflow.overwrite_configfiles or ():
+    try:
+        grid.read_yaml(overlay)
+    except grid.ConfigError as err:
+        raise WorkflowError(str(err)) from None
+config.update(grid.numbers_as_yaml12(dict(config)))
 
 
 report: "workflow/report/workflow.rst"

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from scopeloss import params
+from scopeloss.overrides import numbers_as_yaml12
 from scopeloss.params import ConfigError
 
 RL_LOSSES = params.RL_LOSS_NAMES
@@ -57,21 +58,47 @@ def merge(base: Mapping, overlay: Mapping) -> dict:
 
 
 def read_yaml(path: str | Path) -> dict:
-    """One config file as a mapping; a YAML syntax error names the file, line and column."""
+    """One config file as a mapping; a YAML syntax error or a key given twice in one mapping
+    names the file, line and column; an empty file is an error. Numbers in scientific
+    notation are numbers (``overrides.numbers_as_yaml12``), as in ``--set``."""
     import yaml
 
     try:
         with open(path) as fh:
-            data = yaml.safe_load(fh) or {}
+            data = yaml.load(fh, Loader=_unique_key_loader())
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty (a config file must be a mapping)")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
-    return data
+    return numbers_as_yaml12(data)
+
+
+def _unique_key_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice in one mapping (first at line "
+                        f"{seen[key] + 1})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
 
 
 def load_config(path: str | Path, *overlays: str | Path) -> dict:
@@ -159,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def describe_validation_error(error: BaseException) -> str:
     """One line naming the config key of a jsonschema ValidationError (possibly wrapped in
-    another exception's args, as snakemake.utils.validate does)."""
+    another exception's args, as snakemake.utils.validate does) and what is allowed there."""
     found = _find_validation_error(error)
     if found is None:
         return str(error)
@@ -167,7 +194,41 @@ def describe_validation_error(error: BaseException) -> str:
     for part in found.absolute_path:
         key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
     key = key or "<top level>"
+    schema = found.schema if isinstance(found.schema, Mapping) else {}
+    if found.validator == "additionalProperties" and "properties" in schema:
+        extra = sorted(set(found.instance) - set(schema["properties"]))
+        allowed = ", ".join(schema["properties"])
+        return (f"invalid config key {key}: unknown key(s) {', '.join(map(str, extra))}; "
+                f"allowed: {allowed}")
+    if found.validator in ("oneOf", "anyOf"):
+        words = [_allowed_words(s) for s in schema.get(found.validator, [])]
+        if words and all(words):
+            return (f"invalid config key {key}: must be {' or '.join(words)}, got "
+                    f"{found.instance!r}")
     return f"invalid config key {key}: {found.message}"
+
+
+def _allowed_words(schema: Mapping) -> str:
+    """What a (simple) JSON Schema allows, in words; '' when it is not simple."""
+    kind = schema.get("type")
+    if "enum" in schema:
+        return f"one of {', '.join(map(str, schema['enum']))}"
+    if kind == "null":
+        return "null"
+    if kind == "boolean":
+        return "true or false"
+    if kind == "string":
+        return "a non-empty string"
+    if kind in ("integer", "number"):
+        noun = "an integer" if kind == "integer" else "a number"
+        bounds = [f"{op} {schema[k]}" for k, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                   ("maximum", "<="), ("exclusiveMaximum", "<"))
+                  if k in schema]
+        return f"{noun}{' ' + ' and '.join(bounds) if bounds else ''}"
+    if "oneOf" in schema:
+        words = [_allowed_words(s) for s in schema["oneOf"]]
+        return " or ".join(words) if all(words) else ""
+    return ""
 
 
 def _find_validation_error(error: BaseException, depth: int = 0):

@@ -5,6 +5,7 @@ settings (how and where it runs, not what it learns): ``--run``, same format."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,22 @@ def load_run(arg: str | None) -> dict[str, Any]:
     return _load_json_object(arg, "--run")
 
 
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def numbers_as_yaml12(value: Any) -> Any:
+    """``value`` with every string in scientific notation ("1e6", "3e-4": strings to YAML
+    1.1, numbers to YAML 1.2 and to a reader) as a float, in nested mappings and lists too:
+    the one rule for numbers in overlays, config.yaml and ``--set``."""
+    if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: numbers_as_yaml12(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [numbers_as_yaml12(v) for v in value]
+    return value
+
+
 def parse_set(items) -> dict[str, Any]:
     """``["ppo.lr=3e-4", "experiment.augmentation.flip_p=0"]`` -> nested overrides.
 
@@ -57,11 +74,7 @@ def parse_set(items) -> dict[str, Any]:
         except yaml.YAMLError as err:
             first = (str(err).strip().splitlines() or [""])[0]
             raise ValueError(f"--set {item!r}: the value {raw!r} is not valid YAML ({first})") from None
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
+        value = numbers_as_yaml12(value)
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
