@@ -195,3 +195,18 @@ def test_unfinished_runs_do_not_count(tmp_path):
     row = _lookup(claims.claims_table(tables, classification=False, reps=500), "A",
                   "Scope vs Policy", "CartPole-v1")
     assert row["estimate"] == pytest.approx(10.0) and row["n_seeds"] == 2
+
+
+def test_a_complete_env_without_a_finished_episode_is_named_not_dropped(tmp_path):
+    """The smoke grid's Pong: every run complete, no episode ended (no final return): the
+    aggregate row says it was left out and why (issue 29)."""
+    root = tmp_path / "results"
+    paths = [make_rl_run(root, "CartPole-v1", loss, s, [v + s])
+             for loss, v in (("scope", 10.0), ("policy", 0.0)) for s in (1, 2)]
+    paths += [make_rl_run(root, "Pong", loss, s, []) for loss in ("scope", "policy")
+              for s in (1, 2)]
+    tables = tmp_path / "t"
+    aggregate.write_tables(tables, aggregate.aggregate_rl(paths, reps=10)[0])
+    table = claims.claims_table(tables, classification=False, reps=500)
+    row = _lookup(table, "A", "Scope vs Policy", "aggregate (1 env)", "IQM")
+    assert "left out, no finished episode in any run: Pong" in row["note"]

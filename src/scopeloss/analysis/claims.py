@@ -171,7 +171,10 @@ def _others(losses, reference=REFERENCE, key=rl_loss_sort_key) -> list[str]:
 
 
 def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
+    complete = set(runs.loc[runs["status"] == COMPLETE, "env"])
     runs = finished_rl_runs(runs).copy()
+    # complete runs whose episodes never ended have no final return: named, not dropped silently
+    no_episode = sorted(complete - set(runs["env"]), key=env_sort_key)
     if REFERENCE not in set(runs["loss"]):
         return [_not_run("A", "no finished Scope run in this grid")]
     others = _others(runs["loss"])
@@ -208,7 +211,9 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
             ([f"fixed references (Atari random-human, StarPilot Procgen min-max, "
               f"MinAtar random-AC(lambda)): {', '.join(ref_envs)}"] if ref_envs else [])
             + ([f"min-max over this grid's runs (no reference scores): "
-                f"{', '.join(grid_envs)}"] if grid_envs else []))
+                f"{', '.join(grid_envs)}"] if grid_envs else [])
+            + ([f"left out, no finished episode in any run: {', '.join(no_episode)}"]
+               if no_episode else []))
         est, low, high, _ = stats.stratified_bootstrap_difference(
             ref_score, x_score, AGGREGATE, reps=reps, seed=seed)
         test = _test(ref_score, x_score, _iqm_difference, reps=reps, seed=seed)

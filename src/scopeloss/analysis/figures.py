@@ -265,7 +265,7 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
             note += (f" No reference scores, min-max over this grid's runs: "
                      f"{', '.join(by_grid)}.")
         if unscored:
-            note += f" No finished run: {', '.join(unscored)}."
+            note += f" Left out, no finished episode (no final return): {', '.join(unscored)}."
         fig.text(0.5, -0.02, note, ha="center", va="top", fontsize=7, color="0.3", wrap=True)
         fig.tight_layout()
         desc = "panels: IQM, Mean, P(Scope > X); tasks: " + ", ".join(scored_envs)
@@ -326,8 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             info = plot_aggregate(args.tables, args.out, reps=args.reps,
                                   stats_out=args.stats_out)
             if info["unscored"]:
-                print("warning: no finished run for " + ", ".join(info["unscored"])
-                      + "; left out of the aggregate", file=sys.stderr)
+                print("warning: no finished episode in any run of " + ", ".join(info["unscored"])
+                      + " (no final return); left out of the aggregate", file=sys.stderr)
     except RunFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
