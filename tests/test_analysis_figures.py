@@ -166,6 +166,36 @@ def test_exploration_figure_plots_the_mean_across_seeds(exploration_tables):
         plt.close(fig)
 
 
+def test_exploration_axes_show_flat_curves_without_offset_labels(tmp_path):
+    """A smoke-sized run: entropy flat at log(6) to 1e-6, max-action probability near 1/6.
+    The axes show the curves (max prob not squashed under a top of 1, no offset labels)."""
+    root, runs = tmp_path / "results", []
+    for loss in ("policy", "scope"):
+        for seed in (1, 2):
+            ent = [1.791759 + 1e-6 * (seed + k) for k in range(4)]
+            mp = [0.1667 + 1e-5 * (seed + k) for k in range(4)]
+            runs.append(make_rl_run(root, "Pong", loss, seed, [1.0], total_steps=1000,
+                                    n_updates=4, entropy=ent, max_prob=mp))
+    out = tmp_path / "tables"
+    aggregate.write_tables(out, aggregate.aggregate_rl(runs, reps=20)[0])
+    updates = pd.read_parquet(out / "rl_updates.parquet")
+    final = pd.read_parquet(out / "rl_final_runs.parquet")
+    fig, _ = figures.exploration_figure(updates, final, window=1, points=5, reps=50)
+    try:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            assert ax.yaxis.get_offset_text().get_text() == "", ax.get_title()
+            lo, hi = ax.get_ylim()
+            ys = np.concatenate([l.get_ydata() for l in ax.get_lines()]).astype(float)
+            ys = ys[np.isfinite(ys)]
+            assert lo < ys.min() and ys.max() < hi
+            # the curves sit in the middle of the panel, not on an edge
+            assert (ys.min() - lo) / (hi - lo) > 0.2 and (hi - ys.max()) / (hi - lo) > 0.2
+        assert fig.axes[1].get_ylim()[1] < 0.5  # max prob: not a 0..1 axis for 0.167
+    finally:
+        plt.close(fig)
+
+
 def test_exploration_cli_writes_png_and_pdf(exploration_tables, tmp_path):
     out = tmp_path / "figures" / "rl_exploration.png"
     assert figures.main(["exploration", "--tables", str(exploration_tables), "--out",

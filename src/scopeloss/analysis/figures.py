@@ -114,6 +114,19 @@ EXPLORATION_METRICS = {"entropy": "Policy entropy (nats)",
 DEFAULT_UPDATE_WINDOW = 5
 
 
+def readable_y(ax, top: float | None = None, rel_span: float = 0.05) -> None:
+    """A y axis that shows its curves: plain tick labels (no ``1e-6 + 1.79175`` offset), at
+    least ``rel_span`` of the curves' level in view (flat curves are not drawn as noise
+    filling the panel), at most ``top``."""
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    lo, hi = ax.get_ylim()
+    mid, span = (lo + hi) / 2, max(rel_span * max(abs((lo + hi) / 2), 0.1), hi - lo)
+    lo, hi = mid - span / 2, mid + span / 2
+    if top is not None and hi > top:
+        lo, hi = lo - (hi - top), top
+    ax.set_ylim(lo, hi)
+
+
 def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
                        window: int = DEFAULT_UPDATE_WINDOW, points: int = DEFAULT_POINTS,
                        reps: int = 2000, seed: int = 0):
@@ -141,8 +154,7 @@ def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
                                        sub, {}, grid, window, metric),
                                    reps=reps, seed=seed, gid=f"{env}/{{loss}}/{metric}"):
                     continue
-                if metric == "max_prob":
-                    ax.set_ylim(top=1.0)
+                readable_y(ax, top=1.0 if metric == "max_prob" else None)
             axes[row, 0].set_ylabel(env)
         for col, metric in enumerate(metrics):
             axes[-1, col].set_xlabel("Agent steps")
