@@ -51,3 +51,40 @@ def test_the_rl_trainer_on_a_full_disk_says_so_in_one_line(small_disk):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: could not write ") and str(out) in last
     assert "No space left on device" in last and "bytes free in" in last
+
+
+def test_tensorboard_on_a_full_disk_is_one_error_naming_its_folder(small_disk, capfd):
+    from scopeloss.progress import RunLogger
+
+    board = RunLogger(small_disk / "run", total=10)
+    board.scalars(0, {"x": 1.0})
+    board.flush()
+    (small_disk / "filler").write_bytes(b"\0" * 0)
+    with open(small_disk / "filler", "wb") as f:  # fill what is left
+        try:
+            f.write(b"\0" * (1 << 20))
+        except OSError:
+            pass
+    with pytest.raises(io.WriteError) as info:
+        for step in range(1, 2000):
+            board.scalars(step, {f"x{k}": float(step) for k in range(20)})
+        board.flush()
+    text = str(info.value)
+    assert text.startswith(f"could not write TensorBoard events {small_disk / 'run' / 'tb'}")
+    assert "No space left on device" in text and "bytes free in" in text
+    board.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_rl_trainer_with_tensorboard_on_a_full_disk_says_so_in_one_line(small_disk):
+    out = small_disk / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scopeloss.rl.train", "--env", "CartPole-v1", "--loss", "policy",
+         "--seed", "1", "--out", str(out), "--set", "ppo.total_steps=200000",
+         "--set", "ppo.num_envs=4", "--set", "ppo.num_steps=64", "--set", "run.torch_threads=1",
+         "--set", "run.checkpoint_every=1000"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: could not write ") and "No space left on device" in last

@@ -41,7 +41,7 @@ def atomic_path(path: str | os.PathLike, size: int | None = None, label: str = "
         yield Path(tmp)
         os.replace(tmp, path)
     except OSError as err:
-        message = _failure(path, err, size, Path(tmp), label)
+        message = describe_failure(path, err, size, Path(tmp), label)
         Path(tmp).unlink(missing_ok=True)
         error = WriteError(message)
         error.errno = err.errno  # (not strerror: OSError would print "[Errno N] ..." then)
@@ -51,16 +51,22 @@ def atomic_path(path: str | os.PathLike, size: int | None = None, label: str = "
         raise
 
 
-def _failure(path: Path, err: OSError, size: int | None, tmp: Path, label: str) -> str:
+def describe_failure(path: Path, err: OSError, size: int | None = None,
+                     tmp: Path | None = None, label: str = "") -> str:
+    """'could not write LABEL PATH: ERROR (the write needed N bytes; M bytes free in DIR)'
+    (``tmp``: the partial file, still there, whose size says how much was written)."""
     if isinstance(err, WriteError):
         return str(err)
+    folder = Path(path).parent
     try:
-        written = tmp.stat().st_size
-        st = os.statvfs(path.parent)
-        free = f"{st.f_bavail * st.f_frsize} bytes free in {path.parent}"
+        written = tmp.stat().st_size if tmp is not None else None
+        st = os.statvfs(folder)
+        free = f"{st.f_bavail * st.f_frsize} bytes free in {folder}"
     except OSError:
-        written, free = 0, "free space unknown"
-    needed = f"{size} bytes" if size is not None else f"more than the {written} bytes written"
+        written, free = None, "free space unknown"
+    needed = (f"{size} bytes" if size is not None else
+              f"more than the {written} bytes written" if written is not None else
+              "an unknown size")
     return (f"could not write {label}{path}: {err.strerror or err} (the write needed "
             f"{needed}; {free})")
 

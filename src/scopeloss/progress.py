@@ -25,9 +25,28 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Mapping, TextIO
+
+
+def _quiet_event_writer_threads() -> None:
+    """TensorBoard's writer thread re-raises its error (after storing it for the writer's
+    next call, which we turn into a message): do not also print it as a thread traceback."""
+    previous = threading.excepthook
+    if getattr(previous, "scopeloss_quiet", False):
+        return
+
+    def hook(args):
+        if type(args.thread).__name__ == "_AsyncWriterThread" and issubclass(
+                args.exc_type, OSError):
+            return
+        previous(args)
+
+    hook.scopeloss_quiet = True
+    threading.excepthook = hook
 
 
 def format_duration(seconds: float) -> str:
@@ -106,9 +125,26 @@ class RunLogger:
                 self.enabled = False
                 return None
             self.tb_dir.mkdir(parents=True, exist_ok=True)
-            self._writer = SummaryWriter(str(self.tb_dir), purge_step=self.resume_step,
-                                         flush_secs=30)
+            _quiet_event_writer_threads()
+            with self._writing():
+                self._writer = SummaryWriter(str(self.tb_dir), purge_step=self.resume_step,
+                                             flush_secs=30)
         return self._writer
+
+    @contextmanager
+    def _writing(self):
+        """TensorBoard's writer fails in its own thread and re-raises later, naming no file:
+        a failure becomes one WriteError naming the events folder, the OS error and the
+        free space (a full disk is then a message, not a traceback)."""
+        from scopeloss import io
+
+        try:
+            yield
+        except OSError as err:
+            self._writer = None
+            self.enabled = False
+            raise io.WriteError(io.describe_failure(self.tb_dir / "events.out.tfevents.*",
+                                                    err, label="TensorBoard events ")) from None
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """One point per name at ``step`` (non-finite and non-numeric values skipped)."""
@@ -121,11 +157,13 @@ class RunLogger:
             except (TypeError, ValueError):
                 continue
             if math.isfinite(value):
-                writer.add_scalar(name, value, int(step))
+                with self._writing():
+                    writer.add_scalar(name, value, int(step))
 
     def flush(self) -> None:
         if self._writer is not None:
-            self._writer.flush()
+            with self._writing():
+                self._writer.flush()
 
     # ------------------------------------------------------------------ progress
     def rate(self, done: int, now: float) -> float | None:
@@ -188,8 +226,10 @@ class RunLogger:
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
         if self._writer is not None:
-            self._writer.flush()
-            self._writer.close()
+            writer = self._writer
+            with self._writing():
+                writer.flush()
+                writer.close()
             self._writer = None
 
     def __enter__(self) -> "RunLogger":
