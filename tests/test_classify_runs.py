@@ -299,7 +299,7 @@ def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--set", "experiment.lr=abc"], "experiment.lr must be a finite number > 0, got 'abc'"),
-    (["--set", "experiment.lr=inf"], "experiment.lr must be a finite number > 0, got inf"),
+    (["--set", "experiment.lr=inf"], "experiment.lr must be a finite number > 0, got 'inf'"),
     (["--set", "experiment.momentum=abc"], "experiment.momentum must be a finite number in [0, 1]"),
     (["--set", "experiment.weight_decay=abc"], "experiment.weight_decay must be a finite"),
     (["--set", "experiment.weight_decay=.nan"], "experiment.weight_decay must be a finite"),

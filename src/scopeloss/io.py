@@ -51,19 +51,28 @@ def atomic_path(path: str | os.PathLike, size: int | None = None, label: str = "
         raise
 
 
+def free_space(folder: Path) -> str:
+    """'N bytes free in FOLDER' (the nearest existing folder at or above it)."""
+    for where in (Path(folder), *Path(folder).parents):
+        try:
+            st = os.statvfs(where)
+        except OSError:
+            continue
+        return f"{st.f_bavail * st.f_frsize} bytes free in {where}"
+    return "free space unknown"
+
+
 def describe_failure(path: Path, err: OSError, size: int | None = None,
                      tmp: Path | None = None, label: str = "") -> str:
     """'could not write LABEL PATH: ERROR (the write needed N bytes; M bytes free in DIR)'
     (``tmp``: the partial file, still there, whose size says how much was written)."""
     if isinstance(err, WriteError):
         return str(err)
-    folder = Path(path).parent
     try:
         written = tmp.stat().st_size if tmp is not None else None
-        st = os.statvfs(folder)
-        free = f"{st.f_bavail * st.f_frsize} bytes free in {folder}"
     except OSError:
-        written, free = None, "free space unknown"
+        written = None
+    free = free_space(Path(path).parent)
     needed = (f"{size} bytes" if size is not None else
               f"more than the {written} bytes written" if written is not None else
               "an unknown size")

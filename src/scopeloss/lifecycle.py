@@ -312,8 +312,9 @@ def save_checkpoint(path: Path, obj: dict) -> None:
     buffer = _bytes.BytesIO()
     try:
         torch.save(to_data(obj), buffer)
-    except Exception as exc:  # anything torch raises serialising
-        raise CheckpointError(f"could not write checkpoint {path}: {describe(exc)}") from None
+    except Exception as exc:  # anything torch raises serialising (the disk may be why)
+        raise CheckpointError(f"could not write checkpoint {path}: {describe(exc)} "
+                              f"({io.free_space(Path(path).parent)})") from None
     try:
         io.write_bytes(path, buffer.getbuffer(), label="checkpoint ")
     except io.WriteError as exc:
