@@ -34,7 +34,7 @@ def test_thread_counts_beyond_the_cores_are_named(tmp_path, capsys):
     assert f"run.torch_threads is {big}, more than this machine's" in err
     err = _rl([*RL, "--out", str(tmp_path / "rl"), "--run", f'{{"env_threads": {big}}}'], capsys)
     assert "run.env_threads" in err
-    for key in ("torch_threads", "num_workers"):
+    for key in ("torch_threads",):
         assert T.main([*CL, "--out", str(tmp_path / "cl"), "--set", f"run.{key}={big}"]) == 2
         assert f"run.{key} is {big}, more than this machine's" in capsys.readouterr().err
     assert not (tmp_path / "rl").exists() and not (tmp_path / "cl").exists()

@@ -94,7 +94,7 @@ def test_unknown_key_lists_allowed_ones():
      "ppo.total_steps must be a positive integer"),
     (["--env", "CartPole-v1", "--loss", "scope", "--hparams", "[1]"], "must be a JSON object"),
     (["--env", "CartPole-v1", "--loss", "scope", "--set", "ppo.lr=inf"],
-     "ppo.lr must be a finite number > 0, got inf"),
+     "ppo.lr must be a finite number > 0, got 'inf'"),
     (["--env", "CartPole-v1", "--loss", "scope", "--hparams", '{"ppo": [1]}', "--set", "ppo.lr=1"],
      "--hparams: section 'ppo' must be a mapping, got [1]"),
     (["--env", "CartPole-v1", "--loss", "scope", "--set", "run.device=tpu"],
@@ -138,6 +138,7 @@ def test_cli_rejects_seeds_outside_numpy_range(tmp_path, capsys, seed):
 def test_run_settings_resolve_to_the_jobs_allowance(monkeypatch):
     hp = config.resolve("StarPilot", "scope")  # 64 envs
     monkeypatch.setattr(devices.os, "sched_getaffinity", lambda _: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 16)  # thread counts are bounded by it
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     run = config.resolve_run(hp)
     assert (run["torch_threads"], run["env_threads"], run["checkpoint_every"]) == (3, 3, 20)

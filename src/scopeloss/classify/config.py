@@ -147,7 +147,7 @@ def effective_run(run: dict) -> dict:
     """The null defaults of ``run`` filled in (device stays as requested)."""
     from scopeloss.devices import check_threads, job_cores  # torch: only a job resolves them
 
-    check_threads(run, ("torch_threads", "num_workers"), "run")
+    check_threads(run, ("torch_threads",), "run")  # num_workers: processes, may exceed
     cores = job_cores()
     out = dict(run)
     if out["torch_threads"] is None:
