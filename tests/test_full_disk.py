@@ -25,6 +25,22 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(disk)], check=True)
 
 
+def _rl_fills_the_disk(out, *sets):
+    """A CartPole run into ``out`` on the small disk: exit 1 with a last line naming the
+    failed write and the OS error, no traceback; that line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "scopeloss.rl.train", "--env", "CartPole-v1", "--loss", "policy",
+         "--seed", "1", "--out", str(out), "--set", "ppo.total_steps=200000",
+         "--set", "ppo.num_envs=4", "--set", "ppo.num_steps=64", "--set", "run.torch_threads=1",
+         *[a for s in sets for a in ("--set", s)]],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: could not write ") and "No space left on device" in last
+    return last
+
+
 def test_a_csv_on_a_full_disk_names_file_error_and_space(small_disk):
     frame = pd.DataFrame({"x": np.arange(100_000)})
     with pytest.raises(io.WriteError) as info:
@@ -40,17 +56,8 @@ def test_a_csv_on_a_full_disk_names_file_error_and_space(small_disk):
 
 def test_the_rl_trainer_on_a_full_disk_says_so_in_one_line(small_disk):
     out = small_disk / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "scopeloss.rl.train", "--env", "CartPole-v1", "--loss", "policy",
-         "--seed", "1", "--out", str(out), "--set", "ppo.total_steps=200000",
-         "--set", "ppo.num_envs=4", "--set", "ppo.num_steps=64", "--set", "run.torch_threads=1",
-         "--set", "run.checkpoint_every=1", "--set", "run.tensorboard=false"],
-        capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: could not write ") and str(out) in last
-    assert "No space left on device" in last and "bytes free in" in last
+    last = _rl_fills_the_disk(out, "run.checkpoint_every=1", "run.tensorboard=false")
+    assert str(out) in last and "bytes free in" in last
 
 
 def test_tensorboard_on_a_full_disk_is_one_error_naming_its_folder(small_disk, capfd):
@@ -77,14 +84,4 @@ def test_tensorboard_on_a_full_disk_is_one_error_naming_its_folder(small_disk, c
 
 
 def test_the_rl_trainer_with_tensorboard_on_a_full_disk_says_so_in_one_line(small_disk):
-    out = small_disk / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "scopeloss.rl.train", "--env", "CartPole-v1", "--loss", "policy",
-         "--seed", "1", "--out", str(out), "--set", "ppo.total_steps=200000",
-         "--set", "ppo.num_envs=4", "--set", "ppo.num_steps=64", "--set", "run.torch_threads=1",
-         "--set", "run.checkpoint_every=1000"],
-        capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: could not write ") and "No space left on device" in last
+    _rl_fills_the_disk(small_disk / "run", "run.checkpoint_every=1000")

@@ -225,6 +225,24 @@ def interrupted_again(unit: str) -> str:
             f"checkpointed {unit}")
 
 
+def trainer_exit_code(train: Callable[[], Any], unit: str) -> int:
+    """Run ``train()`` for a trainer CLI; how it stopped as one line and an exit code: 0
+    done, 130/143 interrupted (``Interrupted``; a second signal 130), 1 a run directory in
+    use or a failed write (a full disk: CheckpointError, WriteError). Other errors pass."""
+    try:
+        train()
+    except Interrupted as exc:
+        log(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log(interrupted_again(unit))
+        return 130
+    except (RunDirBusy, OSError) as exc:
+        log(f"error: {exc}")
+        return 1
+    return 0
+
+
 # ----------------------------------------------------------------------------- the run
 def check_out_dir(out: str | os.PathLike) -> Path:
     """``--out`` must be (or become) a directory: checked before anything is loaded."""

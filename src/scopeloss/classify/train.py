@@ -59,7 +59,7 @@ from scopeloss.classify.sampling import epoch_indices
 from scopeloss.devices import apply_determinism, bf16_autocast, keep_freed_memory, resolve_device
 from scopeloss.fingerprint import TRAINERS, code_fingerprint
 from scopeloss.params import compile_mode
-from scopeloss.lifecycle import RunDirBusy, stop_with_launcher
+from scopeloss.lifecycle import stop_with_launcher
 from scopeloss.losses import supervised_loss
 from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
@@ -454,23 +454,12 @@ def main(argv=None) -> int:
         hparams = C.resolve(args.dataset, args.experiment, args.loss, hp, sets)
         C.check_seed(args.seed)
         stop_with_launcher(lifecycle.log)
-        train(args.dataset, args.experiment, args.loss, args.seed, args.out, hparams, run=run)
+        return lifecycle.trainer_exit_code(
+            lambda: train(args.dataset, args.experiment, args.loss, args.seed, args.out,
+                          hparams, run=run), "epoch")
     except (C.ConfigError, DataUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except lifecycle.Interrupted as exc:
-        lifecycle.log(str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        lifecycle.log(lifecycle.interrupted_again("epoch"))
-        return 130
-    except RunDirBusy as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:  # a checkpoint write (CheckpointError), an unwritable cache_dir
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -53,18 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     lifecycle.stop_with_launcher(lifecycle.log)
-    try:
-        train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out, run=run)
-    except lifecycle.Interrupted as exc:
-        lifecycle.log(str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        lifecycle.log(lifecycle.interrupted_again("update"))
-        return 130
-    except (lifecycle.RunDirBusy, OSError) as exc:  # a full disk, an unwritable file
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    return 0
+    return lifecycle.trainer_exit_code(
+        lambda: train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out,
+                      run=run), "update")
 
 
 if __name__ == "__main__":
