@@ -17,7 +17,7 @@ min_version("9.0")
 # The workflow's own helpers (config resolution) come from src/, without installing.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from scopeloss import config as grid
-from scopeloss import fingerprint
+from scopeloss import fingerprint, registry
 
 # A YAML syntax error in config.yaml is reported with its file and line (Snakemake's own
 # message names neither). For --configfile overlays Snakemake fails before this file is
@@ -58,6 +58,9 @@ try:
 except WorkflowError as err:
     raise WorkflowError(grid.describe_validation_error(err)) from None
 try:
+    grid.load_loss_modules(
+        config
+    )  # a user's losses, registered before any name is checked
     grid.check_config(config)
     grid.check_cells(config)  # every value a job would reject, before any job
 except grid.ConfigError as err:

@@ -141,12 +141,12 @@ def test_precision_claims_per_table(tmp_path):
     tables = _cls_tables(tmp_path / "tables", tmp_path)
     table = claims.claims_table(tables, rl=False, reps=2000)
     t1 = "digits_lt / plain (Table 1)"
-    ce = _lookup(table, "C", "Scope vs CEL", t1)
+    ce = _lookup(table, "C", "SL vs CEL", t1)
     assert ce["estimate"] == pytest.approx(0.2) and ce["verdict"] == "supported"
-    assert _lookup(table, "C", "Scope vs PEL", t1)["verdict"] == "contradicted"
+    assert _lookup(table, "C", "SL vs PEL", t1)["verdict"] == "contradicted"
     t2 = "digits_lt / augmented (Table 2)"
-    assert _lookup(table, "C", "Scope vs FL", t2)["verdict"] == "inconclusive"
-    assert _lookup(table, "C", "Scope vs CEL", t2)["budget"] == "2 epochs"
+    assert _lookup(table, "C", "SL vs FL", t2)["verdict"] == "inconclusive"
+    assert _lookup(table, "C", "SL vs CEL", t2)["budget"] == "2 epochs"
     # Table 1 rows come before Table 2 rows
     c = table[table["claim_id"] == "C"]
     assert list(c["where"]).index(t1) < list(c["where"]).index(t2)

@@ -12,7 +12,8 @@ import pandas as pd
 from scopeloss.analysis.reference import ATARI_RANDOM_HUMAN, PROCGEN_MIN_MAX
 
 UPDATES_HEADER = ["update", "global_step", "policy_loss", "value_loss", "entropy", "approx_kl",
-                  "clipfrac", "max_prob", "lr", "sps"]
+                  "clipfrac", "max_prob", "action_top_share", "update_action_top_share", "lr",
+                  "sps"]
 
 
 def env_spec(env: str) -> dict:
@@ -28,7 +29,7 @@ def env_spec(env: str) -> dict:
 def make_rl_run(root: Path, env: str, loss: str, seed: int, returns, steps=None, *,
                 total_steps: int | None = None, finished: bool = True, eval_rows=None,
                 n_updates: int = 3, entropy=1.2, max_prob=0.4, truncated_by_resume=None,
-                truncated_share=None) -> Path:
+                truncated_share=None, action_top_share=None) -> Path:
     """results/rl/{env}/{loss}/seed{seed}/ with episodes.csv, updates.csv, (eval.csv) and,
     if ``finished``, summary.json. ``returns`` in the order the episodes finished.
     ``entropy``/``max_prob``: a value or one per update; ``truncated_by_resume``: None (an
@@ -48,7 +49,10 @@ def make_rl_run(root: Path, env: str, loss: str, seed: int, returns, steps=None,
     upd_steps = np.linspace(total / n_updates, total, n_updates).astype(int)
     pd.DataFrame({"update": np.arange(1, n_updates + 1), "global_step": upd_steps,
                   "policy_loss": 0.1, "value_loss": 0.5, "entropy": entropy, "approx_kl": 0.01,
-                  "clipfrac": 0.1, "max_prob": max_prob, "lr": 1e-4, "sps": 900.0},
+                  "clipfrac": 0.1, "max_prob": max_prob,
+                  "action_top_share": max_prob if action_top_share is None else action_top_share,
+                  "update_action_top_share": max_prob if action_top_share is None
+                  else action_top_share, "lr": 1e-4, "sps": 900.0},
                  columns=UPDATES_HEADER).to_csv(run / "updates.csv", index=False)
     if eval_rows is not None:
         pd.DataFrame(eval_rows, columns=["global_step", "return", "length"]).to_csv(

@@ -49,12 +49,22 @@ def test_training_curves_one_panel_per_env_in_paper_order(tables, tmp_path):
         assert img.size[0] >= 1200  # ~7 in at 200 dpi: readable at paper width
 
 
+BUILTIN_PPO = ("policy", "policy_entropy", "scope", "focal", "weighted_policy", "resampled_policy")
+
+
 def test_each_loss_has_its_own_colour_and_dash_pattern():
-    # Coinciding curves (same seed, losses that barely differ early on) must stay visible.
-    from scopeloss.analysis.reference import RL_LOSS_COLORS, RL_LOSS_DASHES
-    assert set(RL_LOSS_DASHES) == set(RL_LOSS_COLORS)
-    assert len({str(d) for d in RL_LOSS_DASHES.values()}) == len(RL_LOSS_DASHES)
-    assert len(set(RL_LOSS_COLORS.values())) == len(RL_LOSS_COLORS)
+    # Coinciding curves (same seed, losses that barely differ early on) must stay visible:
+    # every registered policy loss, built-in or a user's, has its own colour and dash.
+    from scopeloss import registry
+    from scopeloss.losses import register_ppo_loss
+
+    with registry.restored():
+        for name in ("mine_a", "mine_b"):
+            register_ppo_loss(name)(lambda logits, actions, old_logprob, advantages, *, clip_coef: 0)
+        styles = registry.styles("ppo")
+        assert len({s["color"] for s in styles.values()}) == len(styles) == 8
+        builtin_dashes = {str(s["dash"]) for n, s in styles.items() if n in BUILTIN_PPO}
+        assert len(builtin_dashes) == len(BUILTIN_PPO) == 6
 
 
 def test_smoothing_on_the_step_grid_by_hand():
@@ -145,12 +155,14 @@ def test_exploration_figure_plots_the_mean_across_seeds(exploration_tables):
     fig, info = figures.exploration_figure(updates, runs, window=1, points=5, reps=200)
     try:
         assert info["envs"] == ["MinAtarBreakout", "MinAtarAsterix"]  # the paper's order
-        assert len(fig.axes) == 4
+        assert len(fig.axes) == 6
         titles = [ax.get_title() for ax in fig.axes]
         assert titles == ["MinAtarBreakout: policy entropy (nats)",
                           "MinAtarBreakout: mean max-action probability",
+                          "MinAtarBreakout: commonest action's share",
                           "MinAtarAsterix: policy entropy (nats)",
-                          "MinAtarAsterix: mean max-action probability"]
+                          "MinAtarAsterix: mean max-action probability",
+                          "MinAtarAsterix: commonest action's share"]
         # grid 0, 250, 500, 750, 1000: before the first update nothing, then the value of
         # the last update logged, averaged over the two seeds
         ent = _line(fig, "MinAtarBreakout/policy/entropy")
@@ -203,7 +215,8 @@ def test_exploration_cli_writes_png_and_pdf(exploration_tables, tmp_path):
     assert out.stat().st_size > 10_000
     assert out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     assert _description(out).startswith("panels: MinAtarBreakout/entropy, "
-                                        "MinAtarBreakout/max_prob, MinAtarAsterix/entropy")
+                                        "MinAtarBreakout/max_prob, "
+                                        "MinAtarBreakout/action_top_share, MinAtarAsterix/entropy")
 
 
 # ----------------------------------------------------------------------------- truncations

@@ -53,7 +53,9 @@ def test_each_paper_loss_learns_digits_lt(loss, data_root, tmp_path):
     for key in ("recall_mean", "f1_mean", "balanced_accuracy", "never_predicted", "zero_division",
                 "hparams", "run_info", "wall_time_s", "dataset", "experiment", "seed"):
         assert key in summary
-    assert summary["hparams"]["loss"] == {"alpha": None, "gamma": None}
+    # the values used: the loss's registered parameters (the paper's defaults)
+    assert summary["hparams"]["loss"] == {"ce": {}, "focal": {"gamma": 2.0}, "pel": {"alpha": 8e-6},
+                                          "scope": {"alpha": 1.0}}[loss]
 
 
 def test_augmented_with_imbalance_baseline_follows_cosine(data_root, tmp_path):
@@ -110,15 +112,15 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'; allowed: caltech256, digits_lt, numbers_lt"),
     (["--experiment", "fancy"], "unknown experiment 'fancy'; allowed: plain, augmented, plain_balanced, "
                                 "augmented_cuda"),
-    (["--loss", "hinge"], "unknown loss 'hinge'; allowed: ce, focal, pel, scope, weighted_ce, "
-                          "balanced_softmax"),
+    (["--loss", "hinge"], "--loss: unknown supervised loss 'hinge'; registered: pel, scope, focal, "
+                          "ce, weighted_ce, balanced_softmax"),
     (["--set", "experiment.lrate=1"], "unknown key experiment.lrate; allowed: model, optimizer, lr, "),
     (["--set", "optim.lr=1"], "unknown section 'optim'; allowed: dataset, experiment, loss"),
     (["--set", "experiment.optimizer=rmsprop"],
      "experiment.optimizer must be one of adam, sgd, got 'rmsprop'"),
     (["--set", "experiment.model=resnet7"],
      "experiment.model must be one of resnet18, resnet34, resnet50, resnet101, resnet152"),
-    (["--set", "loss.beta=1"], "unknown key loss.beta; allowed: alpha, gamma"),
+    (["--set", "loss.beta=1"], "loss.beta: loss 'ce' takes no parameter 'beta' (its parameters: none)"),
     (["--hparams", "{not json"], "--hparams is not valid JSON"),
     pytest.param(["--set", "run.device=cuda"], "run.device is 'cuda' but no CUDA "
                  "device is available; allowed here: auto, cpu",

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from scopeloss import config as grid
+from scopeloss import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
@@ -60,8 +61,12 @@ def test_paper_grid_matches_the_paper(paper):
     assert len(grid.rl_runs(paper)) == 8 * 4 * 3
     ppo = rl["ppo"]  # Table 3
     assert (ppo["lr"], ppo["gamma"], ppo["gae_lambda"], ppo["vf_coef"]) == (1e-4, 0.999, 0.95, 0.5)
-    assert {k: v["alpha"] for k, v in rl["loss_specs"].items()} == {
-        "policy": None, "policy_entropy": 0.01, "scope": 0.01, "focal": 2.0}
+    # Table 3's alphas: the losses' registered defaults (config.yaml overrides none)
+
+
+    assert rl["loss_specs"] == {} and rl["candidate"] == "scope"
+    assert {k: registry.check_params("ppo", k, rl["loss_specs"].get(k)) for k in rl["losses"]} == {
+        "policy": {}, "policy_entropy": {"alpha": 0.01}, "scope": {"alpha": 0.01}, "focal": {"alpha": 2.0}}
     star = rl["env_specs"]["StarPilot"]
     assert (star["suite"], star["distribution_mode"], star["num_levels"]) == ("procgen", "hard", 500)
     assert all(rl["env_specs"][e]["repeat_action_probability"] == 0.25 for e in rl["envs"][:7])
@@ -73,7 +78,9 @@ def test_paper_grid_matches_the_paper(paper):
     assert (aug["optimizer"], aug["lr"], aug["schedule"], aug["epochs"], aug["augment"]) == (
         "sgd", 1e-2, "cosine", 100, True)
     assert aug["augmentation"]["color"] == [1.0, 0.3] and aug["augmentation"]["flip_p"] == 0.5
-    assert cl["loss_specs"]["pel"]["alpha"] == 8e-6 and cl["loss_specs"]["focal"]["gamma"] == 2.0
+    assert cl["loss_specs"] == {} and cl["candidate"] == "scope"
+    assert registry.check_params("supervised", "pel", None) == {"alpha": 8e-6}  # Table 4
+    assert registry.check_params("supervised", "focal", None) == {"gamma": 2.0}
 
 
 def test_every_value_not_in_the_paper_says_where_it_comes_from():
@@ -92,8 +99,12 @@ def test_rl_cell_applies_env_overrides_and_separates_env_from_ppo_keys(paper):
     pong = grid.rl_cell(paper, "Pong", "scope")
     star = grid.rl_cell(paper, "StarPilot", "focal")
     assert set(pong) == {"env", "ppo", "loss"}
-    assert pong["loss"] == {"alpha": 0.01} and star["loss"] == {"alpha": 2.0}
-    assert grid.rl_cell(paper, "Pong", "policy")["loss"] == {"alpha": None}
+    # a cell holds the loss parameters the config sets (null = the registered default)
+    assert pong["loss"] == {} and star["loss"] == {}
+    edited = grid.merge(paper, {"rl": {"loss_specs": {"scope": {"alpha": 0.02},
+                                                      "focal": {"alpha": None}}}})
+    assert grid.rl_cell(edited, "Pong", "scope")["loss"] == {"alpha": 0.02}
+    assert grid.rl_cell(edited, "Pong", "focal")["loss"] == {}
     assert pong["env"] == {"suite": "atari", "game": "pong", "repeat_action_probability": 0.25,
                            "frameskip": 4, "noop_max": 30, "episodic_life": False,
                            "max_episode_steps": 27000}
@@ -130,10 +141,15 @@ def test_one_cell_edit_changes_only_that_cells_hyperparameters(paper):
 
 def test_classification_cell(paper):
     cell = grid.classification_cell(paper, "caltech256", "plain", "pel")
-    assert cell["loss"] == {"alpha": 8e-6, "gamma": None}
+    assert cell["loss"] == {}
     assert cell["dataset"]["kind"] == "caltech256" and cell["experiment"]["lr"] == 1e-3
-    assert grid.classification_cell(paper, "caltech256", "augmented", "focal")["loss"] == {
-        "alpha": None, "gamma": 2.0}
+    edited = grid.merge(paper, {"classification": {"loss_specs": {"focal": {"gamma": 1.0}}}})
+    assert grid.classification_cell(edited, "caltech256", "augmented", "focal")["loss"] == {
+        "gamma": 1.0}
+    with pytest.raises(grid.ConfigError, match="classification.loss_specs.focal.alpha: loss "
+                       "'focal' takes no parameter 'alpha' \\(its parameters: gamma\\)"):
+        grid.check_config(grid.merge(paper, {"classification": {"loss_specs": {
+            "focal": {"alpha": 1.0}}}}))
 
 
 def test_cells_are_accepted_by_the_trainers_resolvers(paper):
@@ -157,19 +173,20 @@ def test_cells_are_accepted_by_the_trainers_resolvers(paper):
                 for key, value in cell["experiment"].items():
                     if key != "augmentation":
                         assert resolved["experiment"][key] == value, (ds, exp, key)
-                assert resolved["loss"] == cell["loss"]
+                assert resolved["loss"] == {**registry.get("supervised", "scope").params, **cell["loss"]}
 
 
 def test_key_sets_agree_with_the_contract_and_the_loss_library():
-    from scopeloss import losses
+    from scopeloss import losses, registry
 
-    assert set(grid.RL_LOSSES) == set(losses.PPO_LOSSES)
-    assert set(grid.CLASSIFICATION_LOSSES) == set(losses.SUPERVISED_LOSSES)
+    assert losses.PPO_LOSSES == registry.names("ppo")[:6]
     assert set(grid.PPO_KEYS) == set(SCHEMA["properties"]["rl"]["properties"]["ppo"]["properties"])
-    rl_props = SCHEMA["properties"]["rl"]["properties"]
-    assert rl_props["losses"]["items"]["enum"] == list(grid.RL_LOSSES)
-    cl_props = SCHEMA["properties"]["classification"]["properties"]
-    assert set(cl_props["losses"]["items"]["enum"]) == set(grid.CLASSIFICATION_LOSSES)
+    # loss names: the schema checks their shape, the registry (which a user's module
+    # extends) their existence; the schema's description lists the built-ins
+    for half, kind in (("rl", "ppo"), ("classification", "supervised")):
+        props = SCHEMA["properties"][half]["properties"]
+        assert props["losses"]["items"] == {"type": "string", "pattern": registry.NAME.pattern}
+        assert ", ".join(registry.names(kind)) in props["losses"]["description"]
 
 
 # ----------------------------------------------------------------------------- bad config
@@ -181,9 +198,9 @@ def test_key_sets_agree_with_the_contract_and_the_loss_library():
          "config key classification.datasets: unknown name 'imagenet'"),
         ({"classification": {"experiments": ["mixup"]}},
          "config key classification.experiments: unknown name 'mixup'"),
-        ({"rl": {"losses": ["scope", "entropy"]}}, "config key rl.losses: unknown loss 'entropy'"),
+        ({"rl": {"losses": ["scope", "entropy"]}}, "config key rl.losses: unknown PPO policy loss 'entropy'"),
         ({"classification": {"losses": ["hinge"]}},
-         "config key classification.losses: unknown loss 'hinge'"),
+         "config key classification.losses: unknown supervised loss 'hinge'"),
         ({"rl": {"resources": {"procgen": None}}}, "config key rl.resources: no entry for suite"),
     ],
 )
@@ -210,7 +227,7 @@ def test_check_config_names_the_key_and_the_allowed_values(paper, overlay, messa
         ({"classification": {"experiment_specs": {"plain": {"lr": "fast"}}}},
          "invalid config key classification.experiment_specs.plain.lr: 'fast' is not of type 'number'"),
         ({"rl": {"seeds": [1, "two"]}}, "invalid config key rl.seeds[1]: 'two' is not of type 'integer'"),
-        ({"rl": {"losses": ["entropy"]}}, "invalid config key rl.losses[0]: 'entropy' is not one of"),
+        ({"rl": {"losses": ["en-tropy"]}}, "invalid config key rl.losses[0]: 'en-tropy' does not match"),
         ({"rl": {"ppo": {"learning_rate": 1}}}, "invalid config key rl.ppo: unknown key(s) learning_rate; allowed: total_steps, "),
         ({"rl": {"env_specs": {"Pong": {"suite": "mujoco"}}}},
          "invalid config key rl.env_specs.Pong.suite: 'mujoco' is not one of"),
@@ -226,7 +243,7 @@ def test_schema_errors_name_the_key(paper, overlay, message):
 def test_unknown_names_in_cells_are_errors(paper):
     with pytest.raises(grid.ConfigError, match="rl.env_specs: unknown name 'Atlantis'"):
         grid.rl_cell(paper, "Atlantis", "scope")
-    with pytest.raises(grid.ConfigError, match="unknown loss 'ce'"):
+    with pytest.raises(grid.ConfigError, match="unknown PPO policy loss 'ce'"):
         grid.rl_cell(paper, "Pong", "ce")
     with pytest.raises(grid.ConfigError, match="classification.experiment_specs: unknown name"):
         grid.classification_cell(paper, "caltech256", "mixup", "ce")

@@ -194,9 +194,132 @@ def test_supervised_gradcheck(name, batch):
 def test_ppo_gradcheck(name):
     logits, actions, old, adv = _ppo_batch(seed=7)
     logits = logits.clone().requires_grad_(True)
+    kwargs = {"action_counts": torch.bincount(actions, minlength=5)} if name == "weighted_policy" else {}
     assert torch.autograd.gradcheck(
-        lambda x: ppo_policy_loss(name, x, actions, old, adv, clip_coef=0.2), (logits,)
+        lambda x: ppo_policy_loss(name, x, actions, old, adv, clip_coef=0.2, **kwargs), (logits,)
     )
+
+
+# ---------------------------------------------------------------- RL imbalance remedies
+
+
+def test_weighted_policy_is_the_inverse_count_weighted_mean_of_eq10():
+    logits, actions, old, adv = _ppo_batch(seed=11, n=40, a=3)
+    eps = 0.2
+    counts = torch.bincount(actions, minlength=3)
+    p = _np_probs(logits)
+    idx = np.arange(len(actions)), actions.numpy()
+    A = adv.numpy()
+    r = p[idx] / np.exp(old.numpy())
+    lclip = np.minimum(r * A, np.where(A >= 0, A * (1 + eps), A * (1 - eps)))
+    w = 1.0 / counts.numpy()[actions.numpy()]
+    expected = (w * -lclip).sum() / w.sum()
+    x = logits.clone().requires_grad_(True)
+    got = ppo_policy_loss("weighted_policy", x, actions, old, adv, clip_coef=eps, action_counts=counts)
+    assert got.item() == pytest.approx(expected, rel=1e-10)
+    # gradient: the weighted sum of the per-sample gradients of -L_clip
+    got.backward()
+    per_sample = []
+    for i in range(len(actions)):
+        xi = logits.clone().requires_grad_(True)
+        term = ppo_policy_loss("policy", xi[i : i + 1], actions[i : i + 1], old[i : i + 1], adv[i : i + 1], clip_coef=eps)
+        term.backward()
+        per_sample.append(xi.grad * w[i] / w.sum())
+    torch.testing.assert_close(x.grad, sum(per_sample))
+    # equal counts: plain eq. 10
+    torch.testing.assert_close(
+        ppo_policy_loss("weighted_policy", logits, actions, old, adv, clip_coef=eps, action_counts=torch.ones(3)),
+        ppo_policy_loss("policy", logits, actions, old, adv, clip_coef=eps))
+    with pytest.raises(ValueError, match="needs action_counts"):
+        ppo_policy_loss("weighted_policy", logits, actions, old, adv, clip_coef=eps)
+    bad = counts.double()
+    bad[actions[0]] = 0
+    with pytest.raises(ValueError, match="positive for every action in the batch"):
+        ppo_policy_loss("weighted_policy", logits, actions, old, adv, clip_coef=eps, action_counts=bad)
+
+
+def test_resampled_policy_is_eq10_with_balanced_sampling():
+    from scopeloss import registry
+
+    logits, actions, old, adv = _ppo_batch(seed=2)
+    torch.testing.assert_close(ppo_policy_loss("resampled_policy", logits, actions, old, adv, clip_coef=0.1),
+                               ppo_policy_loss("policy", logits, actions, old, adv, clip_coef=0.1))
+    assert registry.get("ppo", "resampled_policy").sampling == "action_balanced"
+    assert {loss.sampling for name, loss in registry.losses("ppo").items() if name != "resampled_policy"} == {"natural"}
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def test_every_registered_name_dispatches_to_its_own_function():
+    # No fall-through: each name reaches the function registered under it, and a name not
+    # registered is refused (the old if/elif chain ended in `else: # focal`).
+    from scopeloss import registry
+
+    for kind in registry.KINDS:
+        for name, loss in registry.losses(kind).items():
+            assert callable(loss.function) and loss.kind == kind and loss.label
+    logits, actions, old, adv = _ppo_batch()
+    seen = []
+    for kind, call in (("ppo", lambda n: ppo_policy_loss(n, logits, actions, old, adv, clip_coef=0.2,
+                                                          action_counts=torch.ones(5))),
+                       ("supervised", lambda n: supervised_loss(n, logits[:, :4], actions % 4,
+                                                                class_counts=COUNTS))):
+        for name, loss in registry.losses(kind).items():
+            original = loss.function
+            registry._LOSSES[kind][name] = __import__("dataclasses").replace(
+                loss, function=lambda *a, _n=name, **k: seen.append(_n) or torch.zeros(()))
+            try:
+                call(name)
+            finally:
+                registry._LOSSES[kind][name] = loss
+            assert seen[-1] == name and loss.function is original
+    with pytest.raises(ValueError, match="unknown PPO policy loss 'nope'; registered: policy, "):
+        ppo_policy_loss("nope", logits, actions, old, adv, clip_coef=0.2)
+
+
+def test_a_parameter_the_loss_does_not_take_is_refused():
+    logits, actions, old, adv = _ppo_batch()
+    with pytest.raises(ValueError, match="'policy' takes no parameter 'beta'"):
+        ppo_policy_loss("policy", logits, actions, old, adv, clip_coef=0.2, beta=1.0)
+    # alpha=None keeps the default (and is accepted by a loss without alpha: the old API)
+    ppo_policy_loss("policy", logits, actions, old, adv, clip_coef=0.2, alpha=None)
+
+
+def test_registering_a_user_loss_and_its_errors():
+    from scopeloss import registry
+    from scopeloss.losses import register_ppo_loss, register_supervised_loss
+    from scopeloss.params import ConfigError
+
+    logits, actions, old, adv = _ppo_batch()
+    with registry.restored():
+        @register_ppo_loss("my_pg", alpha=0.5, label="My PG")
+        def my_pg(logits, actions, old_logprob, advantages, *, clip_coef, alpha):
+            return alpha * logits.sum() * 0 + alpha
+
+        assert ppo_policy_loss("my_pg", logits, actions, old, adv, clip_coef=0.2).item() == 0.5
+        assert ppo_policy_loss("my_pg", logits, actions, old, adv, clip_coef=0.2, alpha=2).item() == 2
+        assert registry.styles("ppo")["my_pg"]["label"] == "My PG"
+        with pytest.raises(ConfigError, match="'scope' registered twice: by scopeloss.losses"):
+            register_ppo_loss("scope")(my_pg)
+        with pytest.raises(ConfigError, match=r"cannot be called as a PPO policy loss is, with "
+                           r"\(logits, actions, old_logprob, advantages, \*, clip_coef, beta\)"):
+            register_ppo_loss("bad", beta=1.0)(my_pg)
+        with pytest.raises(ConfigError, match="cannot be called as a supervised loss is"):
+            register_supervised_loss("bad_ce")(lambda logits: logits)
+        with pytest.raises(ConfigError, match="default must be a number"):
+            register_supervised_loss("bad_ce", alpha="x")
+    assert "my_pg" not in registry.names("ppo")
+
+
+def test_the_registry_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, scopeloss.losses, scopeloss.registry as r; r.styles('ppo'); "
+            "r.check_params('ppo', 'scope', {'alpha': 0.1}); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def _grad_wrt_chosen_logit(name, p_i, adv=1.0, **kw):
@@ -237,7 +360,7 @@ def test_focal_increases_p_i_even_for_negative_advantage():
 
 def test_unknown_names_list_the_allowed_ones(batch):
     logits, t = batch
-    with pytest.raises(ValueError, match="unknown supervised loss 'scop'.*ce, focal, pel, scope"):
+    with pytest.raises(ValueError, match="unknown supervised loss 'scop'.*pel, scope, focal, ce"):
         supervised_loss("scop", logits, t)
     with pytest.raises(ValueError, match="unknown PPO policy loss 'entropy'.*policy, policy_entropy, scope, focal"):
         ppo_policy_loss("entropy", *_ppo_batch(), clip_coef=0.2)

@@ -55,7 +55,7 @@ def test_overrides_and_full_spec_from_workflow():
 
 @pytest.mark.parametrize("env,loss,overrides,message", [
     ("Pacman", "scope", None, "unknown env 'Pacman'; allowed: Pong, Breakout"),
-    ("Pong", "entropy", None, "unknown loss 'entropy'; allowed: policy, policy_entropy, scope, focal"),
+    ("Pong", "entropy", None, "unknown PPO policy loss 'entropy'; registered: policy, policy_entropy, scope, focal"),
     ("Pong", "scope", {"ppo": {"total_steps": 0}}, "ppo.total_steps must be a positive integer, got 0"),
     ("Pong", "scope", {"ppo": {"total_steps": -5}}, "ppo.total_steps must be a positive integer"),
     ("Pong", "scope", {"ppo": {"total_steps": 1001}}, "a multiple of ppo.num_envs (8)"),
@@ -87,7 +87,7 @@ def test_unknown_key_lists_allowed_ones():
 
 @pytest.mark.parametrize("args,message", [
     (["--env", "Pacman", "--loss", "scope"], "unknown env 'Pacman'"),
-    (["--env", "CartPole-v1", "--loss", "ce"], "unknown loss 'ce'"),
+    (["--env", "CartPole-v1", "--loss", "ce"], "unknown PPO policy loss 'ce'"),
     (["--env", "CartPole-v1", "--loss", "scope", "--set", "ppo.total_steps=0"],
      "ppo.total_steps must be a positive integer"),
     (["--env", "CartPole-v1", "--loss", "scope", "--hparams", '{"ppo": {"total_steps": -4}}'],

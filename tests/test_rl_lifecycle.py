@@ -118,7 +118,7 @@ def test_changed_run_settings_resume_and_changed_code_starts_afresh(tmp_path, mo
     assert state["state"]["resumes"][0]["update"] == 4
     assert state["state"]["run_settings"]["checkpoint_every"] == 5
     # Other code: never resume an older checkpoint.
-    monkeypatch.setattr(ppo, "code_fingerprint", lambda entry: "other-code")
+    monkeypatch.setattr(ppo, "cell_fingerprint", lambda trainer, loss: "other-code")
     summary, said = run(out)
     assert any("checkpoint is from other code" in line for line in said)
     assert not any("resuming" in line for line in said)

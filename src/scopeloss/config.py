@@ -25,23 +25,17 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from scopeloss import params
+from scopeloss import params, registry
 from scopeloss.overrides import numbers_as_yaml12
 from scopeloss.params import ConfigError
-
-RL_LOSSES = params.RL_LOSS_NAMES
-CLASSIFICATION_LOSSES = params.CL_LOSS_NAMES
-COUNT_CORRECTING_LOSSES = params.COUNT_CORRECTING_LOSSES
 
 # The PPO keys of docs/CONTRACT.md; the same keys inside rl.env_specs.<ENV> override them.
 PPO_KEYS = tuple(params.PPO)
 # Run settings: how and where a job runs (never a rerun trigger, never a checkpoint key).
 RL_RUN_KEYS = tuple(params.RL_RUN)
 CLASSIFICATION_RUN_KEYS = tuple(params.CL_RUN)
-RL_LOSS_KEYS = tuple(params.RL_LOSS)
-CLASSIFICATION_LOSS_KEYS = tuple(params.CL_LOSS)
-
-
+# The loss kind of each half of the grid (scopeloss.registry).
+LOSS_KIND = {"rl": "ppo", "classification": "supervised"}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -116,6 +110,7 @@ def check_files(path: str | Path, *overlays: str | Path,
     import jsonschema
 
     config = load_config(path, *overlays)
+    load_loss_modules(config)
     check_run_settings_placement(config)
     try:
         jsonschema.Draft202012Validator(read_yaml(schema)).validate(config)
@@ -264,17 +259,22 @@ def _check_names(section: Mapping, prefix: str, listed: str, specs: str) -> None
             )
 
 
-def _check_losses(section: Mapping, prefix: str, allowed: tuple[str, ...]) -> None:
+def load_loss_modules(config: Mapping) -> list[str]:
+    """Import the user loss modules named in ``loss_modules`` (once each), so that their
+    losses are registered before any name is checked; returns their source files."""
+    return registry.load_modules(config.get("loss_modules"), "config key loss_modules")
+
+
+def _check_losses(section: Mapping, prefix: str) -> None:
+    """Every loss named in the grid, its spec and the candidate are registered losses of
+    the half's kind; every spec sets only parameters its loss takes."""
+    kind = LOSS_KIND[prefix]
     for name in section.get("losses") or []:
-        if name not in allowed:
-            raise ConfigError(
-                f"config key {prefix}.losses: unknown loss {name!r} (allowed: {', '.join(allowed)})"
-            )
-    for name in section.get("loss_specs") or {}:
-        if name not in allowed:
-            raise ConfigError(
-                f"config key {prefix}.loss_specs.{name}: unknown loss (allowed: {', '.join(allowed)})"
-            )
+        registry.get(kind, name, f"config key {prefix}.losses")
+    for name, spec in (section.get("loss_specs") or {}).items():
+        registry.check_params(kind, name, spec, f"config key {prefix}.loss_specs.{name}")
+    if section.get("candidate") is not None:
+        registry.get(kind, section["candidate"], f"config key {prefix}.candidate")
 
 
 def check_run_settings_placement(config: Mapping) -> None:
@@ -310,8 +310,8 @@ def check_config(config: Mapping) -> None:
     _check_names(rl, "rl", "envs", "env_specs")
     _check_names(cl, "classification", "datasets", "dataset_specs")
     _check_names(cl, "classification", "experiments", "experiment_specs")
-    _check_losses(rl, "rl", RL_LOSSES)
-    _check_losses(cl, "classification", CLASSIFICATION_LOSSES)
+    _check_losses(rl, "rl")
+    _check_losses(cl, "classification")
     for env in rl.get("envs") or []:
         suite = rl["env_specs"][env].get("suite")
         if suite not in (rl.get("resources") or {}):
@@ -348,13 +348,18 @@ def rl_cell(config: Mapping, env: str, loss: str) -> dict:
     overrides applied; the loss's ``alpha`` (null = the paper's default)."""
     rl = _section(config, "rl")
     spec = _lookup(rl.get("env_specs") or {}, env, "rl.env_specs")
-    if loss not in RL_LOSSES:
-        raise ConfigError(f"config key rl.losses: unknown loss {loss!r} (allowed: {', '.join(RL_LOSSES)})")
     ppo = dict(rl.get("ppo") or {})
     ppo.update({k: v for k, v in spec.items() if k in PPO_KEYS})
     env_keys = {k: v for k, v in spec.items() if k not in PPO_KEYS}
-    loss_spec = (rl.get("loss_specs") or {}).get(loss) or {}
-    return _sorted({"env": env_keys, "ppo": ppo, "loss": {k: loss_spec.get(k) for k in RL_LOSS_KEYS}})
+    return _sorted({"env": env_keys, "ppo": ppo, "loss": _loss_section(rl, "rl", loss)})
+
+
+def _loss_section(section: Mapping, prefix: str, loss: str) -> dict:
+    """The parameters ``{prefix}.loss_specs.<loss>`` sets (a null is the default: left out,
+    so that writing one reruns nothing)."""
+    registry.get(LOSS_KIND[prefix], loss, f"config key {prefix}.losses")
+    spec = (section.get("loss_specs") or {}).get(loss) or {}
+    return {k: v for k, v in spec.items() if v is not None}
 
 
 def classification_cell(config: Mapping, dataset: str, experiment: str, loss: str) -> dict:
@@ -362,19 +367,8 @@ def classification_cell(config: Mapping, dataset: str, experiment: str, loss: st
     cl = _section(config, "classification")
     ds = _lookup(cl.get("dataset_specs") or {}, dataset, "classification.dataset_specs")
     exp = _lookup(cl.get("experiment_specs") or {}, experiment, "classification.experiment_specs")
-    if loss not in CLASSIFICATION_LOSSES:
-        raise ConfigError(
-            f"config key classification.losses: unknown loss {loss!r} "
-            f"(allowed: {', '.join(CLASSIFICATION_LOSSES)})"
-        )
-    loss_spec = (cl.get("loss_specs") or {}).get(loss) or {}
-    return _sorted(
-        {
-            "dataset": dict(ds),
-            "experiment": dict(exp),
-            "loss": {k: loss_spec.get(k) for k in CLASSIFICATION_LOSS_KEYS},
-        }
-    )
+    return _sorted({"dataset": dict(ds), "experiment": dict(exp),
+                    "loss": _loss_section(cl, "classification", loss)})
 
 
 def cell_json(cell: Mapping) -> str:
@@ -444,9 +438,18 @@ def classification_runs(config: Mapping) -> list[tuple[str, str, str, int]]:
 
 def double_correction(config: Mapping, experiment: str, loss: str) -> bool:
     """Whether the cell would correct for imbalance twice: a re-sampling experiment with a
-    loss that re-weights by the natural class counts (COUNT_CORRECTING_LOSSES)."""
+    loss that re-weights by the natural class counts (a loss registered as needing them:
+    inverse-frequency weights, Balanced Softmax's log-prior). Under re-sampling the batches
+    are already re-balanced, so such a loss would correct twice (Ren et al. 2020 note that
+    Balanced Softmax over-balances under class-balanced sampling): not in the grid."""
     spec = config["classification"].get("experiment_specs", {}).get(experiment) or {}
-    return loss in COUNT_CORRECTING_LOSSES and spec.get("sampling", "natural") != "natural"
+    return (registry.get("supervised", loss).needs_counts
+            and spec.get("sampling", "natural") != "natural")
+
+
+def candidate(config: Mapping, half: str) -> str:
+    """The loss the claims of ``half`` (rl, classification) are about (default scope)."""
+    return (config.get(half) or {}).get("candidate") or "scope"
 
 
 if __name__ == "__main__":

@@ -111,6 +111,20 @@ def code_fingerprint(*entries: str) -> str:
     return digest.hexdigest()[:16]
 
 
+LOSS_KIND = {"rl": "ppo", "classify": "supervised"}
+
+
+def cell_fingerprint(trainer: str, loss: str) -> str:
+    """The code fingerprint of one training cell: its trainer's, plus (after a ``+``) that of
+    the user module that registered its loss, so that editing the module reruns the cells
+    of its losses and nothing else. A built-in loss's cell has the trainer's alone."""
+    from scopeloss import registry
+
+    own = registry.code_fingerprint(LOSS_KIND[trainer], loss)
+    base = code_fingerprint(TRAINERS[trainer])
+    return f"{base}+{own}" if own else base
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 

@@ -1,41 +1,83 @@
-"""Every loss of the paper, as pure functions: tensors in, a scalar batch mean out.
+"""Every loss, as pure functions registered by name: tensors in, a scalar batch mean out.
 
 Equation numbers are those of *Scope Loss for Imbalanced Classification and RL
-Exploration*. All probabilities come from ``log_softmax`` computed in float32 (float64
-stays float64, which ``gradcheck`` needs), so bf16/fp16 logits under autocast lose no
-precision in the loss. Every ``p_i`` and ``p_j`` term is a function of ``logits`` and
-carries gradient; the advantage is a constant.
+Exploration*. Each loss is registered once (``scopeloss.registry``) with the public
+decorators a user's own module uses too (docs/CONTRACT.md, "Your own loss")::
+
+    @register_ppo_loss("my_pg", alpha=0.01, label="My PG")
+    def my_pg(logits, actions, old_logprob, advantages, *, clip_coef, alpha): ...
+    @register_supervised_loss("my_ce", label="My CE")
+    def my_ce(logits, targets): ...
+
+``ppo_policy_loss(name, ...)`` and ``supervised_loss(name, ...)`` check the inputs once
+and dispatch by the registry: a name that is not registered is an error naming the
+registered ones (no fall-through to another loss's formula).
+
+All probabilities come from ``log_softmax`` computed in float32 (float64 stays float64,
+which ``gradcheck`` needs), so bf16/fp16 logits under autocast lose no precision in the
+loss. Every ``p_i`` and ``p_j`` term is a function of ``logits`` and carries gradient; the
+advantage is a constant.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
+
+from scopeloss import registry
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+class _Torch:
+    """torch, imported on first use: the Snakefile and the analysis env (no torch) read the
+    registry through this module without paying for (or having) torch."""
+
+    def __getattr__(self, name: str) -> Any:
+        import torch as real
+
+        globals()["torch"] = real
+        return getattr(real, name)
+
+
+torch = _Torch()
 
 __all__ = [
-    "SUPERVISED_LOSSES",
-    "PPO_LOSSES",
-    "SUPERVISED_DEFAULTS",
-    "PPO_DEFAULTS",
-    "supervised_loss",
+    "register_ppo_loss",
+    "register_supervised_loss",
     "ppo_policy_loss",
+    "supervised_loss",
     "check_index_range",
+    "clipped_surrogate",
+    "float_log_probs",
+    "PPO_LOSSES",
+    "SUPERVISED_LOSSES",
 ]
 
-from scopeloss.params import (COUNT_CORRECTING_LOSSES, PPO_DEFAULTS,  # noqa: E402
-                              SUPERVISED_DEFAULTS)
 
-SUPERVISED_LOSSES = tuple(SUPERVISED_DEFAULTS)
-PPO_LOSSES = tuple(PPO_DEFAULTS)
-_NEEDS_COUNTS = set(COUNT_CORRECTING_LOSSES)
+def register_ppo_loss(name: str, *, label: str | None = None, color: str | None = None,
+                      dash: Any = None, needs_action_counts: bool = False,
+                      sampling: str = "natural", **params: float):
+    """Register ``fn(logits, actions, old_logprob, advantages, *, clip_coef, **params)`` (and
+    ``action_counts`` (A,) with ``needs_action_counts``) as the PPO policy loss ``name``; it
+    returns the batch mean to minimise. ``params`` are its parameters with their defaults
+    (``rl.loss_specs.<name>`` overrides them). ``sampling="action_balanced"`` makes the update
+    draw its samples with every action equally likely (``resampled_policy``)."""
+    return registry.register("ppo", name, params, label=label, color=color, dash=dash,
+                             needs_counts=needs_action_counts, sampling=sampling)
 
 
-def _check_name(name: str, allowed: tuple[str, ...], what: str) -> None:
-    if name not in allowed:
-        raise ValueError(f"unknown {what} {name!r}; allowed: {', '.join(allowed)}")
+def register_supervised_loss(name: str, *, label: str | None = None, color: str | None = None,
+                             dash: Any = None, needs_class_counts: bool = False,
+                             **params: float):
+    """Register ``fn(logits, targets, **params)`` (and ``class_counts`` (C,) with
+    ``needs_class_counts``) as the classification loss ``name``; it returns the batch mean."""
+    return registry.register("supervised", name, params, label=label, color=color, dash=dash,
+                             needs_counts=needs_class_counts)
 
 
-def _log_probs(logits: Tensor) -> Tensor:
+# ----------------------------------------------------------------------------- checks
+def float_log_probs(logits: Tensor) -> Tensor:
     """log_softmax in at least float32, whatever the autocast dtype of ``logits``."""
     if not torch.is_floating_point(logits):
         raise TypeError(f"logits must be a floating tensor, got {logits.dtype}")
@@ -83,121 +125,218 @@ def _check_vector(name: str, x: Tensor, batch: int) -> None:
         raise ValueError(f"{name} must have shape ({batch},), got {tuple(x.shape)}")
 
 
-def _class_counts(counts, num_classes: int, device: torch.device, dtype: torch.dtype,
-                  check_values: bool = True) -> Tensor:
-    counts = torch.as_tensor(counts, device=device, dtype=dtype)
-    if counts.shape != (num_classes,):
-        raise ValueError(
-            f"class_counts must have shape ({num_classes},) to match the logits, "
-            f"got {tuple(counts.shape)}"
-        )
-    if check_values and bool((counts <= 0).any()):  # a host sync: skipped when pre-checked
-        raise ValueError("class_counts must be positive for every class (a class with no "
-                         "training example has no prior)")
+def _counts(name: str, counts, logits: Tensor, check_values: bool, used=None) -> Tensor:
+    """Counts per class (C,) as a float tensor on the logits' device; positive where used
+    (every class for ``used`` None) when ``check_values`` (a host sync: skipped when the
+    caller checked them once)."""
+    size = logits.shape[1]
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    counts = torch.as_tensor(counts, device=logits.device, dtype=dtype)
+    if counts.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},) to match the logits, "
+                         f"got {tuple(counts.shape)}")
+    if check_values and bool(((counts if used is None else counts[used]) <= 0).any()):
+        raise ValueError(f"{name} must be positive for every "
+                         f"{'class (a class with no training example has no prior)' if used is None else 'action in the batch'}")
     return counts
 
 
-def supervised_loss(
-    name: str,
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    alpha: float | None = None,
-    gamma: float | None = None,
-    class_counts=None,
-    check_range: bool = True,
-) -> Tensor:
+def _params(loss: registry.Loss, given: dict[str, Any]) -> dict[str, Any]:
+    """The loss's parameters: defaults, then the given values that are not None."""
+    out = dict(loss.params)
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key not in out:
+            raise ValueError(f"{registry.KIND_WORDS[loss.kind]} {loss.name!r} takes no "
+                             f"parameter {key!r} (its parameters: {', '.join(out) or 'none'})")
+        out[key] = value
+    return out
+
+
+def _registered(kind: str, name: str) -> registry.Loss:
+    try:
+        return registry.get(kind, name, "loss")
+    except registry.ConfigError as err:
+        raise ValueError(str(err)) from None
+
+
+# ----------------------------------------------------------------------------- dispatch
+def supervised_loss(name: str, logits: Tensor, targets: Tensor, *, class_counts=None,
+                    check_range: bool = True, **params: float | None) -> Tensor:
     """Batch-mean classification loss ``name`` for ``logits`` (B, C), ``targets`` (B,).
 
-    A trainer that validated its labels and class counts once where the data enters passes
+    ``params`` override the loss's registered defaults (None keeps the default). A trainer
+    that validated its labels and class counts once where the data enters passes
     ``check_range=False``: the per-call value checks (host syncs) are skipped; shapes and
     dtypes are always checked.
-
-    ce (eq. 1), focal (eq. 2, gamma 2), pel (eq. 5, alpha 8e-6), scope (eq. 7/8, alpha 1),
-    weighted_ce (inverse-frequency class weights n / (C n_c), weighted mean as in
-    ``F.cross_entropy(weight=...)``) and balanced_softmax (cross entropy of
-    ``logits + log prior``, Ren et al. 2020); the last two need ``class_counts`` (C,).
     """
-    _check_name(name, SUPERVISED_LOSSES, "supervised loss")
+    loss = _registered("supervised", name)
     _check_index("targets", targets, logits, check_range)
-    defaults = SUPERVISED_DEFAULTS[name]
-    alpha = defaults.get("alpha") if alpha is None else alpha
-    gamma = defaults.get("gamma") if gamma is None else gamma
-    if name in _NEEDS_COUNTS and class_counts is None:
-        raise ValueError(f"supervised loss {name!r} needs class_counts (training count per class)")
-
-    targets = targets.long()
-    log_p = _log_probs(logits)
-    if name == "balanced_softmax":
-        counts = _class_counts(class_counts, logits.shape[1], logits.device, log_p.dtype,
-                               check_range)
-        log_p = torch.log_softmax(log_p + torch.log(counts / counts.sum()), dim=-1)
-    log_pi = log_p.gather(1, targets[:, None]).squeeze(1)
-    p_i = log_pi.exp()
-
-    if name in ("ce", "balanced_softmax"):
-        return -log_pi.mean()
-    if name == "weighted_ce":
-        counts = _class_counts(class_counts, logits.shape[1], logits.device, log_p.dtype,
-                               check_range)
-        weights = counts.sum() / (counts.numel() * counts)
-        w = weights[targets]
-        return -(w * log_pi).sum() / w.sum()
-    if name == "focal":
-        return -((1.0 - p_i).pow(gamma) * log_pi).mean()
-    if name == "pel":
-        neg_entropy = (log_p.exp() * log_p).sum(dim=1)
-        return (-log_pi + alpha * neg_entropy).mean()
-    # scope
-    return -((1.0 - alpha * p_i) * log_pi).mean()
+    kwargs = _params(loss, params)
+    if loss.needs_counts:
+        if class_counts is None:
+            raise ValueError(f"supervised loss {name!r} needs class_counts (training count "
+                             "per class)")
+        kwargs["class_counts"] = _counts("class_counts", class_counts, logits, check_range)
+    return loss.function(logits, targets.long(), **kwargs)
 
 
-def ppo_policy_loss(
-    name: str,
-    logits: Tensor,
-    actions: Tensor,
-    old_logprob: Tensor,
-    advantages: Tensor,
-    *,
-    clip_coef: float,
-    alpha: float | None = None,
-    check_range: bool = True,
-    log_probs: Tensor | None = None,
-) -> Tensor:
-    """Batch-mean PPO policy loss ``name`` (eqs. 10-14) to minimise.
+def ppo_policy_loss(name: str, logits: Tensor, actions: Tensor, old_logprob: Tensor,
+                    advantages: Tensor, *, clip_coef: float, check_range: bool = True,
+                    log_probs: Tensor | None = None, action_counts=None,
+                    **params: float | None) -> Tensor:
+    """Batch-mean PPO policy loss ``name`` (eqs. 10-14 and the imbalance remedies) to minimise.
 
-    ``L_clip = min(r A, g(eps, A))`` with ``r = p_i / p_i^k``; policy ``-L_clip``,
-    policy_entropy ``-L_clip + alpha sum_j p_j log p_j``, scope ``-L_clip + alpha p_i log p_i``,
-    focal ``-L_clip A + 2 alpha L_clip p_i - alpha^2 p_i^2 log p_i``. ``advantages`` are
-    expected already normalised (eq. 9) and are treated as constants. A caller that has
-    checked the actions' range once where they enter (the trainer: once per rollout) passes
-    ``check_range=False``; shapes and dtypes are always checked. A caller that needs the
-    log-probabilities itself (the trainer's diagnostics) passes ``log_probs``, which must be
-    ``log_softmax`` of ``logits`` in float32: they are then computed once.
+    ``advantages`` are expected already normalised (eq. 9) and are treated as constants.
+    ``params`` override the loss's registered defaults (None keeps the default);
+    ``action_counts`` (A,) are the rollout's action counts, for a loss that needs them. A
+    caller that has checked the actions' range once where they enter (the trainer: once
+    per rollout) passes ``check_range=False``; shapes and dtypes are always checked. A caller
+    that needs the log-probabilities itself (the trainer's diagnostics) passes ``log_probs``,
+    which must be ``log_softmax`` of ``logits`` in float32: a built-in then reuses them.
     """
-    _check_name(name, PPO_LOSSES, "PPO policy loss")
+    loss = _registered("ppo", name)
     _check_index("actions", actions, logits, check_range)
     batch = logits.shape[0]
     _check_vector("old_logprob", old_logprob, batch)
     _check_vector("advantages", advantages, batch)
     if not clip_coef > 0:
         raise ValueError(f"clip_coef must be positive, got {clip_coef}")
-    alpha = PPO_DEFAULTS[name].get("alpha") if alpha is None else alpha
+    kwargs = _params(loss, params)
+    if loss.needs_counts:
+        if action_counts is None:
+            raise ValueError(f"PPO policy loss {name!r} needs action_counts (how often each "
+                             "action occurs in the rollout)")
+        kwargs["action_counts"] = _counts("action_counts", action_counts, logits, check_range,
+                                          actions.long())
+    if loss.takes_log_probs and log_probs is not None:
+        kwargs["log_probs"] = log_probs
+    return loss.function(logits, actions, old_logprob.detach(), advantages.detach(),
+                         clip_coef=clip_coef, **kwargs)
 
-    log_p = _log_probs(logits) if log_probs is None else log_probs
+
+# ----------------------------------------------------------------------------- PPO losses
+def clipped_surrogate(log_p: Tensor, actions: Tensor, old_logprob: Tensor, advantages: Tensor,
+                      clip_coef: float) -> tuple[Tensor, Tensor]:
+    """Per sample: ``L_clip = min(r A, g(eps, A))`` with ``r = p_i / p_i^k`` (eq. 10's term),
+    and ``log p_i``."""
     log_pi = log_p.gather(1, actions.long()[:, None]).squeeze(1)
-    adv = advantages.detach().to(log_p.dtype)
-    ratio = torch.exp(log_pi - old_logprob.detach().to(log_p.dtype))
+    adv = advantages.to(log_p.dtype)
+    ratio = torch.exp(log_pi - old_logprob.to(log_p.dtype))
     bound = torch.where(adv >= 0, adv * (1.0 + clip_coef), adv * (1.0 - clip_coef))
-    l_clip = torch.minimum(ratio * adv, bound)
+    return torch.minimum(ratio * adv, bound), log_pi
 
-    if name == "policy":
-        loss = -l_clip
-    elif name == "policy_entropy":
-        loss = -l_clip + alpha * (log_p.exp() * log_p).sum(dim=1)
-    elif name == "scope":
-        loss = -l_clip + alpha * log_pi.exp() * log_pi
-    else:  # focal, gamma fixed at 2 by the derivation of eq. 14
-        p_i = log_pi.exp()
-        loss = -l_clip * adv + 2.0 * alpha * l_clip * p_i - alpha**2 * p_i.pow(2) * log_pi
-    return loss.mean()
+
+@register_ppo_loss("policy", label="Policy", color="#1f77b4", dash="solid")
+def policy(logits, actions, old_logprob, advantages, *, clip_coef, log_probs=None):
+    """Eq. 10: ``-L_clip``."""
+    log_p = float_log_probs(logits) if log_probs is None else log_probs
+    l_clip, _ = clipped_surrogate(log_p, actions, old_logprob, advantages, clip_coef)
+    return (-l_clip).mean()
+
+
+@register_ppo_loss("policy_entropy", alpha=0.01, label="Policy+Entropy", color="#ff7f0e",
+                   dash=(0, (5, 2)))
+def policy_entropy(logits, actions, old_logprob, advantages, *, clip_coef, alpha,
+                   log_probs=None):
+    """Eq. 11: ``-L_clip + alpha sum_j p_j log p_j`` (alpha_entropy, paper Table 3)."""
+    log_p = float_log_probs(logits) if log_probs is None else log_probs
+    l_clip, _ = clipped_surrogate(log_p, actions, old_logprob, advantages, clip_coef)
+    return (-l_clip + alpha * (log_p.exp() * log_p).sum(dim=1)).mean()
+
+
+@register_ppo_loss("scope", alpha=0.01, label="Scope", color="#2ca02c", dash=(0, (2, 1.5)))
+def scope(logits, actions, old_logprob, advantages, *, clip_coef, alpha, log_probs=None):
+    """Eq. 12: ``-L_clip + alpha p_i log p_i`` (alpha_scope, paper Table 3)."""
+    log_p = float_log_probs(logits) if log_probs is None else log_probs
+    l_clip, log_pi = clipped_surrogate(log_p, actions, old_logprob, advantages, clip_coef)
+    return (-l_clip + alpha * log_pi.exp() * log_pi).mean()
+
+
+@register_ppo_loss("focal", alpha=2.0, label="Focal", color="#d62728",
+                   dash=(0, (6, 1.5, 1, 1.5)))
+def focal(logits, actions, old_logprob, advantages, *, clip_coef, alpha, log_probs=None):
+    """Eq. 14: ``-L_clip A + 2 alpha L_clip p_i - alpha^2 p_i^2 log p_i``; gamma fixed at 2
+    by the derivation (alpha_focal, paper Table 3)."""
+    log_p = float_log_probs(logits) if log_probs is None else log_probs
+    l_clip, log_pi = clipped_surrogate(log_p, actions, old_logprob, advantages, clip_coef)
+    adv, p_i = advantages.to(log_p.dtype), log_pi.exp()
+    return (-l_clip * adv + 2.0 * alpha * l_clip * p_i - alpha**2 * p_i.pow(2) * log_pi).mean()
+
+
+@register_ppo_loss("weighted_policy", label="Weighted policy", color="#9467bd",
+                   dash=(0, (1, 1)), needs_action_counts=True)
+def weighted_policy(logits, actions, old_logprob, advantages, *, clip_coef, action_counts,
+                    log_probs=None):
+    """Beyond the paper: eq. 10's per-sample term ``-L_clip`` weighted by ``1 / n_a`` (n_a:
+    how often action a occurs in the rollout), as the weighted mean ``sum w l / sum w``:
+    the RL analogue of ``weighted_ce`` (docs/choices.md)."""
+    log_p = float_log_probs(logits) if log_probs is None else log_probs
+    l_clip, _ = clipped_surrogate(log_p, actions, old_logprob, advantages, clip_coef)
+    w = action_counts.reciprocal()[actions.long()].to(log_p.dtype)
+    return -(w * l_clip).sum() / w.sum()
+
+
+@register_ppo_loss("resampled_policy", label="Resampled policy", color="#8c564b",
+                   dash=(0, (3, 1, 1, 1, 1, 1)), sampling="action_balanced")
+def resampled_policy(logits, actions, old_logprob, advantages, *, clip_coef, log_probs=None):
+    """Beyond the paper: eq. 10 on samples the update draws with every action equally likely
+    (``sampling="action_balanced"``, ``scopeloss.rl.update``): the RL analogue of
+    class-balanced sampling (docs/choices.md)."""
+    return policy(logits, actions, old_logprob, advantages, clip_coef=clip_coef,
+                  log_probs=log_probs)
+
+
+# ----------------------------------------------------------------------------- supervised
+# Registered in the column order of the paper's Tables 1-2, then the imbalance baselines.
+@register_supervised_loss("pel", alpha=8e-6, label="PEL", color="#ff7f0e")
+def pel(logits, targets, *, alpha):
+    """Eq. 5: cross entropy plus alpha times the negative entropy (alpha: paper, Table 4)."""
+    log_p = float_log_probs(logits)
+    log_pi = log_p.gather(1, targets[:, None]).squeeze(1)
+    return (-log_pi + alpha * (log_p.exp() * log_p).sum(dim=1)).mean()
+
+
+@register_supervised_loss("scope", alpha=1.0, label="SL", color="#2ca02c")
+def scope_supervised(logits, targets, *, alpha):
+    """Eq. 7/8: ``-(1 - alpha p_i) log p_i``."""
+    log_pi = float_log_probs(logits).gather(1, targets[:, None]).squeeze(1)
+    return -((1.0 - alpha * log_pi.exp()) * log_pi).mean()
+
+
+@register_supervised_loss("focal", gamma=2.0, label="FL", color="#d62728")
+def focal_supervised(logits, targets, *, gamma):
+    """Eq. 2: ``-(1 - p_i)^gamma log p_i``."""
+    log_pi = float_log_probs(logits).gather(1, targets[:, None]).squeeze(1)
+    return -((1.0 - log_pi.exp()).pow(gamma) * log_pi).mean()
+
+
+@register_supervised_loss("ce", label="CEL", color="#1f77b4")
+def ce(logits, targets):
+    """Eq. 1: cross entropy."""
+    return -float_log_probs(logits).gather(1, targets[:, None]).mean()
+
+
+@register_supervised_loss("weighted_ce", label="Weighted CE", color="#9467bd",
+                          needs_class_counts=True)
+def weighted_ce(logits, targets, *, class_counts):
+    """Beyond the paper: inverse-frequency class weights ``n / (C n_c)``, weighted mean as in
+    ``F.cross_entropy(weight=...)`` (Cui et al. 2019 style)."""
+    log_pi = float_log_probs(logits).gather(1, targets[:, None]).squeeze(1)
+    weights = class_counts.sum() / (class_counts.numel() * class_counts)
+    w = weights[targets]
+    return -(w * log_pi).sum() / w.sum()
+
+
+@register_supervised_loss("balanced_softmax", label="Balanced Softmax", color="#8c564b",
+                          needs_class_counts=True)
+def balanced_softmax(logits, targets, *, class_counts):
+    """Beyond the paper: cross entropy of ``logits + log prior`` (Ren et al. 2020)."""
+    log_p = float_log_probs(logits)
+    log_p = torch.log_softmax(log_p + torch.log(class_counts / class_counts.sum()), dim=-1)
+    return -log_p.gather(1, targets[:, None]).mean()
+
+
+PPO_LOSSES = registry.names("ppo")  # the built-ins (a user's module adds to the registry)
+SUPERVISED_LOSSES = registry.names("supervised")

@@ -170,30 +170,9 @@ def flag(default, doc, source="ours") -> Param:
 
 
 # ============================================================================ losses
-# The paper's loss parameters (Tables 3-4): alpha of pel/scope and the PPO losses, gamma of
-# focal; scopeloss.losses takes its defaults from here.
-PPO_DEFAULTS: dict[str, dict[str, float]] = {
-    "policy": {},  # eq. 10
-    "policy_entropy": {"alpha": 0.01},  # eq. 11, alpha_entropy
-    "scope": {"alpha": 0.01},  # eq. 12, alpha_scope
-    "focal": {"alpha": 2.0},  # eq. 14, alpha_focal
-}
-SUPERVISED_DEFAULTS: dict[str, dict[str, float]] = {
-    "ce": {},  # eq. 1
-    "focal": {"gamma": 2.0},  # eq. 2
-    "pel": {"alpha": 8e-6},  # eq. 5
-    "scope": {"alpha": 1.0},  # eq. 8
-    "weighted_ce": {},  # inverse-frequency weights (Cui et al. 2019 style), beyond paper
-    "balanced_softmax": {},  # Ren et al. 2020, beyond paper
-}
-RL_LOSS_NAMES = tuple(PPO_DEFAULTS)
-# Losses that correct for the natural class counts themselves (inverse-frequency weights;
-# Balanced Softmax's log-prior). Under re-sampling (an experiment's `sampling` other than
-# natural) the batches are already re-balanced, so these would correct twice (Ren et al.
-# 2020 note Balanced Softmax over-balances under class-balanced sampling): such cells are
-# not in the grid (scopeloss.config.classification_runs).
-COUNT_CORRECTING_LOSSES = ("weighted_ce", "balanced_softmax")
-CL_LOSS_NAMES = tuple(SUPERVISED_DEFAULTS)
+# Each loss declares its own parameters and their defaults where it is registered
+# (scopeloss.losses, scopeloss.registry): rl.loss_specs.<LOSS> and
+# classification.loss_specs.<LOSS> set them.
 
 # ============================================================================ RL
 PPO: dict[str, Param] = {
@@ -289,10 +268,6 @@ RL_ENV: dict[str, dict[str, Param]] = {
         "max_episode_steps": positive_int(None, "time limit; null = none (minatar default)",
                                           nullable=True),
     },
-}
-RL_LOSS: dict[str, Param] = {
-    "alpha": Param("float", None, "the loss's alpha; null = the paper's default",
-                   "paper, Table 3", low=0, nullable=True),
 }
 RL_RUN: dict[str, Param] = {
     "device": Param("str", "auto", "auto = cuda for Atari/Procgen when there is one, else cpu",
@@ -404,12 +379,6 @@ EXPERIMENT_DEFAULTS: dict[str, dict[str, Any]] = {
     # Beyond the paper (issue 15): a long-tail remedy beside each of the two settings.
     "plain_balanced": {"sampling": "class_balanced"},
     "augmented_cuda": {**_AUGMENTED, "cuda": {"enabled": True}},
-}
-CL_LOSS: dict[str, Param] = {
-    "alpha": Param("float", None, "the loss's alpha; null = the paper's default",
-                   "paper, Tables 4-5", nullable=True),
-    "gamma": Param("float", None, "focal gamma; null = the paper's default (2)",
-                   "paper, eq. 2", nullable=True),
 }
 CL_RUN: dict[str, Param] = {
     "device": RL_RUN["device"],

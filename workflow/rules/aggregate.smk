@@ -28,9 +28,10 @@ rule aggregate_rl:
         code=ANALYSIS_CODE,
         runs=lambda wildcards: rl_run_dirs(),
         out_dir=parent_of_output,
+        styles=LOSS_STYLES,
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.aggregate rl --runs {params.runs:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --out-dir {params.out_dir:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
 rule aggregate_classification:
@@ -55,6 +56,7 @@ rule aggregate_classification:
         code=ANALYSIS_CODE,
         runs=lambda wildcards: classification_run_dirs(),
         out_dir=parent_of_output,
+        styles=LOSS_STYLES,
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.aggregate classification --runs {params.runs:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --out-dir {params.out_dir:q} --loss-styles {params.styles:q} > {log:q} 2>&1"

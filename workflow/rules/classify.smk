@@ -67,11 +67,11 @@ rule train_classifier:
         runtime=classification_resource("runtime"),
     params:
         hparams=classification_hparams,
-        code=CLASSIFY_CODE,
+        code=classification_code,
         out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
         "SCOPELOSS_STOP_WITH_PID=$PPID OMP_NUM_THREADS={threads} {GPU_SLOT} --gpus {resources.gpu}"
         " -- python -m scopeloss.classify.train"
         " --dataset {wildcards.dataset:q} --experiment {wildcards.experiment:q}"
         " --loss {wildcards.loss} --seed {wildcards.seed} --out {params.out:q}"
-        " --hparams {params.hparams:q} --run {CLASSIFY_RUN:q} > {log:q} 2>&1"
+        " --hparams {params.hparams:q} --run {CLASSIFY_RUN:q} {LOSS_MODULE_ARGS} > {log:q} 2>&1"

@@ -1,6 +1,7 @@
 # Shared paths and helpers. Cell hyperparameters come from scopeloss.config (imported in
 # the Snakefile as `grid`); nothing here computes anything.
 
+import json
 import os
 import shlex
 
@@ -31,8 +32,8 @@ GPU_SLOT = f"PYTHONPATH={_SRC}${{PYTHONPATH:+:$PYTHONPATH}} python {_GPU_SLOT}"
 # AST of every scopeloss module it imports: comments, docstrings and layout do not
 # count), passed as a param: a real code change reruns the cells it affects, a comment
 # reruns nothing. The trainers put the same fingerprint in their checkpoint identity.
-RL_CODE = fingerprint.code_fingerprint(fingerprint.TRAINERS["rl"])
-CLASSIFY_CODE = fingerprint.code_fingerprint(fingerprint.TRAINERS["classify"])
+# A cell whose loss comes from a user's module (loss_modules) adds that module's
+# fingerprint (fingerprint.cell_fingerprint): editing it reruns the cells of its losses.
 PREPARE_CODE = fingerprint.code_fingerprint(fingerprint.TRAINERS["prepare"])
 ANALYSIS_CODE = fingerprint.code_fingerprint(*fingerprint.ANALYSIS)
 
@@ -42,8 +43,27 @@ ANALYSIS_CODE = fingerprint.code_fingerprint(*fingerprint.ANALYSIS)
 RL_RUN = grid.cell_json(grid.rl_run_settings(config))
 CLASSIFY_RUN = grid.cell_json(grid.classification_run_settings(config))
 
-RL_LOSSES = "|".join(grid.RL_LOSSES)
-CLASSIFICATION_LOSSES = "|".join(grid.CLASSIFICATION_LOSSES)
+# Losses: the registry, built-ins and those of the loss_modules the Snakefile loaded.
+RL_LOSSES = "|".join(registry.names("ppo"))
+CLASSIFICATION_LOSSES = "|".join(registry.names("supervised"))
+# The trainers import the same modules; referenced by name in the shell templates (a new
+# module reruns no cell of a built-in loss).
+LOSS_MODULE_ARGS = " ".join(
+    f"--loss-module {shlex.quote(m)}" for m in config.get("loss_modules") or []
+)
+# How the analysis draws each loss (labels, colours: its env has no torch to import a
+# user's module with); a param of the analysis rules, so a new label redraws.
+LOSS_STYLES = json.dumps({kind: registry.styles(kind) for kind in registry.KINDS})
+RL_CANDIDATE = grid.candidate(config, "rl")
+CLASSIFICATION_CANDIDATE = grid.candidate(config, "classification")
+
+
+def rl_code(wildcards):
+    return fingerprint.cell_fingerprint("rl", wildcards.loss)
+
+
+def classification_code(wildcards):
+    return fingerprint.cell_fingerprint("classify", wildcards.loss)
 
 
 def rl_run_dir(env, loss, seed):

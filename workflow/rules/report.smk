@@ -23,9 +23,10 @@ rule plot_training_curves:
     params:
         code=ANALYSIS_CODE,
         tables=parent_of_input("tables"),
+        styles=LOSS_STYLES,
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.figures curves --tables {params.tables:q}"
-        " --out {output.png:q} > {log:q} 2>&1"
+        " --out {output.png:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
 rule plot_rl_aggregate:
@@ -49,9 +50,12 @@ rule plot_rl_aggregate:
     params:
         code=ANALYSIS_CODE,
         tables=parent_of_input("tables"),
+        styles=LOSS_STYLES,
+        candidate=RL_CANDIDATE,
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.figures aggregate --tables {params.tables:q}"
-        " --out {output.png:q} --stats-out {output.csv:q} > {log:q} 2>&1"
+        " --out {output.png:q} --stats-out {output.csv:q} --candidate {params.candidate}"
+        " --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
 rule precision_tables:
@@ -87,9 +91,12 @@ rule precision_tables:
     params:
         code=ANALYSIS_CODE,
         tables=parent_of_input("tables"),
+        styles=LOSS_STYLES,
+        candidate=CLASSIFICATION_CANDIDATE,
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.tables --tables {params.tables:q}"
-        " --out-dir {params.tables:q} --figure {output.figure:q} > {log:q} 2>&1"
+        " --out-dir {params.tables:q} --figure {output.figure:q} --candidate {params.candidate}"
+        " --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
 rule plot_exploration:
@@ -113,9 +120,10 @@ rule plot_exploration:
     params:
         code=ANALYSIS_CODE,
         tables=parent_of_input("tables"),
+        styles=LOSS_STYLES,
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.figures exploration --tables {params.tables:q}"
-        " --out {output.png:q} > {log:q} 2>&1"
+        " --out {output.png:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
 # The paper's claims checked on the grid that ran; reads only the tables of the parts of
@@ -148,6 +156,9 @@ rule claims_table:
             ([] if has_rl() else ["--no-rl"])
             + ([] if has_classification() else ["--no-classification"])
         ),
+        styles=LOSS_STYLES,
+        candidates=f"--rl-candidate {RL_CANDIDATE} --classification-candidate {CLASSIFICATION_CANDIDATE}",
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.claims --tables {params.tables:q}"
-        " --out {output.md:q} {params.parts} > {log:q} 2>&1"
+        " --out {output.md:q} {params.parts} {params.candidates} --loss-styles {params.styles:q}"
+        " > {log:q} 2>&1"

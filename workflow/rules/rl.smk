@@ -23,9 +23,10 @@ rule train_rl:
         runtime=rl_resource("runtime"),
     params:
         hparams=rl_hparams,
-        code=RL_CODE,
+        code=rl_code,
         out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
         "SCOPELOSS_STOP_WITH_PID=$PPID OMP_NUM_THREADS={threads} {GPU_SLOT} --gpus {resources.gpu}"
         " -- python -m scopeloss.rl.train --env {wildcards.env:q} --loss {wildcards.loss} --seed {wildcards.seed}"
-        " --out {params.out:q} --hparams {params.hparams:q} --run {RL_RUN:q} > {log:q} 2>&1"
+        " --out {params.out:q} --hparams {params.hparams:q} --run {RL_RUN:q} {LOSS_MODULE_ARGS}"
+        " > {log:q} 2>&1"

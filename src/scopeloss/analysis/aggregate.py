@@ -27,8 +27,8 @@ import pandas as pd
 from scopeloss import io
 
 from . import stats
-from .reference import (cls_loss_name, cls_loss_sort_key, env_sort_key, normalisation_range,
-                        rl_loss_name, rl_loss_sort_key)
+from .reference import (add_loss_styles_argument, cls_loss_name, cls_loss_sort_key, env_sort_key, normalisation_range,
+                        rl_loss_name, rl_loss_sort_key, use_loss_styles)
 from .runs import (COMPLETE, EPISODE_COLUMNS, PER_CLASS_COLUMNS, RESUME_FLAG, UPDATE_COLUMNS,
                    ClassificationRun, RLRun, RunFileError, final_eval_return, final_return,
                    load_classification_run, load_rl_run, whole_episodes)
@@ -292,7 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--reps", type=int, default=stats.DEFAULT_REPS,
                            help="bootstrap resamples for the CIs across seeds")
             p.add_argument("--bootstrap-seed", type=int, default=0)
+        add_loss_styles_argument(p)
     args = parser.parse_args(argv)
+    use_loss_styles(args.loss_styles)
     try:
         if args.kind == "rl":
             if args.reps < 1:

@@ -3,6 +3,9 @@
 ``python -m scopeloss.analysis.claims --tables results/tables --out results/tables/claims.md``
 writes ``claims.md`` and ``claims.csv`` (same stem) from the tidy tables:
 
+Every claim is about a candidate loss (``rl.candidate``, ``classification.candidate``:
+Scope unless the config names another) against every other loss of the grid; below, Scope.
+
 A. *Scope beats each other policy loss* — per env: the difference of mean final return
    (Scope - X) across seeds; in aggregate: the IQM difference of normalised final scores
    and P(Scope > X) (Agarwal et al. 2021), stratified bootstrap across seeds.
@@ -37,11 +40,10 @@ from scopeloss import io
 
 from . import significance, stats
 from .aggregate import grid_normalised, read_table, sort_in_order
-from .reference import (cls_loss_name, cls_loss_sort_key, env_sort_key, rl_loss_name,
-                        rl_loss_sort_key)
+from .reference import (add_loss_styles_argument, cls_loss_name, cls_loss_sort_key,
+                        env_sort_key, rl_loss_name, rl_loss_sort_key, use_loss_styles)
 from .runs import COMPLETE, RunFileError
 
-REFERENCE = "scope"
 FINAL_PHASE = 0.25   # exploration is measured over the last quarter of each run's updates
 AGGREGATE = "IQM"
 PAPER_CLS_LOSSES = ("pel", "scope", "focal", "ce")
@@ -53,10 +55,10 @@ UNDERPOWERED = "underpowered"
 NOT_RUN = "not run"
 
 CLAIMS = {
-    "A": "Scope beats each other policy loss (final return)",
-    "B": "Scope keeps more exploration (final-phase entropy higher, "
+    "A": "{candidate} beats each other policy loss (final return)",
+    "B": "{candidate} keeps more exploration (final-phase entropy higher, "
          "max-action probability lower)",
-    "C": "Scope has the highest mean per-class precision (Tables 1 and 2)",
+    "C": "{candidate} has the highest mean per-class precision (Tables 1 and 2)",
 }
 COLUMNS = ["claim_id", "claim", "comparison", "where", "metric", "claimed", "estimate",
            "ci_low", "ci_high", "n_seeds", "p", "p_adj", "budget", "verdict", "note"]
@@ -166,18 +168,19 @@ def final_phase(updates: pd.DataFrame, fraction: float = FINAL_PHASE) -> pd.Data
     return pd.DataFrame(rows, columns=["env", "loss", "seed", "entropy", "max_prob"])
 
 
-def _others(losses, reference=REFERENCE, key=rl_loss_sort_key) -> list[str]:
+def _others(losses, reference: str, key=rl_loss_sort_key) -> list[str]:
     return sorted((l for l in set(losses) if l != reference), key=key)
 
 
-def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
+def return_claims(runs: pd.DataFrame, *, reps: int, seed: int, candidate: str = "scope"
+                  ) -> list[dict]:
     complete = set(runs.loc[runs["status"] == COMPLETE, "env"])
     runs = finished_rl_runs(runs).copy()
     # complete runs whose episodes never ended have no final return: named, not dropped silently
     no_episode = sorted(complete - set(runs["env"]), key=env_sort_key)
-    if REFERENCE not in set(runs["loss"]):
-        return [_not_run("A", "no finished Scope run in this grid")]
-    others = _others(runs["loss"])
+    if candidate not in set(runs["loss"]):
+        return [_not_run("A", "no finished {candidate} run in this grid")]
+    others = _others(runs["loss"], candidate)
     if not others:
         return [_not_run("A", "no other policy loss in this grid")]
     envs = sorted(runs["env"].unique(), key=env_sort_key)
@@ -185,10 +188,10 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
               for env in envs}
     runs["score"], by_grid = grid_normalised(runs)
     rows = []
-    ref_ret, ref_score = _by_env(runs, REFERENCE, "final_return"), _by_env(runs, REFERENCE,
+    ref_ret, ref_score = _by_env(runs, candidate, "final_return"), _by_env(runs, candidate,
                                                                            "score")
     for other in others:
-        comparison = f"Scope vs {rl_loss_name(other)}"
+        comparison = f"{{candidate}} vs {rl_loss_name(other)}"
         x_ret, x_score = _by_env(runs, other, "final_return"), _by_env(runs, other, "score")
         for env in envs:
             if env not in ref_ret or env not in x_ret:
@@ -196,7 +199,7 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
             est, low, high = stats.bootstrap_difference_ci(ref_ret[env], x_ret[env],
                                                            reps=reps, seed=seed)
             test = _test({env: ref_ret[env]}, {env: x_ret[env]}, reps=reps, seed=seed)
-            rows.append(_row("A", comparison, env, "final return, Scope - X "
+            rows.append(_row("A", comparison, env, "final return, {candidate} - X "
                              "(mean of the last 100 episodes)", "> 0", est, low, high,
                              min(ref_ret[env].size, x_ret[env].size), budget[env], test))
         shared = sorted(set(ref_ret) & set(x_ret), key=env_sort_key)
@@ -218,18 +221,18 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int) -> list[dict]:
             ref_score, x_score, AGGREGATE, reps=reps, seed=seed)
         test = _test(ref_score, x_score, _iqm_difference, reps=reps, seed=seed)
         rows.append(_row("A", comparison, where, f"{AGGREGATE} of normalised final score, "
-                         "Scope - X", "> 0", est, low, high, n, agg_budget, test,
+                         "{candidate} - X", "> 0", est, low, high, n, agg_budget, test,
                          note=norm_note))
         est, low, high, _ = stats.probability_of_improvement(ref_ret, x_ret, reps=reps,
                                                              seed=seed)
         test = _test(ref_ret, x_ret, _improvement, reps=reps, seed=seed)
-        rows.append(_row("A", comparison, where, "P(Scope run's final return > X run's)",
+        rows.append(_row("A", comparison, where, "P({candidate} run's final return > X run's)",
                          "> 0.5", est, low, high, n, agg_budget, test, null=0.5))
     return rows
 
 
 def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
-                       seed: int) -> list[dict]:
+                       seed: int, candidate: str = "scope") -> list[dict]:
     runs = runs[runs["status"] == COMPLETE]
     done = set(runs[["env", "loss", "seed"]].itertuples(index=False, name=None))
     phase = final_phase(updates)
@@ -237,9 +240,9 @@ def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
         index=False, name=None)]]
     if phase[["entropy", "max_prob"]].isna().all().all():
         return [_not_run("B", "no finished RL run logged entropy / max_prob")]
-    if REFERENCE not in set(phase["loss"]):
-        return [_not_run("B", "no finished Scope run in this grid")]
-    others = _others(phase["loss"])
+    if candidate not in set(phase["loss"]):
+        return [_not_run("B", "no finished {candidate} run in this grid")]
+    others = _others(phase["loss"], candidate)
     if not others:
         return [_not_run("B", "no other policy loss in this grid")]
     envs = sorted(phase["env"].unique(), key=env_sort_key)
@@ -247,15 +250,15 @@ def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
               for env in envs}
     phase = phase.assign(neg_max_prob=-phase["max_prob"])
     note = f"mean over the last {FINAL_PHASE:.0%} of each run's updates"
-    metrics = (("entropy", "final-phase policy entropy, Scope - X", "> 0", 1,
-                "P(Scope run's final-phase entropy > X run's)"),
-               ("max_prob", "final-phase mean max-action probability, Scope - X", "< 0", -1,
-                "P(Scope run's final-phase max-action probability < X run's)"))
+    metrics = (("entropy", "final-phase policy entropy, {candidate} - X", "> 0", 1,
+                "P({candidate} run's final-phase entropy > X run's)"),
+               ("max_prob", "final-phase mean max-action probability, {candidate} - X", "< 0", -1,
+                "P({candidate} run's final-phase max-action probability < X run's)"))
     rows = []
     for other in others:
-        comparison = f"Scope vs {rl_loss_name(other)}"
+        comparison = f"{{candidate}} vs {rl_loss_name(other)}"
         for column, metric, claimed, direction, poi_metric in metrics:
-            ref, x = _by_env(phase, REFERENCE, column), _by_env(phase, other, column)
+            ref, x = _by_env(phase, candidate, column), _by_env(phase, other, column)
             for env in envs:
                 if env not in ref or env not in x:
                     continue
@@ -269,7 +272,7 @@ def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
             if not shared:
                 continue
             signed = "neg_max_prob" if column == "max_prob" else column
-            ref_s, x_s = _by_env(phase, REFERENCE, signed), _by_env(phase, other, signed)
+            ref_s, x_s = _by_env(phase, candidate, signed), _by_env(phase, other, signed)
             est, low, high, _ = stats.probability_of_improvement(ref_s, x_s, reps=reps,
                                                                  seed=seed)
             test = _test(ref_s, x_s, _improvement, reps=reps, seed=seed)
@@ -283,7 +286,7 @@ def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
 
 # ---------------------------------------------------------------------------- classification
 def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: int,
-                     seed: int) -> list[dict]:
+                     seed: int, candidate: str = "scope") -> list[dict]:
     done = summary[summary["status"] == COMPLETE]
     keys = ["dataset", "experiment", "loss", "seed"]
     done_keys = set(done[keys].itertuples(index=False, name=None))
@@ -302,21 +305,21 @@ def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: in
         epochs = done.loc[(done["dataset"] == dataset) & (done["experiment"] == exp),
                           "epochs_run"]
         budget = _span(epochs, lambda v: f"{v:g}", "epochs")
-        if REFERENCE not in set(sub["loss"]):
-            rows.append({**_not_run("C", "no finished Scope run"), "where": where})
+        if candidate not in set(sub["loss"]):
+            rows.append({**_not_run("C", "no finished {candidate} run"), "where": where})
             continue
-        others = _others(sub["loss"], key=cls_loss_sort_key)
+        others = _others(sub["loss"], candidate, key=cls_loss_sort_key)
         if not others:
             rows.append({**_not_run("C", "no other loss"), "where": where})
             continue
-        ref = sub.loc[sub["loss"] == REFERENCE, "precision_mean"].to_numpy()
+        ref = sub.loc[sub["loss"] == candidate, "precision_mean"].to_numpy()
         for other in others:
             x = sub.loc[sub["loss"] == other, "precision_mean"].to_numpy()
             est, low, high = stats.bootstrap_difference_ci(ref, x, reps=reps, seed=seed)
             test = _test({where: ref}, {where: x}, reps=reps, seed=seed)
             note = "" if other in PAPER_CLS_LOSSES else "baseline not in the paper's tables"
-            rows.append(_row("C", f"Scope vs {cls_loss_name(other)}", where,
-                             "mean per-class test precision, Scope - X", "> 0", est, low,
+            rows.append(_row("C", f"{{candidate}} vs {cls_loss_name(other)}", where,
+                             "mean per-class test precision, {candidate} - X", "> 0", est, low,
                              high, min(ref.size, x.size), budget, test, note=note))
     return rows
 
@@ -332,7 +335,10 @@ def _try_read(tables: Path, name: str) -> pd.DataFrame | None:
 
 
 def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = True,
-                 reps: int = stats.DEFAULT_REPS, seed: int = 0) -> pd.DataFrame:
+                 reps: int = stats.DEFAULT_REPS, seed: int = 0, rl_candidate: str = "scope",
+                 classification_candidate: str = "scope") -> pd.DataFrame:
+    """Every claim's rows, about ``rl_candidate`` (A, B) and ``classification_candidate`` (C):
+    the loss each claim compares with every other loss of the grid."""
     tables = Path(tables)
     rows = []
     runs = _try_read(tables, "rl_final_runs") if rl else None
@@ -340,9 +346,10 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
         reason = "no RL runs in this grid" if rl else "RL not part of this grid"
         rows += [_not_run("A", reason), _not_run("B", reason)]
     else:
-        rows += return_claims(runs, reps=reps, seed=seed)
+        rows += return_claims(runs, reps=reps, seed=seed, candidate=rl_candidate)
         updates = _try_read(tables, "rl_updates")
-        rows += (exploration_claims(runs, updates, reps=reps, seed=seed)
+        rows += (exploration_claims(runs, updates, reps=reps, seed=seed,
+                                    candidate=rl_candidate)
                  if updates is not None else [_not_run("B", "no rl_updates table")])
     per_class = _try_read(tables, "classification_per_class") if classification else None
     summary = _try_read(tables, "classification_summary") if classification else None
@@ -350,8 +357,16 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
         rows.append(_not_run("C", "no classification runs in this grid" if classification
                              else "classification not part of this grid"))
     else:
-        rows += precision_claims(per_class, summary, reps=reps, seed=seed)
-    return pd.DataFrame(decide(rows), columns=COLUMNS)
+        rows += precision_claims(per_class, summary, reps=reps, seed=seed,
+                                 candidate=classification_candidate)
+    names = {"A": rl_loss_name(rl_candidate), "B": rl_loss_name(rl_candidate),
+             "C": cls_loss_name(classification_candidate)}
+    for row in rows:  # the texts name the candidate by its label
+        for key in ("claim", "comparison", "metric", "note"):
+            row[key] = row[key].replace("{candidate}", names[row["claim_id"]])
+    table = pd.DataFrame(decide(rows), columns=COLUMNS)
+    table.attrs["candidates"] = {"rl": names["A"], "classification": names["C"]}
+    return table
 
 
 def _fmt(value: float) -> str:
@@ -371,10 +386,12 @@ def _p(value: float) -> str:
 
 
 def claims_markdown(table: pd.DataFrame) -> str:
+    cands = table.attrs.get("candidates") or {"rl": "Scope", "classification": "SL"}
     lines = ["# The paper's claims, checked on this grid", "",
              "Computed from the tidy tables of the grid that ran, at the budgets in the "
-             "Budget column (a demo or preset budget is not the paper's). Estimate: Scope "
-             "minus the other loss, or P(Scope better); 95% CI: percentile bootstrap across "
+             "Budget column (a demo or preset budget is not the paper's). Estimate: the "
+             "candidate (RL: " + cands["rl"] + "; classification: " + cands["classification"]
+             + ") minus the other loss, or P(candidate better); 95% CI: percentile bootstrap across "
              "seeds (stratified by env for aggregates), a description only. p: two-sided "
              "exact permutation test across seeds (runs relabelled within each env for "
              "aggregates; Monte Carlo beyond 20,000 relabellings); p adj: Holm within the "
@@ -390,6 +407,7 @@ def claims_markdown(table: pd.DataFrame) -> str:
         need = (f" Every comparison of this claim can be decided with "
                 f"{significance.seeds_needed(tested)} seeds per loss ({tested} comparisons, "
                 "Holm)." if tested else "")
+        claim = part["claim"].iloc[0] if len(part) else claim
         lines += [f"## {claim_id}. {claim}", "",
                   "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "." + need,
                   "",
@@ -427,13 +445,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="bootstrap resamples, and Monte Carlo relabellings of the "
                              "permutation tests beyond their exact limit")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
+    parser.add_argument("--rl-candidate", default="scope",
+                        help="the policy loss claims A and B are about (rl.candidate)")
+    parser.add_argument("--classification-candidate", default="scope",
+                        help="the loss claim C is about (classification.candidate)")
+    add_loss_styles_argument(parser)
     args = parser.parse_args(argv)
+    use_loss_styles(args.loss_styles)
     if args.reps < 1:
         parser.error(f"--reps must be >= 1, got {args.reps}")
     try:
         table = claims_table(args.tables, rl=not args.no_rl,
                              classification=not args.no_classification, reps=args.reps,
-                             seed=args.bootstrap_seed)
+                             seed=args.bootstrap_seed, rl_candidate=args.rl_candidate,
+                             classification_candidate=args.classification_candidate)
     except RunFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

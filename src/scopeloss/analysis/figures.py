@@ -35,7 +35,8 @@ from scopeloss import io  # noqa: E402
 
 from . import stats  # noqa: E402
 from .aggregate import grid_normalised, read_table  # noqa: E402
-from .reference import env_sort_key, rl_loss_name, rl_loss_sort_key  # noqa: E402
+from .reference import (add_loss_styles_argument, env_sort_key, rl_loss_name,  # noqa: E402
+                        rl_loss_sort_key, use_loss_styles)
 from .runs import RESUME_FLAG, RunFileError  # noqa: E402
 from .plotting import (DEFAULT_POINTS, DEFAULT_WINDOW, PAPER_WIDTH_IN, STYLE,  # noqa: E402
                        TRUNCATED_SHARE_NOTE, curve_panel, footnote, loss_color, loss_legend,
@@ -110,7 +111,10 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
 
 # ---------------------------------------------------------------------------- exploration
 EXPLORATION_METRICS = {"entropy": "Policy entropy (nats)",
-                       "max_prob": "Mean max-action probability"}
+                       "max_prob": "Mean max-action probability",
+                       # the paper's Figure 1 argument: the agent makes its own data imbalanced
+                       "action_top_share": "Commonest action's share"}
+SHARES = ("max_prob", "action_top_share")  # at most 1
 DEFAULT_UPDATE_WINDOW = 5
 
 
@@ -154,7 +158,7 @@ def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
                                        sub, {}, grid, window, metric),
                                    reps=reps, seed=seed, gid=f"{env}/{{loss}}/{metric}"):
                     continue
-                readable_y(ax, top=1.0 if metric == "max_prob" else None)
+                readable_y(ax, top=1.0 if metric in SHARES else None)
             axes[row, 0].set_ylabel(env)
         for col, metric in enumerate(metrics):
             axes[-1, col].set_xlabel("Agent steps")
@@ -162,7 +166,8 @@ def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
         footnote(fig, f"Mean across seeds ({seeds_per_curve(updates)} per curve) of each "
                   f"run's per-update value, rolling mean over {window} updates; shaded: 95% "
                   "bootstrap CI across seeds. Left: entropy of the policy on the rollout; "
-                  "right: mean probability of the most likely action.")
+                  "middle: mean probability of the most likely action; right: share of the "
+                  "rollout's commonest action (how imbalanced the agent's own data is).")
     return fig, {"panels": [(e, m) for e in envs for m in metrics], "envs": envs,
                  "losses": losses}
 
@@ -186,9 +191,9 @@ def plot_exploration(tables: str | Path, out: str | Path, *,
 
 # ---------------------------------------------------------------------------- aggregate
 def aggregate_statistics(runs: pd.DataFrame, *, reps: int = stats.DEFAULT_REPS,
-                         seed: int = 0, reference: str = "scope") -> pd.DataFrame:
+                         seed: int = 0, candidate: str = "scope") -> pd.DataFrame:
     """IQM and mean of normalised final scores (stratified bootstrap CI) per loss, and
-    P(reference > other) per other loss. Runs without a normalised score are left out."""
+    P(candidate > other) per other loss. Runs without a normalised score are left out."""
     scored = runs.dropna(subset=["normalized_final_return"])
     losses = sorted(scored["loss"].unique(), key=rl_loss_sort_key)
     by_loss = {loss: {env: g["normalized_final_return"].to_numpy()
@@ -203,17 +208,17 @@ def aggregate_statistics(runs: pd.DataFrame, *, reps: int = stats.DEFAULT_REPS,
                          "other": None, "estimate": est, "ci_low": low, "ci_high": high,
                          "n_tasks": len(by_loss[loss]),
                          "n_runs": int(sum(v.size for v in by_loss[loss].values()))})
-    if reference in by_loss:
+    if candidate in by_loss:
         for other in losses:
-            if other == reference:
+            if other == candidate:
                 continue
             est, low, high, n = stats.probability_of_improvement(
-                by_loss[reference], by_loss[other], reps=reps, seed=seed)
-            rows.append({"metric": "P(improvement)", "loss": reference,
-                         "loss_name": rl_loss_name(reference), "other": other,
+                by_loss[candidate], by_loss[other], reps=reps, seed=seed)
+            rows.append({"metric": "P(improvement)", "loss": candidate,
+                         "loss_name": rl_loss_name(candidate), "other": other,
                          "estimate": est, "ci_low": low, "ci_high": high, "n_tasks": n,
-                         "n_runs": int(sum(by_loss[reference][t].size + by_loss[other][t].size
-                                           for t in set(by_loss[reference]) & set(by_loss[other])))})
+                         "n_runs": int(sum(by_loss[candidate][t].size + by_loss[other][t].size
+                                           for t in set(by_loss[candidate]) & set(by_loss[other])))})
     return pd.DataFrame(rows, columns=["metric", "loss", "loss_name", "other", "estimate",
                                        "ci_low", "ci_high", "n_tasks", "n_runs"])
 
@@ -232,8 +237,11 @@ def _interval_panel(ax, labels, colors, est, low, high, title, xlabel, ref=None)
 
 
 def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEFAULT_REPS,
-                   seed: int = 0, stats_out: str | Path | None = None) -> dict:
+                   seed: int = 0, stats_out: str | Path | None = None,
+                   candidate: str = "scope") -> dict:
+    """figures/rl_aggregate.png: IQM, mean and P(candidate > X) of normalised final scores."""
     runs = read_table(tables, "rl_final_runs")
+    name = rl_loss_name(candidate)
     out = Path(out)
     stats_out = Path(stats_out) if stats_out else out.with_suffix(".csv")
     # Games without reference scores (Gymnasium ids) are min-max normalised over this grid's
@@ -242,7 +250,7 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
     finished["normalized_final_return"], by_grid = grid_normalised(finished)
     unscored = sorted(set(runs["env"]) - set(finished["env"]), key=env_sort_key)
     runs = finished
-    table = aggregate_statistics(runs, reps=reps, seed=seed)
+    table = aggregate_statistics(runs, reps=reps, seed=seed, candidate=candidate)
     scored_envs = sorted(runs.dropna(subset=["normalized_final_return"])["env"].unique(),
                          key=env_sort_key)
     with plt.rc_context(STYLE):
@@ -262,12 +270,12 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
             poi = table[table["metric"] == "P(improvement)"]
             if poi.empty:
                 axes[2].axis("off")
-                axes[2].text(0.5, 0.5, "Scope, or a loss to compare\nit with, has no runs",
+                axes[2].text(0.5, 0.5, f"{name}, or a loss to compare\nit with, has no runs",
                              ha="center", va="center")
             else:
                 _interval_panel(axes[2], [f"vs {rl_loss_name(o)}" for o in poi["other"]],
                                 [loss_color(o) for o in poi["other"]], poi["estimate"],
-                                poi["ci_low"], poi["ci_high"], "P(Scope > X)",
+                                poi["ci_low"], poi["ci_high"], f"P({name} > X)",
                                 "Probability of improvement", ref=0.5)
                 axes[2].set_xlim(-0.02, 1.02)
         note = (f"{len(scored_envs)} task(s): {', '.join(scored_envs) or 'none'}. Atari: "
@@ -280,7 +288,7 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
             note += f" Left out, no finished episode (no final return): {', '.join(unscored)}."
         fig.text(0.5, -0.02, note, ha="center", va="top", fontsize=7, color="0.3", wrap=True)
         fig.tight_layout()
-        desc = "panels: IQM, Mean, P(Scope > X); tasks: " + ", ".join(scored_envs)
+        desc = f"panels: IQM, Mean, P({name} > X); tasks: " + ", ".join(scored_envs)
         paths = save_figure(fig, out, ("png",), desc)
         plt.close(fig)
     io.write_csv(stats_out, table)
@@ -315,7 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--stats-out", type=Path, default=None,
                    help="CSV of the plotted numbers (default: --out with .csv)")
     p.add_argument("--reps", type=int, default=stats.DEFAULT_REPS)
+    p.add_argument("--candidate", default="scope",
+                   help="the loss of the P(candidate > X) panel (rl.candidate)")
+    for p in sub.choices.values():
+        add_loss_styles_argument(p)
     args = parser.parse_args(argv)
+    use_loss_styles(args.loss_styles)
     for name, least in (("window", 1), ("points", 2), ("reps", 1)):
         if getattr(args, name, least) < least:
             parser.error(f"--{name} must be an integer >= {least}, got {getattr(args, name)}")
@@ -336,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     points=args.points, reps=args.reps)
         else:
             info = plot_aggregate(args.tables, args.out, reps=args.reps,
-                                  stats_out=args.stats_out)
+                                  stats_out=args.stats_out, candidate=args.candidate)
             if info["unscored"]:
                 print("warning: no finished episode in any run of " + ", ".join(info["unscored"])
                       + " (no final return); left out of the aggregate", file=sys.stderr)

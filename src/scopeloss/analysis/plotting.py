@@ -18,7 +18,7 @@ from matplotlib import ticker  # noqa: E402
 from scopeloss import io  # noqa: E402
 
 from . import stats  # noqa: E402
-from .reference import RL_LOSS_COLORS, RL_LOSS_DASHES, rl_loss_name  # noqa: E402
+from .reference import loss_style, rl_loss_name  # noqa: E402
 
 
 PAPER_WIDTH_IN = 7.0  # a full text width; fonts are sized for it
@@ -27,15 +27,22 @@ DEFAULT_POINTS = 200
 STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
           "ytick.labelsize": 7, "legend.fontsize": 8, "axes.spines.top": False,
           "axes.spines.right": False}
-_FALLBACK_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+_UNKNOWN_COLORS = ["#7f7f7f", "#bcbd22", "#17becf", "#e377c2"]
 
 
-def loss_color(loss: str, others: Sequence[str] = ()) -> str:
-    if loss in RL_LOSS_COLORS:
-        return RL_LOSS_COLORS[loss]
-    extra = sorted(set(others) - set(RL_LOSS_COLORS))
-    return _FALLBACK_COLORS[extra.index(loss) % len(_FALLBACK_COLORS)] if loss in extra \
-        else _FALLBACK_COLORS[0]
+def loss_color(loss: str, others: Sequence[str] = (), kind: str = "ppo") -> str:
+    """The loss's registered colour (scopeloss.registry); a loss the registry does not know
+    (a run of a module not loaded here) gets a grey-ish one, distinct among ``others``."""
+    color = loss_style(kind, loss)["color"]
+    if color is not None:
+        return color
+    extra = sorted(o for o in set(others) if loss_style(kind, o)["color"] is None)
+    return _UNKNOWN_COLORS[extra.index(loss) % len(_UNKNOWN_COLORS)] if loss in extra \
+        else _UNKNOWN_COLORS[0]
+
+
+def loss_dash(loss: str, kind: str = "ppo"):
+    return loss_style(kind, loss)["dash"] or "solid"
 
 
 def save_figure(fig, out: Path, formats: Sequence[str], description: str) -> list[Path]:
@@ -117,7 +124,7 @@ def plot_band(ax, grid: np.ndarray, curves: np.ndarray, loss: str, losses: Seque
     bootstrap band across runs; returns the line."""
     mean, low, high = stats.bootstrap_mean_band(curves, reps=reps, seed=seed)
     color = loss_color(loss, losses)
-    (line,) = ax.plot(grid, mean, color=color, linestyle=RL_LOSS_DASHES.get(loss, "solid"),
+    (line,) = ax.plot(grid, mean, color=color, linestyle=loss_dash(loss),
                       linewidth=1.3, label=rl_loss_name(loss), gid=gid)
     ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
     return line
@@ -125,7 +132,7 @@ def plot_band(ax, grid: np.ndarray, curves: np.ndarray, loss: str, losses: Seque
 
 def loss_legend(fig, losses: Sequence[str]) -> None:
     handles = [plt.Line2D([], [], color=loss_color(l, losses), linewidth=2,
-                          linestyle=RL_LOSS_DASHES.get(l, "solid"), label=rl_loss_name(l))
+                          linestyle=loss_dash(l), label=rl_loss_name(l))
                for l in losses]
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
                bbox_to_anchor=(0.5, 1.0))

@@ -5,6 +5,8 @@ with its source; no normalisation depends on which runs are in the grid."""
 
 from __future__ import annotations
 
+from scopeloss import registry
+
 # Figure 2's panel order; envs not listed here (e.g. a Gymnasium id in tests) come after,
 # alphabetically.
 ENV_ORDER = ("Pong", "Breakout", "Asterix", "Seaquest", "Venture", "Gravitar",
@@ -13,24 +15,41 @@ ENV_ORDER = ("Pong", "Breakout", "Asterix", "Seaquest", "Venture", "Gravitar",
              "MinAtarBreakout", "MinAtarAsterix", "MinAtarSeaquest", "MinAtarSpaceInvaders",
              "MinAtarFreeway")
 
-RL_LOSS_ORDER = ("policy", "policy_entropy", "scope", "focal")
-RL_LOSS_NAMES = {"policy": "Policy", "policy_entropy": "Policy+Entropy", "scope": "Scope",
-                 "focal": "Focal"}
-# Fixed per loss so that every figure uses the same colour for the same loss
-# (tab10 blue/orange/green/red; Scope in green throughout).
-RL_LOSS_COLORS = {"policy": "#1f77b4", "policy_entropy": "#ff7f0e", "scope": "#2ca02c",
-                  "focal": "#d62728"}
-# Distinct dash patterns too, so that curves that coincide (same seed, losses that barely
-# differ at small budgets) stay visible instead of hiding one another.
-RL_LOSS_DASHES = {"policy": "solid", "policy_entropy": (0, (5, 2)), "scope": (0, (2, 1.5)),
-                  "focal": (0, (6, 1.5, 1, 1.5))}
+# How each loss is shown (order, label, colour, dash) comes from the loss registry
+# (scopeloss.registry: the built-ins' registrations in scopeloss.losses); the analysis CLIs
+# add a user's losses with ``use_loss_styles`` (the workflow passes the registry's styles
+# as --loss-styles: the analysis env has no torch to import a user's module with).
+_STYLES = {"ppo": registry.styles("ppo"), "supervised": registry.styles("supervised")}
 
-# Tables 1-2 column order: the paper's four, then the extra imbalance baselines.
-CLS_LOSS_ORDER = ("pel", "scope", "focal", "ce", "weighted_ce", "balanced_softmax")
-CLS_LOSS_NAMES = {"pel": "PEL", "scope": "SL", "focal": "FL", "ce": "CEL",
-                  "weighted_ce": "Weighted CE", "balanced_softmax": "Balanced Softmax"}
-CLS_LOSS_COLORS = {"pel": "#ff7f0e", "scope": "#2ca02c", "focal": "#d62728", "ce": "#1f77b4",
-                   "weighted_ce": "#9467bd", "balanced_softmax": "#8c564b"}
+
+def use_loss_styles(styles: dict | None) -> None:
+    """Add (or replace) loss styles: ``{"ppo"|"supervised": {name: {label, color, dash}}}``,
+    as ``scopeloss.registry.styles`` gives them (dashes may come back from JSON as lists)."""
+    for kind, table in (styles or {}).items():
+        for name, style in table.items():
+            dash = style.get("dash")
+            if isinstance(dash, list):  # [offset, [on, off, ...]] from JSON
+                dash = (dash[0], tuple(dash[1]))
+            _STYLES[kind][name] = {**style, "dash": dash}
+
+
+def add_loss_styles_argument(parser) -> None:
+    """``--loss-styles JSON``: the registry's styles of a user's losses (the workflow's)."""
+    import json
+
+    parser.add_argument("--loss-styles", type=json.loads, default=None, metavar="JSON",
+                        help="loss labels, colours and dashes: {ppo|supervised: {name: "
+                             "{label, color, dash}}} (scopeloss.registry.styles)")
+
+
+def _sort_key(kind: str, loss: str) -> tuple[int, str]:
+    order = list(_STYLES[kind])
+    return (order.index(loss), "") if loss in order else (len(order), loss)
+
+
+def loss_style(kind: str, loss: str) -> dict:
+    return _STYLES[kind].get(loss, {"label": loss, "color": None, "dash": "solid"})
+
 
 # Caltech-256 per-class precision reported by the paper: Table 1 (plain) and Table 2
 # (augmented); statistic -> loss -> value.
@@ -81,19 +100,21 @@ def env_sort_key(env: str) -> tuple[int, str]:
 
 
 def rl_loss_sort_key(loss: str) -> tuple[int, str]:
-    return (RL_LOSS_ORDER.index(loss), "") if loss in RL_LOSS_ORDER else (len(RL_LOSS_ORDER), loss)
+    """Registration order: the paper's four, then the remedies, then a user's losses."""
+    return _sort_key("ppo", loss)
 
 
 def cls_loss_sort_key(loss: str) -> tuple[int, str]:
-    return (CLS_LOSS_ORDER.index(loss), "") if loss in CLS_LOSS_ORDER else (len(CLS_LOSS_ORDER), loss)
+    """Registration order: Tables 1-2's columns, then the baselines, then a user's losses."""
+    return _sort_key("supervised", loss)
 
 
 def rl_loss_name(loss: str) -> str:
-    return RL_LOSS_NAMES.get(loss, loss)
+    return loss_style("ppo", loss)["label"]
 
 
 def cls_loss_name(loss: str) -> str:
-    return CLS_LOSS_NAMES.get(loss, loss)
+    return loss_style("supervised", loss)["label"]
 
 
 def normalisation_range(env: str, distribution_mode: str | None = None) -> tuple[float, float] | None:

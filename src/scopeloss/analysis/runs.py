@@ -25,7 +25,8 @@ EPISODE_COLUMNS = ("global_step", "return", "length")
 # is partial). Runs written before the column existed lack it: read as 0.
 RESUME_FLAG = "truncated_by_resume"
 UPDATE_COLUMNS = ("update", "global_step", "policy_loss", "value_loss", "entropy", "approx_kl",
-                  "clipfrac", "max_prob", "lr", "sps")
+                  "clipfrac", "max_prob", "action_top_share", "update_action_top_share", "lr",
+                  "sps")
 REQUIRED_UPDATE_COLUMNS = ("update", "global_step")
 PER_CLASS_COLUMNS = ("class", "name", "train_count", "support", "precision", "recall", "f1")
 PER_CLASS_NUMERIC = ("class", "train_count", "support", "precision", "recall", "f1")

@@ -33,8 +33,9 @@ from scopeloss import io  # noqa: E402
 
 from .aggregate import read_table, sort_in_order  # noqa: E402
 from .plotting import PAPER_WIDTH_IN, STYLE, save_figure  # noqa: E402
-from .reference import (CLS_LOSS_COLORS, PAPER_DATASET, PAPER_PRECISION,  # noqa: E402
-                        cls_loss_name, cls_loss_sort_key)
+from .reference import (PAPER_DATASET, PAPER_PRECISION,  # noqa: E402
+                        add_loss_styles_argument, cls_loss_name, cls_loss_sort_key, loss_style,
+                        use_loss_styles)
 from .runs import COMPLETE, RunFileError  # noqa: E402
 
 STATISTICS = {"mean": "Mean precision", "std": "Std of precision"}
@@ -100,9 +101,17 @@ def precision_table(per_class: pd.DataFrame) -> pd.DataFrame:
         "loss": cls_loss_sort_key})
 
 
-def wide_table(tidy: pd.DataFrame, *, latex: bool = False) -> pd.DataFrame:
-    """One dataset x experiment as the paper prints it: rows statistics, columns losses."""
-    losses = sorted(tidy["loss"].unique(), key=cls_loss_sort_key)
+def wide_table(tidy: pd.DataFrame, *, latex: bool = False, candidate: str = "scope"
+               ) -> pd.DataFrame:
+    """One dataset x experiment as the paper prints it: rows statistics, columns losses (the
+    paper's four in its order, then the candidate, then the others in the registry's order)."""
+    paper = list(PAPER_PRECISION["plain"]["mean"])
+
+    def column(loss: str):
+        group = 0 if loss in paper else 1 if loss == candidate else 2
+        return group, cls_loss_sort_key(loss)
+
+    losses = sorted(tidy["loss"].unique(), key=column)
     dash = "--" if latex else "–"
     rows = {}
     for stat, label in STATISTICS.items():
@@ -159,7 +168,8 @@ def _caption(dataset: str, experiment: str) -> str:
             f"classes; mean ± std across seeds where there are several.")
 
 
-def write_precision_tables(tables: str | Path, out_dir: str | Path) -> tuple[list[Path], list[str]]:
+def write_precision_tables(tables: str | Path, out_dir: str | Path, candidate: str = "scope"
+                           ) -> tuple[list[Path], list[str]]:
     per_class = read_table(tables, "classification_per_class")
     summary = read_table(tables, "classification_summary")
     notes = [f"{r.dataset}/{r.experiment}/{r.loss}/seed{r.seed}: {r.status}, left out"
@@ -180,12 +190,12 @@ def write_precision_tables(tables: str | Path, out_dir: str | Path) -> tuple[lis
                 md.append(f"### {dataset}, {experiment_title(exp)}\n\nNo finished run yet.\n")
                 tex.append(f"% {caption}\n% No finished run yet.\n")
                 continue
-            wide = wide_table(part)
+            wide = wide_table(part, candidate=candidate)
             md.append(f"### {dataset}, {experiment_title(exp)}\n\n{caption}\n\n"
                       f"{_markdown(wide)}\n")
             if missing:
                 md.append("Not included (not finished): " + "; ".join(missing) + "\n")
-            tex.append(_latex(wide_table(part, latex=True), caption) + "\n")
+            tex.append(_latex(wide_table(part, latex=True, candidate=candidate), caption) + "\n")
         io.write_text(out_dir / f"precision_{exp}.md", "\n".join(md))
         io.write_text(out_dir / f"precision_{exp}.tex", "\n".join(tex))
         io.write_csv(out_dir / f"precision_{exp}.csv", sub)
@@ -222,7 +232,7 @@ def _log_x(ax, counts: pd.Series) -> None:
 
 def _dots_and_bins(ax, count: pd.Series, value: pd.Series, loss: str) -> None:
     """One loss's classes as dots, and their per-frequency-bin means as a line."""
-    color = CLS_LOSS_COLORS.get(loss, "0.4")
+    color = loss_style("supervised", loss)["color"] or "0.4"
     few = len(count) <= 50  # small datasets: each class is worth seeing
     ax.scatter(count, value, s=12 if few else 5, color=color, alpha=0.5 if few else 0.25,
                linewidths=0)
@@ -338,9 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out-dir", required=True, type=Path)
     parser.add_argument("--figure", type=Path, default=None,
                         help="precision-by-class-frequency figure (.png)")
+    parser.add_argument("--candidate", default="scope",
+                        help="the loss whose column comes first (classification.candidate)")
+    add_loss_styles_argument(parser)
     args = parser.parse_args(argv)
+    use_loss_styles(args.loss_styles)
     try:
-        written, notes = write_precision_tables(args.tables, args.out_dir)
+        written, notes = write_precision_tables(args.tables, args.out_dir, args.candidate)
         if args.figure is not None:
             written += plot_precision_by_frequency(args.tables, args.figure)["paths"]
     except RunFileError as err:

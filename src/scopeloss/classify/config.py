@@ -23,6 +23,7 @@ from typing import Any
 
 from scopeloss import overrides
 from scopeloss import params as P
+from scopeloss import registry
 from scopeloss.overrides import load_hparams, parse_set  # noqa: F401  (re-exported for the CLI)
 from scopeloss.params import SEED_MAX, ConfigError, check_seed  # noqa: F401  (re-exported)
 
@@ -44,7 +45,6 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
 # A run setting written in the experiment or dataset section is named as such.
 MOVED = {(section, k) for section in ("experiment", "dataset") for k in P.CL_RUN}
 SAMPLINGS = P.CL_EXPERIMENT["sampling"].choices
-LOSS_KEYS = tuple(P.CL_LOSS)
 SECTIONS = ("dataset", "experiment", "loss")
 
 
@@ -76,14 +76,16 @@ def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = Non
     """The full, checked hyperparameters of one run."""
     _check_name("dataset", dataset, DATASETS)
     _check_name("experiment", experiment, EXPERIMENTS)
-    _check_name("loss", loss, P.CL_LOSS_NAMES)
-    base = {"dataset": DATASETS[dataset], "experiment": EXPERIMENTS[experiment],
-            "loss": {"alpha": None, "gamma": None}}
+    registry.get("supervised", loss, "--loss")
+    base = {"dataset": DATASETS[dataset], "experiment": EXPERIMENTS[experiment], "loss": {}}
     cfg = copy.deepcopy(base)
     for source in (hparams or {}), (sets or {}):
         for section, values in P.check_sections(source, SECTIONS).items():
-            cfg[section] = _merge(cfg[section], values or {}, section)
-    return check(cfg, dataset)
+            if section == "loss":  # the loss's own parameters (checked by the registry)
+                cfg["loss"].update(values or {})
+            else:
+                cfg[section] = _merge(cfg[section], values or {}, section)
+    return check(cfg, dataset, loss)
 
 
 def check_dataset(d: dict, dataset: str) -> dict:
@@ -100,14 +102,14 @@ def check_dataset(d: dict, dataset: str) -> dict:
     return d
 
 
-def check(cfg: dict, dataset: str) -> dict:
+def check(cfg: dict, dataset: str, loss: str) -> dict:
     """Every value by its declaration, then the rules across keys; nothing is loaded."""
     e = dict(cfg["experiment"])
     subsections = {k: P.check_section(f"experiment.{k}", e.pop(k), params)
                    for k, params in P.CL_SUBSECTIONS.items()}
     e = {**P.check_section("experiment", e, P.CL_EXPERIMENT), **subsections}
     out = {"dataset": check_dataset(cfg["dataset"], dataset), "experiment": e,
-           "loss": P.check_section("loss", cfg["loss"], P.CL_LOSS)}
+           "loss": registry.check_params("supervised", loss, cfg["loss"], "loss")}
     if e["cuda"]["enabled"] and not e["augment"]:
         raise ConfigError("experiment.cuda.enabled needs experiment.augment: true (CUDA sets the "
                           "strength of the training augmentation)")

@@ -15,7 +15,7 @@ killed run continue exactly where it stopped.
 
 Identity of a run (what a checkpoint must match to be resumed): dataset, experiment, loss,
 seed, the resolved hyperparameters and the code fingerprint
-(``scopeloss.fingerprint.code_fingerprint(TRAINERS["classify"])``). Run settings (``--run``)
+(``scopeloss.fingerprint.cell_fingerprint("classify", loss)``). Run settings (``--run``)
 are not part of it. Lifecycle, logged: (1) summary.json matches the identity and every
 output exists -> skip, without reading the checkpoint; (2) the final checkpoint matches but
 an output is missing -> rebuild every output from it without training; (3) a matching
@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scopeloss import io, lifecycle
+from scopeloss import io, lifecycle, registry
 from scopeloss.classify import config as C
 from scopeloss.classify import curriculum as cu
 from scopeloss.classify.data import DataUnavailable, load_dataset
@@ -57,7 +57,7 @@ from scopeloss.classify.metrics import per_class_table, summarize
 from scopeloss.classify.model import build_model, make_optimizer
 from scopeloss.classify.sampling import epoch_indices
 from scopeloss.devices import apply_determinism, bf16_autocast, keep_freed_memory, resolve_device
-from scopeloss.fingerprint import TRAINERS, code_fingerprint
+from scopeloss.fingerprint import cell_fingerprint
 from scopeloss.params import compile_mode
 from scopeloss.lifecycle import stop_with_launcher
 from scopeloss.losses import supervised_loss
@@ -103,7 +103,7 @@ class Job:
     def identity(self) -> dict:
         return {"dataset": self.dataset, "experiment": self.experiment, "loss": self.loss,
                 "seed": self.seed, "hparams": self.hparams,
-                "code_fingerprint": code_fingerprint(TRAINERS["classify"])}
+                "code_fingerprint": cell_fingerprint("classify", self.loss)}
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -207,8 +207,8 @@ class ClassifierRun:
 
     def loss_fn(self, logits, targets):
         lcfg = self.job.hparams["loss"]
-        return supervised_loss(self.job.loss, logits, targets, alpha=lcfg["alpha"],
-                               gamma=lcfg["gamma"], class_counts=self.counts, **_LOSS_OPTS)
+        return supervised_loss(self.job.loss, logits, targets, class_counts=self.counts,
+                               **lcfg, **_LOSS_OPTS)
 
     def build(self) -> None:
         """Seeds, data, model, optimiser, schedule, curriculum (in this order: the seeded RNG
@@ -429,7 +429,10 @@ def parse_args(argv=None):
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(C.DATASETS)}")
     p.add_argument("--experiment", required=True, help=f"one of {', '.join(C.EXPERIMENTS)}")
-    p.add_argument("--loss", required=True, help="a name of scopeloss.losses.SUPERVISED_LOSSES")
+    p.add_argument("--loss", required=True, help="a registered supervised loss (built-in: "
+                   f"{', '.join(registry.names('supervised'))}; or one of a --loss-module)")
+    p.add_argument("--loss-module", action="append", default=[], metavar="PATH_OR_MODULE",
+                   help="a module that registers losses of your own (repeatable)")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--hparams", default=None, help="inline JSON object or path to a .json file")
@@ -449,6 +452,7 @@ def main(argv=None) -> int:
             hp, sets = C.load_hparams(args.hparams), C.parse_set(args.set)
         except ValueError as err:
             raise C.ConfigError(str(err)) from None
+        registry.load_modules(args.loss_module, "--loss-module")
         sets, run_sets = C.split_sets(sets)
         run = C.resolve_run(C.load_run(args.run), run_sets)
         hparams = C.resolve(args.dataset, args.experiment, args.loss, hp, sets)

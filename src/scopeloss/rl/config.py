@@ -7,7 +7,8 @@ defaults, applies overrides, and rejects unknown sections/keys and bad values, n
 Why the defaults declared in ``scopeloss.params`` (``PPO``, ``SUITE_PPO_DEFAULTS``,
 ``RL_ENV``) are what they are:
 * Paper, Table 3 (same for every environment): lr 1e-4, vf_coef (alpha_value) 0.5,
-  gamma 0.999, gae_lambda 0.95, alphas 0.01 / 0.01 / 2 (``scopeloss.params.PPO_DEFAULTS``).
+  gamma 0.999, gae_lambda 0.95, alphas 0.01 / 0.01 / 2 (registered with each loss in
+  ``scopeloss.losses``).
 * Atari, everything else: CleanRL ``ppo_atari_envpool.py`` (8 envs x 128 steps, 4 epochs,
   4 minibatches, clip 0.1, max_grad_norm 0.5, lr annealing, 10M agent steps), except the
   value loss: not clipped (``clip_vloss: false``). With the paper's gamma 0.999 returns
@@ -39,8 +40,8 @@ import copy
 from typing import Any
 
 from scopeloss import params as P
-from scopeloss.params import (ENV_TABLE, GPU_SUITES, PPO_DEFAULTS, RL_LOSS_NAMES, SUITES,
-                              ConfigError)
+from scopeloss import registry
+from scopeloss.params import ENV_TABLE, GPU_SUITES, SUITES, ConfigError
 
 
 
@@ -84,8 +85,7 @@ def resolve(env_name: str, loss: str, overrides: dict[str, Any] | None = None, *
     suite's PPO departures, the env table), then ``overrides``; ConfigError naming any bad
     section, key or value. ``games=False`` skips checking that the game exists (which needs
     the env packages: the workflow's start-up check leaves that to the job)."""
-    if loss not in RL_LOSS_NAMES:
-        raise ConfigError(f"unknown loss {loss!r}; allowed: {', '.join(RL_LOSS_NAMES)}")
+    registry.get("ppo", loss, "--loss")
     overrides = _check_sections(copy.deepcopy(overrides or {}))
     env_values = {**base_env(env_name, overrides.get("env")), **(overrides.get("env") or {})}
     suite = env_values.pop("suite", None)
@@ -96,10 +96,8 @@ def resolve(env_name: str, loss: str, overrides: dict[str, Any] | None = None, *
            **P.check_section("env", env_values, declared)}
     ppo = {**{k: p.default for k, p in P.PPO.items()}, **P.SUITE_PPO_DEFAULTS[suite],
            **P.check_section("ppo", overrides.get("ppo") or {}, P.PPO)}
-    loss_cfg = P.check_section("loss", {"alpha": None, **(overrides.get("loss") or {})},
-                               P.RL_LOSS)
-    if loss_cfg["alpha"] is None:  # record the value actually used
-        loss_cfg["alpha"] = PPO_DEFAULTS[loss].get("alpha")
+    # the loss's registered parameters, the values actually used (null = the default)
+    loss_cfg = registry.check_params("ppo", loss, overrides.get("loss"), "loss")
     hp = {"env": env, "ppo": ppo, "loss": loss_cfg}
     if suite == "procgen" and env["eval_start_level"] is None:
         env["eval_start_level"] = env["start_level"] + env["num_levels"]

@@ -16,7 +16,8 @@ from scopeloss import io
 EPISODE_COLUMNS = ["global_step", "return", "length", "truncated_by_resume"]
 EVAL_COLUMNS = ["global_step", "return", "length"]
 UPDATE_COLUMNS = ["update", "global_step", "policy_loss", "value_loss", "entropy", "approx_kl",
-                  "clipfrac", "max_prob", "lr", "sps"]
+                  "clipfrac", "max_prob", "action_top_share", "update_action_top_share", "lr",
+                  "sps"]
 
 
 def output_names(env_cfg: dict[str, Any]) -> tuple[str, ...]:

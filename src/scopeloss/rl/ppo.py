@@ -1,4 +1,4 @@
-"""PPO (Schulman et al. 2017) with the paper's four policy losses, CleanRL-style, in phases.
+"""PPO (Schulman et al. 2017) with any registered policy loss, CleanRL-style, in phases.
 
 ``train`` asks the run lifecycle (``scopeloss.lifecycle.begin``) what to do with the run
 directory: skip a finished run, rebuild its outputs from the final checkpoint, resume a
@@ -35,7 +35,7 @@ from torch import nn
 from scopeloss import lifecycle
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
-from scopeloss.fingerprint import TRAINERS, code_fingerprint
+from scopeloss.fingerprint import cell_fingerprint
 from scopeloss.params import check_seed, compile_mode
 from scopeloss.progress import RunLogger
 from scopeloss.rl import rollout as ro
@@ -63,7 +63,7 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     run = resolve_run(hp, run)
     identity = {"env": env_name, "loss": loss, "seed": seed,
                 "total_steps": hp["ppo"]["total_steps"], "hparams": hp,
-                "code_fingerprint": code_fingerprint(TRAINERS["rl"])}
+                "code_fingerprint": cell_fingerprint("rl", loss)}
     with lifecycle.own_run_dir(out):
         action, found = lifecycle.begin(out, identity, output_names(hp["env"]),
                                         out / ".ckpt" / CKPT_NAME,
@@ -115,7 +115,7 @@ class PPORun:
     def __init__(self, hp: dict[str, Any], loss: str, seed: int, out: Path, run: dict[str, Any],
                  identity: dict[str, Any], log: Callable[[str], None]):
         self.env_cfg, self.p = hp["env"], hp["ppo"]
-        self.loss, self.alpha, self.seed = loss, hp["loss"]["alpha"], seed
+        self.loss, self.loss_params, self.seed = loss, hp["loss"], seed
         self.out, self.run, self.identity, self.log = out, run, identity, log
         self.ckpt_path = out / ".ckpt" / CKPT_NAME
         p = self.p
@@ -249,7 +249,7 @@ class PPORun:
         self.episodes.extend(finished)
         t_learn = time.perf_counter()
         batch = ro.advantages(self.rollout, p["gamma"], p["gae_lambda"])
-        stats = update(self.agent, self.policy, self.optimizer, batch, p, self.loss, self.alpha,
+        stats = update(self.agent, self.policy, self.optimizer, batch, p, self.loss, self.loss_params,
                        self.autocast, self.env.num_actions, k)
         self.schedule.step()
         timers["update"] += time.perf_counter() - t_learn

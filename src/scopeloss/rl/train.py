@@ -1,5 +1,5 @@
 """CLI: ``python -m scopeloss.rl.train --env NAME --loss LOSS --seed N --out DIR
-[--hparams JSON] [--run JSON] [--set section.key=value ...]``.
+[--hparams JSON] [--run JSON] [--set section.key=value ...] [--loss-module M ...]``.
 
 ``--hparams`` is an inline JSON object or a path to a .json file holding the cell's
 resolved ``{"env": ..., "ppo": ..., "loss": ...}`` (docs/CONTRACT.md): what it learns.
@@ -7,7 +7,8 @@ resolved ``{"env": ..., "ppo": ..., "loss": ...}`` (docs/CONTRACT.md): what it l
 ``compile``, ``torch_threads``, ``env_threads``, ``checkpoint_every``, ``tensorboard``;
 changing them keeps the checkpoint valid. ``--set`` overrides single keys of either
 (``ppo.lr=3e-4``, ``run.device=cpu``; value parsed as YAML). Everything is validated
-before any env is built.
+before any env is built. ``--loss-module`` (repeatable) imports a module that registers
+losses of your own (``scopeloss.registry``), so that ``--loss`` can name them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from scopeloss import registry
 from scopeloss.overrides import load_hparams, load_run, parse_set
 from scopeloss.rl.config import merge, resolve, resolve_run
 
@@ -23,7 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scopeloss.rl.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", required=True, help="Pong, Breakout, ..., StarPilot, or a Gymnasium id")
-    parser.add_argument("--loss", required=True, help="policy, policy_entropy, scope or focal")
+    parser.add_argument("--loss", required=True, help="a registered PPO policy loss (built-in: "
+                        f"{', '.join(registry.names('ppo'))}; or one of a --loss-module)")
+    parser.add_argument("--loss-module", action="append", default=[], metavar="PATH_OR_MODULE",
+                        help="a module that registers losses of your own (repeatable)")
     parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--out", required=True, type=Path, help="run directory")
     parser.add_argument("--hparams", help="inline JSON object or path to a .json file")
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_seed(args.seed, "--seed")
         lifecycle.check_out_dir(args.out)
+        registry.load_modules(args.loss_module, "--loss-module")
         sets = parse_set(args.set)
         run_sets = sets.pop("run", {})
         overrides = merge(load_hparams(args.hparams), sets)

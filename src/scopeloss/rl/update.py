@@ -1,12 +1,21 @@
 """The update phase of PPO: a few epochs of minibatch steps on one collected ``Batch``.
 
-Per minibatch: z-score advantage normalisation (eq. 9), the paper's policy loss chosen by
-name (``scopeloss.losses.ppo_policy_loss``), CleanRL's value loss (clipped or not) weighted
-by ``vf_coef``, global gradient-norm clipping and an optimiser step. Diagnostics
-(losses, entropy, approximate KL, clip fraction, mean max probability) are summed on the
-device over the last epoch's minibatches (every sample once) and read back once per
-update: the update's one host sync. The log-probabilities are computed once per minibatch,
-for the loss and the diagnostics.
+Per minibatch: z-score advantage normalisation (eq. 9), the policy loss chosen by name
+from the registry (``scopeloss.losses.ppo_policy_loss``), CleanRL's value loss (clipped or
+not) weighted by ``vf_coef``, global gradient-norm clipping and an optimiser step.
+
+Each epoch draws its samples as the loss was registered to (``Loss.sampling``): a random
+permutation of the rollout (``natural``: every sample once), or ``batch.size`` samples with
+replacement, sample i with probability proportional to ``1 / n_{a_i}`` (``action_balanced``:
+every action equally likely; ``resampled_policy``). A loss that needs the rollout's action
+counts (``weighted_policy``) gets them.
+
+Diagnostics (losses, entropy, approximate KL, clip fraction, mean max probability) are
+summed on the device over the last epoch's minibatches and read back once per update with
+the action mix (``action_top_share``: the commonest action's share of the rollout;
+``update_action_top_share``: its share among the samples the update's epochs used): the
+update's one host sync. The log-probabilities are computed once per minibatch, for the
+loss and the diagnostics.
 """
 
 from __future__ import annotations
@@ -17,14 +26,26 @@ from typing import Any
 import torch
 from torch import nn
 
+from scopeloss import registry
 from scopeloss.losses import check_index_range, ppo_policy_loss
 from scopeloss.rl.rollout import Batch
 
 DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "max_prob")
+ACTION_MIX = ("action_top_share", "update_action_top_share")
+
+
+def epoch_samples(batch: Batch, sampling: str, counts: torch.Tensor) -> torch.Tensor:
+    """One epoch's sample indices into ``batch``: a permutation (natural) or, for
+    action_balanced, ``batch.size`` draws with replacement, P(i) proportional to 1/n_{a_i}."""
+    if sampling == "natural":
+        return torch.randperm(batch.size, device=batch.actions.device)
+    weights = counts.reciprocal()[batch.actions]
+    return torch.multinomial(weights, batch.size, replacement=True)
 
 
 def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], loss: str,
-                   alpha: float | None, autocast, diagnostics: bool
+                   loss_params: dict[str, float], autocast, diagnostics: bool,
+                   action_counts: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The PPO objective on minibatch ``mb`` (indices into ``batch``) and, if asked, its
     diagnostics (a tensor of DIAGNOSTICS plus a count of 1, for summing)."""
@@ -37,8 +58,8 @@ def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], lo
     old_logprobs = batch.logprobs[mb]
     log_p = torch.log_softmax(logits, dim=-1)
     pg_loss = ppo_policy_loss(loss, logits, batch.actions[mb], old_logprobs, mb_adv,
-                              clip_coef=p["clip_coef"], alpha=alpha, check_range=False,
-                              log_probs=log_p)
+                              clip_coef=p["clip_coef"], check_range=False, log_probs=log_p,
+                              action_counts=action_counts, **loss_params)
     returns = batch.returns[mb]
     v_loss_unclipped = (new_value - returns) ** 2
     if p["clip_vloss"]:  # CleanRL: 0.5 * max(unclipped, clipped), then x vf_coef
@@ -62,27 +83,41 @@ def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], lo
 
 
 def update(agent: nn.Module, policy, optimizer, batch: Batch, p: dict[str, Any], loss: str,
-           alpha: float | None, autocast, num_actions: int, update_index: int) -> dict[str, float]:
-    """``update_epochs`` passes over ``batch`` in ``num_minibatches`` random minibatches;
-    returns the mean DIAGNOSTICS over the last pass's minibatches."""
+           loss_params: dict[str, float], autocast, num_actions: int, update_index: int
+           ) -> dict[str, float]:
+    """``update_epochs`` passes over ``batch`` in ``num_minibatches`` minibatches, drawn as
+    the loss's ``sampling`` says; returns the mean DIAGNOSTICS over the last pass's
+    minibatches and the ACTION_MIX of the rollout and of the samples used."""
     # The actions' range is checked once here, where they enter the update (on CUDA an
     # async device assert), not in every minibatch's loss call.
     check_index_range("actions", batch.actions, num_actions)
-    stats = torch.zeros(len(DIAGNOSTICS) + 1, device=batch.actions.device)
+    spec = registry.get("ppo", loss)
+    device = batch.actions.device
+    counts = torch.bincount(batch.actions, minlength=num_actions).float()
+    used = torch.zeros(num_actions, device=device)
+    stats = torch.zeros(len(DIAGNOSTICS) + 1, device=device)
     params = list(agent.parameters())
     for epoch in range(p["update_epochs"]):
         last = epoch == p["update_epochs"] - 1
-        perm = torch.randperm(batch.size, device=batch.actions.device)
-        for mb in perm.tensor_split(min(p["num_minibatches"], batch.size)):
-            total, mb_stats = minibatch_loss(policy, batch, mb, p, loss, alpha, autocast, last)
+        samples = epoch_samples(batch, spec.sampling, counts)
+        if spec.sampling != "natural":  # a permutation uses every sample once: counts
+            used += torch.bincount(batch.actions[samples], minlength=num_actions)
+        for mb in samples.tensor_split(min(p["num_minibatches"], batch.size)):
+            total, mb_stats = minibatch_loss(policy, batch, mb, p, loss, loss_params, autocast,
+                                             last, counts if spec.needs_counts else None)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             nn.utils.clip_grad_norm_(params, p["max_grad_norm"], foreach=True)
             optimizer.step()
             if last:
                 stats += mb_stats
-    sums = stats.tolist()  # the update's one host sync for its diagnostics
-    means = dict(zip(DIAGNOSTICS, (x / sums[-1] for x in sums[:-1])))
+    if spec.sampling == "natural":
+        used = counts * p["update_epochs"]
+    mix = torch.stack([counts.max() / counts.sum(), used.max() / used.sum()])
+    sums = torch.cat([stats, mix]).tolist()  # the update's one host sync
+    n = len(DIAGNOSTICS)
+    means = dict(zip(DIAGNOSTICS, (x / sums[n] for x in sums[:n])))
+    means.update(zip(ACTION_MIX, sums[n + 1:]))
     if not all(math.isfinite(means[k]) for k in ("policy_loss", "value_loss", "entropy")):
         raise FloatingPointError(f"non-finite loss at update {update_index}: policy "
                                  f"{means['policy_loss']}, value {means['value_loss']}")

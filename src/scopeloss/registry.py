@@ -1,0 +1,282 @@
+"""The loss registry: every loss a trainer can run, built-in or from a user's module, once.
+
+A loss is registered with its name, kind (``ppo``: a PPO policy loss; ``supervised``: a
+classification loss), function, parameters and their defaults, whether it needs the batch's
+action (or class) counts, how the PPO update draws its samples, and how figures draw it
+(label, colour, dash). The public decorators are ``scopeloss.losses.register_ppo_loss`` and
+``register_supervised_loss``; the built-ins register through them too. Everything that names
+losses derives from here: the dispatch (``scopeloss.losses``), the config checks, the
+Snakemake wildcard constraints, the tables' and figures' order, labels and colours.
+
+A user's module is named in the config's ``loss_modules`` (a file path relative to the
+working directory, or an importable module name) and loaded with ``load_modules``: by the
+Snakefile, ``python -m scopeloss.config check`` and both trainer CLIs (``--loss-module``).
+Its source enters the code fingerprint of the cells that run its losses
+(``code_fingerprint``).
+
+This module imports no torch (the Snakefile and the analysis env read it); a user's module
+imports what it needs itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import re
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from scopeloss.params import ConfigError
+
+KINDS = ("ppo", "supervised")
+KIND_WORDS = {"ppo": "PPO policy loss", "supervised": "supervised loss"}
+# What a loss function of each kind is called with: positional arguments, then keywords
+# (besides the loss's own parameters and, for a loss that needs them, the counts).
+CALL = {"ppo": (("logits", "actions", "old_logprob", "advantages"), ("clip_coef",)),
+        "supervised": (("logits", "targets"), ())}
+COUNTS_ARG = {"ppo": "action_counts", "supervised": "class_counts"}
+# How the PPO update draws each epoch's samples from the rollout: a permutation (natural) or,
+# with replacement, every action equally likely (action_balanced: resampled_policy).
+SAMPLINGS = ("natural", "action_balanced")
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Colours and dashes for losses that do not choose theirs (tab10's unused colours first).
+_PALETTE = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a",
+            "#ff9896", "#c5b0d5", "#c49c94")
+_DASHES = ("solid", (0, (4, 1.5)), (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1)))
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One registered loss. ``module`` is the source file of a user's module (None: built-in)."""
+
+    name: str
+    kind: str
+    function: Callable = field(repr=False)
+    params: dict[str, float]
+    label: str
+    color: str | None
+    dash: Any
+    needs_counts: bool
+    sampling: str
+    module: str | None
+    takes_log_probs: bool
+
+    @property
+    def origin(self) -> str:
+        return self.module or "scopeloss.losses (built-in)"
+
+
+_LOSSES: dict[str, dict[str, Loss]] = {kind: {} for kind in KINDS}
+_LOADED: dict[str, str] = {}  # loss_modules entry -> source file, once each
+_loading: list[str] = []  # the user module being imported (its registrations record it)
+
+
+def register(kind: str, name: str, params: dict[str, float], *, label: str | None = None,
+             color: str | None = None, dash: Any = None, needs_counts: bool = False,
+             sampling: str = "natural") -> Callable[[Callable], Callable]:
+    """The decorator behind ``register_ppo_loss`` / ``register_supervised_loss``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    module = _loading[-1] if _loading else None
+    where = f" (in {module})" if module else ""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ConfigError(f"loss name {name!r}{where} must be a letter then letters, digits or "
+                          "underscores")
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"loss {name!r}{where}: parameter {key}'s default must be a "
+                              f"number, got {value!r}")
+    if sampling not in SAMPLINGS or (sampling != "natural" and kind != "ppo"):
+        raise ConfigError(f"loss {name!r}{where}: sampling must be natural (or, for a PPO "
+                          f"loss, action_balanced), got {sampling!r}")
+
+    def decorate(function: Callable) -> Callable:
+        if name in _LOSSES[kind]:
+            raise ConfigError(
+                f"{KIND_WORDS[kind]} {name!r} registered twice: by "
+                f"{_LOSSES[kind][name].origin} and by {module or 'scopeloss.losses'}; "
+                "one name names one loss (choose another name)")
+        takes_log_probs = _check_signature(kind, name, function, params, needs_counts, where)
+        _LOSSES[kind][name] = Loss(name, kind, function, {k: float(v) for k, v in params.items()},
+                                   label or name, color, dash, needs_counts, sampling, module,
+                                   takes_log_probs)
+        return function
+
+    return decorate
+
+
+def _check_signature(kind, name, function, params, needs_counts, where) -> bool:
+    """That ``function`` takes what a loss of ``kind`` is called with; whether it also takes
+    the precomputed ``log_probs`` (the built-ins do: computed once per minibatch)."""
+    if not callable(function):
+        raise ConfigError(f"loss {name!r}{where}: registered object is not a function")
+    positional, keywords = CALL[kind]
+    keywords = (*keywords, *params, *((COUNTS_ARG[kind],) if needs_counts else ()))
+    signature = inspect.signature(function)
+    try:
+        signature.bind(*positional, **dict.fromkeys(keywords))
+    except TypeError as err:
+        call = f"({', '.join(positional)}{', *, ' if keywords else ''}{', '.join(keywords)})"
+        raise ConfigError(f"loss {name!r}{where}: its function {function.__name__}{signature} "
+                          f"cannot be called as a {KIND_WORDS[kind]} is, with {call}: {err}"
+                          ) from None
+    return "log_probs" in signature.parameters
+
+
+# ----------------------------------------------------------------------------- lookups
+def losses(kind: str) -> dict[str, Loss]:
+    """The registered losses of ``kind``, in registration order (built-ins first)."""
+    _builtins()
+    return dict(_LOSSES[kind])
+
+
+def names(kind: str) -> tuple[str, ...]:
+    return tuple(losses(kind))
+
+
+def get(kind: str, name: str, key: str = "loss") -> Loss:
+    """The loss ``name``, else a ConfigError naming ``key`` and the registered ones."""
+    found = losses(kind).get(name)
+    if found is None:
+        raise ConfigError(f"{key}: unknown {KIND_WORDS[kind]} {name!r}; registered: "
+                          f"{', '.join(names(kind))} (a loss of your own: name its module in "
+                          "loss_modules)")
+    return found
+
+
+def check_params(kind: str, name: str, given: dict | None, key: str = "loss") -> dict[str, float]:
+    """The loss's parameters: its defaults, overridden by ``given`` (null keeps the default);
+    a key the loss does not take, or a value that is not a finite number, names ``key``."""
+    loss = get(kind, name, key)
+    out = dict(loss.params)
+    for param, value in (given or {}).items():
+        if param not in loss.params:
+            allowed = ", ".join(loss.params) or "none"
+            raise ConfigError(f"{key}.{param}: loss {name!r} takes no parameter {param!r} "
+                              f"(its parameters: {allowed})")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
+                or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key}.{param} must be a finite number, got {value!r}")
+        out[param] = float(value)
+    return out
+
+
+def styles(kind: str) -> dict[str, dict[str, Any]]:
+    """How figures and tables show each loss of ``kind``: label, colour, dash, in order.
+    Losses without their own colour or dash get the next free one."""
+    out, spare = {}, 0
+    for name, loss in losses(kind).items():
+        color, dash = loss.color, loss.dash
+        if color is None or dash is None:
+            color = color or _PALETTE[spare % len(_PALETTE)]
+            dash = dash if dash is not None else _DASHES[spare % len(_DASHES)]
+            spare += 1
+        out[name] = {"label": loss.label, "color": color, "dash": dash}
+    return out
+
+
+def code_fingerprint(kind: str, name: str) -> str:
+    """The normalised source of the user module that registered ``name`` (sha256, 16 hex
+    digits; comments and docstrings do not count), or '' for a built-in: what a cell of this
+    loss adds to its trainer's code fingerprint."""
+    loss = get(kind, name)
+    if loss.module is None:
+        return ""
+    from scopeloss.fingerprint import normalised_source
+
+    return hashlib.sha256(normalised_source(Path(loss.module)).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- user modules
+def load_modules(entries, key: str = "loss_modules") -> list[str]:
+    """Import each of ``entries`` (a ``.py`` path relative to the working directory, or an
+    importable module name) once; returns their source files. A missing module, or one that
+    fails to import, is a ConfigError naming it with its own error (file and line)."""
+    _builtins()
+    if entries is None:
+        return []
+    if isinstance(entries, str) or not isinstance(entries, (list, tuple)):
+        raise ConfigError(f"{key} must be a list of module paths or names, got {entries!r}")
+    files = []
+    for entry in entries:
+        if not isinstance(entry, str) or not entry:
+            raise ConfigError(f"{key}: each entry must be a non-empty string, got {entry!r}")
+        if entry not in _LOADED:
+            _LOADED[entry] = _load(entry, key)
+        files.append(_LOADED[entry])
+    return files
+
+
+def _load(entry: str, key: str) -> str:
+    is_path = entry.endswith(".py") or "/" in entry or "\\" in entry
+    if is_path:
+        path = Path(entry)
+        if not path.is_file():
+            raise ConfigError(f"{key}: {entry}: no such file (a path is relative to the working "
+                              f"directory, {Path.cwd()})")
+        source = str(path.resolve())
+        if source in _LOADED.values():
+            return source
+        spec = importlib.util.spec_from_file_location(
+            f"scopeloss_user_losses.{path.stem}_{hashlib.sha256(source.encode()).hexdigest()[:8]}",
+            path)
+        module = importlib.util.module_from_spec(spec)
+        run = lambda: spec.loader.exec_module(module)  # noqa: E731
+    else:
+        try:
+            spec = importlib.util.find_spec(entry)
+        except (ImportError, ValueError) as err:
+            raise ConfigError(f"{key}: {entry}: cannot be imported: {err}") from None
+        if spec is None or spec.origin is None:
+            raise ConfigError(f"{key}: {entry}: no such module (not a .py path, and not "
+                              "importable from the working directory or the environment)")
+        source = str(Path(spec.origin).resolve())
+        run = lambda: importlib.import_module(entry)  # noqa: E731
+    _loading.append(source)
+    try:
+        run()
+    except ConfigError as err:  # a registration refused: our own message names the loss
+        raise ConfigError(f"{key}: {entry}: {err}") from None
+    except Exception as err:  # the module's own error, located in its own source
+        frames = [f for f in traceback.extract_tb(err.__traceback__)
+                  if Path(f.filename).resolve() == Path(source)]
+        line = getattr(err, "lineno", None) if isinstance(err, SyntaxError) else None
+        line = line or (frames[-1].lineno if frames else None)
+        at = f" (line {line})" if line else ""
+        raise ConfigError(f"{key}: {entry}: failed to import{at}: "
+                          f"{type(err).__name__}: {err}") from None
+    finally:
+        _loading.pop()
+    return source
+
+
+@contextmanager
+def restored():
+    """The registry as it was on entry, afterwards (tests that load modules of their own)."""
+    _builtins()
+    saved = {kind: dict(table) for kind, table in _LOSSES.items()}
+    loaded = dict(_LOADED)
+    try:
+        yield
+    finally:
+        for kind in KINDS:
+            _LOSSES[kind].clear()
+            _LOSSES[kind].update(saved[kind])
+        _LOADED.clear()
+        _LOADED.update(loaded)
+
+
+def _builtins() -> None:
+    """The built-in losses register when ``scopeloss.losses`` is imported (torch-free)."""
+    import scopeloss.losses  # noqa: F401
+
+
+__all__ = ["Loss", "KINDS", "register", "losses", "names", "get", "check_params", "styles",
+           "code_fingerprint", "load_modules", "restored"]
