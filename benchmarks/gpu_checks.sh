@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The measurements of ../shared/GPU_CHECKS.md, writing a few files into OUT (the device
+# The GPU checks of docs/gpu.md, writing a few files into OUT (the device
 # tool's $OUT). A session's device time is 15 minutes in all, so the checks are ONE call:
 #
 #   bash benchmarks/gpu_checks.sh all           # 1 + 2 + 3 below, at most 8 minutes

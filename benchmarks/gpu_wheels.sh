@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Download, on a machine with PyPI, the cp312 x86-64 wheels that the GPU reference machine
-# lacks (../shared/GPU_CHECKS.md: Python 3.12, torch, numpy 2, pandas, scikit-learn,
+# lacks (docs/gpu.md; there: Python 3.12, torch, numpy 2, pandas, scikit-learn,
 # tensorboard already there; no network): the envs and their own imports, no deps.
 #   bash benchmarks/gpu_wheels.sh [DIR]      # default .whl (git-ignored)
 # There:  python3 -m pip install -q --no-index --no-deps --target /tmp/site DIR/*.whl

@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         ro.collect(r, T, net, env, tf, tr, gamma=p["gamma"], global_step=0, autocast=ac,
                    timers=timers)
         update(net, net, opt, ro.advantages(r, p["gamma"], p["gae_lambda"]), p, "scope",
-               0.01, ac, env.num_actions, 1)
+               {"alpha": 0.01}, ac, env.num_actions, 1)
         r.carry_over()
 
     timers.update(env=0.0, policy=0.0)

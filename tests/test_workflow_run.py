@@ -309,6 +309,80 @@ def test_kill_9_mid_training_then_the_same_command_keeps_every_logged_episode(sm
     shutil.rmtree(wf / "results/rl/CartPole/policy/seed7")
 
 
+def readme_recipe() -> dict[str, str]:
+    """The README's "Add your loss" recipe: its module, overlay and command, verbatim."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Add your loss and compare it with Scope", 1)[1].split("\n## ", 1)[0]
+    blocks: dict[str, str] = {}
+    for lang, body in re.findall(r"```(python|yaml|bash)\n(.*?)```", section, re.S):
+        blocks.setdefault(lang, body)  # the first block of each kind: the three steps
+    module = re.search(r"\*\*1\. Write the module\*\*, `([^`]+)`", section).group(1)
+    overlay = re.search(r"\*\*2\. Name it in an overlay\*\*, `([^`]+)`", section).group(1)
+    return {"module_path": module, "module": blocks["python"], "overlay_path": overlay,
+            "overlay": blocks["yaml"], "command": blocks["bash"].strip()}
+
+
+def test_the_readme_recipe_runs_a_users_loss_through_the_grid(smoke_run):
+    """Exactly the README's three steps, on the smoke grid: a module outside src/ adds a PPO
+    and a supervised loss, the overlay names them (as the candidates); only their cells
+    train, and their rows reach the tables, figures and claims. Editing the module's code
+    retrains its cells only; a comment retrains nothing."""
+    wf, _ = smoke_run
+    recipe = readme_recipe()
+    module = wf / recipe["module_path"]
+    module.parent.mkdir(parents=True, exist_ok=True)
+    module.write_text(recipe["module"])
+    (wf / recipe["overlay_path"]).write_text(recipe["overlay"])
+    words = recipe["command"].split()
+    assert words[:4] == ["snakemake", "--cores", "all", "--configfile"], words
+    args = ["--cores", "2", "--configfile", "presets/smoke.yaml",
+            *[w for w in words[4:] if w != "presets/demo.yaml"]]
+    try:
+        jobs = plan(wf, *args)
+        trained = {(j["rule"], j["wildcards"]["loss"]) for j in jobs
+                   if j["rule"].startswith("train_")}
+        assert trained == {("train_rl", "my_pg"), ("train_classifier", "my_ce")}
+        assert count(jobs)["train_rl"] == 2 and count(jobs)["train_classifier"] == 2
+        proc = snakemake(wf, *args, timeout=900)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+        final = pd.read_csv(wf / "results/tables/rl_final.csv")
+        mine = final[final["loss"] == "my_pg"]
+        assert set(mine["env"]) == {"CartPole", "Pong"} and set(mine["loss_name"]) == {"My PG"}
+        summary = json.loads((wf / "results/rl/Pong/my_pg/seed1/summary.json").read_text())
+        assert summary["hparams"]["loss"] == {"alpha": 0.02}  # the overlay's loss_specs
+        assert "+" in summary["code_fingerprint"]
+        claims = (wf / "results/tables/claims.md").read_text()
+        assert "## A. My PG beats each other policy loss" in claims
+        assert "| My PG vs Policy |" in claims and "| My PG vs Scope |" in claims
+        assert "| My CE vs CEL |" in claims and "| My CE vs SL |" in claims
+        table = (wf / "results/tables/precision_plain.md").read_text()
+        assert "| Precision metric | SL | CEL | My CE |" in table, table
+        from PIL import Image
+
+        with Image.open(wf / "figures/rl_aggregate.png") as img:
+            assert "P(My PG > X)" in img.info["Description"]
+        with Image.open(wf / "figures/rl_training_curves.png") as img:
+            assert "my_pg" in img.info["Description"]
+        # a comment in the module: nothing retrains
+        module.write_text("# my losses, commented\n" + recipe["module"])
+        assert not [j for j in plan(wf, *args) if j["rule"].startswith("train_")]
+        # a statement changed: the cells of its losses retrain from the start, no other
+        module.write_text(recipe["module"].replace("pow(2)", "pow(3)"))
+        jobs = plan(wf, *args)
+        assert {(j["rule"], j["wildcards"]["loss"]) for j in jobs if j["rule"].startswith(
+            "train_")} == {("train_rl", "my_pg"), ("train_classifier", "my_ce")}
+        proc = snakemake(wf, *args, timeout=900)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+        log = (wf / "logs/rl/Pong/my_pg/seed1.log").read_text()
+        assert "update 1/" in log and "resuming" not in log, log
+    finally:
+        (wf / recipe["overlay_path"]).unlink(missing_ok=True)
+        shutil.rmtree(module.parent, ignore_errors=True)
+    execute(wf)  # the smoke grid's own tables again, for the tests that follow
+
+
 def test_a_real_code_edit_retrains_that_trainers_cells_from_the_start(smoke_run):
     """A statement changed in the PPO trainer: every RL cell retrains from update 1 (its
     checkpoint is of other code), no classifier job runs."""

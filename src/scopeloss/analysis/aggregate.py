@@ -27,8 +27,9 @@ import pandas as pd
 from scopeloss import io
 
 from . import stats
-from .reference import (add_loss_styles_argument, cls_loss_name, cls_loss_sort_key, env_sort_key, normalisation_range,
-                        rl_loss_name, rl_loss_sort_key, use_loss_styles)
+from .reference import (add_loss_styles_argument, cls_loss_name, cls_loss_sort_key,
+                        env_sort_key, normalisation_range, rl_loss_name, rl_loss_sort_key,
+                        use_loss_styles)
 from .runs import (COMPLETE, EPISODE_COLUMNS, PER_CLASS_COLUMNS, RESUME_FLAG, UPDATE_COLUMNS,
                    ClassificationRun, RLRun, RunFileError, final_eval_return, final_return,
                    load_classification_run, load_rl_run, whole_episodes)
