@@ -307,8 +307,10 @@ def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):
     (["--set", "experiment.bf16=no thanks"], "experiment.bf16 must be true or false, got"),
     (["--set", "experiment.epochs=true"], "experiment.epochs must be a positive integer, got True"),
     (["--set", "experiment.batch_size=1"], "experiment.batch_size must be an integer >= 2"),
-    (["--set", "loss.alpha=abc"], "loss.alpha must be null or a finite number, got 'abc'"),
-    (["--set", "loss.gamma=-.inf"], "loss.gamma must be null or a finite number"),
+    (["--set", "loss.alpha=abc"], "loss.alpha: loss 'focal' takes no parameter 'alpha' (its "
+                                  "parameters: gamma)"),
+    (["--set", "loss.gamma=abc"], "loss.gamma must be a finite number, got 'abc'"),
+    (["--set", "loss.gamma=-.inf"], "loss.gamma must be a finite number, got -inf"),
     (["--set", "experiment.augmentation.flip_p=x"], "experiment.augmentation.flip_p must be"),
     (["--set", "experiment.augmentation.color=[1, x]"], "experiment.augmentation.color must be"),
     (["--set", "dataset.split_seed=-1"], "dataset.split_seed must be an integer in [0, 4294967295]"),

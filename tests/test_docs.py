@@ -46,3 +46,12 @@ def test_every_relative_link_resolves():
                 broken.append(f"{md.relative_to(ROOT)} -> {target}")
     assert not broken, broken
     assert checked > 15  # the README and docs link to each other and to the results
+
+
+def test_the_readme_is_a_guide_of_at_most_160_lines():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 160, len(lines)
+    text = "\n".join(lines)
+    for heading in ("## Two commands", "## The paper's grid", "## Add your loss and compare it "
+                    "with Scope", "## Results", "## Architecture"):
+        assert heading in text, heading
