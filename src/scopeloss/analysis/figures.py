@@ -148,8 +148,8 @@ def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
             env_up = updates[updates["env"] == env]
             for col, metric in enumerate(metrics):
                 ax = axes[row, col]
-                step_axis(ax, f"{env}: {EXPLORATION_METRICS[metric].lower()}"
-                           if len(envs) > 1 else EXPLORATION_METRICS[metric])
+                # metric names head the columns, env names label the rows (ylabel)
+                step_axis(ax, EXPLORATION_METRICS[metric] if row == 0 else "")
                 have = (env_up.dropna(subset=[metric]) if metric in env_up
                         else env_up.iloc[:0])
                 if not curve_panel(ax, have, runs[runs["env"] == env], losses, points,
