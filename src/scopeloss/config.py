@@ -448,8 +448,8 @@ def double_correction(config: Mapping, experiment: str, loss: str) -> bool:
 
 
 def candidate(config: Mapping, half: str) -> str:
-    """The loss the claims of ``half`` (rl, classification) are about (default scope)."""
-    return (config.get(half) or {}).get("candidate") or "scope"
+    """The loss the claims of ``half`` (rl, classification) are about (a required key)."""
+    return config[half]["candidate"]
 
 
 if __name__ == "__main__":

@@ -141,24 +141,10 @@ def _counts(name: str, counts, logits: Tensor, check_values: bool, used=None) ->
     return counts
 
 
-def _params(loss: registry.Loss, given: dict[str, Any]) -> dict[str, Any]:
-    """The loss's parameters: defaults, then the given values that are not None."""
-    out = dict(loss.params)
-    for key, value in given.items():
-        if value is None:
-            continue
-        if key not in out:
-            raise ValueError(f"{registry.KIND_WORDS[loss.kind]} {loss.name!r} takes no "
-                             f"parameter {key!r} (its parameters: {', '.join(out) or 'none'})")
-        out[key] = value
-    return out
-
-
-def _registered(kind: str, name: str) -> registry.Loss:
-    try:
-        return registry.get(kind, name, "loss")
-    except registry.ConfigError as err:
-        raise ValueError(str(err)) from None
+def _given(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters a caller set: None keeps the default, also for a loss without that
+    parameter (the trainers' and tests' ``alpha=None``)."""
+    return {k: v for k, v in params.items() if v is not None}
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -171,9 +157,9 @@ def supervised_loss(name: str, logits: Tensor, targets: Tensor, *, class_counts=
     ``check_range=False``: the per-call value checks (host syncs) are skipped; shapes and
     dtypes are always checked.
     """
-    loss = _registered("supervised", name)
+    loss = registry.get("supervised", name)
     _check_index("targets", targets, logits, check_range)
-    kwargs = _params(loss, params)
+    kwargs = registry.params_of(loss, _given(params))
     if loss.needs_counts:
         if class_counts is None:
             raise ValueError(f"supervised loss {name!r} needs class_counts (training count "
@@ -196,14 +182,14 @@ def ppo_policy_loss(name: str, logits: Tensor, actions: Tensor, old_logprob: Ten
     that needs the log-probabilities itself (the trainer's diagnostics) passes ``log_probs``,
     which must be ``log_softmax`` of ``logits`` in float32: a built-in then reuses them.
     """
-    loss = _registered("ppo", name)
+    loss = registry.get("ppo", name)
     _check_index("actions", actions, logits, check_range)
     batch = logits.shape[0]
     _check_vector("old_logprob", old_logprob, batch)
     _check_vector("advantages", advantages, batch)
     if not clip_coef > 0:
         raise ValueError(f"clip_coef must be positive, got {clip_coef}")
-    kwargs = _params(loss, params)
+    kwargs = registry.params_of(loss, _given(params))
     if loss.needs_counts:
         if action_counts is None:
             raise ValueError(f"PPO policy loss {name!r} needs action_counts (how often each "

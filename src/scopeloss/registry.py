@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from scopeloss.params import ConfigError
+from scopeloss.params import ConfigError, Param
 
 KINDS = ("ppo", "supervised")
 KIND_WORDS = {"ppo": "PPO policy loss", "supervised": "supervised loss"}
@@ -43,6 +43,7 @@ COUNTS_ARG = {"ppo": "action_counts", "supervised": "class_counts"}
 # How the PPO update draws each epoch's samples from the rollout: a permutation (natural) or,
 # with replacement, every action equally likely (action_balanced: resampled_policy).
 SAMPLINGS = ("natural", "action_balanced")
+_PARAM = Param("float", None, "a loss parameter")  # the declarations' own number check
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Colours and dashes for losses that do not choose theirs (tab10's unused colours first).
 _PALETTE = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a",
@@ -141,7 +142,8 @@ def names(kind: str) -> tuple[str, ...]:
 
 def get(kind: str, name: str, key: str = "loss") -> Loss:
     """The loss ``name``, else a ConfigError naming ``key`` and the registered ones."""
-    found = losses(kind).get(name)
+    _builtins()
+    found = _LOSSES[kind].get(name)  # no copy: the trainers look a loss up per minibatch
     if found is None:
         raise ConfigError(f"{key}: unknown {KIND_WORDS[kind]} {name!r}; registered: "
                           f"{', '.join(names(kind))} (a loss of your own: name its module in "
@@ -150,21 +152,21 @@ def get(kind: str, name: str, key: str = "loss") -> Loss:
 
 
 def check_params(kind: str, name: str, given: dict | None, key: str = "loss") -> dict[str, float]:
+    """The parameters of the loss ``name`` (``params_of``), naming ``key`` in any error."""
+    return params_of(get(kind, name, key), given, key)
+
+
+def params_of(loss: Loss, given: dict | None, key: str = "loss") -> dict[str, float]:
     """The loss's parameters: its defaults, overridden by ``given`` (null keeps the default);
     a key the loss does not take, or a value that is not a finite number, names ``key``."""
-    loss = get(kind, name, key)
     out = dict(loss.params)
     for param, value in (given or {}).items():
         if param not in loss.params:
             allowed = ", ".join(loss.params) or "none"
-            raise ConfigError(f"{key}.{param}: loss {name!r} takes no parameter {param!r} "
+            raise ConfigError(f"{key}.{param}: loss {loss.name!r} takes no parameter {param!r} "
                               f"(its parameters: {allowed})")
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
-                or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{key}.{param} must be a finite number, got {value!r}")
-        out[param] = float(value)
+        if value is not None:
+            out[param] = _PARAM.check(f"{key}.{param}", value)
     return out
 
 

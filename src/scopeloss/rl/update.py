@@ -94,13 +94,14 @@ def update(agent: nn.Module, policy, optimizer, batch: Batch, p: dict[str, Any],
     spec = registry.get("ppo", loss)
     device = batch.actions.device
     counts = torch.bincount(batch.actions, minlength=num_actions).float()
-    used = torch.zeros(num_actions, device=device)
+    # the action counts of the samples the epochs use: a permutation uses each sample once
+    used = counts if spec.sampling == "natural" else torch.zeros_like(counts)
     stats = torch.zeros(len(DIAGNOSTICS) + 1, device=device)
     params = list(agent.parameters())
     for epoch in range(p["update_epochs"]):
         last = epoch == p["update_epochs"] - 1
         samples = epoch_samples(batch, spec.sampling, counts)
-        if spec.sampling != "natural":  # a permutation uses every sample once: counts
+        if spec.sampling != "natural":
             used += torch.bincount(batch.actions[samples], minlength=num_actions)
         for mb in samples.tensor_split(min(p["num_minibatches"], batch.size)):
             total, mb_stats = minibatch_loss(policy, batch, mb, p, loss, loss_params, autocast,
@@ -111,8 +112,6 @@ def update(agent: nn.Module, policy, optimizer, batch: Batch, p: dict[str, Any],
             optimizer.step()
             if last:
                 stats += mb_stats
-    if spec.sampling == "natural":
-        used = counts * p["update_epochs"]
     mix = torch.stack([counts.max() / counts.sum(), used.max() / used.sum()])
     sums = torch.cat([stats, mix]).tolist()  # the update's one host sync
     n = len(DIAGNOSTICS)
