@@ -227,7 +227,7 @@ def test_check_config_names_the_key_and_the_allowed_values(paper, overlay, messa
         ({"classification": {"experiment_specs": {"plain": {"lr": "fast"}}}},
          "invalid config key classification.experiment_specs.plain.lr: 'fast' is not of type 'number'"),
         ({"rl": {"seeds": [1, "two"]}}, "invalid config key rl.seeds[1]: 'two' is not of type 'integer'"),
-        ({"rl": {"losses": ["en-tropy"]}}, "invalid config key rl.losses[0]: 'en-tropy' does not match"),
+        ({"rl": {"losses": ["en tropy"]}}, "invalid config key rl.losses[0]: 'en tropy' does not match"),
         ({"rl": {"ppo": {"learning_rate": 1}}}, "invalid config key rl.ppo: unknown key(s) learning_rate; allowed: total_steps, "),
         ({"rl": {"env_specs": {"Pong": {"suite": "mujoco"}}}},
          "invalid config key rl.env_specs.Pong.suite: 'mujoco' is not one of"),

@@ -160,6 +160,17 @@ def test_smoke_preset_runs_every_rule_except_the_online_fetch(fresh):
         ("classification: {losses: [ce, hinge]}", "config key classification.losses: unknown supervised loss 'hinge'; registered: pel,"),
         ("rl: {ppo: {device: cpu}}", "config key rl.ppo.device: a run setting (how a job runs, not what it learns); set it as rl.run.device instead"),
         ("rl: {seeds: [1, 1099511627776]}", "invalid config key rl.seeds[1]: 1099511627776 is greater than the maximum of 4294967295"),
+        # loss variants and sweeps (docs/parameters.md)
+        ("rl: {loss_specs: {scope_hi: {loss: scoop, alpha: 0.1}}}",
+         "config key rl.loss_specs.scope_hi.loss: unknown PPO policy loss 'scoop'; registered: policy,"),
+        ("rl: {loss_specs: {scope_hi: {loss: scope, gamma: 2}}}",
+         "config key rl.loss_specs.scope_hi.gamma: loss 'scope' takes no parameter 'gamma' (its parameters: alpha)"),
+        ("rl: {loss_specs: {focal: {loss: scope, alpha: 0.1}}}",
+         "config key rl.loss_specs.focal: the variant name 'focal' shadows the registered PPO policy loss 'focal'"),
+        ("classification: {sweeps: {pel: {alpha: []}}}",
+         "invalid config key classification.sweeps.pel.alpha: [] should be non-empty"),
+        ("rl: {sweeps: {scope: {beta: [1, 2]}}}",
+         "config key rl.sweeps.scope.beta: loss 'scope' takes no parameter 'beta' (its parameters: alpha)"),
     ],
 )
 def test_bad_config_stops_at_parse_time_naming_the_key(fresh, tmp_path, overlay, message):

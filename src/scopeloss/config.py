@@ -131,7 +131,7 @@ def check_cells(config: Mapping) -> None:
 
     rl = config["rl"]
     for env in rl.get("envs") or []:
-        for loss in rl.get("losses") or []:
+        for loss in grid_losses(config, "rl"):
             try:
                 rl_config.resolve(env, loss, rl_cell(config, env, loss), games=False)
             except ConfigError as err:
@@ -140,7 +140,7 @@ def check_cells(config: Mapping) -> None:
     cl = config["classification"]
     for dataset in cl.get("datasets") or []:
         for experiment in cl.get("experiments") or []:
-            for loss in cl.get("losses") or []:
+            for loss in grid_losses(config, "classification"):
                 if double_correction(config, experiment, loss):
                     continue
                 cell = classification_cell(config, dataset, experiment, loss)
@@ -266,15 +266,125 @@ def load_loss_modules(config: Mapping) -> list[str]:
 
 
 def _check_losses(section: Mapping, prefix: str) -> None:
-    """Every loss named in the grid, its spec and the candidate are registered losses of
-    the half's kind; every spec sets only parameters its loss takes."""
-    kind = LOSS_KIND[prefix]
+    """Every loss named in the grid is a registered loss of the half's kind or a variant
+    declared in ``loss_specs`` or made by ``sweeps``; every spec sets only parameters its
+    (base) loss takes; the candidate is a loss of the table."""
+    table = loss_table(section, prefix)
     for name in section.get("losses") or []:
-        registry.get(kind, name, f"config key {prefix}.losses")
-    for name, spec in (section.get("loss_specs") or {}).items():
-        registry.check_params(kind, name, spec, f"config key {prefix}.loss_specs.{name}")
-    if section.get("candidate") is not None:
-        registry.get(kind, section["candidate"], f"config key {prefix}.candidate")
+        if name not in table:
+            registry.get(LOSS_KIND[prefix], name, f"config key {prefix}.losses")
+    if section.get("candidate") is not None and section["candidate"] not in table:
+        registry.get(LOSS_KIND[prefix], section["candidate"], f"config key {prefix}.candidate")
+
+
+# ----------------------------------------------------------------------------- losses
+def loss_table(section: Mapping, prefix: str) -> dict[str, dict]:
+    """Every loss the half's grid can name -> its spec: the registered losses (their
+    ``loss_specs`` parameters), the named variants of ``loss_specs`` (``{loss: BASE, ...}``)
+    and the variants ``sweeps`` makes. Each spec is checked by ``registry.variant``."""
+    kind = LOSS_KIND[prefix]
+    specs = dict(section.get("loss_specs") or {})
+    for name, spec in specs.items():
+        if spec is not None and not isinstance(spec, Mapping):
+            raise ConfigError(f"config key {prefix}.loss_specs.{name}: must be a mapping of "
+                              f"parameters, got {spec!r}")
+        registry.variant(kind, name, spec, f"config key {prefix}.loss_specs.{name}")
+    table = {name: dict(specs.get(name) or {}) for name in registry.names(kind)}
+    table.update({name: dict(spec or {}) for name, spec in specs.items()})
+    for member in sweep_members(section, prefix, table):
+        if member["name"] in table and member["name"] != member["swept"]:
+            spec = table[member["name"]]
+            if spec != member["spec"]:
+                raise ConfigError(
+                    f"config key {prefix}.sweeps.{member['swept']}: the variant it makes for "
+                    f"{member['param']} = {member['value']:g}, {member['name']!r}, is already "
+                    f"a loss of another definition ({spec or 'registered'})")
+        table.setdefault(member["name"], member["spec"])
+    return table
+
+
+def sweep_members(section: Mapping, prefix: str, table: Mapping | None = None) -> list[dict]:
+    """The cells of ``{prefix}.sweeps``: ``{LOSS: {PARAM: [v1, v2, ...]}}`` varies one
+    parameter at a time, the others as ``loss_specs.<LOSS>`` sets them. Each value is a
+    member ``{swept, param, value, name, spec, default}``: the value the loss runs with
+    already is the loss's own cell (``name`` = LOSS, ``default`` true); every other is the
+    variant ``<LOSS>_<PARAM><value>`` (e.g. ``scope_alpha0.1``)."""
+    kind = LOSS_KIND[prefix]
+    sweeps = section.get("sweeps") or {}
+    if not isinstance(sweeps, Mapping):
+        raise ConfigError(f"config key {prefix}.sweeps: must be a mapping LOSS -> "
+                          f"{{PARAM: [values]}}, got {sweeps!r}")
+    specs = table if table is not None else section.get("loss_specs") or {}
+    members = []
+    for swept, by_param in sweeps.items():
+        key = f"config key {prefix}.sweeps.{swept}"
+        base_spec = dict(specs.get(swept) or {})
+        if swept not in specs and swept not in registry.names(kind):
+            registry.get(kind, swept, key)  # names the registered losses
+        base, base_params = registry.variant(kind, swept, base_spec, key)
+        if not isinstance(by_param, Mapping) or not by_param:
+            raise ConfigError(f"{key}: must map a parameter of {base!r} to a list of values, "
+                              f"got {by_param!r}")
+        for param, values in by_param.items():
+            where = f"{key}.{param}"
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{where}: must be a non-empty list of values, got {values!r}")
+            if len(set(map(str, values))) != len(values):
+                raise ConfigError(f"{where}: a value is given twice: {values!r}")
+            for value in values:
+                spec = {**base_spec, param: value}
+                _, used = registry.variant(kind, swept, spec, key)  # checks param and value
+                own = used[param] == base_params[param]
+                name = swept if own else f"{swept}_{param}{used[param]:g}"
+                members.append({"swept": swept, "param": param, "value": used[param],
+                                "name": name, "default": own,
+                                "spec": base_spec if own else {**spec, "loss": base}})
+    return members
+
+
+def grid_losses(config: Mapping, half: str) -> list[str]:
+    """The losses of ``half``'s grid, in order: ``losses``, then each swept loss and the
+    variants its sweep adds (a sweep's own cells need no listing)."""
+    section = _section(config, half)
+    names = list(section.get("losses") or [])
+    for member in sweep_members(section, half, loss_table(section, half)):
+        for name in (member["swept"], member["name"]):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def base_loss(config: Mapping, half: str, name: str) -> str:
+    """The registered loss a grid loss runs: itself, or the base of its variant."""
+    section = _section(config, half)
+    spec = loss_table(section, half).get(name)
+    return registry.variant(LOSS_KIND[half], name, spec, f"config key {half}.losses")[0]
+
+
+def variant_labels(config: Mapping, half: str) -> dict[str, str]:
+    """How tables and figures name each variant of the grid: the base's label and the
+    parameters that differ from its defaults (e.g. ``Scope (alpha=0.1)``)."""
+    kind, section = LOSS_KIND[half], _section(config, half)
+    table, labels = loss_table(section, half), {}
+    for name in grid_losses(config, half):
+        base, used = registry.variant(kind, name, table.get(name), f"{half}.losses")
+        if base == name:
+            continue
+        loss = registry.get(kind, base)
+        changed = ", ".join(f"{k}={v:g}" for k, v in used.items() if v != loss.params[k])
+        labels[name] = f"{loss.label} ({changed or 'defaults'})"
+    return labels
+
+
+def sweeps_json(config: Mapping) -> str:
+    """The grid's sweeps for the analysis: ``{half: [{swept, param, value, name, default},
+    ...]}`` (the sensitivity figure and claim D)."""
+    out = {}
+    for half in LOSS_KIND:
+        section = _section(config, half)
+        out[half] = [{k: m[k] for k in ("swept", "param", "value", "name", "default")}
+                     for m in sweep_members(section, half, loss_table(section, half))]
+    return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
 
 def check_run_settings_placement(config: Mapping) -> None:
@@ -355,11 +465,12 @@ def rl_cell(config: Mapping, env: str, loss: str) -> dict:
 
 
 def _loss_section(section: Mapping, prefix: str, loss: str) -> dict:
-    """The parameters ``{prefix}.loss_specs.<loss>`` sets (a null is the default: left out,
-    so that writing one reruns nothing)."""
-    registry.get(LOSS_KIND[prefix], loss, f"config key {prefix}.losses")
-    spec = (section.get("loss_specs") or {}).get(loss) or {}
-    return {k: v for k, v in spec.items() if v is not None}
+    """The parameters ``{prefix}.loss_specs.<loss>`` sets, with the base loss of a variant
+    (``loss: BASE``; a null is the default: left out, so that writing one reruns nothing)."""
+    table = loss_table(section, prefix)
+    if loss not in table:
+        registry.get(LOSS_KIND[prefix], loss, f"config key {prefix}.losses")
+    return {k: v for k, v in table[loss].items() if v is not None}
 
 
 def classification_cell(config: Mapping, dataset: str, experiment: str, loss: str) -> dict:
@@ -419,18 +530,20 @@ def classification_resources(config: Mapping, dataset: str) -> dict:
 def rl_runs(config: Mapping) -> list[tuple[str, str, int]]:
     """Every (env, loss, seed) of the grid, in config order."""
     rl = config["rl"]
-    return [(e, l, s) for e in rl["envs"] for l in rl["losses"] for s in rl["seeds"]]  # noqa: E741
+    losses = grid_losses(config, "rl")
+    return [(e, l, s) for e in rl["envs"] for l in losses for s in rl["seeds"]]  # noqa: E741
 
 
 def classification_runs(config: Mapping) -> list[tuple[str, str, str, int]]:
     """Every (dataset, experiment, loss, seed) of the grid, in config order, without the
     double-correction cells (``double_correction``)."""
     cl = config["classification"]
+    losses = grid_losses(config, "classification")
     return [
         (d, x, l, s)
         for d in cl["datasets"]
         for x in cl["experiments"]
-        for l in cl["losses"]  # noqa: E741
+        for l in losses  # noqa: E741
         if not double_correction(config, x, l)
         for s in cl["seeds"]
     ]
@@ -443,7 +556,8 @@ def double_correction(config: Mapping, experiment: str, loss: str) -> bool:
     are already re-balanced, so such a loss would correct twice (Ren et al. 2020 note that
     Balanced Softmax over-balances under class-balanced sampling): not in the grid."""
     spec = config["classification"].get("experiment_specs", {}).get(experiment) or {}
-    return (registry.get("supervised", loss).needs_counts
+    base = base_loss(config, "classification", loss)
+    return (registry.get("supervised", base).needs_counts
             and spec.get("sampling", "natural") != "natural")
 
 

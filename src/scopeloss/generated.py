@@ -50,6 +50,7 @@ def config_schema() -> dict:
     # Loss names and parameters are checked against the registry, which a user's module
     # extends (scopeloss.config.check_config): the schema checks only their shape.
     loss_name = {"type": "string", "pattern": registry.NAME.pattern}
+    number = {"oneOf": [{"type": "null"}, {"type": "number"}]}
 
     def loss_fields(kind: str) -> dict:
         return {"losses": {"type": "array", "uniqueItems": True, "items": loss_name,
@@ -58,18 +59,29 @@ def config_schema() -> dict:
                 "candidate": {**loss_name, "description": "the loss the claims are about"},
                 "loss_specs": {"type": "object", "propertyNames": loss_name,
                                "additionalProperties": {
-                                   "type": "object", "additionalProperties": {
-                                       "oneOf": [{"type": "null"}, {"type": "number"}]}},
-                               "description": "a loss's parameters (null = its default)"}}
+                                   "type": "object",
+                                   "properties": {registry.VARIANT_KEY: {
+                                       **loss_name, "description": "a named variant: the "
+                                       "registered loss it runs"}},
+                                   "additionalProperties": number},
+                               "description": "a loss's parameters (null = its default), or "
+                                              "a named variant {loss: BASE, param: value}"},
+                "sweeps": {"type": "object", "propertyNames": loss_name,
+                           "additionalProperties": {
+                               "type": "object", "minProperties": 1,
+                               "additionalProperties": {"type": "array", "minItems": 1,
+                                                        "items": {"type": "number"}}},
+                           "description": "LOSS: {PARAM: [values]}: one cell per value, one "
+                                          "parameter at a time (variants LOSS_PARAM<value>)"}}
     rl = _object({}, required=("envs", "losses", "candidate", "seeds", "ppo", "run",
-                               "loss_specs", "env_specs", "resources"), extra={
+                               "loss_specs", "sweeps", "env_specs", "resources"), extra={
         "envs": names, **loss_fields("ppo"),
         "seeds": seeds, "ppo": _object(PPO, required=tuple(PPO)), "run": _object(RL_RUN),
         "env_specs": {"type": "object", "propertyNames": name, "additionalProperties": env_spec},
         "resources": {"type": "object", "propertyNames": {"enum": list(SUITES)},
                       "additionalProperties": resources}})
     cl = _object({}, required=("datasets", "experiments", "losses", "candidate", "seeds",
-                               "dataset_specs", "experiment_specs", "loss_specs", "run",
+                               "dataset_specs", "experiment_specs", "loss_specs", "sweeps", "run",
                                "resources"), extra={
         "datasets": names, "experiments": names, **loss_fields("supervised"),
         "seeds": seeds, "run": _object(CL_RUN),

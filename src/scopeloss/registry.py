@@ -44,7 +44,9 @@ COUNTS_ARG = {"ppo": "action_counts", "supervised": "class_counts"}
 # with replacement, every action equally likely (action_balanced: resampled_policy).
 SAMPLINGS = ("natural", "action_balanced")
 _PARAM = Param("float", None, "a loss parameter")  # the declarations' own number check
-NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # also a directory name and a wildcard
+# The key of a loss spec that makes it a named variant of another loss (``variant``).
+VARIANT_KEY = "loss"
 # Colours and dashes for losses that do not choose theirs (tab10's unused colours first).
 _PALETTE = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a",
             "#ff9896", "#c5b0d5", "#c49c94")
@@ -86,8 +88,8 @@ def register(kind: str, name: str, params: dict[str, float], *, label: str | Non
     module = _loading[-1] if _loading else None
     where = f" (in {module})" if module else ""
     if not isinstance(name, str) or not NAME.match(name):
-        raise ConfigError(f"loss name {name!r}{where} must be a letter then letters, digits or "
-                          "underscores")
+        raise ConfigError(f"loss name {name!r}{where} must be a letter then letters, digits, "
+                          "underscores, dots or minus signs")
     for key, value in params.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"loss {name!r}{where}: parameter {key}'s default must be a "
@@ -170,17 +172,57 @@ def params_of(loss: Loss, given: dict | None, key: str = "loss") -> dict[str, fl
     return out
 
 
-def styles(kind: str) -> dict[str, dict[str, Any]]:
-    """How figures and tables show each loss of ``kind``: label, colour, dash, in order.
-    Losses without their own colour or dash get the next free one."""
+# ----------------------------------------------------------------------------- variants
+def variant(kind: str, name: str, spec: dict | None, key: str = "loss") -> tuple[str, dict]:
+    """The base loss and the parameters of the cell loss ``name`` whose spec is ``spec``
+    (``loss_specs.<name>``, or a cell's resolved ``loss`` section): a registered loss with
+    its parameters, or a named *variant* ``{loss: BASE, param: value, ...}`` of the
+    registered loss BASE (its parameters over BASE's defaults; null keeps a default). A
+    variant's name may not be a registered loss's (it would shadow it)."""
+    spec = dict(spec or {})
+    base = spec.pop(VARIANT_KEY, None)
+    if base is None or base == name:
+        return name, check_params(kind, name, spec, key)
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ConfigError(f"{key}: variant name {name!r} must be a letter then letters, digits, "
+                          "underscores, dots or minus signs")
+    if not isinstance(base, str):
+        raise ConfigError(f"{key}.{VARIANT_KEY}: must be the name of a registered loss, got "
+                          f"{base!r}")
+    if name in names(kind):
+        raise ConfigError(f"{key}: the variant name {name!r} shadows the registered "
+                          f"{KIND_WORDS[kind]} {name!r} (a variant of {base!r} needs a name of "
+                          "its own)")
+    return base, params_of(get(kind, base, f"{key}.{VARIANT_KEY}"), spec, key)
+
+
+def cell_loss(kind: str, name: str, section: dict | None) -> tuple[str, dict]:
+    """A trainer's ``--loss`` and resolved ``loss`` section -> (the registered loss it runs,
+    its parameters): an unknown name is named as ``--loss``, a variant checked by
+    ``variant``."""
+    if not (isinstance(section, dict) and section.get(VARIANT_KEY) not in (None, name)):
+        get(kind, name, "--loss")
+    return variant(kind, name, section, "loss")
+
+
+def resolved_loss(base: str, name: str, params: dict) -> dict:
+    """The ``loss`` section of a resolved cell: the parameters, with the base of a variant."""
+    return dict(params) if base == name else {VARIANT_KEY: base, **params}
+
+
+def styles(kind: str, variants: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """How figures and tables show each loss of ``kind``, and each of ``variants`` (name ->
+    label): label, colour, dash, in order. Losses without their own colour or dash, and
+    every variant, get the next free one."""
     out, spare = {}, 0
-    for name, loss in losses(kind).items():
-        color, dash = loss.color, loss.dash
+    entries = [(n, l.label, l.color, l.dash) for n, l in losses(kind).items()]
+    entries += [(n, label, None, None) for n, label in (variants or {}).items()]
+    for name, label, color, dash in entries:
         if color is None or dash is None:
             color = color or _PALETTE[spare % len(_PALETTE)]
             dash = dash if dash is not None else _DASHES[spare % len(_DASHES)]
             spare += 1
-        out[name] = {"label": loss.label, "color": color, "dash": dash}
+        out[name] = {"label": label, "color": color, "dash": dash}
     return out
 
 
@@ -280,5 +322,6 @@ def _builtins() -> None:
     import scopeloss.losses  # noqa: F401
 
 
-__all__ = ["Loss", "KINDS", "register", "losses", "names", "get", "check_params", "styles",
+__all__ = ["Loss", "KINDS", "register", "losses", "names", "get", "check_params", "variant",
+           "styles",
            "code_fingerprint", "load_modules", "restored"]

@@ -73,5 +73,5 @@ rule train_classifier:
         "SCOPELOSS_STOP_WITH_PID=$PPID OMP_NUM_THREADS={threads} {GPU_SLOT} --gpus {resources.gpu}"
         " -- python -m scopeloss.classify.train"
         " --dataset {wildcards.dataset:q} --experiment {wildcards.experiment:q}"
-        " --loss {wildcards.loss} --seed {wildcards.seed} --out {params.out:q}"
+        " --loss {wildcards.loss:q} --seed {wildcards.seed} --out {params.out:q}"
         " --hparams {params.hparams:q} --run {CLASSIFY_RUN:q} {LOSS_MODULE_ARGS} > {log:q} 2>&1"

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import shlex
 
 RESULTS = "results"
@@ -43,9 +44,25 @@ ANALYSIS_CODE = fingerprint.code_fingerprint(*fingerprint.ANALYSIS)
 RL_RUN = grid.cell_json(grid.rl_run_settings(config))
 CLASSIFY_RUN = grid.cell_json(grid.classification_run_settings(config))
 
-# Losses: the registry, built-ins and those of the loss_modules the Snakefile loaded.
-RL_LOSSES = "|".join(registry.names("ppo"))
-CLASSIFICATION_LOSSES = "|".join(registry.names("supervised"))
+# Losses: the registry (built-ins and those of the loss_modules the Snakefile loaded), and
+# the grid's named variants and sweeps (scopeloss.config.grid_losses).
+RL_LOSSES = "|".join(
+    map(
+        re.escape,
+        dict.fromkeys([*registry.names("ppo"), *grid.grid_losses(config, "rl")]),
+    )
+)
+CLASSIFICATION_LOSSES = "|".join(
+    map(
+        re.escape,
+        dict.fromkeys(
+            [
+                *registry.names("supervised"),
+                *grid.grid_losses(config, "classification"),
+            ]
+        ),
+    )
+)
 # The trainers import the same modules; referenced by name in the shell templates (a new
 # module reruns no cell of a built-in loss).
 LOSS_MODULE_ARGS = " ".join(
@@ -53,17 +70,26 @@ LOSS_MODULE_ARGS = " ".join(
 )
 # How the analysis draws each loss (labels, colours: its env has no torch to import a
 # user's module with); a param of the analysis rules, so a new label redraws.
-LOSS_STYLES = json.dumps({kind: registry.styles(kind) for kind in registry.KINDS})
+LOSS_STYLES = json.dumps(
+    {
+        kind: registry.styles(kind, grid.variant_labels(config, half))
+        for half, kind in grid.LOSS_KIND.items()
+    }
+)
+# The grid's sweeps (the sensitivity figure, claim D): a param of the rules that read them.
+SWEEPS = grid.sweeps_json(config)
 RL_CANDIDATE = grid.candidate(config, "rl")
 CLASSIFICATION_CANDIDATE = grid.candidate(config, "classification")
 
 
 def rl_code(wildcards):
-    return fingerprint.cell_fingerprint("rl", wildcards.loss)
+    base = grid.base_loss(config, "rl", wildcards.loss)
+    return fingerprint.cell_fingerprint("rl", base)
 
 
 def classification_code(wildcards):
-    return fingerprint.cell_fingerprint("classify", wildcards.loss)
+    base = grid.base_loss(config, "classification", wildcards.loss)
+    return fingerprint.cell_fingerprint("classify", base)
 
 
 def rl_run_dir(env, loss, seed):

@@ -27,6 +27,6 @@ rule train_rl:
         out=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
         "SCOPELOSS_STOP_WITH_PID=$PPID OMP_NUM_THREADS={threads} {GPU_SLOT} --gpus {resources.gpu}"
-        " -- python -m scopeloss.rl.train --env {wildcards.env:q} --loss {wildcards.loss} --seed {wildcards.seed}"
+        " -- python -m scopeloss.rl.train --env {wildcards.env:q} --loss {wildcards.loss:q} --seed {wildcards.seed}"
         " --out {params.out:q} --hparams {params.hparams:q} --run {RL_RUN:q} {LOSS_MODULE_ARGS}"
         " > {log:q} 2>&1"

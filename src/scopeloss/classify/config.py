@@ -76,7 +76,6 @@ def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = Non
     """The full, checked hyperparameters of one run."""
     _check_name("dataset", dataset, DATASETS)
     _check_name("experiment", experiment, EXPERIMENTS)
-    registry.get("supervised", loss, "--loss")
     base = {"dataset": DATASETS[dataset], "experiment": EXPERIMENTS[experiment], "loss": {}}
     cfg = copy.deepcopy(base)
     for source in (hparams or {}), (sets or {}):
@@ -108,8 +107,9 @@ def check(cfg: dict, dataset: str, loss: str) -> dict:
     subsections = {k: P.check_section(f"experiment.{k}", e.pop(k), params)
                    for k, params in P.CL_SUBSECTIONS.items()}
     e = {**P.check_section("experiment", e, P.CL_EXPERIMENT), **subsections}
+    base, loss_params = registry.cell_loss("supervised", loss, cfg["loss"])
     out = {"dataset": check_dataset(cfg["dataset"], dataset), "experiment": e,
-           "loss": registry.check_params("supervised", loss, cfg["loss"], "loss")}
+           "loss": registry.resolved_loss(base, loss, loss_params)}
     if e["cuda"]["enabled"] and not e["augment"]:
         raise ConfigError("experiment.cuda.enabled needs experiment.augment: true (CUDA sets the "
                           "strength of the training augmentation)")

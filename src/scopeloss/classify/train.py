@@ -100,10 +100,15 @@ class Job:
         return self.device.type == "cuda" and self.run["channels_last"]
 
     @property
+    def base_loss(self) -> tuple[str, dict]:
+        """The registered loss the cell runs (a named variant's base) and its parameters."""
+        return registry.cell_loss("supervised", self.loss, self.hparams["loss"])
+
+    @property
     def identity(self) -> dict:
         return {"dataset": self.dataset, "experiment": self.experiment, "loss": self.loss,
                 "seed": self.seed, "hparams": self.hparams,
-                "code_fingerprint": cell_fingerprint("classify", self.loss)}
+                "code_fingerprint": cell_fingerprint("classify", self.base_loss[0])}
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -198,6 +203,7 @@ class ClassifierRun:
 
     def __init__(self, job: Job, on_epoch_end=None):
         self.job, self.on_epoch_end = job, on_epoch_end
+        self.loss, self.loss_params = job.base_loss
         self.ckpt_dir = job.out / ".ckpt"
         self.t_start = time.perf_counter()
 
@@ -206,9 +212,8 @@ class ClassifierRun:
         return bf16_autocast(self.job.device, self.job.e["bf16"])
 
     def loss_fn(self, logits, targets):
-        lcfg = self.job.hparams["loss"]
-        return supervised_loss(self.job.loss, logits, targets, class_counts=self.counts,
-                               **lcfg, **_LOSS_OPTS)
+        return supervised_loss(self.loss, logits, targets, class_counts=self.counts,
+                               **self.loss_params, **_LOSS_OPTS)
 
     def build(self) -> None:
         """Seeds, data, model, optimiser, schedule, curriculum (in this order: the seeded RNG

@@ -85,8 +85,10 @@ def resolve(env_name: str, loss: str, overrides: dict[str, Any] | None = None, *
     suite's PPO departures, the env table), then ``overrides``; ConfigError naming any bad
     section, key or value. ``games=False`` skips checking that the game exists (which needs
     the env packages: the workflow's start-up check leaves that to the job)."""
-    registry.get("ppo", loss, "--loss")
     overrides = _check_sections(copy.deepcopy(overrides or {}))
+    # the loss's registered parameters, the values actually used (null = the default), and
+    # the registered loss a named variant runs
+    base, loss_params = registry.cell_loss("ppo", loss, overrides.get("loss"))
     env_values = {**base_env(env_name, overrides.get("env")), **(overrides.get("env") or {})}
     suite = env_values.pop("suite", None)
     if suite not in SUITES:
@@ -96,9 +98,7 @@ def resolve(env_name: str, loss: str, overrides: dict[str, Any] | None = None, *
            **P.check_section("env", env_values, declared)}
     ppo = {**{k: p.default for k, p in P.PPO.items()}, **P.SUITE_PPO_DEFAULTS[suite],
            **P.check_section("ppo", overrides.get("ppo") or {}, P.PPO)}
-    # the loss's registered parameters, the values actually used (null = the default)
-    loss_cfg = registry.check_params("ppo", loss, overrides.get("loss"), "loss")
-    hp = {"env": env, "ppo": ppo, "loss": loss_cfg}
+    hp = {"env": env, "ppo": ppo, "loss": registry.resolved_loss(base, loss, loss_params)}
     if suite == "procgen" and env["eval_start_level"] is None:
         env["eval_start_level"] = env["start_level"] + env["num_levels"]
     validate(hp, games=games)

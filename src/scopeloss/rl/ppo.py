@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from scopeloss import lifecycle
+from scopeloss import lifecycle, registry
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.fingerprint import cell_fingerprint
@@ -61,9 +61,10 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     check_seed(seed)
     out = lifecycle.check_out_dir(out_dir)
     run = resolve_run(hp, run)
+    base, _ = registry.cell_loss("ppo", loss, hp["loss"])
     identity = {"env": env_name, "loss": loss, "seed": seed,
                 "total_steps": hp["ppo"]["total_steps"], "hparams": hp,
-                "code_fingerprint": cell_fingerprint("rl", loss)}
+                "code_fingerprint": cell_fingerprint("rl", base)}
     with lifecycle.own_run_dir(out):
         action, found = lifecycle.begin(out, identity, output_names(hp["env"]),
                                         out / ".ckpt" / CKPT_NAME,
@@ -115,7 +116,9 @@ class PPORun:
     def __init__(self, hp: dict[str, Any], loss: str, seed: int, out: Path, run: dict[str, Any],
                  identity: dict[str, Any], log: Callable[[str], None]):
         self.env_cfg, self.p = hp["env"], hp["ppo"]
-        self.loss, self.loss_params, self.seed = loss, hp["loss"], seed
+        # the registered loss it runs (a named variant's base) and its parameters
+        self.loss, self.loss_params = registry.cell_loss("ppo", loss, hp["loss"])
+        self.seed = seed
         self.out, self.run, self.identity, self.log = out, run, identity, log
         self.ckpt_path = out / ".ckpt" / CKPT_NAME
         p = self.p
