@@ -172,10 +172,11 @@ def test_missing_parts_of_the_grid_give_not_run_rows(tmp_path, capsys):
     out = tmp_path / "out" / "claims.md"
     assert claims.main(["--tables", str(empty), "--out", str(out), "--reps", "50"]) == 0
     table = pd.read_csv(out.with_suffix(".csv"))
-    assert list(table["claim_id"]) == ["A", "B", "C"]
+    assert list(table["claim_id"]) == ["A", "B", "C", "D"]
     assert (table["verdict"] == "not run").all()
     text = out.read_text()
     assert "no RL runs in this grid" in text and "no classification runs" in text
+    assert "no sweep in this grid (rl.sweeps, classification.sweeps)" in text
     # a grid without Scope: the RL claims cannot be tested
     root = tmp_path / "results"
     paths = [make_rl_run(root, "CartPole-v1", "policy", s, [1.0]) for s in (1, 2)]

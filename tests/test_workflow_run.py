@@ -383,6 +383,65 @@ def test_the_readme_recipe_runs_a_users_loss_through_the_grid(smoke_run):
     execute(wf)  # the smoke grid's own tables again, for the tests that follow
 
 
+def readme_sweep() -> dict[str, str]:
+    """The README's "Sweep a loss parameter" recipe: its overlay and command, verbatim."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Sweep a loss parameter", 1)[1].split("\n## ", 1)[0]
+    path = re.search(r"three lines, `([^`]+)`", section).group(1)
+    (overlay,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    (command,) = re.findall(r"```bash\n(.*?)```", section, re.S)
+    return {"overlay_path": path, "overlay": overlay, "command": command.strip()}
+
+
+def test_the_readme_sweep_trains_only_its_new_cells_and_draws_claim_d(smoke_run):
+    """The README's sweep, three lines, over the smoke grid: only the two new values of
+    Scope's alpha train (0.01 is scope's own, finished cell), each in a directory of its own
+    whose summary records the base loss and the parameter; the tables label them, the
+    sensitivity figure draws the three values per env, claim D compares the default with
+    the best, and claim A still compares Scope with Policy only."""
+    wf, _ = smoke_run
+    recipe = readme_sweep()
+    assert len(recipe["overlay"].strip().splitlines()) == 3
+    (wf / recipe["overlay_path"]).write_text(recipe["overlay"])
+    words = recipe["command"].split()
+    assert words[:4] == ["snakemake", "--cores", "all", "--configfile"], words
+    args = ["--configfile", "presets/smoke.yaml",
+            *[w for w in words[4:] if w != "presets/demo.yaml"]]
+    before = (wf / "results/rl/Pong/scope/seed1/episodes.csv").read_text()
+    try:
+        jobs = plan(wf, *args)
+        trained = sorted((j["wildcards"]["env"], j["wildcards"]["loss"]) for j in jobs
+                         if j["rule"].startswith("train_"))
+        assert trained == [(e, f"scope_alpha{v}") for e in ("CartPole", "Pong")
+                           for v in ("0.001", "0.1")]
+        proc = snakemake(wf, "--cores", "2", *args, timeout=900)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+        summary = json.loads((wf / "results/rl/Pong/scope_alpha0.1/seed1/summary.json")
+                             .read_text())
+        assert summary["loss"] == "scope_alpha0.1"
+        assert summary["hparams"]["loss"] == {"loss": "scope", "alpha": 0.1}
+        assert (wf / "results/rl/Pong/scope/seed1/episodes.csv").read_text() == before
+        final = pd.read_csv(wf / "results/tables/rl_final.csv")
+        assert set(final.loc[final["loss"] == "scope_alpha0.1", "loss_name"]) == {
+            "Scope (alpha=0.1)"}
+        from PIL import Image
+
+        with Image.open(wf / "figures/rl_sensitivity.png") as img:
+            desc = img.info["Description"]
+        assert "panels: CartPole, Pong, all envs" in desc or "panels: CartPole, all envs" in desc
+        assert "values: 0.001, 0.01, 0.1" in desc
+        table = pd.read_csv(wf / "results/tables/claims.csv")
+        d = table[table["claim_id"] == "D"]
+        assert list(d["comparison"].str.split(" vs ").str[0]) == ["Scope: alpha=0.01 (default)"]
+        a = table[table["claim_id"] == "A"]
+        assert set(a["comparison"]) <= {"Scope vs Policy"}
+    finally:
+        (wf / recipe["overlay_path"]).unlink(missing_ok=True)
+    execute(wf)  # the smoke grid's own tables again, for the tests that follow
+
+
 def test_a_real_code_edit_retrains_that_trainers_cells_from_the_start(smoke_run):
     """A statement changed in the PPO trainer: every RL cell retrains from update 1 (its
     checkpoint is of other code), no classifier job runs."""

@@ -307,8 +307,9 @@ def sweep_members(section: Mapping, prefix: str, table: Mapping | None = None) -
     """The cells of ``{prefix}.sweeps``: ``{LOSS: {PARAM: [v1, v2, ...]}}`` varies one
     parameter at a time, the others as ``loss_specs.<LOSS>`` sets them. Each value is a
     member ``{swept, param, value, name, spec, default}``: the value the loss runs with
-    already is the loss's own cell (``name`` = LOSS, ``default`` true); every other is the
-    variant ``<LOSS>_<PARAM><value>`` (e.g. ``scope_alpha0.1``)."""
+    already is the loss's own cell (``name`` = LOSS, ``default`` true; a member even when
+    the list leaves it out: the sweep is compared with it); every other is the variant
+    ``<LOSS>_<PARAM><value>`` (e.g. ``scope_alpha0.1``)."""
     kind = LOSS_KIND[prefix]
     sweeps = section.get("sweeps") or {}
     if not isinstance(sweeps, Mapping):
@@ -339,6 +340,9 @@ def sweep_members(section: Mapping, prefix: str, table: Mapping | None = None) -
                 members.append({"swept": swept, "param": param, "value": used[param],
                                 "name": name, "default": own,
                                 "spec": base_spec if own else {**spec, "loss": base}})
+            if not any(m["default"] for m in members[-len(values):]):  # the loss's own cell
+                members.append({"swept": swept, "param": param, "value": base_params[param],
+                                "name": swept, "default": True, "spec": base_spec})
     return members
 
 

@@ -136,6 +136,10 @@ def has_classification():
     return bool(grid.classification_runs(config))
 
 
+def has_rl_sweeps():
+    return has_rl() and bool(json.loads(SWEEPS)["rl"])
+
+
 def all_targets():
     targets = []
     if has_rl():
@@ -146,6 +150,8 @@ def all_targets():
             f"{FIGURES}/rl_exploration.png",
             f"{FIGURES}/rl_exploration.pdf",
         ]
+    if has_rl_sweeps():
+        targets.append(f"{FIGURES}/rl_sensitivity.png")
     if has_classification():
         targets += precision_table_files()
         targets.append(f"{FIGURES}/precision_by_class_frequency.png")
@@ -162,6 +168,10 @@ def final_message():
             f"  RL tables:           {TABLES}/rl_final.csv (per env x loss), rl_*.parquet",
             f"  exploration figure:  {FIGURES}/rl_exploration.png (.pdf)",
         ]
+    if has_rl_sweeps():
+        lines.append(
+            f"  sensitivity figure:  {FIGURES}/rl_sensitivity.png (.pdf, .csv; claim D)"
+        )
     if has_classification():
         for experiment in config["classification"]["experiments"]:
             lines.append(

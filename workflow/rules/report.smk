@@ -126,6 +126,36 @@ rule plot_exploration:
         " --out {output.png:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
+# Claim D's figure: the normalised final score against each swept loss parameter.
+rule plot_sensitivity:
+    input:
+        tables=RL_TABLE_FILES,
+    output:
+        png=report(
+            f"{FIGURES}/rl_sensitivity.png",
+            caption="../report/rl_sensitivity.rst",
+            category="RL",
+        ),
+        pdf=f"{FIGURES}/rl_sensitivity.pdf",
+        csv=f"{FIGURES}/rl_sensitivity.csv",
+    log:
+        "logs/report/plot_sensitivity.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        code=ANALYSIS_CODE,
+        tables=parent_of_input("tables"),
+        styles=LOSS_STYLES,
+        sweeps=SWEEPS,
+    shell:
+        "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.figures sensitivity --tables {params.tables:q}"
+        " --out {output.png:q} --sweeps {params.sweeps:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
+
+
 # The paper's claims checked on the grid that ran; reads only the tables of the parts of
 # the grid that exist (a part that did not run gives 'not run' rows, never stale tables).
 rule claims_table:
@@ -158,7 +188,8 @@ rule claims_table:
         ),
         styles=LOSS_STYLES,
         candidates=f"--rl-candidate {RL_CANDIDATE} --classification-candidate {CLASSIFICATION_CANDIDATE}",
+        sweeps=SWEEPS,
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.claims --tables {params.tables:q}"
         " --out {output.md:q} {params.parts} {params.candidates} --loss-styles {params.styles:q}"
-        " > {log:q} 2>&1"
+        " --sweeps {params.sweeps:q} > {log:q} 2>&1"

@@ -29,6 +29,7 @@ a row saying 'not run'.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -59,24 +60,41 @@ CLAIMS = {
     "B": "{candidate} keeps more exploration (final-phase entropy higher, "
          "max-action probability lower)",
     "C": "{candidate} has the highest mean per-class precision (Tables 1 and 2)",
+    "D": "a loss needs no tuning: its default parameter is not worse than the best value "
+         "of its sweep",
 }
 COLUMNS = ["claim_id", "claim", "comparison", "where", "metric", "claimed", "estimate",
-           "ci_low", "ci_high", "n_seeds", "p", "p_adj", "budget", "verdict", "note"]
+           "ci_low", "ci_high", "n_seeds", "p", "p_adj", "reachable_alpha", "budget",
+           "verdict", "note"]
+# What a row claims: that the candidate is better ("better": supported only when the test
+# says so) or that a default is not worse than the best of its sweep ("not_worse": claim
+# D, supported unless the test says the default is worse).
+BETTER, NOT_WORSE = "better", "not_worse"
+DESCRIPTIVE = ("descriptive: no row of one {unit} can be decided with {n} seeds per loss "
+               "in this family (it would need {need})")
 
 
 def verdict(estimate: float, p_adj: float, min_p: float, *, n_seeds: int, null: float = 0.0,
-            direction: int = 1, alpha: float = significance.ALPHA) -> str:
-    """From the Holm-adjusted permutation p: supported / contradicted when p_adj <= alpha
-    (by the side of ``null`` the estimate is on; ``direction`` +1 claims above, -1 below),
-    underpowered when this design's smallest possible p exceeds alpha, else inconclusive;
-    fewer than two seeds: no test."""
+            direction: int = 1, alpha: float = significance.ALPHA,
+            threshold: float | None = None, test: str = BETTER) -> str:
+    """From the Holm-adjusted permutation p: *underpowered* when this design's smallest
+    possible p is above ``threshold`` (the most lenient Holm step the row could face,
+    ``significance.reachable_threshold``; default ``alpha``): no data could decide it.
+    Else a "better" row is supported / contradicted when p_adj <= alpha (by the side of
+    ``null`` the estimate is on; ``direction`` +1 claims above, -1 below), inconclusive
+    otherwise; a "not_worse" row is contradicted when p_adj <= alpha with the estimate
+    below ``null``, supported otherwise. Fewer than two seeds: no test."""
     if n_seeds < 2:
         return ONE_SEED
-    if min_p > alpha:
+    if min_p > (alpha if threshold is None else threshold):
         return UNDERPOWERED
-    if np.isnan(p_adj) or p_adj > alpha:
+    decided = not np.isnan(p_adj) and p_adj <= alpha
+    side = (estimate - null) * direction
+    if test == NOT_WORSE:
+        return CONTRADICTED if decided and side < 0 else SUPPORTED
+    if not decided:
         return INCONCLUSIVE
-    return SUPPORTED if (estimate - null) * direction > 0 else CONTRADICTED
+    return SUPPORTED if side > 0 else CONTRADICTED
 
 
 def _test(x_by_task, y_by_task, statistic=significance.mean_difference, *, reps: int,
@@ -95,7 +113,7 @@ def _improvement(xs, ys):
 
 
 def _row(claim_id, comparison, where, metric, claimed, estimate, low, high, n_seeds,
-         budget, test: dict, *, null=0.0, direction=1, note="") -> dict:
+         budget, test: dict, *, null=0.0, direction=1, note="", kind=BETTER) -> dict:
     n_seeds = int(n_seeds)
     if n_seeds < 2:
         low = high = np.nan
@@ -103,19 +121,46 @@ def _row(claim_id, comparison, where, metric, claimed, estimate, low, high, n_se
             "where": where, "metric": metric, "claimed": claimed, "estimate": estimate,
             "ci_low": low, "ci_high": high, "n_seeds": n_seeds,
             "p": test["p"] if n_seeds >= 2 else np.nan, "min_p": test["min_p"],
-            "budget": budget, "null": null, "direction": direction, "note": note}
+            "budget": budget, "null": null, "direction": direction, "note": note,
+            "test": kind}
+
+
+def is_aggregate(row: dict) -> bool:
+    return str(row["where"]).startswith("aggregate")
 
 
 def decide(rows: list[dict]) -> list[dict]:
-    """Holm within each claim over its tested rows, then each row's verdict."""
+    """Holm within each claim over its tested rows, then each row's verdict, judged against
+    the most lenient Holm step the row could reach given the other rows' smallest p."""
     for claim_id in CLAIMS:
         part = [r for r in rows if r["claim_id"] == claim_id and "min_p" in r]
-        for row, p_adj in zip(part, significance.holm([r["p"] for r in part])):
+        p_values = [r["p"] for r in part]
+        floors = [np.nan if np.isnan(p) else r["min_p"] for r, p in zip(part, p_values)]
+        for i, (row, p_adj) in enumerate(zip(part, significance.holm(p_values))):
             row["p_adj"] = p_adj
+            row["reachable_alpha"] = (np.nan if np.isnan(floors[i])
+                                      else significance.reachable_threshold(floors, i))
             row["verdict"] = verdict(row["estimate"], p_adj, row["min_p"],
                                      n_seeds=row["n_seeds"], null=row["null"],
-                                     direction=row["direction"])
+                                     direction=row["direction"],
+                                     threshold=row["reachable_alpha"], test=row["test"])
+        _mark_descriptive(part)
     return rows
+
+
+def _mark_descriptive(part: list[dict]) -> None:
+    """Single-env (single-table) rows that no data could decide at this design are
+    descriptive: said in their note, with the seeds per loss that would make one decidable
+    (the exact test's floor 2 / C(2n, n) below the family's strictest Holm step)."""
+    single = [r for r in part if not is_aggregate(r) and r["n_seeds"] >= 2]
+    if not single or any(r["verdict"] != UNDERPOWERED for r in single):
+        return
+    unit = "env" if part[0]["claim_id"] in ("A", "B") else "dataset and experiment"
+    need = significance.seeds_to_reach(max(r["reachable_alpha"] for r in single))
+    text = DESCRIPTIVE.format(unit=unit, n=max(r["n_seeds"] for r in single),
+                              need=f"{need} seeds per loss")
+    for row in single:
+        row["note"] = f"{row['note']}; {text}" if row["note"] else text
 
 
 def _not_run(claim_id: str, reason: str) -> dict:
@@ -285,17 +330,24 @@ def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
 
 
 # ---------------------------------------------------------------------------- classification
-def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: int,
-                     seed: int, candidate: str = "scope") -> list[dict]:
+def finished_classification_runs(per_class: pd.DataFrame, summary: pd.DataFrame
+                                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the finished runs' summaries, their mean per-class precision: one row per run)."""
     done = summary[summary["status"] == COMPLETE]
     keys = ["dataset", "experiment", "loss", "seed"]
     done_keys = set(done[keys].itertuples(index=False, name=None))
     per_class = per_class[[k in done_keys for k in per_class[keys].itertuples(
         index=False, name=None)]]
-    if per_class.empty:
-        return [_not_run("C", "no finished classification run in this grid")]
     runs = (per_class.groupby(keys, sort=False)["precision"].mean()
             .rename("precision_mean").reset_index())
+    return done, runs
+
+
+def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: int,
+                     seed: int, candidate: str = "scope") -> list[dict]:
+    done, runs = finished_classification_runs(per_class, summary)
+    if runs.empty:
+        return [_not_run("C", "no finished classification run in this grid")]
     rows = []
     combos = sort_in_order(runs[["dataset", "experiment"]].drop_duplicates(),
                            {"dataset": str, "experiment": lambda e: (TABLE_OF.get(e, "~"), e)})
@@ -324,6 +376,108 @@ def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: in
     return rows
 
 
+# ---------------------------------------------------------------------------- sweeps
+def _sweep_groups(members: Sequence[dict]) -> list[tuple[str, str, list[dict]]]:
+    """(swept loss, parameter, its members sorted by value), in the sweeps' order."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for m in members:
+        groups.setdefault((m["swept"], m["param"]), []).append(m)
+    return [(s, p, sorted(ms, key=lambda m: m["value"])) for (s, p), ms in groups.items()]
+
+
+def sweep_variants(members: Sequence[dict]) -> set[str]:
+    """The cells a sweep added (every member but the swept loss's own cell): they belong to
+    claim D and the sensitivity figure, not to the comparisons of claims A-C."""
+    return {m["name"] for m in members if not m["default"]}
+
+
+SWEEP_NOTE = ("best value chosen after seeing the data (which favours finding the default "
+              "worse); {values}")
+
+
+def _sweep_row(comparison, where, metric, default, best, n, budget, reps, seed, note,
+               statistic, estimate) -> dict:
+    est, low, high = estimate(default, best)
+    test = _test(default, best, statistic, reps=reps, seed=seed)
+    return _row("D", comparison, where, metric, ">= 0 (not worse)", est, low, high, n, budget,
+                test, note=note, kind=NOT_WORSE)
+
+
+def rl_sweep_claims(runs: pd.DataFrame, members: Sequence[dict], *, reps: int, seed: int
+                    ) -> list[dict]:
+    """Claim D for each RL sweep: the IQM of normalised final scores over envs at the
+    default value minus that at the best other value of the sweep (stratified permutation
+    test across seeds)."""
+    runs = finished_rl_runs(runs).copy()
+    runs["score"], _ = grid_normalised(runs)
+    rows = []
+    for swept, param, ms in _sweep_groups(members):
+        by_member = {m["name"]: _by_env(runs, m["name"], "score") for m in ms}
+        default = next(m for m in ms if m["default"])
+        others = [m for m in ms if not m["default"] and by_member[m["name"]]]
+        if not by_member[default["name"]] or not others:
+            rows.append({**_not_run("D", f"no finished runs of {rl_loss_name(swept)} at its "
+                                         f"default and another {param}"), "where": "–"})
+            continue
+        iqm = stats.AGGREGATES[AGGREGATE]
+        score = {m["name"]: iqm(np.concatenate(list(by_member[m["name"]].values())))
+                 for m in [default, *others]}
+        best = max(others, key=lambda m: score[m["name"]])
+        ref, x = by_member[default["name"]], by_member[best["name"]]
+        shared = sorted(set(ref) & set(x), key=env_sort_key)
+        values = ", ".join(f"{param}={m['value']:g}: {score[m['name']]:.3g}"
+                           for m in [default, *others])
+        rows.append(_sweep_row(
+            f"{rl_loss_name(swept)}: {param}={default['value']:g} (default) vs "
+            f"{best['value']:g} (best of {len(others)})",
+            f"aggregate ({len(shared)} env{'s' if len(shared) > 1 else ''})",
+            f"{AGGREGATE} of normalised final score, default - best", ref, x,
+            _min_seeds(ref, x),
+            _span(runs.loc[runs["env"].isin(shared), "total_steps"], _steps, "steps"),
+            reps, seed, SWEEP_NOTE.format(values=f"{AGGREGATE} by value: {values}"),
+            _iqm_difference,
+            lambda a, b: stats.stratified_bootstrap_difference(a, b, AGGREGATE, reps=reps,
+                                                               seed=seed)[:3]))
+    return rows
+
+
+def classification_sweep_claims(per_run: pd.DataFrame, done: pd.DataFrame,
+                                members: Sequence[dict], *, reps: int, seed: int) -> list[dict]:
+    """Claim D for each classification sweep, per dataset and experiment: mean per-class
+    precision at the default value minus that at the best other value."""
+    rows = []
+    combos = per_run[["dataset", "experiment"]].drop_duplicates()
+    for swept, param, ms in _sweep_groups(members):
+        for dataset, exp in combos.itertuples(index=False, name=None):
+            sub = per_run[(per_run["dataset"] == dataset) & (per_run["experiment"] == exp)]
+            where = f"{dataset} / {exp}"
+            by_member = {m["name"]: sub.loc[sub["loss"] == m["name"], "precision_mean"]
+                         .to_numpy() for m in ms}
+            default = next(m for m in ms if m["default"])
+            others = [m for m in ms if not m["default"] and by_member[m["name"]].size]
+            if not by_member[default["name"]].size or not others:
+                rows.append({**_not_run("D", f"no finished runs of {cls_loss_name(swept)} at "
+                                             f"its default and another {param}"),
+                             "where": where})
+                continue
+            best = max(others, key=lambda m: by_member[m["name"]].mean())
+            ref, x = by_member[default["name"]], by_member[best["name"]]
+            values = ", ".join(f"{param}={m['value']:g}: {by_member[m['name']].mean():.3g}"
+                               for m in [default, *others])
+            epochs = done.loc[(done["dataset"] == dataset) & (done["experiment"] == exp),
+                              "epochs_run"]
+            rows.append(_sweep_row(
+                f"{cls_loss_name(swept)}: {param}={default['value']:g} (default) vs "
+                f"{best['value']:g} (best of {len(others)})", where,
+                "mean per-class test precision, default - best", {where: ref}, {where: x},
+                min(ref.size, x.size), _span(epochs, lambda v: f"{v:g}", "epochs"), reps,
+                seed, SWEEP_NOTE.format(values=f"mean by value: {values}"),
+                significance.mean_difference,
+                lambda a, b: stats.bootstrap_difference_ci(a[where], b[where], reps=reps,
+                                                           seed=seed)))
+    return rows
+
+
 # ---------------------------------------------------------------------------- table
 def _try_read(tables: Path, name: str) -> pd.DataFrame | None:
     try:
@@ -336,16 +490,24 @@ def _try_read(tables: Path, name: str) -> pd.DataFrame | None:
 
 def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = True,
                  reps: int = stats.DEFAULT_REPS, seed: int = 0, rl_candidate: str = "scope",
-                 classification_candidate: str = "scope") -> pd.DataFrame:
+                 classification_candidate: str = "scope", sweeps: dict | None = None
+                 ) -> pd.DataFrame:
     """Every claim's rows, about ``rl_candidate`` (A, B) and ``classification_candidate`` (C):
-    the loss each claim compares with every other loss of the grid."""
+    the loss each claim compares with every other loss of the grid; and claim D for the
+    grid's ``sweeps`` (``scopeloss.config.sweeps_json``: ``{"rl": [member, ...],
+    "classification": [...]}``), whose added cells stay out of A-C."""
     tables = Path(tables)
-    rows = []
+    sweeps = sweeps or {}
+    rl_members, cls_members = sweeps.get("rl") or [], sweeps.get("classification") or []
+    rows, swept = [], []
     runs = _try_read(tables, "rl_final_runs") if rl else None
     if runs is None or runs.empty:
         reason = "no RL runs in this grid" if rl else "RL not part of this grid"
         rows += [_not_run("A", reason), _not_run("B", reason)]
     else:
+        if rl_members:
+            swept += rl_sweep_claims(runs, rl_members, reps=reps, seed=seed)
+        runs = runs[~runs["loss"].isin(sweep_variants(rl_members))]
         rows += return_claims(runs, reps=reps, seed=seed, candidate=rl_candidate)
         updates = _try_read(tables, "rl_updates")
         rows += (exploration_claims(runs, updates, reps=reps, seed=seed,
@@ -357,10 +519,18 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
         rows.append(_not_run("C", "no classification runs in this grid" if classification
                              else "classification not part of this grid"))
     else:
-        rows += precision_claims(per_class, summary, reps=reps, seed=seed,
-                                 candidate=classification_candidate)
+        if cls_members:
+            done, per_run = finished_classification_runs(per_class, summary)
+            swept += classification_sweep_claims(per_run, done, cls_members, reps=reps,
+                                                 seed=seed)
+        variants = sweep_variants(cls_members)
+        rows += precision_claims(per_class[~per_class["loss"].isin(variants)],
+                                 summary[~summary["loss"].isin(variants)], reps=reps,
+                                 seed=seed, candidate=classification_candidate)
+    rows += swept or [_not_run("D", "no sweep in this grid (rl.sweeps, "
+                                    "classification.sweeps)")]
     names = {"A": rl_loss_name(rl_candidate), "B": rl_loss_name(rl_candidate),
-             "C": cls_loss_name(classification_candidate)}
+             "C": cls_loss_name(classification_candidate), "D": ""}
     for row in rows:  # the texts name the candidate by its label
         for key in ("claim", "comparison", "metric", "note"):
             row[key] = row[key].replace("{candidate}", names[row["claim_id"]])
@@ -396,31 +566,45 @@ def claims_markdown(table: pd.DataFrame) -> str:
              "exact permutation test across seeds (runs relabelled within each env for "
              "aggregates; Monte Carlo beyond 20,000 relabellings); p adj: Holm within the "
              "claim. Verdict: *supported* / *contradicted* if p adj ≤ 0.05 with the "
-             "estimate on the claimed / the other side; *underpowered* if this many seeds "
-             "cannot reach p 0.05 at all (2 vs 2 seeds: p ≥ 1/3; 3 vs 3: p ≥ 0.1); else "
-             "*inconclusive* at this budget; one seed: no test. Seeds: the fewest on either "
-             "side (per env for aggregates). Only finished runs count.", ""]
+             "estimate on the claimed / the other side; *underpowered* if no data could "
+             "decide the row at this design: its smallest possible p (2 vs 2 seeds: 1/3; "
+             "3 vs 3: 0.1; 5 vs 5: 0.0079) is above the most lenient Holm step it could "
+             "reach behind the claim's other rows (column Reachable α); else *inconclusive* "
+             "(the data could have decided it and did not). Claim D (a loss's default vs the "
+             "best value of its sweep) is *supported* unless the default is significantly "
+             "worse. One seed: no test. Seeds: the fewest on either side (per env for "
+             "aggregates). Only finished runs count.", ""]
     for claim_id, claim in CLAIMS.items():
         part = table[table["claim_id"] == claim_id]
         counts = part["verdict"].value_counts()
-        tested = int(part["p"].notna().sum())
-        need = (f" Every comparison of this claim can be decided with "
-                f"{significance.seeds_needed(tested)} seeds per loss ({tested} comparisons, "
-                "Holm)." if tested else "")
         claim = part["claim"].iloc[0] if len(part) else claim
         lines += [f"## {claim_id}. {claim}", "",
-                  "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "." + need,
-                  "",
+                  "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + "."
+                  + _design_words(part), "",
                   "| Comparison | Where | Metric | Claimed | Estimate | 95% CI | Seeds | p "
-                  "| p adj | Budget | Verdict | Note |",
-                  "|:---|:---|:---|:---:|---:|:---:|---:|---:|---:|:---|:---|:---|"]
+                  "| p adj | Reachable α | Budget | Verdict | Note |",
+                  "|:---|:---|:---|:---:|---:|:---:|---:|---:|---:|---:|:---|:---|:---|"]
         for row in part.itertuples(index=False):
             lines.append("| " + " | ".join([
                 row.comparison, row.where, row.metric, row.claimed, _fmt(row.estimate),
                 _ci(row), str(row.n_seeds) if row.verdict != NOT_RUN else "–", _p(row.p),
-                _p(row.p_adj), row.budget, f"**{row.verdict}**", row.note or ""]) + " |")
+                _p(row.p_adj), _p(row.reachable_alpha), row.budget, f"**{row.verdict}**",
+                row.note or ""]) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _design_words(part: pd.DataFrame) -> str:
+    """What this claim's design can decide: rows decidable at all, and the seeds per loss
+    with which every row could be (the exact test's floor below Holm's strictest step)."""
+    tested = part[part["p"].notna()]
+    if tested.empty:
+        return ""
+    decidable = int((tested["verdict"] != UNDERPOWERED).sum())
+    words = (f" This design can decide {decidable} of its {len(tested)} tested rows; every "
+             f"row could be decided with {significance.seeds_needed(len(tested))} seeds per "
+             f"loss ({len(tested)} comparisons, Holm)")
+    return words + "."
 
 
 def write_claims(table: pd.DataFrame, out: str | Path) -> list[Path]:
@@ -428,6 +612,16 @@ def write_claims(table: pd.DataFrame, out: str | Path) -> list[Path]:
     io.write_text(out.with_suffix(".md"), claims_markdown(table))
     io.write_csv(out.with_suffix(".csv"), table)
     return [out.with_suffix(".md"), out.with_suffix(".csv")]
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -449,6 +643,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the policy loss claims A and B are about (rl.candidate)")
     parser.add_argument("--classification-candidate", default="scope",
                         help="the loss claim C is about (classification.candidate)")
+    parser.add_argument("--sweeps", type=_json_object, default={},
+                        help="the grid's sweeps as JSON (scopeloss.config.sweeps_json): claim D")
     add_loss_styles_argument(parser)
     args = parser.parse_args(argv)
     use_loss_styles(args.loss_styles)
@@ -458,7 +654,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = claims_table(args.tables, rl=not args.no_rl,
                              classification=not args.no_classification, reps=args.reps,
                              seed=args.bootstrap_seed, rl_candidate=args.rl_candidate,
-                             classification_candidate=args.classification_candidate)
+                             classification_candidate=args.classification_candidate,
+                             sweeps=args.sweeps)
     except RunFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

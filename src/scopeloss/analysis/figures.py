@@ -9,6 +9,9 @@
   Exploration diagnostics: a row per environment, policy entropy and mean max-action
   probability (``updates.csv``) against agent steps, one line per loss, mean across seeds
   of a rolling mean over ``--window`` updates with a 95% bootstrap band. .png and .pdf.
+``python -m scopeloss.analysis.figures sensitivity --tables results/tables --out figures/rl_sensitivity.png --sweeps JSON``
+  Claim D's figure: normalised final score against each swept loss parameter (log axis),
+  a panel per environment and one over all of them, seed bands; .png, .pdf, .csv.
 ``python -m scopeloss.analysis.figures aggregate --tables results/tables --out figures/rl_aggregate.png``
   Normalised final scores (Atari human-normalised, StarPilot Procgen min-max, MinAtar
   random = 0 and Young & Tian's AC(lambda) = 1) aggregated across
@@ -19,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -296,6 +300,94 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
             "unscored": unscored, "grid_normalised": by_grid}
 
 
+# ---------------------------------------------------------------------------- sensitivity
+def sensitivity_points(runs: pd.DataFrame, members: Sequence[dict]) -> pd.DataFrame:
+    """Per sweep member and env (and over all envs): the normalised final score's mean, min
+    and max across seeds, and its IQM over envs and seeds (the ``all envs`` rows)."""
+    finished = runs.dropna(subset=["final_return"]).copy()
+    finished["score"], _ = grid_normalised(finished)
+    iqm = stats.AGGREGATES["IQM"]
+    rows = []
+    for m in members:
+        mine = finished[finished["loss"] == m["name"]]
+        for env, g in [*mine.groupby("env"), ("all envs", mine)]:
+            if g.empty:
+                continue
+            values = g["score"].to_numpy(dtype=float)
+            rows.append({"swept": m["swept"], "param": m["param"], "value": m["value"],
+                         "loss": m["name"], "default": m["default"], "env": env,
+                         "n_runs": values.size,
+                         "score": iqm(values) if env == "all envs" else values.mean(),
+                         "low": values.min(), "high": values.max()})
+    return pd.DataFrame(rows, columns=["swept", "param", "value", "loss", "default", "env",
+                                       "n_runs", "score", "low", "high"])
+
+
+def plot_sensitivity(tables: str | Path, out: str | Path, members: Sequence[dict]) -> dict:
+    """figures/rl_sensitivity.png (and .pdf, and the plotted numbers as .csv): normalised
+    final score against each swept parameter (log axis), one panel per env and one over all
+    envs (IQM), a line per swept loss and parameter (mean across seeds, band = the seeds'
+    range), the default value ringed."""
+    runs = read_table(tables, "rl_final_runs")
+    points = sensitivity_points(runs, members)
+    out = Path(out)
+    envs = sorted(set(points["env"]) - {"all envs"}, key=env_sort_key) + ["all envs"]
+    lines = list(dict.fromkeys(zip(points["swept"], points["param"])))
+    ncols = min(3, len(envs))
+    nrows = math.ceil(len(envs) / ncols)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                                 figsize=(PAPER_WIDTH_IN, 1.9 * nrows + 0.6))
+        for ax in axes.flat[len(envs):]:
+            ax.axis("off")
+        if points.empty:
+            axes.flat[0].text(0.5, 0.5, "no finished run of a sweep yet", ha="center",
+                              va="center")
+        for ax, env in zip(axes.flat, envs):
+            for swept, param in lines:
+                sub = points[(points["env"] == env) & (points["swept"] == swept)
+                             & (points["param"] == param)].sort_values("value")
+                if sub.empty:
+                    continue
+                color = loss_color(swept)
+                ax.fill_between(sub["value"], sub["low"], sub["high"], color=color,
+                                alpha=0.18, linewidth=0)
+                ax.plot(sub["value"], sub["score"], color=color, marker="o", markersize=3,
+                        label=f"{rl_loss_name(swept)}: {param}")
+                own = sub[sub["default"]]
+                ax.plot(own["value"], own["score"], linestyle="none", marker="o",
+                        markersize=8, markerfacecolor="none", markeredgecolor=color)
+            ax.set_xscale("log")
+            ax.set_title(env if env != "all envs" else "all envs (IQM)")
+            ax.set_xlabel("parameter value")
+            ax.set_ylabel("normalised final score")
+            ax.grid(alpha=0.25, linewidth=0.5)
+        handles, labels = axes.flat[len(envs) - 1].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)),
+                       bbox_to_anchor=(0.5, 1.0), frameon=False)
+        seeds = points.loc[points["env"] != "all envs", "n_runs"]
+        footnote(fig, "Mean across seeds per env (band: the seeds' range; "
+                 f"{_span_words(seeds)} seeds per point); all envs: IQM over envs and seeds. "
+                 "Ringed: the value the loss runs with by default. MinAtar: random = 0, "
+                 "AC(lambda) = 1; envs without references: min-max over this grid's runs.")
+        fig.tight_layout()
+        desc = ("panels: " + ", ".join(envs) + "; lines: "
+                + ", ".join(f"{s}:{p}" for s, p in lines) + "; values: "
+                + ", ".join(f"{v:g}" for v in sorted(set(points["value"]))))
+        paths = save_figure(fig, out, ("png", "pdf"), desc)
+        plt.close(fig)
+    io.write_csv(out.with_suffix(".csv"), points)
+    return {"paths": paths + [out.with_suffix(".csv")], "points": points, "panels": envs}
+
+
+def _span_words(counts: pd.Series) -> str:
+    if counts.empty:
+        return "no"
+    lo, hi = int(counts.min()), int(counts.max())
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
 # ---------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scopeloss.analysis.figures",
@@ -325,6 +417,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=stats.DEFAULT_REPS)
     p.add_argument("--candidate", default="scope",
                    help="the loss of the P(candidate > X) panel (rl.candidate)")
+    p = sub.add_parser("sensitivity", help="normalised final score against each swept loss "
+                       "parameter (claim D)")
+    p.add_argument("--tables", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help=".png; .pdf and .csv beside it")
+    p.add_argument("--sweeps", required=True, type=json.loads,
+                   help="the grid's sweeps as JSON (scopeloss.config.sweeps_json)")
     for p in sub.choices.values():
         add_loss_styles_argument(p)
     args = parser.parse_args(argv)
@@ -344,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "time limit in " + ", ".join(f"{e}/{l}/seed{s} ({share:.0%})"
                                                   for e, l, s, share in info["truncated"])
                       + " (named in the figure)", file=sys.stderr)
+        elif args.kind == "sensitivity":
+            info = plot_sensitivity(args.tables, args.out, args.sweeps.get("rl") or [])
         elif args.kind == "exploration":
             info = plot_exploration(args.tables, args.out, window=args.window,
                                     points=args.points, reps=args.reps)

@@ -52,19 +52,20 @@ def min_p_value(x_by_task: Mapping, y_by_task: Mapping) -> float:
 
 
 def _exact(xs, ys):
-    per_task = []
+    """Every relabelling of the runs within each task (the product over tasks), as arrays."""
+    splits = []
     for x, y in zip(xs, ys):
         z, n = np.concatenate([x, y]), x.size
-        idx = np.arange(z.size)
-        splits = [(list(c), [i for i in idx if i not in c])
-                  for c in itertools.combinations(idx, n)]
-        per_task.append([(z[a], z[b]) for a, b in splits])
-    px, py = [], []
-    for combo in itertools.product(*per_task):
-        px.append([c[0] for c in combo])
-        py.append([c[1] for c in combo])
-    stack = lambda parts, t: np.stack([p[t] for p in parts])  # noqa: E731
-    return [stack(px, t) for t in range(len(xs))], [stack(py, t) for t in range(len(xs))]
+        chosen = np.array(list(itertools.combinations(range(z.size), n)), dtype=int)
+        mask = np.zeros((len(chosen), z.size), dtype=bool)
+        np.put_along_axis(mask, chosen, True, axis=1)
+        rest = np.nonzero(~mask)[1].reshape(len(chosen), z.size - n)
+        splits.append((z[chosen], z[rest]))
+    # row r of the product: task t's split index = the t-th digit of r (mixed radix)
+    grids = np.meshgrid(*[np.arange(len(a)) for a, _ in splits], indexing="ij")
+    index = [g.ravel() for g in grids]
+    return ([a[i] for (a, _), i in zip(splits, index)],
+            [b[i] for (_, b), i in zip(splits, index)])
 
 
 def _monte_carlo(xs, ys, reps: int, rng: np.random.Generator):
@@ -113,11 +114,33 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
+def reachable_threshold(floors: Sequence[float], row: int, alpha: float = ALPHA) -> float:
+    """The most lenient Holm threshold row ``row`` of a family could face, given every row's
+    smallest achievable p (``floors``): Holm rejects in order of p, each at alpha / (rows
+    left), and stops at the first that fails, so at best the row comes after every other row
+    that could be rejected before it (greedily, smallest floors first). A row whose floor
+    is above this threshold cannot be decided by this design, whatever the data."""
+    m = int(np.sum(~np.isnan(np.asarray(floors, dtype=float))))
+    others = sorted(f for i, f in enumerate(floors) if i != row and not np.isnan(f))
+    before = 0
+    for f in others:  # position `before` has threshold alpha / (m - before)
+        if f > alpha / (m - before):
+            break
+        before += 1
+    return alpha / (m - before)
+
+
 def seeds_needed(family_size: int, alpha: float = ALPHA) -> int:
     """Seeds per loss (equal on both sides, one task) for the exact two-sided test to reach
     alpha / family_size, Holm's strictest step: the fewest that can decide every comparison
     of a claim."""
+    return seeds_to_reach(alpha / max(1, family_size))
+
+
+def seeds_to_reach(threshold: float) -> int:
+    """The fewest seeds per loss (n vs n, one task) whose exact two-sided test can give a
+    p at or below ``threshold``: 2 / C(2n, n) <= threshold."""
     n = 1
-    while 2.0 / math.comb(2 * n, n) > alpha / max(1, family_size):
+    while 2.0 / math.comb(2 * n, n) > threshold:
         n += 1
     return n
