@@ -19,7 +19,7 @@ UV      := .ci/uv-with-pip-indexes $(BIN)/uv
 # package only from the first index that lists it).
 UV_RESOLVE := --index-strategy unsafe-best-match
 
-.PHONY: setup test demo plan grid report lock clean-venv generated
+.PHONY: setup test demo plan grid report power lock clean-venv generated
 
 setup: $(STAMP)
 
@@ -82,6 +82,13 @@ plan: setup
 REPORT  ?= report.html
 report: setup
 	PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --report "$(REPORT)" $(foreach c,$(CONFIGS),--configfile "$(c)")
+
+# The seed planner on a finished run's tables (a pilot preset, the demo): the seeds per loss
+# each claim's rows need for 80% power, 200 simulated grids per seed count (the workflow's
+# results/tables/seed_plan.md uses 40). make power [TABLES=results/tables]
+TABLES  ?= results/tables
+power: setup
+	"$(BIN)/python" -m scopeloss.analysis.power --tables "$(TABLES)" --out "$(TABLES)/seed_plan_fine"
 
 # The paper grid with profiles/local, its two K-dependent values computed here:
 # gpu tokens = G x K, training threads = C / (G x K); gpu_slot.py caps each GPU at K.

@@ -28,8 +28,9 @@ from test_workflow_plan import BIN, ROOT, copy_workflow, count, hparams, plan, s
 
 SMOKE = ("--configfile", "presets/smoke.yaml")
 RL_DOWNSTREAM = {"aggregate_rl", "plot_training_curves", "plot_rl_aggregate",
-                 "plot_exploration", "claims_table", "all"}
-CLS_DOWNSTREAM = {"aggregate_classification", "precision_tables", "claims_table", "all"}
+                 "plot_exploration", "claims_table", "seed_plan", "all"}
+CLS_DOWNSTREAM = {"aggregate_classification", "precision_tables", "claims_table", "seed_plan",
+                  "all"}
 
 
 @pytest.fixture(scope="session")

@@ -156,6 +156,39 @@ rule plot_sensitivity:
         " --out {output.png:q} --sweeps {params.sweeps:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
+# The seed planner (scopeloss.analysis.power) on the grid that ran: the seeds per loss each
+# claim's rows would need for 80% power (SEED_PLAN_GRIDS simulated grids per seed count;
+# `make power` runs it with 200).
+rule seed_plan:
+    input:
+        rl=lambda wildcards: RL_TABLE_FILES if has_rl() else [],
+        classification=lambda wildcards: (
+            CLASSIFICATION_TABLE_FILES if has_classification() else []
+        ),
+    output:
+        md=f"{TABLES}/seed_plan.md",
+        csv=f"{TABLES}/seed_plan.csv",
+    log:
+        "logs/report/seed_plan.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        code=ANALYSIS_CODE,
+        tables=parent_of_output,
+        styles=LOSS_STYLES,
+        candidates=f"--rl-candidate {RL_CANDIDATE} --classification-candidate {CLASSIFICATION_CANDIDATE}",
+        sweeps=SWEEPS,
+        grids=SEED_PLAN_GRIDS,
+    shell:
+        "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.power --tables {params.tables:q}"
+        " --out {output.md:q} --grids {params.grids} {params.candidates}"
+        " --sweeps {params.sweeps:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
+
+
 # The paper's claims checked on the grid that ran; reads only the tables of the parts of
 # the grid that exist (a part that did not run gives 'not run' rows, never stale tables).
 rule claims_table:
@@ -164,6 +197,7 @@ rule claims_table:
         classification=lambda wildcards: (
             CLASSIFICATION_TABLE_FILES if has_classification() else []
         ),
+        seed_plan=f"{TABLES}/seed_plan.csv",
     output:
         md=f"{TABLES}/claims.md",
         csv=report(
@@ -192,4 +226,4 @@ rule claims_table:
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.claims --tables {params.tables:q}"
         " --out {output.md:q} {params.parts} {params.candidates} --loss-styles {params.styles:q}"
-        " --sweeps {params.sweeps:q} > {log:q} 2>&1"
+        " --sweeps {params.sweeps:q} --seed-plan {input.seed_plan:q} > {log:q} 2>&1"

@@ -217,8 +217,12 @@ def _others(losses, reference: str, key=rl_loss_sort_key) -> list[str]:
     return sorted((l for l in set(losses) if l != reference), key=key)
 
 
-def return_claims(runs: pd.DataFrame, *, reps: int, seed: int, candidate: str = "scope"
-                  ) -> list[dict]:
+def return_claims(runs: pd.DataFrame, *, reps: int, seed: int, candidate: str = "scope",
+                  ci_reps: int | None = None) -> list[dict]:
+    """Claim A's rows. ``reps``: Monte Carlo relabellings beyond the exact limit, and the
+    bootstrap resamples of the CIs unless ``ci_reps`` says otherwise (the seed planner,
+    which needs no CI, passes 1)."""
+    ci_reps = ci_reps or reps
     complete = set(runs.loc[runs["status"] == COMPLETE, "env"])
     runs = finished_rl_runs(runs).copy()
     # complete runs whose episodes never ended have no final return: named, not dropped silently
@@ -242,7 +246,7 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int, candidate: str = 
             if env not in ref_ret or env not in x_ret:
                 continue
             est, low, high = stats.bootstrap_difference_ci(ref_ret[env], x_ret[env],
-                                                           reps=reps, seed=seed)
+                                                           reps=ci_reps, seed=seed)
             test = _test({env: ref_ret[env]}, {env: x_ret[env]}, reps=reps, seed=seed)
             rows.append(_row("A", comparison, env, "final return, {candidate} - X "
                              "(mean of the last 100 episodes)", "> 0", est, low, high,
@@ -263,12 +267,12 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int, candidate: str = 
             + ([f"left out, no finished episode in any run: {', '.join(no_episode)}"]
                if no_episode else []))
         est, low, high, _ = stats.stratified_bootstrap_difference(
-            ref_score, x_score, AGGREGATE, reps=reps, seed=seed)
+            ref_score, x_score, AGGREGATE, reps=ci_reps, seed=seed)
         test = _test(ref_score, x_score, _iqm_difference, reps=reps, seed=seed)
         rows.append(_row("A", comparison, where, f"{AGGREGATE} of normalised final score, "
                          "{candidate} - X", "> 0", est, low, high, n, agg_budget, test,
                          note=norm_note))
-        est, low, high, _ = stats.probability_of_improvement(ref_ret, x_ret, reps=reps,
+        est, low, high, _ = stats.probability_of_improvement(ref_ret, x_ret, reps=ci_reps,
                                                              seed=seed)
         test = _test(ref_ret, x_ret, _improvement, reps=reps, seed=seed)
         rows.append(_row("A", comparison, where, "P({candidate} run's final return > X run's)",
@@ -344,7 +348,10 @@ def finished_classification_runs(per_class: pd.DataFrame, summary: pd.DataFrame
 
 
 def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: int,
-                     seed: int, candidate: str = "scope") -> list[dict]:
+                     seed: int, candidate: str = "scope", ci_reps: int | None = None
+                     ) -> list[dict]:
+    """Claim C's rows (``ci_reps`` as in ``return_claims``)."""
+    ci_reps = ci_reps or reps
     done, runs = finished_classification_runs(per_class, summary)
     if runs.empty:
         return [_not_run("C", "no finished classification run in this grid")]
@@ -367,7 +374,7 @@ def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: in
         ref = sub.loc[sub["loss"] == candidate, "precision_mean"].to_numpy()
         for other in others:
             x = sub.loc[sub["loss"] == other, "precision_mean"].to_numpy()
-            est, low, high = stats.bootstrap_difference_ci(ref, x, reps=reps, seed=seed)
+            est, low, high = stats.bootstrap_difference_ci(ref, x, reps=ci_reps, seed=seed)
             test = _test({where: ref}, {where: x}, reps=reps, seed=seed)
             note = "" if other in PAPER_CLS_LOSSES else "baseline not in the paper's tables"
             rows.append(_row("C", f"{{candidate}} vs {cls_loss_name(other)}", where,
@@ -490,8 +497,8 @@ def _try_read(tables: Path, name: str) -> pd.DataFrame | None:
 
 def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = True,
                  reps: int = stats.DEFAULT_REPS, seed: int = 0, rl_candidate: str = "scope",
-                 classification_candidate: str = "scope", sweeps: dict | None = None
-                 ) -> pd.DataFrame:
+                 classification_candidate: str = "scope", sweeps: dict | None = None,
+                 seed_plan: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every claim's rows, about ``rl_candidate`` (A, B) and ``classification_candidate`` (C):
     the loss each claim compares with every other loss of the grid; and claim D for the
     grid's ``sweeps`` (``scopeloss.config.sweeps_json``: ``{"rl": [member, ...],
@@ -536,6 +543,10 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
             row[key] = row[key].replace("{candidate}", names[row["claim_id"]])
     table = pd.DataFrame(decide(rows), columns=COLUMNS)
     table.attrs["candidates"] = {"rl": names["A"], "classification": names["C"]}
+    if seed_plan is not None:
+        from .power import summary
+
+        table.attrs["seed_plan"] = summary(seed_plan) if not seed_plan.empty else seed_plan
     return table
 
 
@@ -575,7 +586,9 @@ def claims_markdown(table: pd.DataFrame) -> str:
              "worse. One seed: no test. Seeds: the fewest on either side (per env for "
              "aggregates). Only finished runs count.", ""]
     for claim_id, claim in CLAIMS.items():
-        part = table[table["claim_id"] == claim_id]
+        part = table[table["claim_id"] == claim_id].copy()
+        part.attrs.update(seed_plan=table.attrs.get("seed_plan"),
+                          names={"A": cands["rl"], "C": cands["classification"]})
         counts = part["verdict"].value_counts()
         claim = part["claim"].iloc[0] if len(part) else claim
         lines += [f"## {claim_id}. {claim}", "",
@@ -604,7 +617,27 @@ def _design_words(part: pd.DataFrame) -> str:
     words = (f" This design can decide {decidable} of its {len(tested)} tested rows; every "
              f"row could be decided with {significance.seeds_needed(len(tested))} seeds per "
              f"loss ({len(tested)} comparisons, Holm)")
-    return words + "."
+    return words + "." + _planned_words(part)
+
+
+def _planned_words(part: pd.DataFrame) -> str:
+    """The seed planner's answer for the claim's undecided rows (``seed_plan.md``)."""
+    plan = part.attrs.get("seed_plan")
+    claim_id = part["claim_id"].iloc[0]
+    undecided = part["verdict"].isin([INCONCLUSIVE, UNDERPOWERED, ONE_SEED]).any()
+    if plan is None or plan.empty or not undecided:
+        return ""
+    mine = plan[plan["claim_id"] == claim_id]
+    if mine.empty:
+        return ""
+    from .power import seeds_words
+
+    names = part.attrs.get("names", {})
+    items = [f"{row.rows.replace('{candidate}', names.get(claim_id, 'the candidate'))} "
+             f"({row.effect}): {seeds_words(row.seeds_needed, row.max_seeds)}"
+             for row in mine.itertuples(index=False)]
+    return (" Its undecided rows would need, for 80% power (seed planner, seed_plan.md): "
+            + "; ".join(items) + " seeds per loss.")
 
 
 def write_claims(table: pd.DataFrame, out: str | Path) -> list[Path]:
@@ -645,6 +678,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the loss claim C is about (classification.candidate)")
     parser.add_argument("--sweeps", type=_json_object, default={},
                         help="the grid's sweeps as JSON (scopeloss.config.sweeps_json): claim D")
+    parser.add_argument("--seed-plan", type=Path, default=None,
+                        help="the seed planner's CSV (scopeloss.analysis.power): the seeds "
+                             "each claim's undecided rows would need")
     add_loss_styles_argument(parser)
     args = parser.parse_args(argv)
     use_loss_styles(args.loss_styles)
@@ -655,7 +691,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              classification=not args.no_classification, reps=args.reps,
                              seed=args.bootstrap_seed, rl_candidate=args.rl_candidate,
                              classification_candidate=args.classification_candidate,
-                             sweeps=args.sweeps)
+                             sweeps=args.sweeps,
+                             seed_plan=(pd.read_csv(args.seed_plan) if args.seed_plan
+                                        else None))
     except RunFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
