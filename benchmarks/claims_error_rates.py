@@ -1,10 +1,13 @@
-"""Error rates of the claims table's verdicts on simulated grids (README "How a verdict is
-decided"): ``python benchmarks/claims_error_rates.py [--grids 200]``.
+"""Error rates and power of the claims table's verdicts on simulated grids (docs/statistics.md):
+``python benchmarks/claims_error_rates.py [--grids 200]``.
 
-Null grids: 3 envs x 4 losses x n seeds, every loss's final returns from one distribution;
-the share of claim-A comparisons called supported or contradicted, and of grids with any.
-Effect grids: Scope 3 sd better on every env, 5 seeds; the share of grids whose 6 aggregate
-comparisons are all supported. Uses the same grid maker as tests/test_analysis_significance.py.
+Each design is envs x 4 losses x n seeds, every loss's final returns normal with sd 1 per
+env; Scope shifted by 0 (null), 1 or 2 sd on every env. Claim A is decided by the shipped
+procedure (``claims.return_claims`` + ``decide``: exact permutation tests, Holm, the verdicts).
+Reported per design and effect: the share of per-env rows and of aggregate rows called
+supported (under the null: supported or contradicted), the share of grids with any decided
+row, and the share of per-env rows labelled underpowered. Uses the grid maker of
+tests/test_analysis_significance.py.
 """
 
 import argparse
@@ -19,31 +22,48 @@ from test_analysis_significance import _grid  # noqa: E402
 from scopeloss.analysis import claims  # noqa: E402
 
 DECIDED = (claims.SUPPORTED, claims.CONTRADICTED)
+DESIGNS = ((3, 3, "the demo"), (3, 5, ""), (5, 5, "presets/minatar.yaml"),
+           (8, 3, "the paper grid"))
+
+
+def rates(envs: int, seeds: int, effect: float, grids: int, reps: int, rng) -> dict:
+    names = tuple(f"E{i + 1}" for i in range(envs))
+    single = aggregate = single_n = aggregate_n = any_decided = underpowered = 0
+    for _ in range(grids):
+        rows = claims.decide(claims.return_claims(_grid(rng, seeds, effect, names), reps=reps,
+                                                  seed=0))
+        wanted = DECIDED if effect == 0 else (claims.SUPPORTED,)
+        for row in rows:
+            hit = row["verdict"] in wanted
+            if claims.is_aggregate(row):
+                aggregate, aggregate_n = aggregate + hit, aggregate_n + 1
+            else:
+                single, single_n = single + hit, single_n + 1
+                underpowered += row["verdict"] == claims.UNDERPOWERED
+        any_decided += any(r["verdict"] in DECIDED for r in rows)
+    return {"single": single / single_n, "aggregate": aggregate / aggregate_n,
+            "any": any_decided / grids, "underpowered": underpowered / single_n}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grids", type=int, default=200)
-    # the Monte Carlo p cannot go below 2/(reps + 1): it must reach 0.05/15 (Holm, 15 rows)
+    # the Monte Carlo p cannot go below 2/(reps + 1): it must reach 0.05/m (Holm, m rows)
     parser.add_argument("--reps", type=int, default=2000, help="Monte Carlo relabellings")
     args = parser.parse_args()
-    print("| seeds | comparisons decided on null grids | null grids with any decided |")
-    print("|---:|---:|---:|")
-    for n in (2, 3, 5):
-        rng = np.random.default_rng(100 + n)
-        decided = total = grids = 0
-        for _ in range(args.grids):
-            rows = claims.decide(claims.return_claims(_grid(rng, n), reps=args.reps, seed=0))
-            k = sum(r["verdict"] in DECIDED for r in rows)
-            decided, total, grids = decided + k, total + len(rows), grids + (k > 0)
-        print(f"| {n} | {decided}/{total} = {decided / total:.2%} | {grids}/{args.grids} |")
-    rng, hits, runs = np.random.default_rng(5), 0, max(1, args.grids // 4)
-    for _ in range(runs):
-        rows = claims.decide(claims.return_claims(_grid(rng, 5, effect=3.0), reps=args.reps,
-                                                  seed=0))
-        hits += all(r["verdict"] == claims.SUPPORTED for r in rows
-                    if r["where"].startswith("aggregate"))
-    print(f"\nScope 3 sd better, 5 seeds: all 6 aggregate comparisons supported in {hits}/{runs} grids")
+    print(f"{args.grids} simulated grids per design and effect; 4 losses (3 comparisons of "
+          "Scope); claim A.\n")
+    print("| design (envs × seeds) | effect | per-env rows decided | aggregate rows decided "
+          "| grids with any decided | per-env rows underpowered |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for envs, seeds, what in DESIGNS:
+        for effect in (0.0, 1.0, 2.0):
+            r = rates(envs, seeds, effect, args.grids, args.reps,
+                      np.random.default_rng(1000 * envs + 10 * seeds + int(effect)))
+            label = f"{envs} × {seeds}" + (f" ({what})" if what else "")
+            print(f"| {label} | {'null' if effect == 0 else f'{effect:g} sd'} | "
+                  f"{r['single']:.1%} | {r['aggregate']:.1%} | {r['any']:.1%} | "
+                  f"{r['underpowered']:.0%} |", flush=True)
 
 
 if __name__ == "__main__":

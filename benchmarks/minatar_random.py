@@ -3,7 +3,11 @@ settings (the package's defaults: full 6-action set, sticky actions 0.1, difficu
 ramping): the low end of MinAtar's fixed-reference normalisation
 (``scopeloss.analysis.reference.MINATAR_RANDOM_AC_LAMBDA``).
 
-    python benchmarks/minatar_random.py [--episodes 200] [--seed 0]
+    python benchmarks/minatar_random.py [--episodes 2000] [--seed 0]
+
+Each of the 8 envs contributes its own first episodes (episodes / 8 each), so the sample is
+of whole episodes drawn alike: keeping the first N episodes to end across the envs would
+favour short ones (an env in a long episode contributes nothing until it ends).
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import json
 
 import numpy as np
 
-from scopeloss.rl.bookkeeping import EpisodeTracker
 from scopeloss.rl.config import resolve
 from scopeloss.rl.envs import make_env
 
@@ -22,22 +25,26 @@ GAMES = ("MinAtarBreakout", "MinAtarAsterix", "MinAtarSeaquest", "MinAtarSpaceIn
 
 
 def random_returns(name: str, episodes: int, seed: int, num_envs: int = 8) -> np.ndarray:
+    """The returns of each env's first ceil(episodes / num_envs) episodes."""
     env = make_env(resolve(name, "policy")["env"], num_envs, seed)
     rng = np.random.default_rng(seed)
-    tracker, done_rows = EpisodeTracker(num_envs), []
+    per_env = -(-episodes // num_envs)
+    ret, returns = np.zeros(num_envs), [[] for _ in range(num_envs)]
     env.reset()
-    while sum(len(r) for r in done_rows) < episodes:
+    while min(len(r) for r in returns) < per_env:
         _, raw, term, trunc, _ = env.step(rng.integers(0, env.num_actions, num_envs))
-        rows = tracker.update(raw, term | trunc, 0)
-        if rows is not None:
-            done_rows.append(rows)
+        ret += raw
+        for i in np.flatnonzero(term | trunc):
+            if len(returns[i]) < per_env:
+                returns[i].append(ret[i])
+            ret[i] = 0.0
     env.close()
-    return np.concatenate(done_rows)[:episodes, 1]
+    return np.concatenate([np.asarray(r) for r in returns])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--episodes", type=int, default=200)
+    ap.add_argument("--episodes", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     out = {}

@@ -161,7 +161,32 @@ def parameters_markdown() -> str:
     lines += _table("experiment.cuda (the CUDA curriculum)", CL_CURRICULUM)
     lines += _loss_table("supervised", "classification")
     lines += _table("run settings (classification.run)", CL_RUN)
+    lines += VARIANTS_AND_SWEEPS
     return "\n".join(lines)
+
+
+VARIANTS_AND_SWEEPS = [
+    "## Loss variants and sweeps", "",
+    "Both halves (`rl`, `classification`) take the same two keys beside `losses`:", "",
+    "* **A named variant** is a loss of its own: `loss_specs.<NAME>: {loss: BASE, PARAM: "
+    "value, ...}` runs the registered loss BASE (built-in or from `loss_modules`) with those "
+    "parameters (the others at BASE's defaults). List NAME in `losses` (or make it the "
+    "`candidate`) like any loss: its cells have their own directories "
+    "(`results/rl/<ENV>/<NAME>/`), identity and code fingerprint (BASE's), and its "
+    "`summary.json` records `hparams.loss = {loss: BASE, PARAM: value, ...}` (every "
+    "parameter). Tables and figures label it `BASE label (PARAM=value)`. NAME may not be a "
+    "registered loss's name.",
+    "* **A sweep** makes a parameter a grid axis: `sweeps.<LOSS>: {PARAM: [v1, v2, ...]}` "
+    "adds LOSS and one variant `<LOSS>_<PARAM><value>` per value (e.g. `scope_alpha0.1`) to "
+    "the grid without listing them; the value LOSS runs with already is LOSS's own cell "
+    "(and a member of the sweep even when the list leaves it out). Several parameters are "
+    "swept one at a time, the others as `loss_specs.<LOSS>` sets them. Adding a value plans "
+    "only its cells. The sweep's cells are drawn in `figures/rl_sensitivity.png` (RL) and "
+    "tested in claim D of `claims.md` (the default value against the best of the sweep); "
+    "claims A-C leave the added variants out.",
+    "* Refused before any job, naming the key: a variant of an unknown loss, a parameter "
+    "its base does not take, a name that shadows a registered loss, an empty or repeated "
+    "sweep list, a sweep value whose variant name is already another loss.", ""]
 
 
 def schema_yaml() -> str:

@@ -284,7 +284,8 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
                 axes[2].set_xlim(-0.02, 1.02)
         note = (f"{len(scored_envs)} task(s): {', '.join(scored_envs) or 'none'}. Atari: "
                 "human-normalised; StarPilot: Procgen min-max; MinAtar: random = 0, "
-                "AC(lambda) = 1. 95% stratified-bootstrap CIs.")
+                "AC(lambda) = 1 (the end of its curve in the MinAtar README's 2020 figure: a "
+                "yardstick, not a ceiling). 95% stratified-bootstrap CIs.")
         if by_grid:
             note += (f" No reference scores, min-max over this grid's runs: "
                      f"{', '.join(by_grid)}.")
@@ -370,7 +371,8 @@ def plot_sensitivity(tables: str | Path, out: str | Path, members: Sequence[dict
         footnote(fig, "Mean across seeds per env (band: the seeds' range; "
                  f"{_span_words(seeds)} seeds per point); all envs: IQM over envs and seeds. "
                  "Ringed: the value the loss runs with by default. MinAtar: random = 0, "
-                 "AC(lambda) = 1; envs without references: min-max over this grid's runs.")
+                 "AC(lambda) = 1 (MinAtar README, 2020); envs without references: min-max over "
+                 "this grid's runs.")
         fig.tight_layout()
         desc = ("panels: " + ", ".join(envs) + "; lines: "
                 + ", ".join(f"{s}:{p}" for s, p in lines) + "; values: "
