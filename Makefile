@@ -54,10 +54,11 @@ test: setup
 	echo "--- tests/test_workflow_slurm.py (run alongside):"; cat $(VENV)/pytest-slurm.log; \
 	exit $$(( rest || cluster ))
 
+# SNAKEMAKE_ARGS: more Snakemake options, e.g. make demo SNAKEMAKE_ARGS=--dry-run.
 # --no-hooks: Snakemake skips its onsuccess hook when there is nothing to do, so the
 # results are listed here instead, on every successful run.
 demo: setup
-	PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --cores all --configfile presets/demo.yaml --no-hooks
+	PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --cores all --configfile presets/demo.yaml --no-hooks $(SNAKEMAKE_ARGS)
 	@echo ""
 	@echo "Demo done. Figures and tables (report: make report CONFIGS=presets/demo.yaml):"
 	@ls -1 figures/*.png figures/*.pdf results/tables/*.md results/tables/rl_final.csv 2>/dev/null | sed 's/^/  /'

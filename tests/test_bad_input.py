@@ -38,3 +38,16 @@ def test_thread_counts_beyond_the_cores_are_named(tmp_path, capsys):
         assert T.main([*CL, "--out", str(tmp_path / "cl"), "--set", f"run.{key}={big}"]) == 2
         assert f"run.{key} is {big}, more than this machine's" in capsys.readouterr().err
     assert not (tmp_path / "rl").exists() and not (tmp_path / "cl").exists()
+
+
+def test_a_caltech_root_without_the_images_is_named_and_left_uncreated(tmp_path, capsys):
+    """`--set dataset.root=/nonexistent/x` for Caltech-256: one message saying where to put
+    the archive; neither that folder nor any manifest or lock under it is created."""
+    root = tmp_path / "nonexistent" / "x"
+    code = T.main(["--dataset", "caltech256", "--experiment", "plain", "--loss", "ce",
+                   "--seed", "1", "--out", str(tmp_path / "run"), "--set",
+                   f"dataset.root={root}", "--run", '{"device": "cpu"}'])
+    err = capsys.readouterr().err
+    assert code != 0 and "Caltech-256 not found: put the archive" in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "nonexistent").exists()

@@ -285,3 +285,28 @@ def test_slurm_profile_requests_what_the_rules_say(fresh):
 
 
 # gpu_slot.py's claims (K jobs per GPU, UUIDs, CUDA_VISIBLE_DEVICES, cpu jobs): tests/test_gpu_slot.py
+
+
+def test_make_runs_from_a_checkout_whose_path_has_spaces(tmp_path):
+    """The Makefile quotes its paths: in a checkout under "sp ace/scope loss", `make demo`
+    (dry run: the same command line, planned) and `make plan` work."""
+    dest = tmp_path / "sp ace" / "scope loss"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    (dest / ".venv").symlink_to(ROOT / ".venv")  # `-o setup`: the venv as it is
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    demo = subprocess.run(["make", "-o", "setup", "demo", "SNAKEMAKE_ARGS=--dry-run"],
+                          cwd=dest, capture_output=True, text=True, env=env, timeout=600)
+    out = demo.stdout + demo.stderr
+    assert demo.returncode == 0, out[-3000:]
+    assert re.search(r"train_rl\s+36", out) and "Demo done" in out, out[-3000:]
+    plan_ = subprocess.run(["make", "-o", "setup", "plan",
+                            "CONFIGS=config.yaml presets/demo.yaml"], cwd=dest,
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert plan_.returncode == 0, (plan_.stdout + plan_.stderr)[-3000:]
+    assert "Cost plan of config.yaml + presets/demo.yaml" in plan_.stdout
+    assert "60 training jobs" in plan_.stdout, plan_.stdout

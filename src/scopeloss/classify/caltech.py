@@ -95,6 +95,8 @@ def ensure_caltech256(root, *, download_missing: bool = False, url: str = CALTEC
     archive, folder = caltech_paths(root)
     if folder.is_dir():
         return folder
+    if not archive.is_file() and not download_missing:  # before the lock makes any folder
+        raise DataUnavailable(f"Caltech-256 not found: {_where_message(root)}")
     with io.exclusive_lock(folder.parent / ".prepare.lock"):
         if folder.is_dir():  # another job finished it while we waited
             return folder

@@ -216,16 +216,16 @@ def get_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> tupl
         except (json.JSONDecodeError, OSError, AttributeError):
             return False
 
+    if dcfg["kind"] == "caltech256":
+        # The manifest alone is not the data: the images must still be there. Checked
+        # first, so that a root without them is refused before anything is written there.
+        ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
     if not current():
         with io.exclusive_lock(path.with_suffix(".lock")):
             if not current():
                 manifest = build_manifest(dcfg, download_missing=download_missing, **fetch)
                 io.write_json(path, manifest)
-    manifest = json.loads(path.read_text())
-    if dcfg["kind"] == "caltech256":
-        # The manifest alone is not the data: the images must still be there.
-        ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
-    return manifest, path
+    return json.loads(path.read_text()), path
 
 
 # --- decode-once cache ------------------------------------------------------------------
