@@ -2,24 +2,26 @@
 # The GPU checks of docs/gpu.md, writing a few files into OUT (the device
 # tool's $OUT). A session's device time is 15 minutes in all, so the checks are ONE call:
 #
-#   bash benchmarks/gpu_checks.sh all           # 1 + 2 + 3 below, at most 8 minutes
+#   bash benchmarks/gpu_checks.sh all           # 1 + 2 + 2b + 3 below, at most 8 minutes
 #
 # or one section per call:
-#   bash benchmarks/gpu_checks.sh correctness   # 1: tests, short cuda runs, syncs  (<= 150 s in all)
-#   bash benchmarks/gpu_checks.sh throughput    # 2: RL/classifier rates, K jobs/GPU (<= 270 s in all)
-#   bash benchmarks/gpu_checks.sh estimate      # 3: the paper grid's cost from 2's rates (<= 30 s)
+#   bash benchmarks/gpu_checks.sh correctness   # 1: tests, short cuda runs, syncs  (<= 100 s in all)
+#   bash benchmarks/gpu_checks.sh throughput    # 2: RL/classifier rates, K jobs/GPU (<= 120 s in all)
+#   bash benchmarks/gpu_checks.sh compile       # 2b: eager / compile / CUDA graphs x K = 1, 4, 5, 8 (<= 250 s)
+#   bash benchmarks/gpu_checks.sh estimate      # 3: the paper grid's cost from 2's rates (<= 20 s)
 #   bash benchmarks/gpu_checks.sh learning      # Pong, policy_entropy, 9 minutes (not in all)
 #
 # Wheels the machine lacks: bash benchmarks/gpu_wheels.sh (here), carry .whl, and set
 # WHEELS=.whl there (installed into /tmp/site first). DEVICE=cpu QUICK=1 runs the same
 # commands at toy size on a CPU, to check the script itself.
 set -uo pipefail
-section=${1:?usage: gpu_checks.sh all|correctness|throughput|estimate|learning}
-if [ "$section" = all ]; then  # each section under its own time limit: 150 + 270 + 30 s
+section=${1:?usage: gpu_checks.sh all|correctness|throughput|compile|estimate|learning}
+if [ "$section" = all ]; then  # each section under its own limit: 100 + 120 + 250 + 20 s
   start=$(date +%s)
-  timeout 150 bash "$0" correctness; echo "correctness: rc $?"
-  timeout 270 bash "$0" throughput; echo "throughput: rc $?"
-  timeout 30 bash "$0" estimate; echo "estimate: rc $?"
+  timeout 100 bash "$0" correctness; echo "correctness: rc $?"
+  timeout 120 bash "$0" throughput; echo "throughput: rc $?"
+  timeout 250 bash "$0" compile; echo "compile: rc $?"
+  timeout 20 bash "$0" estimate; echo "estimate: rc $?"
   echo "all: $(( $(date +%s) - start )) s"
   exit 0
 fi
@@ -97,26 +99,7 @@ throughput)
     --envs $(scaled "Breakout StarPilot" MinAtarBreakout) \
     > "$OUT/rl_throughput.json" 2>"$work/rl.err"
   say "rl_throughput: $OUT/rl_throughput.json (rc $?)"
-  # K concurrent Breakout jobs on the one GPU, each on its share of the cores.
-  cores=$(nproc)
-  for K in 1 4 8; do
-    share=$(( cores / K > 0 ? cores / K : 1 ))
-    start=$($PY -c "import time; print(time.time())")
-    for j in $(seq 1 "$K"); do
-      first=$(( (j - 1) * share % cores )); last=$(( first + share - 1 ))
-      OMP_NUM_THREADS=$share taskset -c "$first-$last" \
-        $PY -m scopeloss.rl.train --env "$(scaled Breakout MinAtarBreakout)" --loss scope \
-        --seed "$j" --out "$work/k$K/$j" --set ppo.total_steps="$(scaled 20480 2048)" \
-        --set run.device="$DEVICE" --set run.tensorboard=false \
-        > "$work/k$K-$j.log" 2>&1 &
-    done
-    wait
-    wall=$($PY -c "import time; print(round(time.time() - $start, 1))")
-    steps=$(cat "$work"/k$K/*/summary.json 2>/dev/null | grep -o '"global_step": [0-9]*' \
-      | awk '{s += $2} END {print s + 0}')
-    say "K=$K jobs x $share cores: $steps agent steps in ${wall}s:" \
-      "$($PY -c "print(round($steps / $wall, 1))") aggregate steps/s (start-up included)"
-  done
+  # K concurrent jobs x compile modes: section "compile"
   for flag in "" --compile; do
     timeout 45 $PY benchmarks/classify_throughput.py --device "$DEVICE" \
       --batch-size "$(scaled 64 4)" --iters "$(scaled 30 2)" $flag 2>&1 | tail -1 \
@@ -124,6 +107,34 @@ throughput)
   done
   [ "$QUICK" = 1 ] || timeout 60 $PY -m scopeloss.plan --calibrate --gpus 1 --jobs-per-gpu 1 \
     --save-rates "$OUT/rates.yaml" 2>&1 | tail -20 | tee -a "$report" ;;
+
+compile)
+  # Eager, torch.compile (default) and torch.compile with CUDA graphs (reduce-overhead) at
+  # K = 1, 4, 5, 8 concurrent Breakout jobs on the one GPU, each on its share of the cores,
+  # for a fixed wall time each (compiling included); the rate is the sum over the jobs of
+  # the last steps/s each logged (past its compile). Published anchor (CleanRL, H100):
+  # eager PPO 1,022 steps/s; with compile + CUDA graphs 6,809.
+  say "## 2b. Compile modes x K concurrent jobs on $DEVICE"
+  cores=$(nproc)
+  window=$(scaled 19 12)
+  for mode in false true reduce-overhead; do
+    for K in 1 4 5 8; do
+      share=$(( cores / K > 0 ? cores / K : 1 ))
+      for j in $(seq 1 "$K"); do
+        first=$(( (j - 1) * share % cores )); last=$(( first + share - 1 ))
+        OMP_NUM_THREADS=$share timeout "$window" taskset -c "$first-$last" \
+          $PY -m scopeloss.rl.train --env "$(scaled Breakout MinAtarBreakout)" --loss scope \
+          --seed "$j" --out "$work/c$mode-k$K/$j" --set ppo.total_steps=10000000 \
+          --set run.device="$DEVICE" --set run.compile="$mode" --set run.tensorboard=false \
+          > "$work/c$mode-k$K-$j.log" 2>&1 &
+      done
+      wait
+      rates=$(for j in $(seq 1 "$K"); do grep -o 'sps [0-9]*' "$work/c$mode-k$K-$j.log" \
+        | tail -1 | cut -d' ' -f2; done | awk '{s += $1; n += 1} END {print s + 0, n + 0}')
+      say "compile=$mode K=$K (x $share cores, ${window}s each): ${rates% *} aggregate steps/s" \
+        "(${rates#* } of $K jobs logged a rate within the window)"
+    done
+  done ;;
 
 estimate)
   say "## 3. The paper grid (config.yaml) on one such machine, from the measured rates"
