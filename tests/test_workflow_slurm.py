@@ -270,3 +270,67 @@ def test_down_leaves_munge_as_it_found_it(cluster):
                            str(pid)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     os.kill(int(pid.read_text()), 15)
+
+
+# A CartPole run far longer than its 3-minute SLURM time limit.
+TIME_LIMIT = ("rl:\n  run: {device: auto, checkpoint_every: 1000}\n  seeds: [7]\n"
+              "  env_specs:\n    CartPole: {total_steps: 50000000}\n")
+
+
+def test_a_job_reaching_its_time_limit_is_warned_checkpoints_and_resumes(grid):
+    """The shipped profile's warning signal, for real: a job given a 3-minute limit, with
+    the profile's `--signal=TERM@<s>` set to 60 s, gets SIGTERM from SLURM before the limit
+    (SLURM sends it up to 60 s early); the trainer stops after the update in progress,
+    checkpoints it although its cadence is 1000 updates, says the same command resumes, and
+    the same command does resume there."""
+    wf, _, _ = grid
+    text = (wf / "profiles/slurm-site/config.yaml").read_text()
+    assert text.count('slurm_extra: "--signal=TERM@120"') == 2
+    profile = wf / "profiles/slurm-limit"
+    profile.mkdir()
+    # train_rl's block comes first: its warning at 60 s, and a 3-minute limit (in the
+    # profile: a --set-resources on the command line would replace the profile's)
+    text = text.replace('slurm_extra: "--signal=TERM@120"',
+                        'slurm_extra: "--signal=TERM@60"\n    runtime: 3', 1)
+    (profile / "config.yaml").write_text(text)
+    (wf / "slurm-limit.yaml").write_text(TIME_LIMIT)
+    cell = "results/rl/CartPole/policy/seed7"
+    # the target first: --set-resources and --configfile take every word after them
+    cmd = (f"{cell}/summary.json", "--profile", "profiles/slurm-limit", "--retries", "0",
+           "--configfile", "presets/smoke.yaml", "slurm-limit.yaml")
+    start = time.monotonic()
+    proc = run(wf, *cmd, timeout=600)
+    assert proc.returncode != 0, proc.out[-4000:]  # the job stopped before its end
+    log = (wf / "logs/rl/CartPole/policy/seed7.log").read_text()
+    found = re.search(r"interrupted \(SIGTERM\) after update (\d+), checkpointed; the same "
+                      r"command resumes from update (\d+)", log)
+    assert found, log[-3000:]
+    assert time.monotonic() - start < 200  # warned before the 3-minute limit struck
+    last = int(found.group(1))
+    assert int(found.group(2)) == last + 1 and last < 1000  # a checkpoint off its cadence
+    assert "Traceback" not in log
+    time.sleep(2)  # accounting catches up
+    [record] = jobs_of("train_rl", "CartPole", "policy", "7")
+    assert record["State"].split()[0] in ("FAILED", "TIMEOUT"), record
+
+    # the same command again: resumes from the next update (then cancelled: its end is far)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PYTHONPATH", None)
+    sm = subprocess.Popen([str(BIN / "snakemake"), *cmd], cwd=wf, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    logfile = wf / "logs/rl/CartPole/policy/seed7.log"
+    resumed = None
+    while time.monotonic() < deadline and sm.poll() is None:
+        resumed = re.search(r"resuming \S+ at update (\d+)", logfile.read_text()
+                            if logfile.exists() else "")
+        if resumed:
+            break
+        time.sleep(1)
+    queue = subprocess.run(["squeue", "-h", "-o", "%i|%k"], capture_output=True, text=True,
+                           timeout=60).stdout
+    for line in queue.splitlines():
+        if "CartPole_policy_7" in line:
+            subprocess.run(["scancel", line.split("|")[0]], timeout=60)
+    sm.communicate(timeout=300)
+    assert resumed and int(resumed.group(1)) == last + 1, logfile.read_text()[-3000:]

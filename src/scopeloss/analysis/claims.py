@@ -617,6 +617,10 @@ def _design_words(part: pd.DataFrame) -> str:
     words = (f" This design can decide {decidable} of its {len(tested)} tested rows; every "
              f"row could be decided with {significance.seeds_needed(len(tested))} seeds per "
              f"loss ({len(tested)} comparisons, Holm)")
+    descriptive = part["note"].fillna("").str.contains("descriptive: ", regex=False)
+    if descriptive.any():
+        words += (f"; its {int(descriptive.sum())} single-env (single-table) rows are "
+                  "descriptive: no data could decide them at this many seeds")
     return words + "." + _planned_words(part)
 
 
