@@ -281,8 +281,8 @@ def test_a_job_reaching_its_time_limit_is_warned_checkpoints_and_resumes(grid):
     """The shipped profile's warning signal, for real: a job given a 3-minute limit, with
     the profile's `--signal=TERM@<s>` set to 60 s, gets SIGTERM from SLURM before the limit
     (SLURM sends it up to 60 s early); the trainer stops after the update in progress,
-    checkpoints it although its cadence is 1000 updates, says the same command resumes, and
-    the same command does resume there."""
+    checkpoints it off its 1000-update cadence, says the same command resumes, and exits
+    before the limit; the same command does resume there."""
     wf, _, _ = grid
     text = (wf / "profiles/slurm-site/config.yaml").read_text()
     assert text.count('slurm_extra: "--signal=TERM@120"') == 2
@@ -305,13 +305,14 @@ def test_a_job_reaching_its_time_limit_is_warned_checkpoints_and_resumes(grid):
     found = re.search(r"interrupted \(SIGTERM\) after update (\d+), checkpointed; the same "
                       r"command resumes from update (\d+)", log)
     assert found, log[-3000:]
-    assert time.monotonic() - start < 200  # warned before the 3-minute limit struck
+    print(f"time-limited job through SLURM: {time.monotonic() - start:.0f} s")
     last = int(found.group(1))
-    assert int(found.group(2)) == last + 1 and last < 1000  # a checkpoint off its cadence
+    assert int(found.group(2)) == last + 1 and last % 1000  # a checkpoint off its cadence
     assert "Traceback" not in log
     time.sleep(2)  # accounting catches up
     [record] = jobs_of("train_rl", "CartPole", "policy", "7")
-    assert record["State"].split()[0] in ("FAILED", "TIMEOUT"), record
+    # the trainer ended itself (exit 143) before SLURM's limit struck (TIMEOUT)
+    assert record["State"].split()[0] == "FAILED", record
 
     # the same command again: resumes from the next update (then cancelled: its end is far)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}

@@ -302,12 +302,13 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
 
 
 # ---------------------------------------------------------------------------- sensitivity
-def sensitivity_points(runs: pd.DataFrame, members: Sequence[dict]) -> pd.DataFrame:
-    """Per sweep member and env (and over all envs): the normalised final score's mean, min
-    and max across seeds, and its IQM over envs and seeds (the ``all envs`` rows)."""
+def sensitivity_points(runs: pd.DataFrame, members: Sequence[dict], reps: int = 2000
+                       ) -> pd.DataFrame:
+    """Per sweep member and env: the normalised final score's mean, min and max across seeds;
+    over all envs (the ``all envs`` rows): its IQM over envs and seeds with a 95 %
+    stratified-bootstrap CI."""
     finished = runs.dropna(subset=["final_return"]).copy()
     finished["score"], _ = grid_normalised(finished)
-    iqm = stats.AGGREGATES["IQM"]
     rows = []
     for m in members:
         mine = finished[finished["loss"] == m["name"]]
@@ -315,11 +316,14 @@ def sensitivity_points(runs: pd.DataFrame, members: Sequence[dict]) -> pd.DataFr
             if g.empty:
                 continue
             values = g["score"].to_numpy(dtype=float)
+            score, low, high = values.mean(), values.min(), values.max()
+            if env == "all envs":
+                by_env = {e: x["score"].to_numpy(dtype=float) for e, x in g.groupby("env")}
+                score, low, high = stats.stratified_bootstrap_ci(by_env, "IQM", reps=reps,
+                                                                 seed=0)
             rows.append({"swept": m["swept"], "param": m["param"], "value": m["value"],
                          "loss": m["name"], "default": m["default"], "env": env,
-                         "n_runs": values.size,
-                         "score": iqm(values) if env == "all envs" else values.mean(),
-                         "low": values.min(), "high": values.max()})
+                         "n_runs": values.size, "score": score, "low": low, "high": high})
     return pd.DataFrame(rows, columns=["swept", "param", "value", "loss", "default", "env",
                                        "n_runs", "score", "low", "high"])
 
@@ -369,7 +373,8 @@ def plot_sensitivity(tables: str | Path, out: str | Path, members: Sequence[dict
                        bbox_to_anchor=(0.5, 1.0), frameon=False)
         seeds = points.loc[points["env"] != "all envs", "n_runs"]
         footnote(fig, "Mean across seeds per env (band: the seeds' range; "
-                 f"{_span_words(seeds)} seeds per point); all envs: IQM over envs and seeds. "
+                 f"{_span_words(seeds)} seeds per point); all envs: IQM over envs and seeds, "
+                 "band its 95% stratified-bootstrap CI. "
                  "Ringed: the value the loss runs with by default. MinAtar: random = 0, "
                  "AC(lambda) = 1 (MinAtar README, 2020); envs without references: min-max over "
                  "this grid's runs.")
