@@ -8,6 +8,7 @@ trainer stops within seconds instead of running on as an orphan)."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -126,6 +127,31 @@ def test_a_trainer_stops_when_its_launcher_is_killed(tmp_path):
     assert f"the launcher (pid {launcher.pid}) is gone; stopping" in log, log[-2000:]
     # and a rerun can take the directory over
     _wait_for(lambda: _lock_free(out), "the dead trainer's lock to be released", timeout=15)
+
+
+def test_a_signal_to_the_whole_process_group_stops_once_checkpointed(tmp_path):
+    """SLURM's --signal reaches every process of the job step: the launcher dies of it while
+    the trainer answers it. The watchdog then sees its launcher gone, but must not stop the
+    trainer at once: the trainer finishes its update, checkpoints it and says so."""
+    out = tmp_path / "run"
+    # updates of a few seconds: the watchdog (1 s) sees the launcher gone mid-update
+    trainer = " ".join([*RL_CLI, "--out", str(out), "--set", "ppo.total_steps=2000000",
+                        "--set", "ppo.update_epochs=200", "--set", "ppo.num_minibatches=16",
+                        "--run", "'{\"checkpoint_every\": 1}'"])
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1], shell=True, "
+         "executable='/bin/bash')",
+         f"SCOPELOSS_STOP_WITH_PID=$PPID {trainer} > {tmp_path / 'log'} 2>&1"],
+        env=_env(), start_new_session=True)
+    _wait_for(lambda: (out / ".ckpt" / "checkpoint.pt").is_file(), "a checkpoint")
+    pid = int((out / lifecycle.LOCK_NAME).read_text())
+    time.sleep(0.5)  # inside the next update
+    os.killpg(launcher.pid, signal.SIGTERM)  # the launcher, its shell and the trainer
+    launcher.wait()
+    _wait_for(lambda: not _alive(pid), "the trainer to stop", timeout=30)
+    log = (tmp_path / "log").read_text()
+    assert re.search(r"interrupted \(SIGTERM\) after update \d+, checkpointed", log), log[-2000:]
+    assert "interrupted again" not in log, log[-2000:]
 
 
 def test_no_watch_without_the_variable_or_for_a_pid_that_is_no_ancestor(monkeypatch):

@@ -161,6 +161,12 @@ def stop_with_launcher(log: Callable[[str], None]) -> int | None:
     def watch() -> None:
         while launcher in _ancestors(me):
             time.sleep(WATCH_INTERVAL_S)
+        if _stopping():
+            # A signal that reached the launcher too (SLURM's --signal goes to every process
+            # of the step) is already being answered: the trainer stops at its safe point,
+            # checkpointed; a second signal here would stop it at once, losing that update.
+            log(f"the launcher (pid {launcher}) is gone; the stop under way goes on")
+            return
         log(f"the launcher (pid {launcher}) is gone; stopping (the last checkpoint stays, a "
             "rerun resumes from it)")
         os.kill(me, signal.SIGTERM)
@@ -177,6 +183,14 @@ class Interrupted(Exception):
         self.signum, self.exit_code = signum, 128 + signum
         super().__init__(f"interrupted ({signal.Signals(signum).name}) after {unit} {done}, "
                          f"checkpointed; the same command resumes from {unit} {done + 1}")
+
+
+_ACTIVE: list["StopRequests"] = []  # the stop requests of the running trainer, if entered
+
+
+def _stopping() -> bool:
+    """Whether the running trainer was already asked to stop (by a signal)."""
+    return any(s.requested is not None for s in _ACTIVE)
 
 
 class StopRequests:
@@ -203,11 +217,14 @@ class StopRequests:
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
+            _ACTIVE.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
 
     def check(self, done: int, checkpoint: Callable[[], None] | None) -> None:
         """At a safe point after ``done`` units: if a stop was asked, ``checkpoint()`` (None
