@@ -103,6 +103,13 @@ def test_the_planner_reads_the_tables_of_finished_runs(tmp_path):
             for i, env in enumerate(("E1", "E2"), 1) for loss in ("policy", "scope")
             for s in range(3)]
     pd.DataFrame(rows).to_csv(tmp_path / "rl_final_runs.csv", index=False)
+    # and a classification half: the plan holds both claims (A and C)
+    keys = [{"dataset": "numbers_lt", "experiment": "plain", "loss": loss, "seed": s}
+            for loss in ("ce", "scope") for s in range(3)]
+    pd.DataFrame([{**k, "class": 0, "precision": rng.normal(0.6, 0.03)} for k in keys]).to_csv(
+        tmp_path / "classification_per_class.csv", index=False)
+    pd.DataFrame([{**k, "status": "complete", "epochs_run": 5} for k in keys]).to_csv(
+        tmp_path / "classification_summary.csv", index=False)
     spreads = power.rl_spreads(pd.DataFrame(rows))
     assert [t.task for t in spreads] == ["E1", "E2"] and all(0.3 < t.sd < 3 for t in spreads)
     out = tmp_path / "plan"
@@ -110,3 +117,4 @@ def test_the_planner_reads_the_tables_of_finished_runs(tmp_path):
                        "--max-seeds", "4", "--effect-sd", "3"]) == 0
     text = out.with_suffix(".md").read_text()
     assert "| A | per env | 3 sd |" in text and "Seeds per loss" in text
+    assert "| C | per dataset / experiment | 3 sd |" in text, text

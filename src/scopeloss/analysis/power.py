@@ -181,8 +181,7 @@ def seeds_needed(kind: str, spreads: Sequence[TaskSpread], losses: Sequence[str]
     """Per row: the fewest seeds per loss with power >= ``target`` (NaN when even
     ``max_seeds`` falls short): the coarse ``steps`` up to ``max_seeds`` until every row
     reaches it, then, per kind of row (``summary``), bisection between the last count
-    below and the first at the target (power grows with the seeds). Also each row's power
-    at the counts tried (``.attrs["powers"]``)."""
+    below and the first at the target (power grows with the seeds)."""
     steps = sorted({n for n in steps if n <= max_seeds} | {max_seeds})
     tried: dict[int, pd.DataFrame] = {}
 
@@ -216,7 +215,6 @@ def seeds_needed(kind: str, spreads: Sequence[TaskSpread], losses: Sequence[str]
         needed.append((*key, g["effect"].iloc[0], int(ok.min()) if len(ok) else np.nan))
     out = pd.DataFrame(needed, columns=[*ROW_KEY, "effect", "seeds_needed"])
     out["max_seeds"] = max_seeds
-    out.attrs["powers"] = powers
     return out
 
 
