@@ -227,8 +227,11 @@ def test_rules_fingerprint_the_modules_they_run():
     assert "analysis/figures.py" in CODE["analysis"] and "registry.py" in CODE["analysis"]
     assert "rl/ppo.py" not in CODE["analysis"]
     text = (ROOT / "workflow/rules/common.smk").read_text()
-    assert 'return fingerprint.cell_fingerprint("rl", wildcards.loss)' in text
-    assert 'return fingerprint.cell_fingerprint("classify", wildcards.loss)' in text
+    # a cell's fingerprint is its trainer's plus that of its (a variant's base) loss's module
+    assert 'base = grid.base_loss(config, "rl", wildcards.loss)' in text
+    assert 'return fingerprint.cell_fingerprint("rl", base)' in text
+    assert 'base = grid.base_loss(config, "classification", wildcards.loss)' in text
+    assert 'return fingerprint.cell_fingerprint("classify", base)' in text
 
 
 def test_every_rule_names_an_env():

@@ -239,39 +239,6 @@ def test_scancel_and_a_failing_job_fail_the_run_then_the_same_command_resumes(gr
     assert summary["global_step"] >= 30000 and len(summary["resumes"]) == 1
 
 
-def test_without_accounting_a_job_completes_with_the_shipped_profile(cluster, tmp_path_factory):
-    """sacct fails on a cluster without slurmdbd; the shipped profile's squeue status command
-    still sees the job end (one training cell: the status query is what is tested)."""
-    cluster.down()
-    cluster.up("--no-accounting")
-    assert subprocess.run(["sacct", "-X"], capture_output=True, timeout=60).returncode != 0
-    wf = copy_workflow(tmp_path_factory.mktemp("slurm-noacct"))
-    (wf / "slurm-grid.yaml").write_text(GRID_OVERLAY)
-    profile = site_profile(wf, "slurm-noacct")
-    target = "results/rl/CartPole/scope/seed1/summary.json"
-    start = time.monotonic()
-    proc = run(wf, target, "--profile", profile, *GRID, timeout=600)
-    print(f"one cell through SLURM without accounting: {time.monotonic() - start:.0f} s")
-    assert proc.returncode == 0, proc.out[-6000:]
-    assert json.loads((wf / target).read_text())["global_step"] == 1024
-
-
-def test_down_leaves_munge_as_it_found_it(cluster):
-    """munged ran as munge: after `down` its log folder is munge's, and a munged started the
-    way its service starts it runs (a root-owned log made it refuse: "Logfile is insecure")."""
-    import pwd
-
-    cluster.down()
-    munge = pwd.getpwnam("munge").pw_uid
-    log_dir = Path("/var/log/munge")
-    assert all(p.stat().st_uid == munge for p in [log_dir, *log_dir.iterdir()])
-    pid = Path("/run/munge/normal-start.pid")
-    proc = subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--pid-file",
-                           str(pid)], capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 0, proc.stderr
-    os.kill(int(pid.read_text()), 15)
-
-
 # A CartPole run far longer than its 3-minute SLURM time limit.
 TIME_LIMIT = ("rl:\n  run: {device: auto, checkpoint_every: 1000}\n  seeds: [7]\n"
               "  env_specs:\n    CartPole: {total_steps: 50000000}\n")
@@ -335,3 +302,37 @@ def test_a_job_reaching_its_time_limit_is_warned_checkpoints_and_resumes(grid):
             subprocess.run(["scancel", line.split("|")[0]], timeout=60)
     sm.communicate(timeout=300)
     assert resumed and int(resumed.group(1)) == last + 1, logfile.read_text()[-3000:]
+
+
+def test_without_accounting_a_job_completes_with_the_shipped_profile(cluster, tmp_path_factory):
+    """sacct fails on a cluster without slurmdbd; the shipped profile's squeue status command
+    still sees the job end (one training cell: the status query is what is tested)."""
+    cluster.down()
+    cluster.up("--no-accounting")
+    assert subprocess.run(["sacct", "-X"], capture_output=True, timeout=60).returncode != 0
+    wf = copy_workflow(tmp_path_factory.mktemp("slurm-noacct"))
+    (wf / "slurm-grid.yaml").write_text(GRID_OVERLAY)
+    profile = site_profile(wf, "slurm-noacct")
+    target = "results/rl/CartPole/scope/seed1/summary.json"
+    start = time.monotonic()
+    proc = run(wf, target, "--profile", profile, *GRID, timeout=600)
+    print(f"one cell through SLURM without accounting: {time.monotonic() - start:.0f} s")
+    assert proc.returncode == 0, proc.out[-6000:]
+    assert json.loads((wf / target).read_text())["global_step"] == 1024
+
+
+def test_down_leaves_munge_as_it_found_it(cluster):
+    """munged ran as munge: after `down` its log folder is munge's, and a munged started the
+    way its service starts it runs (a root-owned log made it refuse: "Logfile is insecure")."""
+    import pwd
+
+    cluster.down()
+    munge = pwd.getpwnam("munge").pw_uid
+    log_dir = Path("/var/log/munge")
+    assert all(p.stat().st_uid == munge for p in [log_dir, *log_dir.iterdir()])
+    pid = Path("/run/munge/normal-start.pid")
+    proc = subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged", "--pid-file",
+                           str(pid)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    os.kill(int(pid.read_text()), 15)
+
