@@ -66,6 +66,17 @@ def read_table(tables_dir: str | Path, name: str) -> pd.DataFrame:
                        f"`python -m scopeloss.analysis.aggregate` first")
 
 
+def read_table_if_present(tables_dir: str | Path, name: str) -> pd.DataFrame | None:
+    """``read_table``, or None when the table is absent (a part of the grid that did not
+    run); an unreadable table is still an error."""
+    try:
+        return read_table(tables_dir, name)
+    except RunFileError as err:
+        if "not found" in str(err):
+            return None
+        raise
+
+
 # ---------------------------------------------------------------------------- helpers
 def _check_unique(runs: Sequence, key: Iterable[str]) -> None:
     seen: dict[tuple, Path] = {}

@@ -29,7 +29,6 @@ a row saying 'not run'.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -40,8 +39,8 @@ import pandas as pd
 from scopeloss import io
 
 from . import significance, stats
-from .aggregate import grid_normalised, read_table, sort_in_order
-from .reference import (add_loss_styles_argument, cls_loss_name, cls_loss_sort_key,
+from .aggregate import grid_normalised, read_table_if_present, sort_in_order
+from .reference import (add_loss_styles_argument, add_sweeps_argument, cls_loss_name, cls_loss_sort_key,
                         env_sort_key, rl_loss_name, rl_loss_sort_key, use_loss_styles)
 from .runs import COMPLETE, RunFileError
 
@@ -486,15 +485,6 @@ def classification_sweep_claims(per_run: pd.DataFrame, done: pd.DataFrame,
 
 
 # ---------------------------------------------------------------------------- table
-def _try_read(tables: Path, name: str) -> pd.DataFrame | None:
-    try:
-        return read_table(tables, name)
-    except RunFileError as err:
-        if "not found" in str(err):
-            return None
-        raise
-
-
 def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = True,
                  reps: int = stats.DEFAULT_REPS, seed: int = 0, rl_candidate: str = "scope",
                  classification_candidate: str = "scope", sweeps: dict | None = None,
@@ -507,7 +497,7 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
     sweeps = sweeps or {}
     rl_members, cls_members = sweeps.get("rl") or [], sweeps.get("classification") or []
     rows, swept = [], []
-    runs = _try_read(tables, "rl_final_runs") if rl else None
+    runs = read_table_if_present(tables, "rl_final_runs") if rl else None
     if runs is None or runs.empty:
         reason = "no RL runs in this grid" if rl else "RL not part of this grid"
         rows += [_not_run("A", reason), _not_run("B", reason)]
@@ -516,12 +506,12 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
             swept += rl_sweep_claims(runs, rl_members, reps=reps, seed=seed)
         runs = runs[~runs["loss"].isin(sweep_variants(rl_members))]
         rows += return_claims(runs, reps=reps, seed=seed, candidate=rl_candidate)
-        updates = _try_read(tables, "rl_updates")
+        updates = read_table_if_present(tables, "rl_updates")
         rows += (exploration_claims(runs, updates, reps=reps, seed=seed,
                                     candidate=rl_candidate)
                  if updates is not None else [_not_run("B", "no rl_updates table")])
-    per_class = _try_read(tables, "classification_per_class") if classification else None
-    summary = _try_read(tables, "classification_summary") if classification else None
+    per_class = read_table_if_present(tables, "classification_per_class") if classification else None
+    summary = read_table_if_present(tables, "classification_summary") if classification else None
     if per_class is None or summary is None or summary.empty:
         rows.append(_not_run("C", "no classification runs in this grid" if classification
                              else "classification not part of this grid"))
@@ -651,16 +641,6 @@ def write_claims(table: pd.DataFrame, out: str | Path) -> list[Path]:
     return [out.with_suffix(".md"), out.with_suffix(".csv")]
 
 
-def _json_object(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scopeloss.analysis.claims",
                                      description=__doc__.split("\n\n")[0])
@@ -680,8 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the policy loss claims A and B are about (rl.candidate)")
     parser.add_argument("--classification-candidate", default="scope",
                         help="the loss claim C is about (classification.candidate)")
-    parser.add_argument("--sweeps", type=_json_object, default={},
-                        help="the grid's sweeps as JSON (scopeloss.config.sweeps_json): claim D")
+    add_sweeps_argument(parser, "claim D")
     parser.add_argument("--seed-plan", type=Path, default=None,
                         help="the seed planner's CSV (scopeloss.analysis.power): the seeds "
                              "each claim's undecided rows would need")

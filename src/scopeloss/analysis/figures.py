@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -39,7 +38,8 @@ from scopeloss import io  # noqa: E402
 
 from . import stats  # noqa: E402
 from .aggregate import grid_normalised, read_table  # noqa: E402
-from .reference import (add_loss_styles_argument, env_sort_key, rl_loss_name,  # noqa: E402
+from .reference import (add_loss_styles_argument, add_sweeps_argument,  # noqa: E402
+                        env_sort_key, rl_loss_name,
                         rl_loss_sort_key, use_loss_styles)
 from .runs import RESUME_FLAG, RunFileError  # noqa: E402
 from .plotting import (DEFAULT_POINTS, DEFAULT_WINDOW, PAPER_WIDTH_IN, STYLE,  # noqa: E402
@@ -428,8 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "parameter (claim D)")
     p.add_argument("--tables", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help=".png; .pdf and .csv beside it")
-    p.add_argument("--sweeps", required=True, type=json.loads,
-                   help="the grid's sweeps as JSON (scopeloss.config.sweeps_json)")
+    add_sweeps_argument(p, "the swept cells to draw", required=True)
     for p in sub.choices.values():
         add_loss_styles_argument(p)
     args = parser.parse_args(argv)

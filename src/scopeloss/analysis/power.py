@@ -25,7 +25,6 @@ Monte Carlo error at ``--grids`` simulated grids is about sqrt(0.8 * 0.2 / grids
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +36,9 @@ import pandas as pd
 from scopeloss import io
 
 from . import claims
-from .aggregate import read_table
-from .reference import (add_loss_styles_argument, cls_loss_name, env_sort_key,
+from .aggregate import read_table_if_present
+from .reference import (add_loss_styles_argument, add_sweeps_argument, cls_loss_name,
+                        env_sort_key,
                         normalisation_range, rl_loss_name, use_loss_styles)
 from .runs import COMPLETE, RunFileError
 
@@ -228,7 +228,7 @@ def plan_tables(tables: str | Path, *, rl_candidate: str = "scope",
     tables = Path(tables)
     sweeps = sweeps or {}
     parts = []
-    runs = _maybe(tables, "rl_final_runs")
+    runs = read_table_if_present(tables, "rl_final_runs")
     if runs is not None:
         runs = runs[~runs["loss"].isin(claims.sweep_variants(sweeps.get("rl") or []))]
     if runs is not None and not runs.empty:
@@ -236,8 +236,8 @@ def plan_tables(tables: str | Path, *, rl_candidate: str = "scope",
         losses = sorted(set(claims.finished_rl_runs(runs)["loss"]))
         if spreads and rl_candidate in losses and len(losses) > 1:
             parts.append(seeds_needed("rl", spreads, losses, rl_candidate, **options))
-    per_class = _maybe(tables, "classification_per_class")
-    summary = _maybe(tables, "classification_summary")
+    per_class = read_table_if_present(tables, "classification_per_class")
+    summary = read_table_if_present(tables, "classification_summary")
     if per_class is not None and summary is not None and not summary.empty:
         variants = claims.sweep_variants(sweeps.get("classification") or [])
         per_class = per_class[~per_class["loss"].isin(variants)]
@@ -255,15 +255,6 @@ def plan_tables(tables: str | Path, *, rl_candidate: str = "scope",
 
 class NothingToPlan(RunFileError):
     """The tables hold no spread to plan from (e.g. every loss ran one seed)."""
-
-
-def _maybe(tables: Path, name: str) -> pd.DataFrame | None:
-    try:
-        return read_table(tables, name)
-    except RunFileError as err:
-        if "not found" in str(err):
-            return None
-        raise
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -319,8 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rl-candidate", default="scope")
     parser.add_argument("--classification-candidate", default="scope")
-    parser.add_argument("--sweeps", type=json.loads, default={},
-                        help="the grid's sweeps as JSON: their added cells are left out")
+    add_sweeps_argument(parser, "their added cells are left out")
     add_loss_styles_argument(parser)
     args = parser.parse_args(argv)
     use_loss_styles(args.loss_styles)

@@ -42,6 +42,26 @@ def add_loss_styles_argument(parser) -> None:
                              "{label, color, dash}}} (scopeloss.registry.styles)")
 
 
+def _json_object(text: str) -> dict:
+    import argparse
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
+def add_sweeps_argument(parser, what: str, *, required: bool = False) -> None:
+    """``--sweeps JSON``: the grid's sweeps (``scopeloss.config.sweeps_json``)."""
+    parser.add_argument("--sweeps", type=_json_object, required=required,
+                        default=None if required else {}, metavar="JSON",
+                        help=f"the grid's sweeps as JSON (scopeloss.config.sweeps_json): {what}")
+
+
 def _sort_key(kind: str, loss: str) -> tuple[int, str]:
     order = list(_STYLES[kind])
     return (order.index(loss), "") if loss in order else (len(order), loss)
