@@ -55,9 +55,12 @@ test: setup
 	exit $$(( rest || cluster ))
 
 # SNAKEMAKE_ARGS: more Snakemake options, e.g. make demo SNAKEMAKE_ARGS=--dry-run.
+# The overlays are checked first: Snakemake reads --configfile files before the Snakefile,
+# and its message for a YAML syntax error names neither file nor line (config check does).
 # --no-hooks: Snakemake skips its onsuccess hook when there is nothing to do, so the
 # results are listed here instead, on every successful run.
 demo: setup
+	"$(BIN)/python" -m scopeloss.config check presets/demo.yaml
 	PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --cores all --configfile presets/demo.yaml --no-hooks $(SNAKEMAKE_ARGS)
 	@echo ""
 	@echo "Demo done. Figures and tables (report: make report CONFIGS=presets/demo.yaml):"
@@ -93,9 +96,13 @@ power: setup
 
 # The paper grid with profiles/local, its two K-dependent values computed here:
 # gpu tokens = G x K, training threads = C / (G x K); gpu_slot.py caps each GPU at K.
+# OVERLAYS: --configfile files over config.yaml (checked first), e.g. OVERLAYS=sweeps.yaml.
+OVERLAYS ?=
 grid: setup
-	SCOPELOSS_JOBS_PER_GPU=$(K) PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --profile profiles/local \
-	  --resources gpu=$$(( $(G) * $(K) )) --set-threads train_rl=$(THREADS) train_classifier=$(THREADS)
+	"$(BIN)/python" -m scopeloss.config check $(foreach c,$(OVERLAYS),"$(c)")
+	SCOPELOSS_JOBS_PER_GPU=$(K) PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" \
+	  --resources gpu=$$(( $(G) * $(K) )) --set-threads train_rl=$(THREADS) train_classifier=$(THREADS) \
+	  --profile profiles/local $(SNAKEMAKE_ARGS) $(foreach c,$(OVERLAYS),--configfile "$(c)")
 
 clean-venv:
 	rm -rf $(VENV)

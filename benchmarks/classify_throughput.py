@@ -36,7 +36,8 @@ from scopeloss.classify.engine import make_train_step
 from scopeloss.classify.model import build_model, make_optimizer
 from scopeloss.schedules import make_schedule
 from scopeloss.classify.config import AUGMENTATION, DATASETS, _merge
-from scopeloss.devices import bf16_autocast, resolve_device, use_fast_cuda_kernels
+from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
+                               use_fast_cuda_kernels)
 from scopeloss.losses import supervised_loss
 
 
@@ -81,6 +82,8 @@ def throughput(args) -> None:
     device = resolve_device(args.device, "--device")
     cuda = device.type == "cuda"
     use_fast_cuda_kernels(device)  # as the trainer does (run.deterministic false)
+    if device.type == "cpu" and args.keep_freed_memory:
+        assert keep_freed_memory()  # as the trainer does (run.keep_freed_memory)
     if args.threads:
         torch.set_num_threads(args.threads)
     size = args.resize_size or round(args.image_size * 256 / 224)
@@ -247,6 +250,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (run.compile)")
+    p.add_argument("--no-keep-freed-memory", dest="keep_freed_memory", action="store_false",
+                   help="leave glibc's malloc alone on CPU (run.keep_freed_memory: false)")
     p.add_argument("--compare-cache", action="store_true",
                    help="epoch time with and without the decode-once cache")
     p.add_argument("--data-only", action="store_true",

@@ -310,3 +310,18 @@ def test_make_runs_from_a_checkout_whose_path_has_spaces(tmp_path):
     assert plan_.returncode == 0, (plan_.stdout + plan_.stderr)[-3000:]
     assert "Cost plan of config.yaml + presets/demo.yaml" in plan_.stdout
     assert "60 training jobs" in plan_.stdout, plan_.stdout
+
+
+def test_make_grid_names_the_file_and_line_of_an_overlay_yaml_error(tmp_path):
+    """Snakemake reads --configfile overlays before the Snakefile and says only "Config file
+    is not valid JSON or YAML"; `make grid OVERLAYS=...` checks them first, naming both."""
+    bad = tmp_path / "sweeps.yaml"
+    bad.write_text("rl:\n  ppo:\n    learning_rate: [1, 2\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    run = subprocess.run(["make", "-s", "-o", "setup", "grid", f"OVERLAYS={bad}",
+                          "SNAKEMAKE_ARGS=--dry-run"], cwd=ROOT, capture_output=True,
+                         text=True, env=env, timeout=600)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert f"{bad}:4:1: not valid YAML" in out, out
+    assert "Building DAG" not in out and "Traceback" not in out, out
