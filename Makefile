@@ -41,8 +41,8 @@ lock:
 # The workflow's schema and docs/parameters.md, from the declarations of scopeloss.params
 # (a test fails when they are stale).
 generated: setup
-	$(BIN)/python -m scopeloss.generated schema > workflow/schemas/config.schema.yaml
-	$(BIN)/python -m scopeloss.generated docs > docs/parameters.md
+	$(BIN)/python -m scopeloss.generate schema > workflow/schemas/config.schema.yaml
+	$(BIN)/python -m scopeloss.generate docs > docs/parameters.md
 
 # The SLURM tests (tests/test_workflow_slurm.py, a real one-node cluster) spend most of their
 # time waiting for the executor's status checks: they run beside the rest of the suite, and
@@ -60,7 +60,7 @@ test: setup
 # --no-hooks: Snakemake skips its onsuccess hook when there is nothing to do, so the
 # results are listed here instead, on every successful run.
 demo: setup
-	"$(BIN)/python" -m scopeloss.config check presets/demo.yaml
+	"$(BIN)/python" -m scopeloss.grid check presets/demo.yaml
 	PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --cores all --configfile presets/demo.yaml --no-hooks $(SNAKEMAKE_ARGS)
 	@echo ""
 	@echo "Demo done. Figures and tables (report: make report CONFIGS=presets/demo.yaml):"
@@ -99,7 +99,7 @@ power: setup
 # OVERLAYS: --configfile files over config.yaml (checked first), e.g. OVERLAYS=sweeps.yaml.
 OVERLAYS ?=
 grid: setup
-	"$(BIN)/python" -m scopeloss.config check $(foreach c,$(OVERLAYS),"$(c)")
+	"$(BIN)/python" -m scopeloss.grid check $(foreach c,$(OVERLAYS),"$(c)")
 	SCOPELOSS_JOBS_PER_GPU=$(K) PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" \
 	  --resources gpu=$$(( $(G) * $(K) )) --set-threads train_rl=$(THREADS) train_classifier=$(THREADS) \
 	  --profile profiles/local $(SNAKEMAKE_ARGS) $(foreach c,$(OVERLAYS),--configfile "$(c)")

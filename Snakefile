@@ -16,12 +16,12 @@ min_version("9.0")
 
 # The workflow's own helpers (config resolution) come from src/, without installing.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from scopeloss import config as grid
+from scopeloss import grid
 from scopeloss import fingerprint, registry
 
 # A YAML syntax error in config.yaml is reported with its file and line (Snakemake's own
 # message names neither). For --configfile overlays Snakemake fails before this file is
-# read: `python -m scopeloss.config check OVERLAY.yaml` names the file and line.
+# read: `python -m scopeloss.grid check OVERLAY.yaml` names the file and line.
 if not os.path.isfile("config.yaml"):
     raise WorkflowError(
         f"config.yaml not found in {os.getcwd()}: run Snakemake from the checkout's root "

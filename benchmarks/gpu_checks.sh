@@ -64,7 +64,7 @@ correctness)
   say "## 1. Correctness on $DEVICE"
   # shellcheck disable=SC2046  # the file list is meant to split
   timeout 60 $PY -m pytest -q -p no:cacheprovider $(scaled "tests/test_losses.py \
-    tests/test_classify_step.py tests/test_classify_cuda_ops.py" tests/test_losses.py) 2>&1 | tail -3 | tee -a "$report"
+    tests/test_classify_step.py tests/test_curriculum_ops.py" tests/test_losses.py) 2>&1 | tail -3 | tee -a "$report"
   # Host syncs as CUDA reports them (every one: warnings not deduplicated).
   export SCOPELOSS_SYNC_DEBUG=warn PYTHONWARNINGS=always::UserWarning
   for compile in false true; do

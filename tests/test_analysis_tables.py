@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from scopeloss.analysis import aggregate, tables
+from scopeloss.analysis import aggregate, precision_figure, tables
 from test_analysis_fakes import make_cls_run
 
 COUNTS = [40, 20, 10, 4]
@@ -108,7 +108,7 @@ def test_beyond_the_paper_experiments_get_their_own_tables_and_lift_panels(tmp_p
     # order: the paper's two, then the new ones
     assert [tables.experiment_sort_key(e)[0] for e in
             ("plain", "augmented", "plain_balanced", "augmented_cuda")] == [0, 1, 2, 3]
-    result = tables.plot_precision_by_frequency(out, fig)
+    result = precision_figure.plot_precision_by_frequency(out, fig)
     assert result["lifts"] == [("caltech256", "plain_balanced", "plain")]  # no augmented run
     with Image.open(fig) as img:
         assert img.text["Description"] == (

@@ -5,10 +5,10 @@ in words, a key given twice, an empty overlay, scientific notation read as a num
 import jsonschema
 import pytest
 
-from scopeloss import config as grid
+from scopeloss import grid
 from scopeloss.overrides import parse_set
 
-from test_config import ROOT, validate
+from test_grid import ROOT, validate
 from test_workflow_plan import copy_workflow, snakemake
 
 

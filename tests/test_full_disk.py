@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scopeloss import io
+from scopeloss import atomic
 
 
 @pytest.fixture()
@@ -43,8 +43,8 @@ def _rl_fills_the_disk(out, *sets):
 
 def test_a_csv_on_a_full_disk_names_file_error_and_space(small_disk):
     frame = pd.DataFrame({"x": np.arange(100_000)})
-    with pytest.raises(io.WriteError) as info:
-        io.write_csv(small_disk / "big.csv", frame)
+    with pytest.raises(atomic.WriteError) as info:
+        atomic.write_csv(small_disk / "big.csv", frame)
     text = str(info.value)
     size = len(frame.to_csv(index=False).encode())
     assert text.startswith(f"could not write {small_disk / 'big.csv'}: No space left on device")
@@ -72,7 +72,7 @@ def test_tensorboard_on_a_full_disk_is_one_error_naming_its_folder(small_disk, c
             f.write(b"\0" * (1 << 20))
         except OSError:
             pass
-    with pytest.raises(io.WriteError) as info:
+    with pytest.raises(atomic.WriteError) as info:
         for step in range(1, 2000):
             board.scalars(step, {f"x{k}": float(step) for k in range(20)})
         board.flush()

@@ -1,5 +1,5 @@
 """A user's loss module (``loss_modules``): every bad module or name stops the start-up check
-before any job, naming it — through ``python -m scopeloss.config check`` (what the Snakefile
+before any job, naming it — through ``python -m scopeloss.grid check`` (what the Snakefile
 runs), ``snakemake -n`` itself, and the trainer CLIs' ``--loss-module``. The recipe that
 runs a good module through the whole grid is in tests/test_workflow_run.py."""
 
@@ -51,7 +51,7 @@ def check(tmp_path: Path, module: str | None, overlay: str) -> subprocess.Comple
         (tmp_path / "ext/mine.py").write_text(module)
     (tmp_path / "over.yaml").write_text(overlay)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "scopeloss.config", "check", "over.yaml",
+    return subprocess.run([sys.executable, "-m", "scopeloss.grid", "check", "over.yaml",
                            "--base", str(ROOT / "config.yaml"),
                            "--schema", str(ROOT / "workflow/schemas/config.schema.yaml")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
@@ -151,13 +151,13 @@ def test_an_importable_module_name_works_too(tmp_path):
     (tmp_path / "my_pkg/losses.py").write_text(textwrap.dedent(GOOD))
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{tmp_path}"}
     (tmp_path / "over.yaml").write_text("loss_modules: [my_pkg.losses]\nrl: {losses: [my_pg]}\n")
-    proc = subprocess.run([sys.executable, "-m", "scopeloss.config", "check", "over.yaml",
+    proc = subprocess.run([sys.executable, "-m", "scopeloss.grid", "check", "over.yaml",
                            "--base", str(ROOT / "config.yaml"),
                            "--schema", str(ROOT / "workflow/schemas/config.schema.yaml")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     (tmp_path / "over.yaml").write_text("loss_modules: [my_pkg.nope]\n")
-    proc = subprocess.run([sys.executable, "-m", "scopeloss.config", "check", "over.yaml",
+    proc = subprocess.run([sys.executable, "-m", "scopeloss.grid", "check", "over.yaml",
                            "--base", str(ROOT / "config.yaml"),
                            "--schema", str(ROOT / "workflow/schemas/config.schema.yaml")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from scopeloss import config as grid
+from scopeloss import grid
 from scopeloss.analysis import claims, figures
 from scopeloss.analysis.runs import COMPLETE
 

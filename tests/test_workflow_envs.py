@@ -20,7 +20,7 @@ from scopeloss import fingerprint
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "src" / "scopeloss"
 ENVS = {p.stem: p for p in sorted((ROOT / "envs").glob("*.yaml"))}
-SHARED = ("__init__.py", "io.py", "runinfo.py")
+SHARED = ("__init__.py", "atomic.py", "runinfo.py")
 
 
 def _closure(*entries: str) -> tuple[str, ...]:
@@ -194,7 +194,7 @@ def third_party_imports(env: str) -> set[str]:
         # calls (torch_save, device names; the loss functions, whose registry the analysis
         # reads for labels and colours: test_losses checks that reading it imports no
         # torch): count their module-level imports only.
-        if f.name in ("io.py", "runinfo.py", "__init__.py", "losses.py"):
+        if f.name in ("atomic.py", "runinfo.py", "__init__.py", "losses.py"):
             tree = ast.parse(f.read_text())
             for node in tree.body:
                 if isinstance(node, ast.Import):

@@ -26,7 +26,8 @@ TRAINERS = {"rl": "scopeloss.rl.train", "classify": "scopeloss.classify.train",
             "prepare": "scopeloss.classify.data"}
 # The analysis CLIs that the aggregate, figure and table rules run.
 ANALYSIS = ("scopeloss.analysis.aggregate", "scopeloss.analysis.figures",
-            "scopeloss.analysis.tables", "scopeloss.analysis.claims")
+            "scopeloss.analysis.tables", "scopeloss.analysis.precision_figure",
+            "scopeloss.analysis.claims")
 
 
 def module_path(name: str, root: Path = _ROOT) -> Path | None:

@@ -1,4 +1,5 @@
-"""One run lifecycle for both trainers: the run directory, checkpoints, RNG state, seeding.
+"""One run lifecycle for both trainers: the run directory, its lock and watchdog, checkpoints
+(seeding and RNG state: ``scopeloss.seeding``).
 
 A run is identified by its ``identity`` (what it learns: names, seed, resolved
 hyperparameters, code fingerprint; never run settings). ``begin`` decides what a job does
@@ -31,10 +32,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import io as _bytes
+import io
 import json
 import os
-import random
 import re
 import signal
 import sys
@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from scopeloss import io
+from scopeloss import atomic
 
 LOCK_NAME = ".lock"
 STOP_WITH_PID = "SCOPELOSS_STOP_WITH_PID"
@@ -289,7 +289,7 @@ def finished_summary(out: Path, identity: dict, outputs: tuple[str, ...]) -> dic
         summary = json.loads((out / "summary.json").read_text())
     except (OSError, ValueError):
         return None
-    want = json.loads(json.dumps(identity, default=io.json_default))
+    want = json.loads(json.dumps(identity, default=atomic.json_default))
     same = isinstance(summary, dict) and all(summary.get(k) == v for k, v in want.items())
     return summary if same else None
 
@@ -344,15 +344,15 @@ def save_checkpoint(path: Path, obj: dict) -> None:
     inline_container.cc``."""
     import torch
 
-    buffer = _bytes.BytesIO()
+    buffer = io.BytesIO()
     try:
         torch.save(to_data(obj), buffer)
     except Exception as exc:  # anything torch raises serialising (the disk may be why)
         raise CheckpointError(f"could not write checkpoint {path}: {describe(exc)} "
-                              f"({io.free_space(Path(path).parent)})") from None
+                              f"({atomic.free_space(Path(path).parent)})") from None
     try:
-        io.write_bytes(path, buffer.getbuffer(), label="checkpoint ")
-    except io.WriteError as exc:
+        atomic.write_bytes(path, buffer.getbuffer(), label="checkpoint ")
+    except atomic.WriteError as exc:
         raise CheckpointError(str(exc)) from None
 
 
@@ -497,41 +497,3 @@ def _unused_name(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}.{n}")
     return candidate
-
-
-# ----------------------------------------------------------------------------- randomness
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators (all devices)."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def rng_state(generator=None) -> dict:
-    """Every generator a run draws from, for its checkpoint (``generator``: a run's own)."""
-    import numpy as np
-    import torch
-
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-             "python": random.getstate()}
-    if generator is not None:
-        state["data"] = generator.get_state()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict, generator=None) -> None:
-    import numpy as np
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if generator is not None:
-        generator.set_state(state["data"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

@@ -47,8 +47,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Mapping
 
-from scopeloss import config as grid
-from scopeloss import io
+from scopeloss import grid
+from scopeloss import atomic
 from scopeloss.classify import standins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.save_rates:
             import yaml
 
-            io.write_text(args.save_rates, yaml.safe_dump(rates, sort_keys=False))
+            atomic.write_text(args.save_rates, yaml.safe_dump(rates, sort_keys=False))
     elif args.throughput:
         rates = load_rates(args.throughput)
         source = args.throughput

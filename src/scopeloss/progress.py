@@ -136,14 +136,14 @@ class RunLogger:
         """TensorBoard's writer fails in its own thread and re-raises later, naming no file:
         a failure becomes one WriteError naming the events folder, the OS error and the
         free space (a full disk is then a message, not a traceback)."""
-        from scopeloss import io
+        from scopeloss import atomic
 
         try:
             yield
         except OSError as err:
             self._writer = None
             self.enabled = False
-            raise io.WriteError(io.describe_failure(self.tb_dir / "events.out.tfevents.*",
+            raise atomic.WriteError(atomic.describe_failure(self.tb_dir / "events.out.tfevents.*",
                                                     err, label="TensorBoard events ")) from None
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:

@@ -10,7 +10,7 @@ Snakemake wildcard constraints, the tables' and figures' order, labels and colou
 
 A user's module is named in the config's ``loss_modules`` (a file path relative to the
 working directory, or an importable module name) and loaded with ``load_modules``: by the
-Snakefile, ``python -m scopeloss.config check`` and both trainer CLIs (``--loss-module``).
+Snakefile, ``python -m scopeloss.grid check`` and both trainer CLIs (``--loss-module``).
 Its source enters the code fingerprint of the cells that run its losses
 (``code_fingerprint``).
 

@@ -1,4 +1,4 @@
-# Shared paths and helpers. Cell hyperparameters come from scopeloss.config (imported in
+# Shared paths and helpers. Cell hyperparameters come from scopeloss.grid (imported in
 # the Snakefile as `grid`); nothing here computes anything.
 
 import json
@@ -45,7 +45,7 @@ RL_RUN = grid.cell_json(grid.rl_run_settings(config))
 CLASSIFY_RUN = grid.cell_json(grid.classification_run_settings(config))
 
 # Losses: the registry (built-ins and those of the loss_modules the Snakefile loaded), and
-# the grid's named variants and sweeps (scopeloss.config.grid_losses).
+# the grid's named variants and sweeps (scopeloss.grid.grid_losses).
 RL_LOSSES = "|".join(
     map(
         re.escape,

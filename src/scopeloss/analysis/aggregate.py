@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from scopeloss import io
+from scopeloss import atomic
 
 from . import stats
 from .reference import (add_loss_styles_argument, cls_loss_name, cls_loss_sort_key,
@@ -46,7 +46,7 @@ def write_tables(out_dir: str | Path, tables: dict[str, pd.DataFrame]) -> list[P
     out_dir = Path(out_dir)
     written = []
     for name, frame in tables.items():
-        for suffix, writer in ((".csv", io.write_csv), (".parquet", io.write_parquet)):
+        for suffix, writer in ((".csv", atomic.write_csv), (".parquet", atomic.write_parquet)):
             writer(out_dir / f"{name}{suffix}", frame)
             written.append(out_dir / f"{name}{suffix}")
     return written

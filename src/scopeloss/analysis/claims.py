@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from scopeloss import io
+from scopeloss import atomic
 
 from . import significance, stats
 from .aggregate import grid_normalised, read_table_if_present, sort_in_order
@@ -491,7 +491,7 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
                  seed_plan: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every claim's rows, about ``rl_candidate`` (A, B) and ``classification_candidate`` (C):
     the loss each claim compares with every other loss of the grid; and claim D for the
-    grid's ``sweeps`` (``scopeloss.config.sweeps_json``: ``{"rl": [member, ...],
+    grid's ``sweeps`` (``scopeloss.grid.sweeps_json``: ``{"rl": [member, ...],
     "classification": [...]}``), whose added cells stay out of A-C."""
     tables = Path(tables)
     sweeps = sweeps or {}
@@ -636,8 +636,8 @@ def _planned_words(part: pd.DataFrame) -> str:
 
 def write_claims(table: pd.DataFrame, out: str | Path) -> list[Path]:
     out = Path(out)
-    io.write_text(out.with_suffix(".md"), claims_markdown(table))
-    io.write_csv(out.with_suffix(".csv"), table)
+    atomic.write_text(out.with_suffix(".md"), claims_markdown(table))
+    atomic.write_csv(out.with_suffix(".csv"), table)
     return [out.with_suffix(".md"), out.with_suffix(".csv")]
 
 

@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from scopeloss import io  # noqa: E402
+from scopeloss import atomic  # noqa: E402
 
 from . import stats  # noqa: E402
 from .aggregate import grid_normalised, read_table  # noqa: E402
@@ -296,7 +296,7 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
         desc = f"panels: IQM, Mean, P({name} > X); tasks: " + ", ".join(scored_envs)
         paths = save_figure(fig, out, ("png",), desc)
         plt.close(fig)
-    io.write_csv(stats_out, table)
+    atomic.write_csv(stats_out, table)
     return {"paths": paths + [stats_out], "table": table, "tasks": scored_envs,
             "unscored": unscored, "grid_normalised": by_grid}
 
@@ -384,7 +384,7 @@ def plot_sensitivity(tables: str | Path, out: str | Path, members: Sequence[dict
                 + ", ".join(f"{v:g}" for v in sorted(set(points["value"]))))
         paths = save_figure(fig, out, ("png", "pdf"), desc)
         plt.close(fig)
-    io.write_csv(out.with_suffix(".csv"), points)
+    atomic.write_csv(out.with_suffix(".csv"), points)
     return {"paths": paths + [out.with_suffix(".csv")], "points": points, "panels": envs}
 
 

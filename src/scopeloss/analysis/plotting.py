@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from scopeloss import io  # noqa: E402
+from scopeloss import atomic  # noqa: E402
 
 from . import stats  # noqa: E402
 from .reference import loss_style, rl_loss_name  # noqa: E402
@@ -53,7 +53,7 @@ def save_figure(fig, out: Path, formats: Sequence[str], description: str) -> lis
         path = out.with_suffix("." + fmt)
         meta = ({"Title": path.stem, "Description": description} if fmt == "png"
                 else {"Title": path.stem, "Subject": description})
-        with io.atomic_path(path) as tmp:
+        with atomic.atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight", metadata=meta)
         written.append(path)
     return written

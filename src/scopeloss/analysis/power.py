@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from scopeloss import io
+from scopeloss import atomic
 
 from . import claims
 from .aggregate import read_table_if_present
@@ -341,8 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out is None:
         print(text)
     else:
-        io.write_text(args.out.with_suffix(".md"), text)
-        io.write_csv(args.out.with_suffix(".csv"), table)
+        atomic.write_text(args.out.with_suffix(".md"), text)
+        atomic.write_csv(args.out.with_suffix(".csv"), table)
         print(f"wrote {args.out.with_suffix('.md')}, {args.out.with_suffix('.csv')}")
     return 0
 

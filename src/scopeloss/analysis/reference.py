@@ -56,10 +56,10 @@ def _json_object(text: str) -> dict:
 
 
 def add_sweeps_argument(parser, what: str, *, required: bool = False) -> None:
-    """``--sweeps JSON``: the grid's sweeps (``scopeloss.config.sweeps_json``)."""
+    """``--sweeps JSON``: the grid's sweeps (``scopeloss.grid.sweeps_json``)."""
     parser.add_argument("--sweeps", type=_json_object, required=required,
                         default=None if required else {}, metavar="JSON",
-                        help=f"the grid's sweeps as JSON (scopeloss.config.sweeps_json): {what}")
+                        help=f"the grid's sweeps as JSON (scopeloss.grid.sweeps_json): {what}")
 
 
 def _sort_key(kind: str, loss: str) -> tuple[int, str]:

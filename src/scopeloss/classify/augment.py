@@ -16,7 +16,7 @@ constants are made once per device and dtype.
 CUDA (Ahn, Ko, Yun, ICLR 2023; beyond the paper) raises the strength per class: an image
 of class c gets, with probability ``aug_prob``, its class's level l (else level 0), and then,
 after Table 5's ops, l of the authors' 22 operations at their level's magnitude
-(``scopeloss.classify.cuda_ops``). Its draws are level-independent and made on the CPU
+(``scopeloss.classify.curriculum_ops``). Its draws are level-independent and made on the CPU
 generator after Table 5's, so the sequence of draws never depends on the levels.
 """
 
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from scopeloss.classify import cuda_ops
+from scopeloss.classify import curriculum_ops
 from scopeloss.classify.enhance import (adjust_brightness, adjust_contrast,
                                         adjust_saturation, adjust_sharpness)
 
@@ -99,7 +99,7 @@ def augment_batch(x_uint8: Tensor, size: int, cfg: dict, generator: torch.Genera
     Every draw is made on the CPU generator (same order as ``random_crop_flip`` then
     ``sample_factors``, then CUDA's) and reaches the device in one non-blocking copy.
     ``levels`` (B,) on the host with ``curriculum``: each image's CUDA level, whose
-    operations (``cuda_ops``) follow Table 5's; ``force`` applies every level (the level
+    operations (``curriculum_ops``) follow Table 5's; ``force`` applies every level (the level
     test), else each with probability aug_prob."""
     p = cfg["crop_padding"]
     x = F.pad(x_uint8, (p, p, p, p)) if p else x_uint8
@@ -109,7 +109,7 @@ def augment_batch(x_uint8: Tensor, size: int, cfg: dict, generator: torch.Genera
     rows += [f[k] for k in FACTORS]
     plan = None
     if curriculum is not None:
-        plan = cuda_ops.plan(levels, curriculum, generator, force)
+        plan = curriculum_ops.plan(levels, curriculum, generator, force)
         rows += plan.rows
     d = host_to_device(torch.stack(rows), x.device)
     x = _crop_flip(x, size, d[0].long(), d[1].long(), d[2] > 0.5)
@@ -120,7 +120,7 @@ def augment_batch(x_uint8: Tensor, size: int, cfg: dict, generator: torch.Genera
     x = adjust_saturation(x, f["color"])
     x = adjust_sharpness(x, f["sharpness"])
     if plan is not None:
-        x = cuda_ops.apply_plan(x, plan, d[3 + len(FACTORS):])
+        x = curriculum_ops.apply_plan(x, plan, d[3 + len(FACTORS):])
     return x
 
 

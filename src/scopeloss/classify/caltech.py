@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from scopeloss import io
+from scopeloss import atomic
 from scopeloss.classify.errors import DataUnavailable
 
 # torchvision.datasets.Caltech256 uses this record and checksum.
@@ -52,7 +52,7 @@ def download(url: str, dest, md5: str | None, timeout: float = 60.0) -> Path:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     print(f"downloading {url} -> {dest}", file=sys.stderr)
-    with io.atomic_path(dest) as tmp:
+    with atomic.atomic_path(dest) as tmp:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             done, last = 0, time.monotonic()
@@ -97,7 +97,7 @@ def ensure_caltech256(root, *, download_missing: bool = False, url: str = CALTEC
         return folder
     if not archive.is_file() and not download_missing:  # before the lock makes any folder
         raise DataUnavailable(f"Caltech-256 not found: {_where_message(root)}")
-    with io.exclusive_lock(folder.parent / ".prepare.lock"):
+    with atomic.exclusive_lock(folder.parent / ".prepare.lock"):
         if folder.is_dir():  # another job finished it while we waited
             return folder
         if not archive.is_file():

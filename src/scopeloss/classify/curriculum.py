@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scopeloss import io
+from scopeloss import atomic
 from scopeloss.classify import augment as aug
 from scopeloss.classify.engine import labels_to_device, prepare_input, to_device
 
@@ -108,4 +108,4 @@ class Curriculum:
         self.levels = new
 
     def write(self, out) -> None:
-        io.write_csv(out / OUTPUT, pd.DataFrame(self.log, columns=COLUMNS))
+        atomic.write_csv(out / OUTPUT, pd.DataFrame(self.log, columns=COLUMNS))

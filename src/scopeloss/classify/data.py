@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scopeloss import io
+from scopeloss import atomic
 from scopeloss.classify import standins
 from scopeloss.classify.caltech import CALTECH_URL, ensure_caltech256
 from scopeloss.classify.errors import DataUnavailable, DecodeError  # noqa: F401
@@ -221,10 +221,10 @@ def get_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> tupl
         # first, so that a root without them is refused before anything is written there.
         ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
     if not current():
-        with io.exclusive_lock(path.with_suffix(".lock")):
+        with atomic.exclusive_lock(path.with_suffix(".lock")):
             if not current():
                 manifest = build_manifest(dcfg, download_missing=download_missing, **fetch)
-                io.write_json(path, manifest)
+                atomic.write_json(path, manifest)
     return json.loads(path.read_text()), path
 
 
@@ -266,13 +266,13 @@ def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0,
     path = cache_path(dcfg, manifest, split, cache_dir)
     if path.is_file():
         return path
-    with io.exclusive_lock(path.with_suffix(".lock")):
+    with atomic.exclusive_lock(path.with_suffix(".lock")):
         if path.is_file():
             return path
         items, size = manifest["items"][split], dcfg["resize_size"]
         t0 = time.perf_counter()
         nbytes = len(items) * size * size * 3
-        with io.atomic_path(path, size=nbytes, label="the image cache ") as tmp:
+        with atomic.atomic_path(path, size=nbytes, label="the image cache ") as tmp:
             if manifest["kind"] not in standins.KINDS:
                 # the whole file reserved first: a full disk is an OSError here, not a SIGBUS
                 # when a memory-mapped page cannot be backed
@@ -347,7 +347,7 @@ def write_index(path, dcfg: dict, ds: Dataset) -> dict:
         "cache": dict(ds.cache_paths),
         "resize_size": dcfg["resize_size"],
     }
-    io.write_json(path, index)
+    atomic.write_json(path, index)
     return index
 
 

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scopeloss import io, lifecycle, registry
+from scopeloss import atomic, lifecycle, registry, seeding
 from scopeloss.classify import config as C
 from scopeloss.classify import curriculum as cu
 from scopeloss.classify.data import DataUnavailable, load_dataset
@@ -219,7 +219,7 @@ class ClassifierRun:
         """Seeds, data, model, optimiser, schedule, curriculum (in this order: the seeded RNG
         streams depend on it)."""
         job, d, e, device = self.job, self.job.d, self.job.e, self.job.device
-        lifecycle.seed_everything(job.seed)
+        seeding.seed_everything(job.seed)
         self.gen = torch.Generator().manual_seed(job.seed)  # shuffling and augmentation
         self.data = load_dataset(d, num_workers=job.run["num_workers"],
                                  cache_dir=job.run["cache_dir"])
@@ -255,7 +255,7 @@ class ClassifierRun:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
-        lifecycle.set_rng_state(state["rng"], self.gen)
+        seeding.set_rng_state(state["rng"], self.gen)
         self.history, self.best_acc = state["history"], state["best_acc"]
         self.best_epoch, self.bad_epochs = state["best_epoch"], state["bad_epochs"]
         self.wall_before, self.finished = state["wall_time_s"], state["finished"]
@@ -345,7 +345,7 @@ class ClassifierRun:
         self.finished = epoch == e["epochs"] or (patience is not None
                                                  and self.bad_epochs >= patience)
         self.report(epoch)
-        io.write_csv(job.out / "history.csv", pd.DataFrame(self.history, columns=HISTORY_COLUMNS))
+        atomic.write_csv(job.out / "history.csv", pd.DataFrame(self.history, columns=HISTORY_COLUMNS))
         if self.finished or epoch % job.run["checkpoint_every"] == 0:
             self.save_checkpoint(epoch)
         if self.on_epoch_end is not None:
@@ -382,7 +382,7 @@ class ClassifierRun:
         lifecycle.save_checkpoint(self.ckpt_dir / "last.pt", {
             "identity": self.job.identity, "epoch": epoch, "finished": self.finished,
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(), "rng": lifecycle.rng_state(self.gen),
+            "scheduler": self.sched.state_dict(), "rng": seeding.rng_state(self.gen),
             "history": self.history, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "wall_time_s": self.wall_before + time.perf_counter() - self.t_start,
@@ -420,9 +420,9 @@ class ClassifierRun:
         if self.curriculum is not None:
             summary["cuda_levels_final"] = self.curriculum.levels.tolist()
             self.curriculum.write(job.out)
-        io.write_csv(job.out / "history.csv", pd.DataFrame(self.history, columns=HISTORY_COLUMNS))
-        io.write_csv(job.out / "per_class.csv", table)
-        io.write_json(job.out / "summary.json", summary)
+        atomic.write_csv(job.out / "history.csv", pd.DataFrame(self.history, columns=HISTORY_COLUMNS))
+        atomic.write_csv(job.out / "per_class.csv", table)
+        atomic.write_json(job.out / "summary.json", summary)
         lifecycle.log(f"{job.out}: top1 {summary['top1']:.4f} precision mean "
                       f"{summary['precision_mean']:.4f} std {summary['precision_std']:.4f} "
                       f"(best epoch {self.best_epoch})")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scopeloss import io
+from scopeloss import atomic
 
 EPISODE_COLUMNS = ["global_step", "return", "length", "truncated_by_resume"]
 EVAL_COLUMNS = ["global_step", "return", "length"]
@@ -34,15 +34,15 @@ def write_outputs(out: Path, env_cfg: dict[str, Any], st: dict[str, Any],
                   identity: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Write episodes.csv, updates.csv (and eval.csv for procgen) from the state ``st``; with
     ``identity`` (a finished run) also summary.json, which is returned."""
-    io.write_csv(out / "episodes.csv", _episode_frame(st["episodes"]))
-    io.write_csv(out / "updates.csv", pd.DataFrame(st["updates"], columns=UPDATE_COLUMNS))
+    atomic.write_csv(out / "episodes.csv", _episode_frame(st["episodes"]))
+    atomic.write_csv(out / "updates.csv", pd.DataFrame(st["updates"], columns=UPDATE_COLUMNS))
     if env_cfg["suite"] == "procgen":
-        io.write_csv(out / "eval.csv", pd.DataFrame(st["eval"], columns=EVAL_COLUMNS).astype(
+        atomic.write_csv(out / "eval.csv", pd.DataFrame(st["eval"], columns=EVAL_COLUMNS).astype(
             {"global_step": "int64", "length": "int64"}))
     if identity is None:
         return None
     summary = make_summary(identity, env_cfg, st)
-    io.write_json(out / "summary.json", summary)
+    atomic.write_json(out / "summary.json", summary)
     return summary
 
 

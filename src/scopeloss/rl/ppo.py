@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from scopeloss import lifecycle, registry
+from scopeloss import lifecycle, registry, seeding
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.fingerprint import cell_fingerprint
@@ -128,7 +128,7 @@ class PPORun:
         torch.set_num_threads(run["torch_threads"])
         if self.device.type == "cpu" and run["keep_freed_memory"]:
             keep_freed_memory()
-        lifecycle.seed_everything(seed)
+        seeding.seed_everything(seed)
         use_fast_cuda_kernels(self.device)
         self.autocast = bf16_autocast(self.device, p["bf16"])
 
@@ -180,7 +180,7 @@ class PPORun:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["schedule"])
         self.reward_tf.load_state_dict(ckpt["reward_transform"])
-        lifecycle.set_rng_state(ckpt["rng"])
+        seeding.set_rng_state(ckpt["rng"])
         if not 1 <= ckpt["update"] < self.num_updates:
             raise ValueError(f"update {ckpt['update']} of a run of {self.num_updates} updates "
                              "that is not finished")
@@ -307,7 +307,7 @@ class PPORun:
             "identity": self.identity, "finished": done, "update": k,
             "model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
-            "reward_transform": self.reward_tf.state_dict(), "rng": lifecycle.rng_state(),
+            "reward_transform": self.reward_tf.state_dict(), "rng": seeding.rng_state(),
             "state": self.state})
         if not done:  # the final outputs are written after the loop
             write_outputs(self.out, self.env_cfg, self.state)

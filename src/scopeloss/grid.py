@@ -154,13 +154,13 @@ def check_cells(config: Mapping) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m scopeloss.config check [overlay.yaml ...] [--base config.yaml]``: what the
+    """``python -m scopeloss.grid check [overlay.yaml ...] [--base config.yaml]``: what the
     workflow would reject, before a run. (Snakemake itself reports a YAML syntax error in a
     --configfile overlay without its file and line, before the Snakefile can help.)"""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m scopeloss.config",
+    parser = argparse.ArgumentParser(prog="python -m scopeloss.grid",
                                      description="check config files before a run")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="YAML syntax, schema, names: as the workflow does")

@@ -1,4 +1,4 @@
-"""scopeloss.config: overlay merging, per-cell hyperparameters, name checks, and the
+"""scopeloss.grid: overlay merging, per-cell hyperparameters, name checks, and the
 agreement of config.yaml / the schema with the trainers' own key sets (docs/CONTRACT.md)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from scopeloss import config as grid
+from scopeloss import grid
 from scopeloss import registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -326,10 +326,10 @@ def test_resampling_experiments_skip_the_losses_that_correct_for_counts():
 def test_generated_schema_and_parameter_docs_are_up_to_date():
     """The schema and docs/parameters.md are generated from scopeloss.params: regenerate
     with `make generated`."""
-    from scopeloss import generated
+    from scopeloss import generate
 
-    assert (ROOT / "workflow/schemas/config.schema.yaml").read_text() == generated.schema_yaml()
-    assert (ROOT / "docs/parameters.md").read_text() == generated.parameters_markdown() + "\n"
+    assert (ROOT / "workflow/schemas/config.schema.yaml").read_text() == generate.schema_yaml()
+    assert (ROOT / "docs/parameters.md").read_text() == generate.parameters_markdown() + "\n"
 
 
 def test_every_resolved_key_is_declared_and_checked_by_its_declaration():
@@ -375,8 +375,8 @@ def test_the_start_up_check_of_every_cell_imports_no_torch_or_env_package():
     import subprocess
     import sys
 
-    code = ("import sys; from scopeloss import config; "
-            "config.check_cells(config.load_config('config.yaml', 'presets/demo.yaml')); "
+    code = ("import sys; from scopeloss import grid; "
+            "grid.check_cells(grid.load_config('config.yaml', 'presets/demo.yaml')); "
             "print(sorted(m for m in ('torch', 'gymnasium', 'ale_py', 'procgen', 'minatar') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
