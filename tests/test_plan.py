@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 OVERLAY = {
     "rl": {"envs": ["Pong", "StarPilot"], "losses": ["policy", "scope"], "seeds": [1],
-           "env_specs": {"Pong": {"total_steps": 1000}, "StarPilot": {"total_steps": 3000}}},
+           "env_specs": {"Pong": {"total_steps": 1000, "num_envs": 1, "num_steps": 100},
+                         "StarPilot": {"total_steps": 3000, "num_envs": 1, "num_steps": 100}}},
     "classification": {
         "datasets": ["digits_lt"], "experiments": ["plain"], "losses": ["ce"], "seeds": [1],
         "dataset_specs": {"digits_lt": {"imbalance_ratio": 10, "max_per_class": 174,
@@ -46,8 +47,8 @@ def files(tmp_path):
 def test_split_and_cells_by_hand(files):
     configs, _ = files
     config = plan.grid.load_config(*configs)
-    assert plan.dataset_images(config["classification"]["dataset_specs"]["digits_lt"]) == 707
-    assert plan.split_sizes(config["classification"]["dataset_specs"]["digits_lt"]) == (424, 106, 177)
+    assert plan.dataset_images(plan.grid.dataset_spec(config, "digits_lt")) == 707
+    assert plan.split_sizes(plan.grid.dataset_spec(config, "digits_lt")) == (424, 106, 177)
     cells = plan.cells(config)
     assert [(c["kind"], c["suite"], c["name"], c["units"]) for c in cells[:4]] == [
         ("rl", "atari", "Pong", 1000), ("rl", "atari", "Pong", 1000),

@@ -28,7 +28,7 @@ def test_a_sweep_adds_its_variants_after_the_grids_losses(paper):
     grid.check_config(cfg)
     assert grid.grid_losses(cfg, "rl") == ["policy", "scope", "scope_alpha0.001",
                                            "scope_alpha0.1"]
-    assert grid.rl_cell(cfg, "Pong", "scope")["loss"] == {}  # the default: scope's own cell
+    assert grid.rl_cell(cfg, "Pong", "scope")["loss"] == {"alpha": 0.01}  # the default: scope's own cell
     assert grid.rl_cell(cfg, "Pong", "scope_alpha0.1")["loss"] == {"loss": "scope",
                                                                   "alpha": 0.1}
     assert grid.base_loss(cfg, "rl", "scope_alpha0.001") == "scope"

@@ -103,7 +103,7 @@ def test_paper_grid_plans_every_cell_and_fetches_caltech(fresh):
     # the run settings travel apart from the hyperparameters.
     assert "PYTHONPATH=src" in pong["shell"]
     assert "gpu_slot.py --gpus 1 -- python -m scopeloss.rl.train" in pong["shell"]
-    assert run_settings(pong)["device"] == "auto"
+    assert run_settings(pong) == {}  # config.yaml sets none: the declared ones (device auto)
     assert "device" not in hparams(pong)["ppo"]
     fetch = next(j for j in jobs if j["rule"] == "fetch_caltech256")
     assert "scopeloss.classify.data fetch --dataset caltech256 --root data" in fetch["shell"]
@@ -154,7 +154,7 @@ def test_smoke_preset_runs_every_rule_except_the_online_fetch_and_sweeps(fresh):
 @pytest.mark.parametrize(
     "overlay, message",
     [
-        ("rl: {envs: [Pong, Pongg]}", "config key rl.envs: unknown name 'Pongg'; it must be a key of rl.env_specs"),
+        ("rl: {envs: [Pong, Pongg]}", "config key rl.envs: unknown name 'Pongg'; it must be built in or a key of rl.env_specs"),
         ("rl: {ppo: {total_steps: -5}}", "invalid config key rl.ppo.total_steps: -5 is less than or equal to the minimum of 0"),
         ("classification: {experiment_specs: {plain: {lr: fast}}}",
          "invalid config key classification.experiment_specs.plain.lr: 'fast' is not of type 'number'"),

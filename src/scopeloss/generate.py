@@ -40,7 +40,9 @@ def config_schema() -> dict:
     for suite_params in RL_ENV.values():
         env_keys.update(suite_params)
     env_keys.pop("game")
-    env_spec = _object({**PPO, **env_keys}, required=("suite", "game"), extra={
+    # suite and game: a built-in env has them (params.ENV_TABLE), a new one must name them
+    # (scopeloss.grid.env_spec says so)
+    env_spec = _object({**PPO, **env_keys}, extra={
         "suite": {"type": "string", "enum": list(SUITES)},
         "game": {"type": "string", "minLength": 1}})
     dataset_keys = dict(CL_DATASET)
@@ -73,22 +75,20 @@ def config_schema() -> dict:
                                                         "items": {"type": "number"}}},
                            "description": "LOSS: {PARAM: [values]}: one cell per value, one "
                                           "parameter at a time (variants LOSS_PARAM<value>)"}}
-    rl = _object({}, required=("envs", "losses", "candidate", "seeds", "ppo", "run",
-                               "loss_specs", "sweeps", "env_specs", "resources"), extra={
+    # Every hyperparameter and run setting has its default in params.py: the sections that
+    # hold them are optional, and so is each key in them.
+    rl = _object({}, required=("envs", "losses", "candidate", "seeds", "resources"), extra={
         "envs": names, **loss_fields("ppo"),
-        "seeds": seeds, "ppo": _object(PPO, required=tuple(PPO)), "run": _object(RL_RUN),
+        "seeds": seeds, "ppo": _object(PPO), "run": _object(RL_RUN),
         "env_specs": {"type": "object", "propertyNames": name, "additionalProperties": env_spec},
         "resources": {"type": "object", "propertyNames": {"enum": list(SUITES)},
                       "additionalProperties": resources}})
     cl = _object({}, required=("datasets", "experiments", "losses", "candidate", "seeds",
-                               "dataset_specs", "experiment_specs", "loss_specs", "sweeps", "run",
                                "resources"), extra={
         "datasets": names, "experiments": names, **loss_fields("supervised"),
         "seeds": seeds, "run": _object(CL_RUN),
         "dataset_specs": {"type": "object", "propertyNames": name, "additionalProperties":
-                          _object(dataset_keys, required=("kind", "root", "image_size",
-                                                          "val_fraction", "test_fraction",
-                                                          "split_seed"))},
+                          _object(dataset_keys)},
         "experiment_specs": {"type": "object", "propertyNames": name,
                              "additionalProperties": experiment},
         "resources": {"type": "object", "propertyNames": {"enum": list(CL_DATASET_KIND)},

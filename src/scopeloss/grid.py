@@ -126,31 +126,11 @@ def check_cells(config: Mapping) -> None:
     declarations of scopeloss.params and the rules across keys), so that a value a job would
     reject stops the workflow before any job, naming the cell and the key. Game names are
     checked by the jobs (they need the env packages)."""
-    from scopeloss.classify import config as classify_config
-    from scopeloss.rl import config as rl_config
-
-    rl = config["rl"]
-    for env in rl.get("envs") or []:
-        for loss in grid_losses(config, "rl"):
-            try:
-                rl_config.resolve(env, loss, rl_cell(config, env, loss), games=False)
-            except ConfigError as err:
-                raise ConfigError(f"config cell rl {env}/{loss} (rl.ppo, rl.env_specs.{env}, "
-                                  f"rl.loss_specs.{loss}): {err}") from None
-    cl = config["classification"]
-    for dataset in cl.get("datasets") or []:
-        for experiment in cl.get("experiments") or []:
-            for loss in grid_losses(config, "classification"):
-                if double_correction(config, experiment, loss):
-                    continue
-                cell = classification_cell(config, dataset, experiment, loss)
-                try:
-                    classify_config.resolve(dataset, experiment, loss, cell)
-                except ConfigError as err:
-                    raise ConfigError(
-                        f"config cell classification {dataset}/{experiment}/{loss} "
-                        f"(classification.dataset_specs.{dataset}, experiment_specs."
-                        f"{experiment}, loss_specs.{loss}): {err}") from None
+    for env, loss, _ in dict.fromkeys((e, l, 0) for e, l, _ in rl_runs(config)):  # noqa: E741
+        rl_cell(config, env, loss)
+    for dataset, experiment, loss, _ in dict.fromkeys(
+            (d, x, l, 0) for d, x, l, _ in classification_runs(config)):  # noqa: E741
+        classification_cell(config, dataset, experiment, loss)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,15 +227,18 @@ def _section(config: Mapping, name: str) -> Mapping:
     return section
 
 
-def _check_names(section: Mapping, prefix: str, listed: str, specs: str) -> None:
+def _check_names(section: Mapping, prefix: str, listed: str, specs: str,
+                 built_in: Mapping) -> None:
+    """Every name of ``{prefix}.{listed}`` is built in (``built_in``, the declarations'
+    table) or has a spec in ``{prefix}.{specs}``."""
     names = section.get(listed) or []
-    table = section.get(specs) or {}
+    table = {**built_in, **(section.get(specs) or {})}
     for name in names:
         if name not in table:
             allowed = ", ".join(sorted(map(str, table))) or "(none)"
             raise ConfigError(
-                f"config key {prefix}.{listed}: unknown name {name!r}; "
-                f"it must be a key of {prefix}.{specs} (allowed: {allowed})"
+                f"config key {prefix}.{listed}: unknown name {name!r}; it must be built in "
+                f"or a key of {prefix}.{specs} (allowed: {allowed})"
             )
 
 
@@ -421,19 +404,20 @@ def check_config(config: Mapping) -> None:
     is known, and every suite / dataset kind in use has cluster resources."""
     rl = _section(config, "rl")
     cl = _section(config, "classification")
-    _check_names(rl, "rl", "envs", "env_specs")
-    _check_names(cl, "classification", "datasets", "dataset_specs")
-    _check_names(cl, "classification", "experiments", "experiment_specs")
+    _check_names(rl, "rl", "envs", "env_specs", params.ENV_TABLE)
+    _check_names(cl, "classification", "datasets", "dataset_specs", params.DATASET_DEFAULTS)
+    _check_names(cl, "classification", "experiments", "experiment_specs",
+                 params.EXPERIMENT_DEFAULTS)
     _check_losses(rl, "rl")
     _check_losses(cl, "classification")
     for env in rl.get("envs") or []:
-        suite = rl["env_specs"][env].get("suite")
+        suite = env_spec(config, env)["suite"]
         if suite not in (rl.get("resources") or {}):
             raise ConfigError(
                 f"config key rl.resources: no entry for suite {suite!r} (used by rl.env_specs.{env})"
             )
     for dataset in cl.get("datasets") or []:
-        kind = cl["dataset_specs"][dataset].get("kind")
+        kind = dataset_kind(config, dataset)
         if kind not in (cl.get("resources") or {}):
             raise ConfigError(
                 f"config key classification.resources: no entry for dataset kind {kind!r} "
@@ -456,16 +440,53 @@ def _lookup(table: Mapping, name: str, key: str) -> Mapping:
     return table[name]
 
 
+def env_spec(config: Mapping, env: str) -> dict:
+    """An env's spec: ``rl.env_specs.<env>`` over its entry in the built-in env table
+    (``params.ENV_TABLE``: suite and game); an env of neither is an error."""
+    specs = _section(config, "rl").get("env_specs") or {}
+    table = {**params.ENV_TABLE, **specs}
+    spec = {**params.ENV_TABLE.get(env, {}), **dict(_lookup(table, env, "rl.env_specs") or {})}
+    if "suite" not in spec or "game" not in spec:
+        raise ConfigError(f"config key rl.env_specs.{env}: an env that is not built in needs "
+                          f"suite and game (built in: {', '.join(params.ENV_TABLE)})")
+    return spec
+
+
+def dataset_spec(config: Mapping, dataset: str) -> dict:
+    """``classification.dataset_specs.<dataset>`` over the dataset's declared departures."""
+    specs = _section(config, "classification").get("dataset_specs") or {}
+    table = {**params.DATASET_DEFAULTS, **specs}
+    return {**params.DATASET_DEFAULTS.get(dataset, {}),
+            **dict(_lookup(table, dataset, "classification.dataset_specs") or {})}
+
+
+def experiment_spec(config: Mapping, experiment: str) -> dict:
+    """``classification.experiment_specs.<experiment>`` over its declared departures."""
+    specs = _section(config, "classification").get("experiment_specs") or {}
+    table = {**params.EXPERIMENT_DEFAULTS, **specs}
+    return merge(params.EXPERIMENT_DEFAULTS.get(experiment, {}),
+                 dict(_lookup(table, experiment, "classification.experiment_specs") or {}))
+
+
 def rl_cell(config: Mapping, env: str, loss: str) -> dict:
     """The resolved hyperparameters of one RL cell, in the ``--hparams`` shape of
-    docs/CONTRACT.md: env keys of ``rl.env_specs.<env>``; ``rl.ppo`` with that env's PPO
-    overrides applied; the loss's ``alpha`` (null = the paper's default)."""
+    docs/CONTRACT.md, as the trainer resolves them: the declared defaults (``params``: the
+    suite's departures, the env table), ``rl.ppo``, the env's spec (its PPO keys win for
+    that env) and the loss's parameters. Every value whatever file sets it, so a value
+    written out equal to its default is the same cell (reruns nothing)."""
+    from scopeloss.rl import config as rl_config
+
     rl = _section(config, "rl")
-    spec = _lookup(rl.get("env_specs") or {}, env, "rl.env_specs")
+    spec = env_spec(config, env)
     ppo = dict(rl.get("ppo") or {})
     ppo.update({k: v for k, v in spec.items() if k in PPO_KEYS})
     env_keys = {k: v for k, v in spec.items() if k not in PPO_KEYS}
-    return _sorted({"env": env_keys, "ppo": ppo, "loss": _loss_section(rl, "rl", loss)})
+    raw = {"env": env_keys, "ppo": ppo, "loss": _loss_section(rl, "rl", loss)}
+    try:
+        return _sorted(rl_config.resolve(env, loss, raw, games=False))
+    except ConfigError as err:
+        raise ConfigError(f"config cell rl {env}/{loss} (rl.ppo, rl.env_specs.{env}, "
+                          f"rl.loss_specs.{loss}): {err}") from None
 
 
 def _loss_section(section: Mapping, prefix: str, loss: str) -> dict:
@@ -478,12 +499,32 @@ def _loss_section(section: Mapping, prefix: str, loss: str) -> dict:
 
 
 def classification_cell(config: Mapping, dataset: str, experiment: str, loss: str) -> dict:
-    """The resolved hyperparameters of one classification cell (CONTRACT.md shape)."""
+    """The resolved hyperparameters of one classification cell (CONTRACT.md shape), as the
+    trainer resolves them from the declarations and the config's specs."""
+    from scopeloss.classify import config as classify_config
+
     cl = _section(config, "classification")
-    ds = _lookup(cl.get("dataset_specs") or {}, dataset, "classification.dataset_specs")
-    exp = _lookup(cl.get("experiment_specs") or {}, experiment, "classification.experiment_specs")
-    return _sorted({"dataset": dict(ds), "experiment": dict(exp),
-                    "loss": _loss_section(cl, "classification", loss)})
+    raw = {"dataset": dataset_spec(config, dataset),
+           "experiment": experiment_spec(config, experiment),
+           "loss": _loss_section(cl, "classification", loss)}
+    try:
+        return _sorted(classify_config.resolve(dataset, experiment, loss, raw))
+    except ConfigError as err:
+        raise ConfigError(
+            f"config cell classification {dataset}/{experiment}/{loss} "
+            f"(classification.dataset_specs.{dataset}, experiment_specs.{experiment}, "
+            f"loss_specs.{loss}): {err}") from None
+
+
+def dataset_cell(config: Mapping, dataset: str) -> dict:
+    """The resolved dataset section every cell of ``dataset`` holds (split, sizes, kind,
+    root): what its split manifest and decoded cache are."""
+    from scopeloss.classify import config as classify_config
+
+    try:
+        return _sorted(classify_config.resolve_dataset(dataset, dataset_spec(config, dataset)))
+    except ConfigError as err:
+        raise ConfigError(f"config key classification.dataset_specs.{dataset}: {err}") from None
 
 
 def cell_json(cell: Mapping) -> str:
@@ -515,7 +556,7 @@ def classification_uses_gpu(config: Mapping) -> bool:
 
 
 def rl_suite(config: Mapping, env: str) -> str:
-    return _lookup(config["rl"]["env_specs"], env, "rl.env_specs")["suite"]
+    return env_spec(config, env)["suite"]
 
 
 def rl_resources(config: Mapping, env: str) -> dict:
@@ -524,7 +565,11 @@ def rl_resources(config: Mapping, env: str) -> dict:
 
 
 def dataset_kind(config: Mapping, dataset: str) -> str:
-    return _lookup(config["classification"]["dataset_specs"], dataset, "classification.dataset_specs")["kind"]
+    kind = dataset_spec(config, dataset).get("kind")
+    if kind is None:
+        raise ConfigError(f"config key classification.dataset_specs.{dataset}: a dataset that "
+                          f"is not built in needs kind")
+    return kind
 
 
 def classification_resources(config: Mapping, dataset: str) -> dict:
@@ -559,7 +604,7 @@ def double_correction(config: Mapping, experiment: str, loss: str) -> bool:
     inverse-frequency weights, Balanced Softmax's log-prior). Under re-sampling the batches
     are already re-balanced, so such a loss would correct twice (Ren et al. 2020 note that
     Balanced Softmax over-balances under class-balanced sampling): not in the grid."""
-    spec = config["classification"].get("experiment_specs", {}).get(experiment) or {}
+    spec = experiment_spec(config, experiment)
     base = base_loss(config, "classification", loss)
     return (registry.get("supervised", base).needs_counts
             and spec.get("sampling", "natural") != "natural")

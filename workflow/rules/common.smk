@@ -233,7 +233,7 @@ def caltech_tree(root):
 def dataset_files(wildcards):
     """Caltech-256 needs its image tree (fetched by fetch_caltech256); digits_lt is built
     from data shipped inside scikit-learn."""
-    spec = config["classification"]["dataset_specs"][wildcards.dataset]
+    spec = grid.dataset_cell(config, wildcards.dataset)
     if spec["kind"] == "caltech256":
         return [caltech_tree(spec["root"])]
     return []
@@ -246,12 +246,16 @@ def prepared_index(dataset):
 
 def dataset_hparams(wildcards):
     """The dataset section of the cells (split, sizes): what the manifest and cache are."""
-    spec = config["classification"]["dataset_specs"][wildcards.dataset]
-    return grid.cell_json({"dataset": spec})
+    return grid.cell_json({"dataset": grid.dataset_cell(config, wildcards.dataset)})
 
 
 def prepare_threads(wildcards):
-    return max(1, grid.classification_run_settings(config).get("num_workers") or 1)
+    """The decoding processes: run.num_workers, else (null) the dataset's job threads."""
+    workers = grid.classification_run_settings(config).get("num_workers")
+    return max(
+        1,
+        workers or grid.classification_resources(config, wildcards.dataset)["threads"],
+    )
 
 
 def parent_of_input(name):

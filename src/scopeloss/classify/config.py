@@ -87,6 +87,13 @@ def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = Non
     return check(cfg, dataset, loss)
 
 
+def resolve_dataset(dataset: str, values: dict | None = None) -> dict:
+    """The dataset section alone (what a split manifest and decoded cache are keyed by):
+    the named dataset's declarations with ``values`` over them, checked."""
+    _check_name("dataset", dataset, DATASETS)
+    return check_dataset(_merge(DATASETS[dataset], values or {}, "dataset"), dataset)
+
+
 def check_dataset(d: dict, dataset: str) -> dict:
     """The dataset section checked by its declarations and across keys."""
     if d.get("kind") != DATASETS[dataset]["kind"]:
