@@ -32,13 +32,18 @@ import torchvision
 from scopeloss.classify import augment as aug
 from scopeloss.classify import data as D
 from scopeloss.classify import train as T
-from scopeloss.classify.engine import make_train_step
+from scopeloss.classify.engine import Augmenting, Compute, make_train_step
 from scopeloss.classify.model import build_model, make_optimizer
 from scopeloss.schedules import make_schedule
-from scopeloss.classify.config import AUGMENTATION, DATASETS, _merge
+from scopeloss.classify.config import AUGMENTATION, DATASETS, EXPERIMENTS
+from scopeloss.params import merge
+from scopeloss.typed_config import AugmentationConfig, ExperimentConfig
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.losses import supervised_loss
+
+
+AUGMENT = AugmentationConfig.from_mapping(AUGMENTATION, "augmentation")  # Table 5
 
 
 def setup(args):
@@ -59,7 +64,7 @@ def setup(args):
         if cuda:
             x_uint8, y = x_uint8.pin_memory().to(device, non_blocking=True), y.to(device)
         x = x_uint8.permute(0, 3, 1, 2)
-        x = aug.augment_batch(x, args.image_size, AUGMENTATION, gen) if args.augment else \
+        x = aug.augment_batch(x, args.image_size, AUGMENT, gen) if args.augment else \
             aug.eval_batch(x, args.image_size)
         x = aug.normalize(x).contiguous(memory_format=fmt)
         with autocast:
@@ -103,20 +108,20 @@ def throughput(args) -> None:
     model = build_model(args.model, args.classes)
     model = model.to(device, memory_format=torch.channels_last if channels_last else
                      torch.contiguous_format).train()
-    e = {"optimizer": "sgd", "lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-4,
-         "schedule": "cosine"}
+    e = ExperimentConfig.from_mapping(EXPERIMENTS["augmented"])  # SGD 1e-2, cosine
     opt = make_optimizer(model.parameters(), e)
-    sched = make_schedule(opt, e["schedule"], 10 ** 6)
+    sched = make_schedule(opt, e.schedule, 10 ** 6)
     counts = torch.full((args.classes,), 10.0).to(device)
 
     def loss_fn(logits, y):
         return supervised_loss("scope", logits, y, class_counts=counts, **T._LOSS_OPTS)
 
     forward = torch.compile(model) if args.compile else model  # as run.compile does
-    step = make_train_step(forward, opt, sched, loss_fn, split, args.image_size,
-                           AUGMENTATION if args.augment else None,
-                           torch.Generator().manual_seed(0), device, channels_last,
-                           lambda: bf16_autocast(device, True))
+    augmenting = Augmenting(AUGMENT if args.augment else None, args.image_size,
+                            torch.Generator().manual_seed(0))
+    step = make_train_step(forward, loss_fn, split, optimizer=opt, scheduler=sched,
+                           augmenting=augmenting,
+                           compute=Compute(device, channels_last, lambda: bf16_autocast(device, True)))
     perm = rng.permutation(n)
 
     def batch(i):
@@ -185,8 +190,8 @@ def compare_cache(args) -> None:
         make_tree(folder, args.tree_classes, args.tree_per_class)
         print(f"synthetic tree: {args.tree_classes * args.tree_per_class} JPEGs in "
               f"{time.perf_counter() - t0:.1f}s at {folder}")
-    dcfg = _merge(DATASETS["caltech256"], {"root": str(root), "resize_size": resize,
-                                           "image_size": args.image_size}, "dataset")
+    dcfg = merge(DATASETS["caltech256"], {"root": str(root), "resize_size": resize,
+                                           "image_size": args.image_size})
     manifest, _ = D.get_manifest(dcfg)
     items = manifest["items"]["train"]
     bs, n = args.batch_size, len(items)

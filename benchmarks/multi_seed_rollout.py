@@ -29,6 +29,7 @@ from scopeloss.rl.envs import make_env
 from scopeloss.rl.networks import make_network
 from scopeloss.rl import rollout as ro
 from scopeloss.rl.update import update
+from scopeloss.typed_config import LossConfig, PPOConfig
 
 
 def timeit(fn, n: int) -> float:
@@ -62,12 +63,13 @@ def main(argv=None) -> int:
     r.copy_obs(r.obs[0], env.reset())
     timers = {"env": 0.0, "policy": 0.0}
     tf, tr, ac = make_reward_transform(hp["env"], N, p["gamma"]), EpisodeTracker(N), contextlib.nullcontext()
+    acting, cfg = ro.Acting(net, env, tf, tr, ac), PPOConfig.from_mapping(p, "ppo")
 
     def one_loop():
-        ro.collect(r, T, net, env, tf, tr, gamma=p["gamma"], global_step=0, autocast=ac,
-                   timers=timers)
-        update(net, net, opt, ro.advantages(r, p["gamma"], p["gae_lambda"]), p, "scope",
-               {"alpha": 0.01}, ac, env.num_actions, 1)
+        ro.collect(r, T, acting, gamma=p["gamma"], global_step=0, timers=timers)
+        update(net, net, opt, ro.advantages(r, p["gamma"], p["gae_lambda"]), cfg,
+               LossConfig("scope", {"alpha": 0.01}), autocast=ac, num_actions=env.num_actions,
+               update_index=1)
         r.carry_over()
 
     timers.update(env=0.0, policy=0.0)

@@ -7,6 +7,7 @@ import pytest
 
 from scopeloss.classify import train as T
 from scopeloss.rl import train as R
+from cli import exit_code
 
 RL = ["--env", "CartPole-v1", "--loss", "policy", "--seed", "1"]
 CL = ["--dataset", "digits_lt", "--experiment", "plain", "--loss", "ce", "--seed", "1"]
@@ -23,7 +24,7 @@ def _rl(argv, capsys):
 def test_an_out_that_is_the_current_directory_is_refused(out, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert "is the current directory" in _rl([*RL, "--out", out], capsys)
-    assert T.main([*CL, "--out", out]) == 2
+    assert exit_code(T.main, [*CL, "--out", out]) == 2
     assert "is the current directory" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
 
@@ -35,7 +36,7 @@ def test_thread_counts_beyond_the_cores_are_named(tmp_path, capsys):
     err = _rl([*RL, "--out", str(tmp_path / "rl"), "--run", f'{{"env_threads": {big}}}'], capsys)
     assert "run.env_threads" in err
     for key in ("torch_threads",):
-        assert T.main([*CL, "--out", str(tmp_path / "cl"), "--set", f"run.{key}={big}"]) == 2
+        assert exit_code(T.main, [*CL, "--out", str(tmp_path / "cl"), "--set", f"run.{key}={big}"]) == 2
         assert f"run.{key} is {big}, more than this machine's" in capsys.readouterr().err
     assert not (tmp_path / "rl").exists() and not (tmp_path / "cl").exists()
 
@@ -44,7 +45,7 @@ def test_a_caltech_root_without_the_images_is_named_and_left_uncreated(tmp_path,
     """`--set dataset.root=/nonexistent/x` for Caltech-256: one message saying where to put
     the archive; neither that folder nor any manifest or lock under it is created."""
     root = tmp_path / "nonexistent" / "x"
-    code = T.main(["--dataset", "caltech256", "--experiment", "plain", "--loss", "ce",
+    code = exit_code(T.main, ["--dataset", "caltech256", "--experiment", "plain", "--loss", "ce",
                    "--seed", "1", "--out", str(tmp_path / "run"), "--set",
                    f"dataset.root={root}", "--run", '{"device": "cpu"}'])
     err = capsys.readouterr().err

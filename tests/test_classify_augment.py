@@ -7,11 +7,13 @@ import torchvision.transforms.v2.functional as TF
 from scopeloss.classify import augment as A
 from scopeloss.classify import enhance as E
 from scopeloss.classify.config import AUGMENTATION
+from dataclasses import replace
+from scopeloss.typed_config import AugmentationConfig
 
 
 def test_factors_have_the_configured_means_and_spreads():
     gen = torch.Generator().manual_seed(0)
-    cfg = {**AUGMENTATION, "contrast": [0.8, 0.2]}
+    cfg = AugmentationConfig.from_mapping({**AUGMENTATION, "contrast": [0.8, 0.2]}, "augmentation")
     f = A.sample_factors(200_000, cfg, gen)
     # Standard error of the mean is std / sqrt(n) <= 0.3 / 447 ~ 7e-4: 5e-3 is > 7 sigma.
     for name, (mean, std) in [("color", (1.0, 0.3)), ("contrast", (0.8, 0.2)),
@@ -19,7 +21,7 @@ def test_factors_have_the_configured_means_and_spreads():
         assert f[name].mean().item() == pytest.approx(mean, abs=5e-3), name
         assert f[name].std().item() == pytest.approx(std, abs=5e-3), name
     # Clamped to the valid range: a wide spread gets clipped at 0, never below.
-    wide = A.sample_factors(10_000, {**cfg, "color": [0.0, 1.0]}, gen)["color"]
+    wide = A.sample_factors(10_000, replace(cfg, color=[0.0, 1.0]), gen)["color"]
     assert wide.min().item() == 0.0 and (wide == 0).float().mean().item() == pytest.approx(0.5, abs=0.03)
 
 
@@ -62,7 +64,8 @@ def test_crop_and_flip_pick_uniform_windows():
 def test_augmented_batch_stays_in_range():
     gen = torch.Generator().manual_seed(3)
     x = torch.randint(0, 256, (64, 3, 36, 36), dtype=torch.uint8, generator=gen)
-    cfg = {**AUGMENTATION, "color": [1.0, 3.0], "brightness": [1.0, 3.0], "crop_padding": 4}
+    cfg = AugmentationConfig.from_mapping({**AUGMENTATION, "color": [1.0, 3.0], "brightness": [1.0, 3.0],
+                                           "crop_padding": 4}, "augmentation")
     out = A.augment_batch(x, 32, cfg, gen)
     assert out.shape == (64, 3, 32, 32) and out.dtype == torch.float32
     assert out.min().item() >= 0.0 and out.max().item() <= 1.0
@@ -74,8 +77,8 @@ def test_augmented_batch_stays_in_range():
 def test_brightness_spread_seen_in_the_augmented_images():
     # Only brightness varies: a uniform grey image comes out as 0.5 * f, f ~ N(1, 0.1).
     gen = torch.Generator().manual_seed(4)
-    cfg = {**AUGMENTATION, "color": [1.0, 0.0], "contrast": [1.0, 0.0], "sharpness": [1.0, 0.0],
-           "flip_p": 0.0}
+    cfg = AugmentationConfig.from_mapping({**AUGMENTATION, "color": [1.0, 0.0], "contrast": [1.0, 0.0], "sharpness": [1.0, 0.0],
+           "flip_p": 0.0}, "augmentation")
     x = torch.full((20_000, 3, 4, 4), 128, dtype=torch.uint8)
     out = A.augment_batch(x, 4, cfg, gen)
     level = out.mean(dim=(1, 2, 3))

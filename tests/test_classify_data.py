@@ -13,7 +13,9 @@ from PIL import Image
 
 from scopeloss.classify import caltech, standins
 from scopeloss.classify import data as D
-from scopeloss.classify.config import DATASETS, _merge
+from scopeloss.classify.config import DATASETS
+from scopeloss.params import merge
+from cli import exit_code
 
 # Skewed class sizes, like Caltech's 80..827 (small).
 COUNTS = {"001.ak47": 30, "002.american-flag": 12, "003.backpack": 6, "257.clutter": 20}
@@ -36,8 +38,8 @@ def _write_tree(folder):
 
 
 def _cfg(root, **over):
-    return _merge(DATASETS["caltech256"], {"root": str(root), "resize_size": 40,
-                                           "image_size": 32, **over}, "dataset")
+    return merge(DATASETS["caltech256"], {"root": str(root), "resize_size": 40,
+                                           "image_size": 32, **over})
 
 
 @pytest.fixture()
@@ -156,15 +158,15 @@ def test_prepare_cli(tmp_path, caltech_root, capsys):
     assert D.main(["prepare", "--dataset", "caltech256", "--root", str(caltech_root),
                    "--no-download"]) == 0
     assert "4 classes, train/val/test = 48/7/14, skipped 2 files" in capsys.readouterr().out
-    assert D.main(["prepare", "--dataset", "caltech256", "--root", str(tmp_path / "none"),
+    assert exit_code(D.main, ["prepare", "--dataset", "caltech256", "--root", str(tmp_path / "none"),
                    "--no-download"]) == 2
     assert "put the archive 256_ObjectCategories.tar" in capsys.readouterr().err
-    assert D.main(["prepare", "--dataset", "imagenet", "--root", str(tmp_path)]) == 2
+    assert exit_code(D.main, ["prepare", "--dataset", "imagenet", "--root", str(tmp_path)]) == 2
     assert "unknown dataset 'imagenet'; allowed: caltech256, digits_lt, numbers_lt" in capsys.readouterr().err
 
 
 def test_digits_lt_is_long_tailed_and_split(tmp_path):
-    cfg = _merge(DATASETS["digits_lt"], {"root": str(tmp_path)}, "dataset")
+    cfg = merge(DATASETS["digits_lt"], {"root": str(tmp_path)})
     manifest, _ = D.get_manifest(cfg)
     totals = np.sum([manifest["counts"][s] for s in D.SPLITS], axis=0)
     expected = [int(np.floor(174 * 10 ** (-c / 9))) for c in range(10)]
@@ -184,7 +186,7 @@ def test_numbers_lt_is_long_tailed_split_and_composed_of_its_digits(tmp_path):
     digit image in two splits; each image is the tens digit left, the ones digit right."""
     from sklearn.datasets import load_digits
 
-    cfg = _merge(DATASETS["numbers_lt"], {"root": str(tmp_path)}, "dataset")
+    cfg = merge(DATASETS["numbers_lt"], {"root": str(tmp_path)})
     manifest, _ = D.get_manifest(cfg)
     totals = np.sum([manifest["counts"][s] for s in D.SPLITS], axis=0)
     assert len(manifest["classes"]) == 100 and manifest["classes"][37] == "037.number_37"
@@ -222,10 +224,12 @@ def test_fetch_runs_without_torch_and_says_where_to_put_the_archive(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from scopeloss.classify import data; "
-            f"rc = data.main(['fetch', '--dataset', 'caltech256', '--root', {str(tmp_path)!r},"
-            " '--url', 'http://127.0.0.1:9/256_ObjectCategories.tar']); "
-            "print('torch' in sys.modules); sys.exit(rc)")
+    code = ("import sys\nfrom scopeloss.classify import data\n"
+            "try:\n"
+            f"    data.main(['fetch', '--dataset', 'caltech256', '--root', {str(tmp_path)!r},"
+            " '--url', 'http://127.0.0.1:9/256_ObjectCategories.tar'])\n"
+            "finally:\n"
+            "    print('torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2, proc.stderr

@@ -13,6 +13,8 @@ from scopeloss.classify import config as C
 from scopeloss.classify import curriculum as CU
 from scopeloss.classify import sampling as S
 from scopeloss.classify import train as T
+from scopeloss.classify.engine import Augmenting, Compute
+from scopeloss.typed_config import AugmentationConfig, CurriculumConfig
 
 COUNTS = np.array([1000, 400, 160, 64, 26, 10])  # a long tail, ratio 100
 LABELS = np.repeat(np.arange(len(COUNTS)), COUNTS)
@@ -104,23 +106,23 @@ class _Split:
 
 def test_cuda_levels_go_up_for_a_fitted_class_and_down_for_a_missed_one():
     split, model = _Split([0] * 7 + [1] * 3), _AlwaysClassZero()
-    cfg = {**C.CUDA, "enabled": True, "num_test": 4, "max_level": 5}
+    cfg = CurriculumConfig.from_mapping({**C.CUDA, "enabled": True, "num_test": 4, "max_level": 5},
+                                        "cuda")
+    test = {"augmenting": Augmenting(AugmentationConfig.from_mapping(C.AUGMENTATION, "augmentation"),
+                                     10, torch.Generator().manual_seed(0)),
+            "batch_size": 16,
+            "compute": Compute(torch.device("cpu"), False, contextlib.nullcontext)}
     levels = np.array([1, 2])
-    gen = torch.Generator().manual_seed(0)
-    correct, trials = CU.level_test(
-        model, model, split, levels, cfg, {**C.AUGMENTATION}, 10, 16, gen, torch.device("cpu"),
-        contextlib.nullcontext, False)
+    correct, trials = CU.level_test(model, model, split, levels, cfg, **test)
     # num_test x (l + 1) images per tested level, none beyond the class's level
     assert trials[0].tolist() == [4, 8, 0, 0, 0, 0] and trials[1].tolist() == [4, 8, 12, 0, 0, 0]
     assert (correct[0, :2] == trials[0, :2]).all() and correct[1].sum() == 0
-    new, _ = CU.step_levels(levels, correct, trials, cfg["threshold"], cfg["max_level"])
+    new, _ = CU.step_levels(levels, correct, trials, cfg.threshold, cfg.max_level)
     assert new.tolist() == [2, 1]
     # Repeated: class 0 climbs to the cap, class 1 falls to 0 and stays.
     for _ in range(6):
-        correct, trials = CU.level_test(model, model, split, new, cfg, {**C.AUGMENTATION},
-                                            10, 16, gen, torch.device("cpu"),
-                                            contextlib.nullcontext, False)
-        new, _ = CU.step_levels(new, correct, trials, cfg["threshold"], cfg["max_level"])
+        correct, trials = CU.level_test(model, model, split, new, cfg, **test)
+        new, _ = CU.step_levels(new, correct, trials, cfg.threshold, cfg.max_level)
     assert new.tolist() == [5, 0]
 
 

@@ -13,6 +13,8 @@ from scopeloss.classify import config as C
 from scopeloss.classify import caltech
 from scopeloss.classify import data as D
 from scopeloss.classify import train as T
+from cli import exit_code
+from scopeloss.params import merge
 
 SMALL = ("experiment.epochs=2", "dataset.max_per_class=40", "experiment.batch_size=32",
          "experiment.early_stopping_patience=null")
@@ -44,8 +46,8 @@ def _no_training(monkeypatch):
 
 
 def _run_in_process(root, out, *sets, stop_after=None, **kw):
-    a = T.parse_args(_args(root, out, *sets, **kw))
-    hp, run = C.split_sets(C.parse_set(a.set))
+    a = T.build_parser().parse_args(_args(root, out, *sets, **kw))
+    hp, run = C.split_run(C.parse_set(a.set))
     h = C.resolve(a.dataset, a.experiment, a.loss, None, hp)
 
     def stop(epoch):
@@ -80,7 +82,7 @@ def finished(data_root, tmp_path_factory):
 def test_run_settings_are_validated_naming_the_key(argv, message, tmp_path, capsys):
     args = ["--dataset", "digits_lt", "--experiment", "plain", "--loss", "ce", "--seed", "1",
             "--out", str(tmp_path / "o"), "--set", f"dataset.root={tmp_path}", *argv]
-    assert T.main(args) == 2
+    assert exit_code(T.main, args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -88,9 +90,9 @@ def test_run_settings_are_validated_naming_the_key(argv, message, tmp_path, caps
 def test_run_json_file_and_set_overlay(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"num_workers": 3, "checkpoint_every": 5}))
-    run = C.resolve_run(C.load_run(str(path)), {"checkpoint_every": 2})
+    run = C.resolve_run(None, C.load_run(str(path)), {"checkpoint_every": 2})
     assert run["num_workers"] == 3 and run["checkpoint_every"] == 2 and run["tensorboard"]
-    assert C.effective_run(C.resolve_run())["torch_threads"] == devices.job_cores()
+    assert C.resolve_run()["torch_threads"] == devices.job_cores()
 
 
 def test_finished_run_summary_records_identity_and_run_settings(finished):
@@ -193,7 +195,7 @@ def test_prepare_writes_manifest_cache_and_index(data_root, tmp_path, capsys):
     assert summary["run_settings"]["cache_dir"] == str(cache)
     assert {p: os.stat(p).st_mtime_ns for p in got["cache"].values()} == mtimes
     # Bad inputs of prepare: exit 2 with a message.
-    assert D.main(["prepare", "--dataset", "digits_lt", "--run", '{"cache_dir": 3}',
+    assert exit_code(D.main, ["prepare", "--dataset", "digits_lt", "--run", '{"cache_dir": 3}',
                    "--index", str(index)]) == 2
     assert "run.cache_dir must be null or a non-empty string" in capsys.readouterr().err
 
@@ -260,7 +262,7 @@ def test_checkpoint_write_failure_names_the_file(error, data_root, tmp_path, mon
     def failing_save(obj, f, *a, **k):
         raise error
     monkeypatch.setattr(torch, "save", failing_save)
-    assert T.main(_args(data_root, tmp_path / "run", *SMALL)) == 1
+    assert exit_code(T.main, _args(data_root, tmp_path / "run", *SMALL)) == 1
     err = capsys.readouterr().err
     assert "could not write checkpoint" in err and str(tmp_path / "run") in err
     assert "bytes free in" in err
@@ -275,22 +277,22 @@ def test_unwritable_out_fails_before_data_loads(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(T, "load_dataset", no_data)
     target = tmp_path / "file"
     target.write_text("x")
-    assert T.main(_args(tmp_path, target)) == 2
+    assert exit_code(T.main, _args(tmp_path, target)) == 2
     assert f"--out {target} exists and is not a directory" in capsys.readouterr().err
-    assert T.main(_args(tmp_path, target / "sub")) == 2
+    assert exit_code(T.main, _args(tmp_path, target / "sub")) == 2
     assert "is not a writable directory" in capsys.readouterr().err
     if os.geteuid() != 0:  # root writes to read-only folders
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o555)
-        assert T.main(_args(tmp_path, ro / "run")) == 2
+        assert exit_code(T.main, _args(tmp_path, ro / "run")) == 2
         assert "is not a writable directory" in capsys.readouterr().err
 
 
 def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    assert T.main(_args(tmp_path / "d", tmp_path / "run", *SMALL,
+    assert exit_code(T.main, _args(tmp_path / "d", tmp_path / "run", *SMALL,
                         f"run.cache_dir={blocker}/cache")) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") or "\nerror: " in err
@@ -320,7 +322,7 @@ def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):
     (["--hparams", '{"experiment": 5}', "--set", "experiment.lr=1"],
      "section 'experiment' must be a mapping, got 5"),
     (["--hparams", '{"experiment": {"augmentation": 3}}'],
-     "experiment.augmentation must be a mapping, got 3"),
+     "section 'experiment.augmentation' must be a mapping, got 3"),
 ])
 def test_bad_hyperparameters_stop_before_data_loads(argv, message, tmp_path, monkeypatch, capsys):
     def no_data(*a, **k):
@@ -330,7 +332,7 @@ def test_bad_hyperparameters_stop_before_data_loads(argv, message, tmp_path, mon
     rest = argv[2:] if argv[0] == "--seed" else argv
     args = ["--dataset", "digits_lt", "--experiment", "plain", "--loss", "focal", "--seed", seed,
             "--out", str(tmp_path / "o"), "--set", f"dataset.root={tmp_path}", *rest]
-    assert T.main(args) == 2
+    assert exit_code(T.main, args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -371,8 +373,8 @@ def test_caltech_scan_skips_an_undecodable_png_and_records_it(tmp_path, capsys):
         for i in range(5):
             Image.fromarray(np.full((40, 50, 3), 30 * i, np.uint8)).save(folder / c / f"{i}.png")
     _truncated_png(folder / "001.a" / "bad.png")
-    cfg = C._merge(C.DATASETS["caltech256"], {"root": str(tmp_path), "resize_size": 32,
-                                             "image_size": 32}, "dataset")
+    cfg = merge(C.DATASETS["caltech256"], {"root": str(tmp_path), "resize_size": 32,
+                                             "image_size": 32})
     manifest, _ = D.get_manifest(cfg)
     assert manifest["skipped"] == ["001.a/bad.png"]
     assert "001.a/bad.png" in manifest["skipped_reasons"]
@@ -382,8 +384,8 @@ def test_caltech_scan_skips_an_undecodable_png_and_records_it(tmp_path, capsys):
 
     # An image that breaks after the scan: the CLI exits 2 naming it, no traceback.
     (folder / "002.b" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    cfg2 = C._merge(cfg, {"resize_size": 40}, "dataset")
-    assert D.main(["prepare", "--dataset", "caltech256", "--root", str(tmp_path),
+    cfg2 = merge(cfg, {"resize_size": 40})
+    assert exit_code(D.main, ["prepare", "--dataset", "caltech256", "--root", str(tmp_path),
                    "--no-download", "--cache", "--resize-size", "40", "--num-workers", "0",
                    "--hparams", '{"dataset": {"image_size": 32}}']) == 2
     err = capsys.readouterr().err

@@ -21,6 +21,8 @@ from scopeloss.classify import model as M
 from scopeloss.classify import train as T
 
 from test_classify_runs import SMALL, Stop, _run_in_process
+from scopeloss.params import merge
+from scopeloss.typed_config import AugmentationConfig
 
 CONVERSIONS = {"item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__"}
 
@@ -75,10 +77,11 @@ def _step_fixture(tmp_path, loss="scope", augment=True):
     def loss_fn(logits, y):
         return T.supervised_loss(loss, logits, y, class_counts=counts, **T._LOSS_OPTS)
     device = torch.device("cpu")
-    step = engine.make_train_step(model, opt, sched, loss_fn, split, 32,
-                             {**C.AUGMENTATION, "crop_padding": 2} if augment else None,
-                             torch.Generator().manual_seed(0), device, False,
-                             lambda: devices.bf16_autocast(device, False))
+    cfg = AugmentationConfig.from_mapping({**C.AUGMENTATION, "crop_padding": 2}, "augmentation")
+    step = engine.make_train_step(
+        model, loss_fn, split, optimizer=opt, scheduler=sched,
+        augmenting=engine.Augmenting(cfg if augment else None, 32, torch.Generator().manual_seed(0)),
+        compute=engine.Compute(device, False, lambda: devices.bf16_autocast(device, False)))
     return step
 
 
@@ -127,8 +130,9 @@ def test_logits_and_predictions_are_float32_under_bf16_autocast(monkeypatch):
         return T.supervised_loss("ce", lg, y)
     seen = []
     model.fc.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
-    _, _, preds = engine.evaluate(model, split, {"batch_size": 8}, {"image_size": 32}, cpu, loss_fn,
-                             lambda: devices.bf16_autocast(cpu, True), False)
+    _, _, preds = engine.evaluate(
+        model, split, batch_size=16, image_size=32, loss_fn=loss_fn,
+        compute=engine.Compute(cpu, False, lambda: devices.bf16_autocast(cpu, True)))
     assert seen and set(seen) == {torch.float32} and preds.dtype == np.int64
 
 
@@ -175,7 +179,7 @@ def data_root(tmp_path_factory):
 
 
 def test_caches_are_memory_mapped(data_root):
-    cfg = C._merge(C.DATASETS["digits_lt"], {"root": str(data_root)}, "dataset")
+    cfg = merge(C.DATASETS["digits_lt"], {"root": str(data_root)})
     ds = D.load_dataset(cfg)
     for split in ds.splits.values():
         assert isinstance(split.images, np.memmap) and not split.images.flags.writeable

@@ -15,6 +15,7 @@ import yaml
 
 from scopeloss.classify import config as C
 from scopeloss.classify import train as T
+from cli import exit_code
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,8 +80,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
     script = (
         "import os, signal, sys\n"
         "from scopeloss.classify import train as T, config as C\n"
-        f"a = T.parse_args({_args(data_root, killed, 'scope', 'augmented', *sets)!r})\n"
-        "sets, run = C.split_sets(C.parse_set(a.set))\n"
+        f"a = T.build_parser().parse_args({_args(data_root, killed, 'scope', 'augmented', *sets)!r})\n"
+        "sets, run = C.split_run(C.parse_set(a.set))\n"
         "h = C.resolve(a.dataset, a.experiment, a.loss, None, sets)\n"
         "def stop(epoch):\n"
         "    if epoch == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -137,13 +138,13 @@ def test_bad_input_is_a_clear_error(argv, message, tmp_path, capsys):
         else:
             rest += argv[i:i + 2]
     full = [x for kv in flags.items() for x in kv] + args + rest
-    assert T.main(full) == 2
+    assert exit_code(T.main, full) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
 def test_missing_caltech_is_a_clear_error(tmp_path, capsys):
-    assert T.main(["--dataset", "caltech256", "--experiment", "plain", "--loss", "ce", "--seed",
+    assert exit_code(T.main, ["--dataset", "caltech256", "--experiment", "plain", "--loss", "ce", "--seed",
                    "1", "--out", str(tmp_path / "o"), "--set", f"dataset.root={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert "Caltech-256 not found" in err and "256_ObjectCategories.tar" in err

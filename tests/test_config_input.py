@@ -10,6 +10,7 @@ from scopeloss.overrides import parse_set
 
 from test_grid import ROOT, validate
 from test_workflow_plan import copy_workflow, snakemake
+from cli import exit_code
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_a_key_given_twice_names_file_and_line(tmp_path):
 def test_an_empty_overlay_is_rejected_by_the_check(tmp_path, capsys):
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing\n")
-    assert grid.main(["check", str(empty), "--base", str(ROOT / "config.yaml"),
+    assert exit_code(grid.main, ["check", str(empty), "--base", str(ROOT / "config.yaml"),
                       "--schema", str(ROOT / "workflow/schemas/config.schema.yaml")]) == 2
     assert f"{empty}: the file is empty" in capsys.readouterr().err
 

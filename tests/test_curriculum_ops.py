@@ -11,6 +11,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from scopeloss.classify import augment as A
 from scopeloss.classify import config as C
 from scopeloss.classify import curriculum_ops as O
+from scopeloss.typed_config import AugmentationConfig, CurriculumConfig
 
 AUTHORS_OPS = ["Flip", "Mirror", "EdgeEnhance", "Detail", "Smooth", "AutoContrast", "Equalize",
                "Invert", "GaussianBlur", "ResizeCrop", "Rotate", "Posterize", "Solarize",
@@ -90,7 +91,7 @@ def test_each_op_computes_what_pil_computes(op):
 
 
 def test_level_l_draws_l_ops_uniformly_with_replacement():
-    n, cuda = 22_000, {**C.CUDA, "enabled": True}
+    n, cuda = 22_000, CurriculumConfig.from_mapping({**C.CUDA, "enabled": True}, "cuda")
     for level in (0, 1, 4, 10):
         plan = O.plan(np.full(n, level), cuda, torch.Generator().manual_seed(level), force=True)
         assert plan.counts.shape == (level, 23) and (plan.counts[:, 22] == 0).all()
@@ -111,7 +112,7 @@ def test_level_l_draws_l_ops_uniformly_with_replacement():
 def test_planned_batch_equals_the_ops_one_image_at_a_time():
     """The grouped, batched application gives what applying each image's drawn ops in their
     order, one image at a time, gives (ops, order, magnitudes and signs per image)."""
-    cuda = {**C.CUDA, "enabled": True}
+    cuda = CurriculumConfig.from_mapping({**C.CUDA, "enabled": True}, "cuda")
     levels = np.array([0, 1, 2, 5, 10, 3, 7, 10])
     x = torch.rand(8, 3, 16, 16)
     gen = torch.Generator().manual_seed(4)
@@ -132,8 +133,8 @@ def test_planned_batch_equals_the_ops_one_image_at_a_time():
 
 def test_level_zero_changes_nothing_and_levels_change_images():
     x = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
-    cfg = {**C.AUGMENTATION, "crop_padding": 0}
-    cuda = {**C.CUDA, "enabled": True}
+    cfg = AugmentationConfig.from_mapping({**C.AUGMENTATION, "crop_padding": 0}, "augmentation")
+    cuda = CurriculumConfig.from_mapping({**C.CUDA, "enabled": True}, "cuda")
     plain = A.augment_batch(x, 16, cfg, torch.Generator().manual_seed(5))
     zero = A.augment_batch(x, 16, cfg, torch.Generator().manual_seed(5),
                            levels=np.zeros(64, dtype=np.int64), curriculum=cuda)
@@ -147,7 +148,7 @@ def test_level_zero_changes_nothing_and_levels_change_images():
 def test_the_planned_batch_on_the_gpu_equals_the_cpu():
     """benchmarks/gpu_checks.sh runs this file on the device: the same plan and images give
     the same augmented batch on CUDA as on the CPU (floating-point noise aside)."""
-    cuda = {**C.CUDA, "enabled": True}
+    cuda = CurriculumConfig.from_mapping({**C.CUDA, "enabled": True}, "cuda")
     levels = np.arange(64) % 11
     x = torch.rand(64, 3, 32, 32)
     plan = O.plan(levels, cuda, torch.Generator().manual_seed(7), force=True)

@@ -13,6 +13,7 @@ import yaml
 
 from scopeloss import grid
 from scopeloss import registry
+from cli import exit_code
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
@@ -317,7 +318,7 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path, capsys):
     with pytest.raises(grid.ConfigError, match=rf"{bad}:3:8: not valid YAML: expected ','"):
         grid.load_config(ROOT / "config.yaml", bad)
     # The CLI a user runs on an overlay before a run (Snakemake's own message names neither).
-    assert grid.main(["check", str(bad), "--base", str(ROOT / "config.yaml"),
+    assert exit_code(grid.main, ["check", str(bad), "--base", str(ROOT / "config.yaml"),
                       "--schema", str(ROOT / "workflow/schemas/config.schema.yaml")]) == 2
     assert f"{bad}:3:8" in capsys.readouterr().err
     assert grid.main(["check", str(ROOT / "presets/demo.yaml"), "--base",

@@ -10,9 +10,11 @@ import contextlib
 import pytest
 import torch
 
+from scopeloss import params as declarations
 from scopeloss.rl import update as up
 from scopeloss.rl.networks import make_network
 from scopeloss.rl.rollout import Batch
+from scopeloss.typed_config import LossConfig, PPOConfig
 
 P = {"update_epochs": 4, "num_minibatches": 4, "norm_adv": True, "clip_coef": 0.2,
      "clip_vloss": False, "vf_coef": 0.5, "max_grad_norm": 0.5}
@@ -30,7 +32,9 @@ def run_update(loss, batch, params=None, monkeypatch=None):
     torch.manual_seed(0)
     net = make_network((4,), 2, image=False)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    return up.update(net, net, opt, batch, P, loss, params or {}, contextlib.nullcontext(), 2, 1)
+    cfg = PPOConfig.from_mapping({**{k: d.default for k, d in declarations.PPO.items()}, **P}, "ppo")
+    return up.update(net, net, opt, batch, cfg, LossConfig(loss, params or {}),
+                     autocast=contextlib.nullcontext(), num_actions=2, update_index=1)
 
 
 def test_every_loss_reports_the_rollouts_action_mix():

@@ -199,13 +199,14 @@ def schema_yaml() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m scopeloss.generate schema|docs``: print a generated file."""
+    import argparse
     import sys
 
-    what = (argv if argv is not None else sys.argv[1:]) or ["docs"]
-    if what[0] not in ("schema", "docs"):
-        print("usage: python -m scopeloss.generate schema|docs", file=sys.stderr)
-        return 2
-    sys.stdout.write(schema_yaml() if what[0] == "schema" else parameters_markdown() + "\n")
+    parser = argparse.ArgumentParser(prog="python -m scopeloss.generate",
+                                     description="print a file generated from scopeloss.params")
+    parser.add_argument("what", nargs="?", default="docs", choices=("schema", "docs"))
+    args = parser.parse_args(argv)
+    sys.stdout.write(schema_yaml() if args.what == "schema" else parameters_markdown() + "\n")
     return 0
 
 

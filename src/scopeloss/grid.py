@@ -20,14 +20,13 @@ reruns nothing (``rl_run_settings``, ``classification_run_settings``).
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from scopeloss import params, registry
 from scopeloss.overrides import numbers_as_yaml12
-from scopeloss.params import ConfigError
+from scopeloss.params import ConfigError, merge  # noqa: F401  (merge: the overlays' rule)
 
 # The PPO keys of docs/CONTRACT.md; the same keys inside rl.env_specs.<ENV> override them.
 PPO_KEYS = tuple(params.PPO)
@@ -39,18 +38,6 @@ LOSS_KIND = {"rl": "ppo", "classification": "supervised"}
 
 
 # ----------------------------------------------------------------------------- loading
-def merge(base: Mapping, overlay: Mapping) -> dict:
-    """Deep-merge ``overlay`` over ``base`` the way Snakemake merges ``--configfile``:
-    mappings merge key by key, every other value (lists included) is replaced."""
-    out = copy.deepcopy(dict(base))
-    for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def read_yaml(path: str | Path) -> dict:
     """One config file as a mapping; a YAML syntax error or a key given twice in one mapping
     names the file, line and column; an empty file is an error. Numbers in scientific
@@ -152,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = check_files(*files, schema=args.schema)
     except (ConfigError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        parser.error(str(err))
     print(f"ok: {' + '.join(map(str, files))}: {len(rl_runs(config))} RL runs, "
           f"{len(classification_runs(config))} classifier runs")
     return 0

@@ -42,6 +42,15 @@ def load_run(arg: str | None) -> dict[str, Any]:
     return _load_json_object(arg, "--run")
 
 
+def split_run(sets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``parse_set`` output -> (hyperparameter overrides, ``run.*`` run-setting overrides)."""
+    sets = dict(sets or {})
+    run = sets.pop("run", {})
+    if not isinstance(run, dict):
+        raise ValueError(f"--set run must name a key (run.KEY=VALUE), got {run!r}")
+    return sets, run
+
+
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 

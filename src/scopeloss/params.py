@@ -19,7 +19,9 @@ This module imports neither torch nor any env package: the Snakefile reads it at
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,9 +214,29 @@ SUITE_PPO_DEFAULTS: dict[str, dict[str, Any]] = {
     "minatar": {"total_steps": 5_000_000, "num_envs": 8, "num_steps": 64, "clip_vloss": False},
 }
 SUITES = tuple(SUITE_PPO_DEFAULTS)
-# Suites whose run.device auto means cuda when there is one (the others' networks are too
-# small to gain from a GPU).
-GPU_SUITES = ("atari", "procgen")
+
+
+@dataclass(frozen=True)
+class SuiteTraits:
+    """How a suite's runs differ beyond their keys and defaults."""
+
+    gpu: bool  # run.device auto = cuda when there is one, torch threads = the job's cores
+    # (the others' networks are too small to gain from a GPU or several threads)
+    checkpoint_every: int  # run.checkpoint_every null = this many updates
+    reward: str  # what the learner sees: "sign" (CleanRL ppo_atari's clip), "normalized"
+    # (CleanRL ppo_procgen's return normalisation), "raw"
+    held_out: bool  # evaluates on held-out levels (ppo.eval_every; eval.csv)
+
+
+# The suites' behaviours, in one table.
+SUITE_TRAITS: dict[str, SuiteTraits] = {
+    "atari": SuiteTraits(gpu=True, checkpoint_every=100, reward="sign", held_out=False),
+    "procgen": SuiteTraits(gpu=True, checkpoint_every=20, reward="normalized", held_out=True),
+    "gym": SuiteTraits(gpu=False, checkpoint_every=50, reward="raw", held_out=False),
+    "minatar": SuiteTraits(gpu=False, checkpoint_every=50, reward="raw", held_out=False),
+}
+assert set(SUITE_TRAITS) == set(SUITES)
+GPU_SUITES = tuple(s for s, traits in SUITE_TRAITS.items() if traits.gpu)
 
 # The paper's eight environments. Atari names are ALE ROM ids (snake_case); the paper's
 # 'v0' ids mean sticky actions 0.25 (RL_ENV['atari']).
@@ -397,20 +419,36 @@ CL_RUN: dict[str, Param] = {
 }
 
 
-def check_sections(overrides: Any, sections: tuple[str, ...]) -> dict:
+def merge(base: Any, overlay: Any) -> Any:
+    """The one merge rule of the project — config overlays (as Snakemake merges
+    ``--configfile``), ``--set`` over ``--hparams``/``--run``, a section over its declared
+    defaults: mappings merge key by key at every depth; anything else (a list, a number,
+    null) replaces. Inputs are never modified. Which keys are allowed is checked by the
+    declarations afterwards, not here."""
+    if not (isinstance(base, Mapping) and isinstance(overlay, Mapping)):
+        return copy.deepcopy(overlay)
+    out = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        out[key] = merge(out[key], value) if key in out else copy.deepcopy(value)
+    return out
+
+
+def check_sections(overrides: Any, sections: tuple[str, ...], where: str = "") -> dict:
     """``--hparams``-shaped overrides: a mapping of known sections, each a mapping (or null);
-    run settings are named as such (they travel in ``--run``)."""
+    run settings are named as such (they travel in ``--run``). ``where`` (e.g. "--set")
+    starts each message."""
+    at = f"{where}: " if where else ""
     if not isinstance(overrides, dict):
-        raise ConfigError(f"hyperparameters must be a mapping with sections "
+        raise ConfigError(f"{at}hyperparameters must be a mapping with sections "
                           f"{', '.join(sections)}, got {overrides!r}")
     for section, values in overrides.items():
         if section == "run":
-            raise ConfigError("'run' holds run settings, not hyperparameters: pass them with "
-                              "--run JSON (or --set run.KEY=VALUE)")
+            raise ConfigError(f"{at}'run' holds run settings, not hyperparameters: pass them "
+                              "with --run JSON (or --set run.KEY=VALUE)")
         if section not in sections:
-            raise ConfigError(f"unknown section {section!r}; allowed: {', '.join(sections)}")
+            raise ConfigError(f"{at}unknown section {section!r}; allowed: {', '.join(sections)}")
         if values is not None and not isinstance(values, dict):
-            raise ConfigError(f"section {section!r} must be a mapping, got {values!r}")
+            raise ConfigError(f"{at}section {section!r} must be a mapping, got {values!r}")
     return overrides
 
 

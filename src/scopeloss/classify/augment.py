@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from scopeloss.classify import curriculum_ops
+from scopeloss.typed_config import AugmentationConfig, CurriculumConfig
 from scopeloss.classify.enhance import (adjust_brightness, adjust_contrast,
                                         adjust_saturation, adjust_sharpness)
 
@@ -39,11 +40,12 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
-def sample_factors(n: int, cfg: dict, generator: torch.Generator) -> dict[str, Tensor]:
+def sample_factors(n: int, cfg: AugmentationConfig, generator: torch.Generator
+                   ) -> dict[str, Tensor]:
     """Per-image enhancement factors ``clamp(N(mean, std), min=0)`` on the CPU."""
     out = {}
     for name in FACTORS:
-        mean, std = cfg[name]
+        mean, std = getattr(cfg, name)
         out[name] = (torch.randn(n, generator=generator) * std + mean).clamp_(min=0.0)
     return out
 
@@ -92,19 +94,19 @@ def center_crop(x: Tensor, size: int) -> Tensor:
     return x[..., top:top + size, left:left + size]
 
 
-def augment_batch(x_uint8: Tensor, size: int, cfg: dict, generator: torch.Generator,
-                  levels: np.ndarray | None = None, curriculum: dict | None = None,
-                  force: bool = False) -> Tensor:
+def augment_batch(x_uint8: Tensor, size: int, cfg: AugmentationConfig,
+                  generator: torch.Generator, *, levels: np.ndarray | None = None,
+                  curriculum: CurriculumConfig | None = None, force: bool = False) -> Tensor:
     """uint8 (B, 3, S, S) on the device -> augmented float (B, 3, size, size) in [0, 1].
     Every draw is made on the CPU generator (same order as ``random_crop_flip`` then
     ``sample_factors``, then CUDA's) and reaches the device in one non-blocking copy.
     ``levels`` (B,) on the host with ``curriculum``: each image's CUDA level, whose
     operations (``curriculum_ops``) follow Table 5's; ``force`` applies every level (the level
     test), else each with probability aug_prob."""
-    p = cfg["crop_padding"]
+    p = cfg.crop_padding
     x = F.pad(x_uint8, (p, p, p, p)) if p else x_uint8
     b, _, h, w = x.shape
-    rows = _crop_draws(b, h, w, size, cfg["flip_p"], generator)
+    rows = _crop_draws(b, h, w, size, cfg.flip_p, generator)
     f = sample_factors(b, cfg, generator)
     rows += [f[k] for k in FACTORS]
     plan = None

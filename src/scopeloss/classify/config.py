@@ -21,10 +21,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from scopeloss import overrides
 from scopeloss import params as P
 from scopeloss import registry
-from scopeloss.overrides import load_hparams, parse_set  # noqa: F401  (re-exported for the CLI)
+from scopeloss.overrides import load_hparams, load_run, parse_set, split_run  # noqa: F401  (the CLIs')
 from scopeloss.params import SEED_MAX, ConfigError, check_seed  # noqa: F401  (re-exported)
 
 
@@ -53,37 +52,27 @@ def _check_name(what: str, name: str, allowed) -> None:
         raise ConfigError(f"unknown {what} {name!r}; allowed: {', '.join(allowed)}")
 
 
-def _merge(base: dict, over: dict, where: str) -> dict:
-    """Overlay ``over`` on ``base`` key by key; a key ``base`` lacks is an error."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if (where, key) in MOVED:
-            raise ConfigError(f"{where}.{key} is a run setting now, not a hyperparameter: pass "
-                              f"it as run.{key} (--run JSON or --set run.{key}=VALUE)")
-        if key not in base:
-            raise ConfigError(f"unknown key {where}.{key}; allowed: {', '.join(base)}")
-        if isinstance(base[key], dict):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{key} must be a mapping, got {value!r}")
-            out[key] = _merge(base[key], value, f"{where}.{key}")
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+def _checked_overrides(source: dict, where: str = "") -> dict:
+    """``--hparams``/``--set``-shaped overrides: known sections, no run setting among them."""
+    for section, values in P.check_sections(source, SECTIONS, where).items():
+        for key in values or {}:
+            if (section, key) in MOVED:
+                raise ConfigError(f"{section}.{key} is a run setting now, not a hyperparameter: "
+                                  f"pass it as run.{key} (--run JSON or --set run.{key}=VALUE)")
+    return source
 
 
 def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = None,
             sets: dict | None = None) -> dict:
-    """The full, checked hyperparameters of one run."""
+    """The full, checked hyperparameters of one run: the declared defaults of the dataset
+    and experiment, then ``hparams`` (``--hparams``), then ``sets`` (``--set``), merged by
+    ``params.merge``; ConfigError naming any bad section, key or value."""
     _check_name("dataset", dataset, DATASETS)
     _check_name("experiment", experiment, EXPERIMENTS)
-    base = {"dataset": DATASETS[dataset], "experiment": EXPERIMENTS[experiment], "loss": {}}
-    cfg = copy.deepcopy(base)
-    for source in (hparams or {}), (sets or {}):
-        for section, values in P.check_sections(source, SECTIONS).items():
-            if section == "loss":  # the loss's own parameters (checked by the registry)
-                cfg["loss"].update(values or {})
-            else:
-                cfg[section] = _merge(cfg[section], values or {}, section)
+    cfg = {"dataset": DATASETS[dataset], "experiment": EXPERIMENTS[experiment], "loss": {}}
+    for where, source in ("--hparams", hparams or {}), ("--set", sets or {}):
+        cfg = P.merge(cfg, _checked_overrides(source, where))
+    cfg = {section: values or {} for section, values in cfg.items()}
     return check(cfg, dataset, loss)
 
 
@@ -91,7 +80,8 @@ def resolve_dataset(dataset: str, values: dict | None = None) -> dict:
     """The dataset section alone (what a split manifest and decoded cache are keyed by):
     the named dataset's declarations with ``values`` over them, checked."""
     _check_name("dataset", dataset, DATASETS)
-    return check_dataset(_merge(DATASETS[dataset], values or {}, "dataset"), dataset)
+    values = _checked_overrides({"dataset": values or {}})["dataset"]
+    return check_dataset(P.merge(DATASETS[dataset], values or {}), dataset)
 
 
 def check_dataset(d: dict, dataset: str) -> dict:
@@ -124,41 +114,21 @@ def check(cfg: dict, dataset: str, loss: str) -> dict:
 
 
 # --- run settings -----------------------------------------------------------------------
-def load_run(arg: str | None) -> dict:
-    """``--run``: an inline JSON object or a .json file (``scopeloss.overrides.load_run``),
-    its errors as ConfigError."""
-    try:
-        return overrides.load_run(arg)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-
-
-def resolve_run(run: dict | None = None, sets: dict | None = None) -> dict:
-    """The checked run settings: ``RUN`` overlaid with ``--run`` and then ``--set run.*``."""
-    cfg = dict(RUN)
-    for source in (run or {}), (sets or {}):
-        if not isinstance(source, dict):
-            raise ConfigError(f"run settings must be a mapping, got {source!r}")
-        cfg.update(P.check_section("run", source, P.CL_RUN))
-    return cfg
-
-
-def split_sets(sets: dict) -> tuple[dict, dict]:
-    """``--set`` overrides -> (hyperparameter overrides, run-setting overrides)."""
-    sets = dict(sets or {})
-    run = sets.pop("run", {})
-    if not isinstance(run, dict):
-        raise ConfigError(f"--set run must name a key (run.KEY=VALUE), got {run!r}")
-    return sets, run
-
-
-def effective_run(run: dict) -> dict:
-    """The null defaults of ``run`` filled in (device stays as requested)."""
+def resolve_run(hp: dict | None = None, run: dict | None = None,
+                sets: dict | None = None) -> dict:
+    """Resolved run settings, the shape of ``scopeloss.rl.config.resolve_run``: the declared
+    defaults, ``run`` (``--run``), then ``sets`` (``--set run.*``), every null filled in for
+    this machine (threads, decoding processes; ``device`` stays as requested, resolved when
+    the job picks its device). ``hp``, the run's hyperparameters, decides no classifier run
+    setting today. Resolving a resolved mapping gives it back unchanged."""
     from scopeloss.devices import check_threads, job_cores  # torch: only a job resolves them
 
-    check_threads(run, ("torch_threads",), "run")  # num_workers: processes, may exceed
+    for source in (run, sets):
+        if source is not None and not isinstance(source, dict):
+            raise ConfigError(f"run settings must be a mapping, got {source!r}")
+    out = {**RUN, **P.check_section("run", P.merge(run or {}, sets or {}), P.CL_RUN)}
+    check_threads(out, ("torch_threads",), "run")  # num_workers: processes, may exceed
     cores = job_cores()
-    out = dict(run)
     if out["torch_threads"] is None:
         out["torch_threads"] = cores
     if out["num_workers"] is None:

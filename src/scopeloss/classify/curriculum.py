@@ -14,7 +14,8 @@ import torch
 
 from scopeloss import atomic
 from scopeloss.classify import augment as aug
-from scopeloss.classify.engine import labels_to_device, prepare_input, to_device
+from scopeloss.classify.engine import Augmenting, Compute, labels_to_device, to_device
+from scopeloss.typed_config import CurriculumConfig
 
 OUTPUT = "cuda_levels.csv"
 COLUMNS = ["epoch", "class", "name", "train_count", "level", "accuracy", "next_level"]
@@ -39,21 +40,22 @@ def step_levels(levels: np.ndarray, correct: np.ndarray, trials: np.ndarray, thr
 
 
 @torch.no_grad()
-def level_test(forward, model, split, levels: np.ndarray, curriculum: dict, augment_cfg,
-                    image_size: int, batch_size: int, gen: torch.Generator, device, autocast,
-                    channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
+def level_test(forward, model, split, levels: np.ndarray, curriculum: CurriculumConfig, *,
+               augmenting: Augmenting, batch_size: int, compute: Compute
+               ) -> tuple[np.ndarray, np.ndarray]:
     """CUDA's Level-of-Learning test: for every class c and level l <= levels[c],
-    num_test * (l + 1) training images of c (drawn with replacement by ``gen``) augmented
-    at level l (always applied) and classified in eval mode. Returns (correct, trials),
-    each (classes, max_level + 1); one host sync at the end."""
-    num_classes, width = len(levels), curriculum["max_level"] + 1
+    num_test * (l + 1) training images of c (drawn with replacement by
+    ``augmenting.generator``) augmented at level l (always applied) and classified in eval
+    mode. Returns (correct, trials), each (classes, max_level + 1); one host sync at the end."""
+    gen, device = augmenting.generator, compute.device
+    num_classes, width = len(levels), curriculum.max_level + 1
     idx, lvl = [], []
     for c in range(num_classes):
         members = np.flatnonzero(split.labels == c)
         if members.size == 0:
             continue
         for level in range(int(levels[c]) + 1):
-            k = curriculum["num_test"] * (level + 1)
+            k = curriculum.num_test * (level + 1)
             idx.append(members[torch.randint(members.size, (k,), generator=gen).numpy()])
             lvl.append(np.full(k, level, dtype=np.int64))
     correct = torch.zeros(num_classes * width, device=device)
@@ -67,10 +69,10 @@ def level_test(forward, model, split, levels: np.ndarray, curriculum: dict, augm
             xb = to_device(split.images, bi, device)
             yb = labels_to_device(split.labels, bi, device)
             lv = aug.host_to_device(torch.from_numpy(bl), device)
-            x = aug.augment_batch(xb, image_size, augment_cfg, gen, levels=bl,
+            x = aug.augment_batch(xb, augmenting.image_size, augmenting.cfg, gen, levels=bl,
                                   curriculum=curriculum, force=True)
-            with autocast():
-                logits = forward(prepare_input(x, channels_last))
+            with compute.autocast():
+                logits = forward(compute.input(x))
             key = yb * width + lv
             correct.index_add_(0, key, (logits.float().argmax(1) == yb).float())
             trials.index_add_(0, key, torch.ones_like(key, dtype=trials.dtype))
@@ -83,7 +85,7 @@ class Curriculum:
     """The per-class levels of one run (on the host: the augmentation plans each batch's
     operations there), the log of every step (``cuda_levels.csv``), their checkpoint state."""
 
-    def __init__(self, settings: dict, num_classes: int):
+    def __init__(self, settings: CurriculumConfig, num_classes: int):
         self.settings = settings
         self.levels = np.zeros(num_classes, dtype=np.int64)  # start at 0, as CUDA
         self.log: list[dict] = []
@@ -95,12 +97,14 @@ class Curriculum:
         self.levels = np.asarray(state.get("cuda_levels", self.levels), dtype=np.int64)
         self.log = state.get("cuda_log", [])
 
-    def step(self, epoch: int, test_args: tuple, classes, train_counts) -> None:
-        """Test each class at its levels (``level_test(*test_args)``), then step the levels."""
-        forward, model, split, *rest = test_args
-        correct, trials = level_test(forward, model, split, self.levels, self.settings, *rest)
-        new, worst = step_levels(self.levels, correct, trials, self.settings["threshold"],
-                                 self.settings["max_level"])
+    def step(self, epoch: int, forward, model, split, *, augmenting: Augmenting,
+             batch_size: int, compute: Compute, classes, train_counts) -> None:
+        """Test each class at its levels (``level_test``), then step the levels."""
+        correct, trials = level_test(forward, model, split, self.levels, self.settings,
+                                     augmenting=augmenting, batch_size=batch_size,
+                                     compute=compute)
+        new, worst = step_levels(self.levels, correct, trials, self.settings.threshold,
+                                 self.settings.max_level)
         self.log += [{"epoch": epoch, "class": c, "name": classes[c],
                       "train_count": int(train_counts[c]), "level": int(self.levels[c]),
                       "accuracy": float(worst[c]), "next_level": int(new[c])}

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from scopeloss.classify.enhance import (adjust_brightness, adjust_contrast, adjust_saturation,
                                         adjust_sharpness, pil_kernel)
+from scopeloss.typed_config import CurriculumConfig
 
 AUTHORS_SIZE = 32  # CIFAR: the image size the authors' pixel magnitudes were set for
 
@@ -273,23 +274,23 @@ class Plan:
     m_max: float
 
 
-def plan(levels: np.ndarray, curriculum: dict, generator: torch.Generator,
+def plan(levels: np.ndarray, curriculum: CurriculumConfig, generator: torch.Generator,
          force: bool = False) -> Plan:
     """Draw the level-independent randomness of a batch (the aug_prob coin, max_level ops
     uniform with replacement, max_level signs: always the same count) and plan its ops."""
     levels = np.asarray(levels, dtype=np.int64)
-    b, max_level = len(levels), int(curriculum["max_level"])
+    b, max_level = len(levels), curriculum.max_level
     coin = torch.rand(b, generator=generator).numpy()
     ops = torch.randint(0, NUM_OPS, (max_level, b), generator=generator).numpy()
     sign = torch.where(torch.rand(max_level, b, generator=generator) > 0.5, -1.0, 1.0)
     if not force:
-        levels = np.where(coin < curriculum["aug_prob"], levels, 0)
+        levels = np.where(coin < curriculum.aug_prob, levels, 0)
     steps = int(levels.max(initial=0))
     chosen = np.where(np.arange(steps)[:, None] < levels[None, :], ops[:steps], NUM_OPS)
     order = np.argsort(chosen, axis=1, kind="stable")
     counts = np.stack([np.bincount(c, minlength=NUM_OPS + 1) for c in chosen]) \
         if steps else np.zeros((0, NUM_OPS + 1), dtype=np.int64)
-    m = torch.from_numpy(levels / float(curriculum["max_d"])).float()
+    m = torch.from_numpy(levels / float(curriculum.max_d)).float()
     rows = [m, *sign[:steps].unbind(0), *torch.from_numpy(order).float().unbind(0)]
     return Plan(rows, counts, float(m.max()) if b else 0.0)
 

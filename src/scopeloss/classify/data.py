@@ -382,8 +382,7 @@ def main(argv=None) -> int:
         try:
             folder = ensure_caltech256(args.root, download_missing=True, url=args.url)
         except (DataUnavailable, OSError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            parser.error(str(err))
         print(f"{folder}: ready")
         return 0
     from scopeloss.classify import config as C
@@ -399,9 +398,8 @@ def main(argv=None) -> int:
             over["root"] = args.root
         if args.resize_size:
             over["resize_size"] = args.resize_size
-        dcfg = C._merge(C.DATASETS[args.dataset], over, "dataset")
-        dcfg = C.check_dataset(dcfg, args.dataset)
-        run = C.effective_run(C.resolve_run(C.load_run(args.run)))
+        dcfg = C.resolve_dataset(args.dataset, over)
+        run = C.resolve_run(None, C.load_run(args.run))
         workers = args.num_workers if args.num_workers is not None else (
             run["num_workers"] if args.run else 2)
         manifest, path = get_manifest(dcfg, download_missing=not args.no_download, url=args.url)
@@ -420,11 +418,9 @@ def main(argv=None) -> int:
                 build_cache(dcfg, manifest, split, num_workers=workers,
                             cache_dir=run["cache_dir"])
     except (DataUnavailable, ValueError) as err:  # ConfigError is a ValueError
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        parser.error(str(err))
     except OSError as err:  # an unreadable tree, a full disk, a read-only cache_dir
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        parser.error(str(err))
     return 0
 
 

@@ -5,10 +5,16 @@ synchronisation, an epoch one (its loss and accuracy sums)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 
 from scopeloss.classify import augment as aug
+from scopeloss.typed_config import AugmentationConfig
 
 
 def to_device(images: np.ndarray, idx: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -29,53 +35,76 @@ def prepare_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
                         torch.contiguous_format)
 
 
-def make_train_step(forward, opt, sched, loss_fn, split, image_size: int, augment_cfg,
-                    gen: torch.Generator, device: torch.device, channels_last: bool, autocast,
-                    curriculum=None):
+@dataclass(frozen=True)
+class Compute:
+    """Where and how the model computes: the device, NHWC memory format, bf16 autocast (a
+    context-manager factory)."""
+
+    device: torch.device
+    channels_last: bool
+    autocast: Callable[[], ContextManager]
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        return prepare_input(x, self.channels_last)
+
+
+@dataclass(frozen=True)
+class Augmenting:
+    """How training batches are made: ``cfg`` None = centre crop only; the draws come from
+    ``generator``; ``curriculum`` (the run's ``Curriculum``) gives each image's CUDA level."""
+
+    cfg: AugmentationConfig | None
+    image_size: int
+    generator: torch.Generator
+    curriculum: Any = None
+
+
+def make_train_step(forward, loss_fn, split, *, optimizer, scheduler, augmenting: Augmenting,
+                    compute: Compute):
     """The trainer's step (the benchmark times this same function): gather a batch from the
     cache, copy it to the device, augment (or centre-crop), normalise, forward, loss,
     backward, optimiser and scheduler step. Returns the (loss, correct) device scalars;
-    nothing in it waits for the device. ``curriculum``: the run's ``Curriculum``, whose
-    per-class levels (on the host, stepped between epochs) give each image's CUDA level."""
+    nothing in it waits for the device. The curriculum's per-class levels (on the host,
+    stepped between epochs) give each image's CUDA level."""
+    a, device = augmenting, compute.device
 
     def step(idx: np.ndarray):
         xb = to_device(split.images, idx, device)
         yb = labels_to_device(split.labels, idx, device)
-        if augment_cfg is not None:
+        if a.cfg is not None:
             x = aug.augment_batch(
-                xb, image_size, augment_cfg, gen,
-                curriculum=None if curriculum is None else curriculum.settings,
-                levels=None if curriculum is None else curriculum.levels[split.labels[idx]])
+                xb, a.image_size, a.cfg, a.generator,
+                curriculum=None if a.curriculum is None else a.curriculum.settings,
+                levels=None if a.curriculum is None else a.curriculum.levels[split.labels[idx]])
         else:
-            x = aug.eval_batch(xb, image_size)
-        x = prepare_input(x, channels_last)
-        with autocast():
+            x = aug.eval_batch(xb, a.image_size)
+        x = compute.input(x)
+        with compute.autocast():
             logits = forward(x)
         loss_value = loss_fn(logits, yb)
-        opt.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss_value.backward()
-        opt.step()
-        sched.step()
+        optimizer.step()
+        scheduler.step()
         return loss_value.detach(), (logits.detach().argmax(1) == yb).sum()
 
     return step
 
 
 @torch.no_grad()
-def evaluate(model, split, e, dcfg, device, loss_fn, autocast, channels_last):
-    """(mean loss, accuracy, predictions) of ``model`` on ``split``, centre-cropped; the
-    predictions are the argmax of float32 logits (the head runs in float32)."""
+def evaluate(model, split, *, batch_size: int, image_size: int, loss_fn, compute: Compute):
+    """(mean loss, accuracy, predictions) of ``model`` on ``split``, centre-cropped, in
+    batches of ``batch_size``; the predictions are the argmax of float32 logits (the head
+    runs in float32)."""
     model.eval()
-    n = len(split.labels)
-    bs = 2 * e["batch_size"]
+    n, device = len(split.labels), compute.device
     loss_sum = torch.zeros((), device=device)
     preds = []
-    for start in range(0, n, bs):
-        idx = np.arange(start, min(start + bs, n))
-        x = prepare_input(aug.eval_batch(to_device(split.images, idx, device),
-                                         dcfg["image_size"]), channels_last)
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, min(start + batch_size, n))
+        x = compute.input(aug.eval_batch(to_device(split.images, idx, device), image_size))
         y = labels_to_device(split.labels, idx, device)
-        with autocast():
+        with compute.autocast():
             logits = model(x)
         logits = logits.float()
         loss_sum += loss_fn(logits, y).float() * len(idx)

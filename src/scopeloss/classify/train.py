@@ -39,9 +39,11 @@ and ``cuda_levels.csv`` when CUDA is on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +54,8 @@ from scopeloss import atomic, lifecycle, registry, seeding
 from scopeloss.classify import config as C
 from scopeloss.classify import curriculum as cu
 from scopeloss.classify.data import DataUnavailable, load_dataset
-from scopeloss.classify.engine import evaluate, make_train_step, train_one_epoch
+from scopeloss.classify.engine import (Augmenting, Compute, evaluate, make_train_step,
+                                       train_one_epoch)
 from scopeloss.classify.metrics import per_class_table, summarize
 from scopeloss.classify.model import build_model, make_optimizer
 from scopeloss.classify.sampling import epoch_indices
@@ -64,6 +67,7 @@ from scopeloss.losses import supervised_loss
 from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
 from scopeloss.schedules import make_schedule
+from scopeloss.typed_config import ClassifierRunConfig, ExperimentConfig, LossConfig
 
 OUTPUTS = ("history.csv", "per_class.csv", "summary.json")
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
@@ -84,20 +88,21 @@ class Job:
     seed: int
     out: Path
     hparams: dict
-    run: dict
+    run: ClassifierRunConfig
     device: torch.device
 
     @property
     def d(self) -> dict:
+        """The dataset section: a mapping, its keys depend on the dataset's kind."""
         return self.hparams["dataset"]
 
-    @property
-    def e(self) -> dict:
-        return self.hparams["experiment"]
+    @cached_property
+    def e(self) -> ExperimentConfig:
+        return ExperimentConfig.from_mapping(self.hparams["experiment"])
 
     @property
     def channels_last(self) -> bool:
-        return self.device.type == "cuda" and self.run["channels_last"]
+        return self.device.type == "cuda" and self.run.channels_last
 
     @property
     def base_loss(self) -> tuple[str, dict]:
@@ -112,7 +117,7 @@ class Job:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return OUTPUTS + ((cu.OUTPUT,) if self.e["cuda"]["enabled"] else ())
+        return OUTPUTS + ((cu.OUTPUT,) if self.e.cuda.enabled else ())
 
 
 def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
@@ -141,21 +146,21 @@ def load_file(path: Path):
     return lifecycle.load_checkpoint(path, {"identity": dict, "epoch": int, "model": dict})
 
 
-def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dict,
-          on_epoch_end=None, run: dict | None = None) -> dict:
+def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dict, *,
+          run: dict | None = None, on_epoch_end=None) -> dict:
     """Run (or resume, rebuild, or skip if finished) one training run; return its summary.
     ``run`` holds the run settings (``config.resolve_run``; None = the defaults).
     ``on_epoch_end(epoch)`` is called after each epoch's checkpoint (tests kill there)."""
     C.check_seed(seed)
-    run = C.effective_run(C.resolve_run(run))
+    run = ClassifierRunConfig.from_mapping(C.resolve_run(hparams, run), "run")
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(run["torch_threads"])
+        torch.set_num_threads(run.torch_threads)
         try:  # a device this machine lacks stops before --out is touched
-            device = resolve_device(run["device"], "run.device")
+            device = resolve_device(run.device, "run.device")
         except ValueError as err:
             raise C.ConfigError(str(err)) from None
-        if device.type == "cpu" and run["keep_freed_memory"]:
+        if device.type == "cpu" and run.keep_freed_memory:
             keep_freed_memory()
         out = lifecycle.check_out_dir(out)
         job = Job(dataset, experiment, loss, seed, out, hparams, run, device)
@@ -164,7 +169,7 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
                                            out / ".ckpt" / "last.pt", {"epoch": int})
             if action == "skip":
                 return ckpt
-            restore = apply_determinism(device, run["deterministic"])
+            restore = apply_determinism(device, run.deterministic)
             try:
                 return lifecycle.resume_or_afresh(
                     lambda found: ClassifierRun(job, on_epoch_end).train(found), ckpt,
@@ -198,22 +203,52 @@ def _check_fits(model: torch.nn.Module, weights: dict, what: str) -> None:
                          f"another shape, e.g. {wrong[0]})")
 
 
+@dataclass
+class EpochState:
+    """Everything a classifier job has done so far, in one object created with the run:
+    the epochs' history, the best epoch, early stopping, time and checkpoint counters, the
+    images drawn per class. A checkpoint holds it (``save_checkpoint``), a resume restores it."""
+
+    num_classes: int = 0
+    history: list[dict] = field(default_factory=list)
+    start_epoch: int = 1
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    finished: bool = False
+    wall_before: float = 0.0
+    ckpt_time: float = 0.0
+    ckpt_count: int = 0
+    checkpointed: int = 0  # the last epoch a checkpoint was written for
+    ckpt_best: int = 0  # the best file the last written checkpoint refers to
+    sampled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
 class ClassifierRun:
     """One classifier job from set-up to its outputs: ``train(checkpoint, best weights)``."""
 
     def __init__(self, job: Job, on_epoch_end=None):
         self.job, self.on_epoch_end = job, on_epoch_end
-        self.loss, self.loss_params = job.base_loss
+        self.loss = LossConfig(*job.base_loss)
         self.ckpt_dir = job.out / ".ckpt"
         self.t_start = time.perf_counter()
+        self.state = EpochState()
+        self.compute = Compute(job.device, job.channels_last, self.autocast)
 
     # ------------------------------------------------------------------ set-up
     def autocast(self):
-        return bf16_autocast(self.job.device, self.job.e["bf16"])
+        return bf16_autocast(self.job.device, self.job.e.bf16)
 
     def loss_fn(self, logits, targets):
-        return supervised_loss(self.loss, logits, targets, class_counts=self.counts,
-                               **self.loss_params, **_LOSS_OPTS)
+        return supervised_loss(self.loss.name, logits, targets, class_counts=self.counts,
+                               **self.loss.params, **_LOSS_OPTS)
+
+    def evaluate(self, split):
+        """(mean loss, accuracy, predictions) on ``split``, centre-cropped, in batches of
+        twice the training batch (no gradients)."""
+        return evaluate(self.forward, split, batch_size=2 * self.job.e.batch_size,
+                        image_size=self.job.d["image_size"], loss_fn=self.loss_fn,
+                        compute=self.compute)
 
     def build(self) -> None:
         """Seeds, data, model, optimiser, schedule, curriculum (in this order: the seeded RNG
@@ -221,50 +256,48 @@ class ClassifierRun:
         job, d, e, device = self.job, self.job.d, self.job.e, self.job.device
         seeding.seed_everything(job.seed)
         self.gen = torch.Generator().manual_seed(job.seed)  # shuffling and augmentation
-        self.data = load_dataset(d, num_workers=job.run["num_workers"],
-                                 cache_dir=job.run["cache_dir"])
+        self.data = load_dataset(d, num_workers=job.run.num_workers,
+                                 cache_dir=job.run.cache_dir)
         self.num_classes = len(self.data.classes)
         for name, split in self.data.splits.items():
             check_labels(split.labels, self.num_classes, f"{self.data.manifest_path} ({name})")
         self.train_counts = np.asarray(self.data.counts["train"])
         self.counts = torch.tensor(self.data.counts["train"], dtype=torch.float32).to(device)
-        model = build_model(e["model"], self.num_classes)
+        model = build_model(e.model, self.num_classes)
         self.model = model.to(device, memory_format=torch.channels_last if job.channels_last
                               else torch.contiguous_format)
-        mode = compile_mode(job.run["compile"])
+        mode = compile_mode(job.run.compile)
         self.forward = torch.compile(self.model, mode=mode) if mode else self.model
         # Drop the last partial batch (BatchNorm needs > 1 sample); a new order every epoch.
-        self.steps_per_epoch = max(len(self.data.splits["train"].labels) // e["batch_size"], 1)
+        self.steps_per_epoch = max(len(self.data.splits["train"].labels) // e.batch_size, 1)
         self.opt = make_optimizer(self.model.parameters(), e)
-        self.sched = make_schedule(self.opt, e["schedule"], e["epochs"] * self.steps_per_epoch)
-        self.curriculum = (cu.Curriculum(e["cuda"], self.num_classes)
-                           if e["cuda"]["enabled"] else None)
-        self.sampled = np.zeros(self.num_classes, dtype=np.int64)  # images drawn per class
-        self.history: list[dict] = []
-        self.start_epoch, self.best_acc, self.best_epoch, self.bad_epochs = 1, -1.0, 0, 0
-        self.wall_before, self.finished, self.ckpt_time, self.ckpt_count = 0.0, False, 0.0, 0
-        self.step = make_train_step(self.forward, self.opt, self.sched, self.loss_fn,
-                                    self.data.splits["train"], d["image_size"],
-                                    e["augmentation"] if e["augment"] else None, self.gen,
-                                    device, job.channels_last, self.autocast,
-                                    curriculum=self.curriculum)
+        self.sched = make_schedule(self.opt, e.schedule, e.epochs * self.steps_per_epoch)
+        self.curriculum = (cu.Curriculum(e.cuda, self.num_classes)
+                           if e.cuda.enabled else None)
+        self.state.num_classes = self.num_classes
+        self.state.sampled = np.zeros(self.num_classes, dtype=np.int64)  # images drawn per class
+        self.augmenting = Augmenting(e.augmentation if e.augment else None, d["image_size"],
+                                     self.gen, self.curriculum)
+        self.step = make_train_step(self.forward, self.loss_fn, self.data.splits["train"],
+                                    optimizer=self.opt, scheduler=self.sched,
+                                    augmenting=self.augmenting, compute=self.compute)
 
     def restore(self, state: dict) -> None:
-        if not 1 <= state["epoch"] <= self.job.e["epochs"]:
-            raise ValueError(f"epoch {state['epoch']} of a run of {self.job.e['epochs']} epochs")
+        if not 1 <= state["epoch"] <= self.job.e.epochs:
+            raise ValueError(f"epoch {state['epoch']} of a run of {self.job.e.epochs} epochs")
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         seeding.set_rng_state(state["rng"], self.gen)
-        self.history, self.best_acc = state["history"], state["best_acc"]
-        self.best_epoch, self.bad_epochs = state["best_epoch"], state["bad_epochs"]
-        self.wall_before, self.finished = state["wall_time_s"], state["finished"]
-        self.ckpt_time, self.ckpt_count = state["checkpoint_time_s"], state["checkpoints"]
+        self.state.history, self.state.best_acc = state["history"], state["best_acc"]
+        self.state.best_epoch, self.state.bad_epochs = state["best_epoch"], state["bad_epochs"]
+        self.state.wall_before, self.state.finished = state["wall_time_s"], state["finished"]
+        self.state.ckpt_time, self.state.ckpt_count = state["checkpoint_time_s"], state["checkpoints"]
         if self.curriculum is not None:
             self.curriculum.load_state_dict(state)
-        self.sampled = np.asarray(state["sampled_per_class"], dtype=np.int64)
-        self.start_epoch = state["epoch"] + 1
-        if not self.finished:
+        self.state.sampled = np.asarray(state["sampled_per_class"], dtype=np.int64)
+        self.state.start_epoch = state["epoch"] + 1
+        if not self.state.finished:
             lifecycle.log(f"resuming {self.job.out} after epoch {state['epoch']}")
 
     # ------------------------------------------------------------------ the loop
@@ -284,31 +317,31 @@ class ClassifierRun:
                 self.restore(ckpt)
                 _check_fits(self.model, best_weights, "the best weights")
         else:
-            lifecycle.log(f"{job.out}: starting afresh (epoch 1 of {e['epochs']})")
-        prune_best(self.ckpt_dir, {self.best_epoch} if ckpt else set())
-        self.ckpt_best = self.best_epoch  # the best file the last written checkpoint refers to
+            lifecycle.log(f"{job.out}: starting afresh (epoch 1 of {e.epochs})")
+        prune_best(self.ckpt_dir, {self.state.best_epoch} if ckpt else set())
+        self.state.ckpt_best = self.state.best_epoch
         # Live view: TensorBoard scalars under OUT/tb (a resumed run drops what an interrupted
         # attempt wrote past its checkpoint), and an ETA on every epoch line.
-        self.board = RunLogger(job.out, enabled=job.run["tensorboard"], total=e["epochs"],
-                               unit="epoch", start=self.start_epoch - 1,
-                               resume_step=self.start_epoch if ckpt else None)
+        self.board = RunLogger(job.out, enabled=job.run.tensorboard, total=e.epochs,
+                               unit="epoch", start=self.state.start_epoch - 1,
+                               resume_step=self.state.start_epoch if ckpt else None)
         self.t_loop = time.perf_counter()
-        self.checkpointed = self.start_epoch - 1
+        self.state.checkpointed = self.state.start_epoch - 1
         try:  # Ctrl-C / SIGTERM: stop after the epoch in progress, checkpointed
             with lifecycle.StopRequests("epoch") as stop:
-                for epoch in range(self.start_epoch, e["epochs"] + 1):
-                    if self.finished:
+                for epoch in range(self.state.start_epoch, e.epochs + 1):
+                    if self.state.finished:
                         break
                     self.one_epoch(epoch)
-                    stop.check(epoch, None if self.checkpointed == epoch else
+                    stop.check(epoch, None if self.state.checkpointed == epoch else
                                lambda: self.save_checkpoint(epoch))
         finally:
             self.board.close()
-        if best_weights is None or self.best_epoch != (ckpt or {}).get("best_epoch"):
-            best = load_file(best_path(self.ckpt_dir, self.best_epoch))
+        if best_weights is None or self.state.best_epoch != (ckpt or {}).get("best_epoch"):
+            best = load_file(best_path(self.ckpt_dir, self.state.best_epoch))
             if best is None:
                 raise lifecycle.CheckpointError(
-                    f"the best weights {best_path(self.ckpt_dir, self.best_epoch)} vanished")
+                    f"the best weights {best_path(self.ckpt_dir, self.state.best_epoch)} vanished")
             best_weights = best["model"]
         return self.finish(best_weights)
 
@@ -317,50 +350,49 @@ class ClassifierRun:
         job, d, e, split = self.job, self.job.d, self.job.e, self.data.splits["train"]
         t0 = time.perf_counter()
         lr = self.opt.param_groups[0]["lr"]
-        perm = epoch_indices(split.labels, self.train_counts, e["sampling"], self.gen)
-        bs = e["batch_size"]
-        self.sampled += np.bincount(split.labels[perm[:self.steps_per_epoch * bs]],
+        perm = epoch_indices(split.labels, self.train_counts, e.sampling, self.gen)
+        bs = e.batch_size
+        self.state.sampled += np.bincount(split.labels[perm[:self.steps_per_epoch * bs]],
                                     minlength=self.num_classes)
         train_loss, train_acc, seen = train_one_epoch(self.step, self.model, perm,
                                                       self.steps_per_epoch, bs, job.device)
         train_time = time.perf_counter() - t0
         if self.curriculum is not None:
-            self.curriculum.step(epoch, (self.forward, self.model, split, e["augmentation"],
-                                         d["image_size"], 2 * bs, self.gen, job.device,
-                                         self.autocast, job.channels_last),
-                                 self.data.classes, self.train_counts)
+            self.curriculum.step(epoch, self.forward, self.model, split,
+                                 augmenting=self.augmenting, batch_size=2 * bs,
+                                 compute=self.compute, classes=self.data.classes,
+                                 train_counts=self.train_counts)
             self.curriculum.write(job.out)
-        val_loss, val_acc, _ = evaluate(self.forward, self.data.splits["val"], e, d, job.device,
-                                        self.loss_fn, self.autocast, job.channels_last)
-        self.history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+        val_loss, val_acc, _ = self.evaluate(self.data.splits["val"])
+        self.state.history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                              "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
                              "epoch_time_s": time.perf_counter() - t0,  # train + val
                              "images_per_s": seen / train_time})
-        if val_acc > self.best_acc:
-            self.best_acc, self.best_epoch, self.bad_epochs = val_acc, epoch, 0
+        if val_acc > self.state.best_acc:
+            self.state.best_acc, self.state.best_epoch, self.state.bad_epochs = val_acc, epoch, 0
             self.save_best(epoch)
         else:
-            self.bad_epochs += 1
-        patience = e["early_stopping_patience"]
-        self.finished = epoch == e["epochs"] or (patience is not None
-                                                 and self.bad_epochs >= patience)
+            self.state.bad_epochs += 1
+        patience = e.early_stopping_patience
+        self.state.finished = epoch == e.epochs or (patience is not None
+                                                 and self.state.bad_epochs >= patience)
         self.report(epoch)
-        atomic.write_csv(job.out / "history.csv", pd.DataFrame(self.history, columns=HISTORY_COLUMNS))
-        if self.finished or epoch % job.run["checkpoint_every"] == 0:
+        atomic.write_csv(job.out / "history.csv", pd.DataFrame(self.state.history, columns=HISTORY_COLUMNS))
+        if self.state.finished or epoch % job.run.checkpoint_every == 0:
             self.save_checkpoint(epoch)
         if self.on_epoch_end is not None:
             self.on_epoch_end(epoch)
 
     def report(self, epoch: int) -> None:
-        row, e = self.history[-1], self.job.e
+        row, e = self.state.history[-1], self.job.e
         levels = self.curriculum.levels if self.curriculum is not None else None
         self.board.scalars(epoch, {**{f"train/{k}": v for k, v in row.items()
                                       if k not in ("epoch", "images_per_s")},
                                    "perf/images_per_s": row["images_per_s"],
                                    **({"cuda/mean_level": float(levels.mean())}
                                       if levels is not None else {})})
-        per_epoch = (time.perf_counter() - self.t_loop) / (epoch - self.start_epoch + 1)
-        eta = 0.0 if self.finished else per_epoch * (e["epochs"] - epoch)  # may stop early
+        per_epoch = (time.perf_counter() - self.t_loop) / (epoch - self.state.start_epoch + 1)
+        eta = 0.0 if self.state.finished else per_epoch * (e.epochs - epoch)  # may stop early
         lifecycle.log(f"epoch {epoch}: train_loss {row['train_loss']:.4f} train_acc "
                       f"{row['train_acc']:.4f} val_acc {row['val_acc']:.4f} "
                       f"({row['epoch_time_s']:.1f}s, {row['images_per_s']:.0f} images/s, "
@@ -373,63 +405,62 @@ class ClassifierRun:
             "identity": self.job.identity, "epoch": epoch,
             "model": {k: v.detach().to("cpu", copy=True)
                       for k, v in self.model.state_dict().items()}})
-        prune_best(self.ckpt_dir, {epoch, self.ckpt_best})
-        self.ckpt_time += time.perf_counter() - t1
+        prune_best(self.ckpt_dir, {epoch, self.state.ckpt_best})
+        self.state.ckpt_time += time.perf_counter() - t1
 
     def save_checkpoint(self, epoch: int) -> None:
         t0 = time.perf_counter()
-        self.ckpt_count += 1
+        self.state.ckpt_count += 1
         lifecycle.save_checkpoint(self.ckpt_dir / "last.pt", {
-            "identity": self.job.identity, "epoch": epoch, "finished": self.finished,
+            "identity": self.job.identity, "epoch": epoch, "finished": self.state.finished,
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "rng": seeding.rng_state(self.gen),
-            "history": self.history, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-            "wall_time_s": self.wall_before + time.perf_counter() - self.t_start,
-            "checkpoint_time_s": self.ckpt_time, "checkpoints": self.ckpt_count,
+            "history": self.state.history, "best_acc": self.state.best_acc, "best_epoch": self.state.best_epoch,
+            "bad_epochs": self.state.bad_epochs,
+            "wall_time_s": self.state.wall_before + time.perf_counter() - self.t_start,
+            "checkpoint_time_s": self.state.ckpt_time, "checkpoints": self.state.ckpt_count,
             **(self.curriculum.state_dict() if self.curriculum is not None else {}),
-            "sampled_per_class": self.sampled.copy()})
-        self.ckpt_best = self.best_epoch
-        prune_best(self.ckpt_dir, {self.best_epoch})
-        self.ckpt_time += time.perf_counter() - t0
-        self.checkpointed = epoch
+            "sampled_per_class": self.state.sampled.copy()})
+        self.state.ckpt_best = self.state.best_epoch
+        prune_best(self.ckpt_dir, {self.state.best_epoch})
+        self.state.ckpt_time += time.perf_counter() - t0
+        self.state.checkpointed = epoch
 
     def finish(self, best_weights) -> dict:
         """Test the best-validation weights; write every output; return the summary."""
         job, e, test = self.job, self.job.e, self.data.splits["test"]
         self.model.load_state_dict(best_weights)
-        _, _, preds = evaluate(self.forward, test, e, job.d, job.device, self.loss_fn,
-                               self.autocast, job.channels_last)
+        _, _, preds = self.evaluate(test)
         table = per_class_table(test.labels, preds, self.data.classes, self.data.counts["train"])
-        epochs_run = len(self.history)
+        epochs_run = len(self.state.history)
         summary = {
             **job.identity, **summarize(test.labels, preds, table),
-            "best_epoch": self.best_epoch, "best_val_acc": self.best_acc,
-            "epochs_run": epochs_run, "stopped_early": epochs_run < e["epochs"],
+            "best_epoch": self.state.best_epoch, "best_val_acc": self.state.best_acc,
+            "epochs_run": epochs_run, "stopped_early": epochs_run < e.epochs,
             "num_classes": self.num_classes, "train_size": len(self.data.splits["train"].labels),
             "test_size": len(test.labels), "manifest": str(self.data.manifest_path),
             "manifest_hash": self.data.manifest_hash,
-            "run_settings": {**job.run, "device": str(job.device),
+            "run_settings": {**dataclasses.asdict(job.run), "device": str(job.device),
                              "cache_dir": str(Path(self.data.cache_paths["train"]).parent)},
             "run_info": run_info(job.device),
-            "checkpoint_time_s": self.ckpt_time, "checkpoints": self.ckpt_count,
-            "sampling": e["sampling"], "sampled_per_class": self.sampled.tolist(),
-            "sampled_per_class_per_epoch": (self.sampled / max(epochs_run, 1)).tolist(),
-            "wall_time_s": self.wall_before + time.perf_counter() - self.t_start,
+            "checkpoint_time_s": self.state.ckpt_time, "checkpoints": self.state.ckpt_count,
+            "sampling": e.sampling, "sampled_per_class": self.state.sampled.tolist(),
+            "sampled_per_class_per_epoch": (self.state.sampled / max(epochs_run, 1)).tolist(),
+            "wall_time_s": self.state.wall_before + time.perf_counter() - self.t_start,
         }
         if self.curriculum is not None:
             summary["cuda_levels_final"] = self.curriculum.levels.tolist()
             self.curriculum.write(job.out)
-        atomic.write_csv(job.out / "history.csv", pd.DataFrame(self.history, columns=HISTORY_COLUMNS))
+        atomic.write_csv(job.out / "history.csv", pd.DataFrame(self.state.history, columns=HISTORY_COLUMNS))
         atomic.write_csv(job.out / "per_class.csv", table)
         atomic.write_json(job.out / "summary.json", summary)
         lifecycle.log(f"{job.out}: top1 {summary['top1']:.4f} precision mean "
                       f"{summary['precision_mean']:.4f} std {summary['precision_std']:.4f} "
-                      f"(best epoch {self.best_epoch})")
+                      f"(best epoch {self.state.best_epoch})")
         return summary
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scopeloss.classify.train",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(C.DATASETS)}")
@@ -447,28 +478,28 @@ def parse_args(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one hyperparameter, or a run setting as run.KEY=VALUE "
                         "(value parsed as YAML); repeatable")
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        try:  # --hparams/--set parse errors are plain ValueErrors
-            hp, sets = C.load_hparams(args.hparams), C.parse_set(args.set)
-        except ValueError as err:
-            raise C.ConfigError(str(err)) from None
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:  # every bad argument: argparse's error (exit 2, no traceback), as the RL CLI
+        C.check_seed(args.seed, "--seed")
         registry.load_modules(args.loss_module, "--loss-module")
-        sets, run_sets = C.split_sets(sets)
-        run = C.resolve_run(C.load_run(args.run), run_sets)
-        hparams = C.resolve(args.dataset, args.experiment, args.loss, hp, sets)
-        C.check_seed(args.seed)
-        stop_with_launcher(lifecycle.log)
+        sets, run_sets = C.split_run(C.parse_set(args.set))
+        hparams = C.resolve(args.dataset, args.experiment, args.loss,
+                            C.load_hparams(args.hparams), sets)
+        run = C.resolve_run(hparams, C.load_run(args.run), run_sets)
+    except ValueError as err:
+        parser.error(str(err))
+    stop_with_launcher(lifecycle.log)
+    try:
         return lifecycle.trainer_exit_code(
             lambda: train(args.dataset, args.experiment, args.loss, args.seed, args.out,
                           hparams, run=run), "epoch")
-    except (C.ConfigError, DataUnavailable) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (C.ConfigError, DataUnavailable) as err:  # --out, or the data a job needs: said
+        parser.error(str(err))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from scopeloss.params import SUITE_TRAITS
+
 
 class RewardTransform:
     """What the learner sees; the raw reward is what gets logged."""
@@ -65,9 +67,10 @@ class ReturnNormalizer(RewardTransform):
 
 
 def make_reward_transform(cfg: dict[str, Any], num_envs: int, gamma: float) -> RewardTransform:
-    if cfg["suite"] == "atari":
+    reward = SUITE_TRAITS[cfg["suite"]].reward
+    if reward == "sign":
         return SignReward()
-    if cfg["suite"] == "procgen":
+    if reward == "normalized":
         return ReturnNormalizer(num_envs, gamma)
     return RewardTransform()
 

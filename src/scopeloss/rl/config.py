@@ -36,7 +36,6 @@ Why the defaults declared in ``scopeloss.params`` (``PPO``, ``SUITE_PPO_DEFAULTS
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from scopeloss import params as P
@@ -45,7 +44,6 @@ from scopeloss.params import ENV_TABLE, GPU_SUITES, SUITES, ConfigError
 
 
 
-SUITE_CHECKPOINT_EVERY = {"atari": 100, "procgen": 20, "gym": 50, "minatar": 50}
 # A run setting written among the PPO keys is named as such (some used to sit there).
 MOVED_TO_RUN = tuple(P.RL_RUN)
 SECTIONS = ("env", "ppo", "loss")
@@ -70,8 +68,8 @@ def base_env(env_name: str, env_override: dict[str, Any] | None = None) -> dict[
                       "or any registered Gymnasium id (e.g. CartPole-v1)")
 
 
-def _check_sections(overrides: Any) -> dict[str, Any]:
-    P.check_sections(overrides, SECTIONS)
+def _check_sections(overrides: Any, where: str) -> dict[str, Any]:
+    P.check_sections(overrides, SECTIONS, where)
     for key in MOVED_TO_RUN:
         if key in (overrides.get("ppo") or {}):
             raise ConfigError(f"ppo.{key} is a run setting now (it does not change what is "
@@ -79,13 +77,15 @@ def _check_sections(overrides: Any) -> dict[str, Any]:
     return overrides
 
 
-def resolve(env_name: str, loss: str, overrides: dict[str, Any] | None = None, *,
-            games: bool = True) -> dict[str, Any]:
+def resolve(env_name: str, loss: str, hparams: dict[str, Any] | None = None,
+            sets: dict[str, Any] | None = None, *, games: bool = True) -> dict[str, Any]:
     """Resolved hyperparameters for one run: the declared defaults (``scopeloss.params``: the
-    suite's PPO departures, the env table), then ``overrides``; ConfigError naming any bad
-    section, key or value. ``games=False`` skips checking that the game exists (which needs
-    the env packages: the workflow's start-up check leaves that to the job)."""
-    overrides = _check_sections(copy.deepcopy(overrides or {}))
+    suite's PPO departures, the env table), then ``hparams`` (``--hparams``), then ``sets``
+    (``--set``), merged by ``params.merge``; ConfigError naming any bad section, key or
+    value. ``games=False`` skips checking that the game exists (which needs the env
+    packages: the workflow's start-up check leaves that to the job)."""
+    overrides = P.merge(_check_sections(hparams or {}, "--hparams"),
+                        _check_sections(sets or {}, "--set"))
     # the loss's registered parameters, the values actually used (null = the default), and
     # the registered loss a named variant runs
     base, loss_params = registry.cell_loss("ppo", loss, overrides.get("loss"))
@@ -144,30 +144,17 @@ def validate(hp: dict[str, Any], games: bool = True) -> None:
         need(_is_gym_id(env["game"]), "env.game", "a registered Gymnasium id")
 
 
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Section-wise merge of two override mappings (``extra`` wins). A section of either
-    that is not a mapping is an error naming it (it would otherwise be replaced whole)."""
-    out = copy.deepcopy(base)
-    for section, values in extra.items():
-        for where, value in (("--hparams", out.get(section)), ("--set", values)):
-            if value is not None and not isinstance(value, dict):
-                raise ConfigError(f"{where}: section {section!r} must be a mapping, "
-                                  f"got {value!r}")
-        if isinstance(values, dict) and isinstance(out.get(section), dict):
-            out[section].update(values)
-        else:
-            out[section] = copy.deepcopy(values)
-    return out
-
-
-def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Resolved run settings for the run with hyperparameters ``hp``: every null replaced by
-    its value on this machine (device, threads, checkpoint cadence). Raises ValueError naming
-    a bad key. Resolving an already resolved mapping gives it back unchanged."""
-    run = copy.deepcopy(run or {})
-    if not isinstance(run, dict):
-        raise ConfigError(f"run settings must be a mapping, got {run!r}")
-    r = {**{k: p.default for k, p in P.RL_RUN.items()}, **P.check_section("run", run, P.RL_RUN)}
+def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None,
+                sets: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resolved run settings for the run with hyperparameters ``hp``: the declared defaults,
+    ``run`` (``--run``), then ``sets`` (``--set run.*``), every null replaced by its value
+    on this machine (device, threads, checkpoint cadence). ConfigError naming a bad key.
+    Resolving an already resolved mapping gives it back unchanged."""
+    for source in (run, sets):
+        if source is not None and not isinstance(source, dict):
+            raise ConfigError(f"run settings must be a mapping, got {source!r}")
+    given = P.check_section("run", P.merge(run or {}, sets or {}), P.RL_RUN)
+    r = {**{k: p.default for k, p in P.RL_RUN.items()}, **given}
     suite = hp["env"]["suite"]
     if r["device"] == "auto":
         import torch
@@ -183,8 +170,8 @@ def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None) -> dict[s
         r["torch_threads"] = cores if suite in GPU_SUITES else 1
     r["env_threads"] = min(r["env_threads"] or cores, hp["ppo"]["num_envs"])
     if r["checkpoint_every"] is None:
-        r["checkpoint_every"] = SUITE_CHECKPOINT_EVERY.get(suite, 50)
+        r["checkpoint_every"] = P.SUITE_TRAITS[suite].checkpoint_every
     return r
 
 
-__all__ = ["ENV_TABLE", "SUITES", "resolve", "resolve_run", "validate", "merge"]
+__all__ = ["ENV_TABLE", "SUITES", "resolve", "resolve_run", "validate"]

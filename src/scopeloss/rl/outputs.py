@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from scopeloss import atomic
+from scopeloss.params import SUITE_TRAITS
 
 EPISODE_COLUMNS = ["global_step", "return", "length", "truncated_by_resume"]
 EVAL_COLUMNS = ["global_step", "return", "length"]
@@ -22,7 +23,7 @@ UPDATE_COLUMNS = ["update", "global_step", "policy_loss", "value_loss", "entropy
 
 def output_names(env_cfg: dict[str, Any]) -> tuple[str, ...]:
     names = ("episodes.csv", "updates.csv", "summary.json")
-    return names + ("eval.csv",) if env_cfg["suite"] == "procgen" else names
+    return names + ("eval.csv",) if SUITE_TRAITS[env_cfg["suite"]].held_out else names
 
 
 def _episode_frame(rows: np.ndarray) -> pd.DataFrame:
@@ -36,7 +37,7 @@ def write_outputs(out: Path, env_cfg: dict[str, Any], st: dict[str, Any],
     ``identity`` (a finished run) also summary.json, which is returned."""
     atomic.write_csv(out / "episodes.csv", _episode_frame(st["episodes"]))
     atomic.write_csv(out / "updates.csv", pd.DataFrame(st["updates"], columns=UPDATE_COLUMNS))
-    if env_cfg["suite"] == "procgen":
+    if SUITE_TRAITS[env_cfg["suite"]].held_out:
         atomic.write_csv(out / "eval.csv", pd.DataFrame(st["eval"], columns=EVAL_COLUMNS).astype(
             {"global_step": "int64", "length": "int64"}))
     if identity is None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,7 +37,7 @@ from scopeloss import lifecycle, registry, seeding
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.fingerprint import cell_fingerprint
-from scopeloss.params import check_seed, compile_mode
+from scopeloss.params import SUITE_TRAITS, check_seed, compile_mode
 from scopeloss.progress import RunLogger
 from scopeloss.rl import rollout as ro
 from scopeloss.rl.bookkeeping import EpisodeTracker, make_reward_transform
@@ -46,6 +47,7 @@ from scopeloss.rl.networks import make_network
 from scopeloss.rl.outputs import output_names, write_outputs
 from scopeloss.rl.update import update
 from scopeloss.runinfo import run_info
+from scopeloss.typed_config import LossConfig, PPOConfig, RLRunConfig
 from scopeloss.schedules import make_schedule
 
 CKPT_NAME = "checkpoint.pt"
@@ -80,7 +82,7 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
                 lifecycle.quarantine(ckpt_path, str(exc), log)
                 found = None
         return lifecycle.resume_or_afresh(
-            lambda ckpt: PPORun(hp, loss, seed, out, run, identity, log).train(ckpt),
+            lambda ckpt: PPORun(hp, loss, seed, out, run, identity=identity, log=log).train(ckpt),
             found, ckpt_path, log)
 
 
@@ -110,37 +112,73 @@ def evaluate(policy: nn.Module, env, device: torch.device, autocast, max_steps: 
     return result[~pending]
 
 
+@dataclass
+class RunState:
+    """Everything a PPO job has done so far, in one object created with the run: counters,
+    logs, timers and where it runs. ``snapshot`` is what a checkpoint holds and the outputs
+    are written from; ``saved`` is the last one written (the final outputs come from it, so
+    a rebuild from the final checkpoint writes the same files)."""
+
+    run_settings: dict[str, Any]
+    global_step: int = 0
+    wall_time_s: float = 0.0
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    timers: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMERS, 0.0))
+    env_spec: dict[str, Any] | None = None
+    run_info: dict[str, Any] | None = None
+    episodes: list[np.ndarray] = field(
+        default_factory=lambda: [np.zeros((0, EpisodeTracker.COLUMNS))])
+    eval_rows: list[np.ndarray] = field(default_factory=lambda: [np.zeros((0, 3))])
+    saved: dict[str, Any] | None = None
+
+    # the checkpoint's "state" keys, as every checkpoint of this format has them
+    COUNTERS = ("global_step", "wall_time_s", "updates", "resumes", "timers", "env_spec")
+
+    def snapshot(self, wall_time_s: float, tracker: EpisodeTracker) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in self.COUNTERS}, "wall_time_s": wall_time_s,
+                "run_settings": self.run_settings, "run_info": self.run_info,
+                "episodes": np.concatenate(self.episodes), "eval": np.concatenate(self.eval_rows),
+                "tracker": tracker.state_dict()}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        for key in self.COUNTERS:
+            setattr(self, key, saved[key])
+        self.episodes, self.eval_rows = [saved["episodes"]], [saved["eval"]]
+
+
 class PPORun:
     """One PPO job from set-up to its outputs: ``train(checkpoint or None)``."""
 
     def __init__(self, hp: dict[str, Any], loss: str, seed: int, out: Path, run: dict[str, Any],
-                 identity: dict[str, Any], log: Callable[[str], None]):
-        self.env_cfg, self.p = hp["env"], hp["ppo"]
+                 *, identity: dict[str, Any], log: Callable[[str], None]):
+        self.env_cfg = hp["env"]
+        self.cfg = PPOConfig.from_mapping(hp["ppo"], "ppo")
+        self.run = RLRunConfig.from_mapping(run, "run")
         # the registered loss it runs (a named variant's base) and its parameters
-        self.loss, self.loss_params = registry.cell_loss("ppo", loss, hp["loss"])
+        self.loss = LossConfig(*registry.cell_loss("ppo", loss, hp["loss"]))
         self.seed = seed
-        self.out, self.run, self.identity, self.log = out, run, identity, log
+        self.out, self.identity, self.log = out, identity, log
         self.ckpt_path = out / ".ckpt" / CKPT_NAME
-        p = self.p
-        self.batch_size = p["num_envs"] * p["num_steps"]
-        self.num_updates = math.ceil(p["total_steps"] / self.batch_size)
-        self.device = resolve_device(run["device"], "run.device")
-        torch.set_num_threads(run["torch_threads"])
-        if self.device.type == "cpu" and run["keep_freed_memory"]:
+        self.num_updates = math.ceil(self.cfg.total_steps / self.cfg.batch_size)
+        self.state = RunState(run_settings=dict(run))
+        self.device = resolve_device(self.run.device, "run.device")
+        torch.set_num_threads(self.run.torch_threads)
+        if self.device.type == "cpu" and self.run.keep_freed_memory:
             keep_freed_memory()
         seeding.seed_everything(seed)
         use_fast_cuda_kernels(self.device)
-        self.autocast = bf16_autocast(self.device, p["bf16"])
+        self.autocast = bf16_autocast(self.device, self.cfg.bf16)
 
     # ------------------------------------------------------------------ set-up
     def build(self, start_update: int) -> None:
         """Env, network, optimiser, schedule and bookkeeping (in this order: the seeded RNG
         streams depend on it)."""
-        p, N = self.p, self.p["num_envs"]
+        p, N = self.cfg, self.cfg.num_envs
         # Env seeds from SeedSequence(seed): disjoint across run seeds; a resumed job's envs
         # start new episodes with their own stream.
         self.env_seed = derive_seed(self.seed, 0, start_update)
-        self.env = make_env(self.env_cfg, N, self.env_seed, self.run["env_threads"])
+        self.env = make_env(self.env_cfg, N, self.env_seed, self.run.env_threads)
         env = self.env
         image = len(env.obs_shape) == 3
         self.agent = make_network(env.obs_shape, env.num_actions, image=image, hwc=env.hwc,
@@ -148,30 +186,25 @@ class PPORun:
         if image:
             self.agent = self.agent.to(memory_format=torch.channels_last)
         # fused: one kernel for every parameter (about a third of plain Adam's time on a CPU)
-        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=p["lr"], eps=1e-5,
-                                          fused=True)
-        self.schedule = make_schedule(self.optimizer, "linear" if p["anneal_lr"] else "constant",
+        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=p.lr, eps=1e-5, fused=True)
+        self.schedule = make_schedule(self.optimizer, "linear" if p.anneal_lr else "constant",
                                       self.num_updates)
-        self.reward_tf = make_reward_transform(self.env_cfg, N, p["gamma"])
+        self.reward_tf = make_reward_transform(self.env_cfg, N, p.gamma)
         self.tracker = EpisodeTracker(N)
         # torch.compile only sees static shapes: the rollout batch (N) and the minibatches of
         # a full rollout. Other batches (final obs of truncated envs, a short last rollout's
         # minibatches, evaluation) run the eager module: no recompiles, no silent fallback.
-        mode = compile_mode(self.run["compile"])
+        mode = compile_mode(self.run.compile)
         self.compiled = torch.compile(self.agent, dynamic=False, mode=mode) if mode else None
-        self.static_sizes = {N, *(len(c) for c in torch.arange(self.batch_size).tensor_split(
-            min(p["num_minibatches"], self.batch_size)))}
+        self.static_sizes = {N, *(len(c) for c in torch.arange(p.batch_size).tensor_split(
+            min(p.num_minibatches, p.batch_size)))}
+        self.acting = ro.Acting(self.policy, env, self.reward_tf, self.tracker, self.autocast)
+        self.state.env_spec, self.state.run_info = env.spec, run_info(self.device)
 
     def policy(self, x: torch.Tensor):
         if self.compiled is not None and x.shape[0] in self.static_sizes:
             return self.compiled(x)
         return self.agent(x)
-
-    def new_state(self) -> dict[str, Any]:
-        """The state the outputs are written from (the checkpoint holds it)."""
-        return {"global_step": 0, "wall_time_s": 0.0, "updates": [], "resumes": [],
-                "timers": dict.fromkeys(TIMERS, 0.0), "env_spec": self.env.spec,
-                "run_settings": self.run, "run_info": run_info(self.device)}
 
     def restore(self, ckpt: dict[str, Any], start_update: int) -> None:
         """Weights, optimiser, schedule, RNG and the state of a resumed run; the episodes in
@@ -184,27 +217,22 @@ class PPORun:
         if not 1 <= ckpt["update"] < self.num_updates:
             raise ValueError(f"update {ckpt['update']} of a run of {self.num_updates} updates "
                              "that is not finished")
-        saved, st = ckpt["state"], self.st
-        for key in ("global_step", "wall_time_s", "updates", "resumes", "timers", "env_spec"):
-            st[key] = saved[key]
-        self.episodes, self.eval_rows = [saved["episodes"]], [saved["eval"]]
-        self.tracker.load_state_dict(saved["tracker"])
-        cut = self.tracker.cut(st["global_step"])
-        self.episodes.append(cut)
-        st["resumes"].append({"update": start_update, "global_step": st["global_step"],
-                              "episodes_cut": int(len(cut)), "steps_cut": int(cut[:, 2].sum()),
-                              "env_seed": self.env_seed})
+        st = self.state
+        st.restore(ckpt["state"])
+        self.tracker.load_state_dict(ckpt["state"]["tracker"])
+        cut = self.tracker.cut(st.global_step)
+        st.episodes.append(cut)
+        st.resumes.append({"update": start_update, "global_step": st.global_step,
+                           "episodes_cut": int(len(cut)), "steps_cut": int(cut[:, 2].sum()),
+                           "env_seed": self.env_seed})
         self.log(f"resuming {self.out} at update {start_update}/{self.num_updates}, step "
-                 f"{st['global_step']} ({len(cut)} episodes in flight cut, logged with "
+                 f"{st.global_step} ({len(cut)} episodes in flight cut, logged with "
                  "truncated_by_resume=1)")
 
     # ------------------------------------------------------------------ the loop
     def train(self, ckpt: dict[str, Any] | None) -> dict[str, Any]:
         start = ckpt["update"] + 1 if ckpt else 1
         self.build(start)
-        self.st = self.new_state()
-        self.episodes: list[np.ndarray] = [np.zeros((0, EpisodeTracker.COLUMNS))]
-        self.eval_rows: list[np.ndarray] = [np.zeros((0, 3))]
         if ckpt:
             try:
                 with lifecycle.restoring():
@@ -212,16 +240,16 @@ class PPORun:
             except lifecycle.CorruptCheckpoint:
                 self.env.close()  # the fresh run that follows builds its own
                 raise
-        p, env = self.p, self.env
+        p, env, st = self.cfg, self.env, self.state
         obs_dtype = torch.from_numpy(np.zeros(0, dtype=env.obs_dtype)).dtype
-        self.rollout = ro.Rollout(p["num_steps"], p["num_envs"], env.obs_shape, obs_dtype,
+        self.rollout = ro.Rollout(p.num_steps, p.num_envs, env.obs_shape, obs_dtype,
                                   self.device)
         # Live view: TensorBoard scalars under DIR/tb (a resumed run drops the points an
         # interrupted attempt wrote past its checkpoint) and a progress line with an ETA.
-        self.board = RunLogger(self.out, enabled=self.run["tensorboard"], total=self.num_updates,
+        self.board = RunLogger(self.out, enabled=self.run.tensorboard, total=self.num_updates,
                                unit="update", start=start - 1,
-                               resume_step=self.st["global_step"] if ckpt else None, emit=self.log)
-        self.t_start, self.wall_before = time.perf_counter(), self.st["wall_time_s"]
+                               resume_step=st.global_step if ckpt else None, emit=self.log)
+        self.t_start, self.wall_before = time.perf_counter(), st.wall_time_s
         self.rollout.copy_obs(self.rollout.obs[0], env.reset())
         self.checkpointed = start - 1
         try:  # Ctrl-C / SIGTERM: stop after the update in progress, checkpointed
@@ -234,43 +262,42 @@ class PPORun:
             env.close()
             self.board.close()
         # The final checkpoint's state: a rebuild from that checkpoint writes the same outputs.
-        summary = write_outputs(self.out, self.env_cfg, self.state, self.identity)
-        self.log(f"finished {self.out}: {self.st['global_step']} steps, {summary['episodes']} "
+        summary = write_outputs(self.out, self.env_cfg, st.saved, self.identity)
+        self.log(f"finished {self.out}: {st.global_step} steps, {summary['episodes']} "
                  f"episodes, final_return_mean_100 {summary['final_return_mean_100']}")
         return summary
 
     def one_update(self, k: int) -> None:
         """Rollout, advantages, update; then record, evaluate (Procgen) and checkpoint."""
-        p, N, st, timers = self.p, self.p["num_envs"], self.st, self.st["timers"]
+        p, N, st, timers = self.cfg, self.cfg.num_envs, self.state, self.state.timers
         t_update = time.perf_counter()
-        logged_before = len(self.episodes)
-        steps = min(p["num_steps"], (p["total_steps"] - st["global_step"]) // N)  # last may be short
+        logged_before = len(st.episodes)
+        steps = min(p.num_steps, (p.total_steps - st.global_step) // N)  # last may be short
         lr = self.optimizer.param_groups[0]["lr"]
-        st["global_step"], finished = ro.collect(
-            self.rollout, steps, self.policy, self.env, self.reward_tf, self.tracker,
-            gamma=p["gamma"], global_step=st["global_step"], autocast=self.autocast, timers=timers)
-        self.episodes.extend(finished)
+        st.global_step, finished = ro.collect(self.rollout, steps, self.acting, gamma=p.gamma,
+                                              global_step=st.global_step, timers=timers)
+        st.episodes.extend(finished)
         t_learn = time.perf_counter()
-        batch = ro.advantages(self.rollout, p["gamma"], p["gae_lambda"])
-        stats = update(self.agent, self.policy, self.optimizer, batch, p, self.loss, self.loss_params,
-                       self.autocast, self.env.num_actions, k)
+        batch = ro.advantages(self.rollout, p.gamma, p.gae_lambda)
+        stats = update(self.agent, self.policy, self.optimizer, batch, p, self.loss,
+                       autocast=self.autocast, num_actions=self.env.num_actions, update_index=k)
         self.schedule.step()
         timers["update"] += time.perf_counter() - t_learn
         dt = time.perf_counter() - t_update
-        st["updates"].append({"update": k, "global_step": st["global_step"], **stats, "lr": lr,
-                              "sps": steps * N / dt})
+        st.updates.append({"update": k, "global_step": st.global_step, **stats, "lr": lr,
+                           "sps": steps * N / dt})
         self.rollout.carry_over()
-        if p["eval_every"] and self.env_cfg["suite"] == "procgen" and (
-                k % p["eval_every"] == 0 or k == self.num_updates):
+        if p.eval_every and SUITE_TRAITS[self.env_cfg["suite"]].held_out and (
+                k % p.eval_every == 0 or k == self.num_updates):
             self.evaluate_held_out(k)
-        self.report(k, steps * N / dt, np.concatenate(self.episodes[logged_before:]
+        self.report(k, steps * N / dt, np.concatenate(st.episodes[logged_before:]
                                                        or [np.zeros((0, 5))]))
-        if k % self.run["checkpoint_every"] == 0 or k == self.num_updates:
+        if k % self.run.checkpoint_every == 0 or k == self.num_updates:
             self.checkpoint(k)
 
     def report(self, k: int, sps: float, new_episodes: np.ndarray) -> None:
         """TensorBoard scalars of this update and the progress line."""
-        row, step = self.st["updates"][-1], self.st["global_step"]
+        row, step = self.state.updates[-1], self.state.global_step
         self.board.scalars(step, {f"train/{key}": v for key, v in row.items()
                                   if key not in ("update", "global_step", "sps")})
         has = len(new_episodes) > 0
@@ -278,19 +305,19 @@ class PPORun:
             "perf/sps": sps,
             "episode/return": new_episodes[:, 1].mean() if has else float("nan"),
             "episode/length": new_episodes[:, 2].mean() if has else float("nan")})
-        done_rows = [e for e in self.episodes[-20:] if len(e)]
+        done_rows = [e for e in self.state.episodes[-20:] if len(e)]
         recent = np.concatenate(done_rows)[:, 1].mean() if done_rows else float("nan")
         self.board.progress(k, step, sps=round(sps), return_recent=recent,
                             entropy=row["entropy"], max_prob=row["max_prob"])
 
     def evaluate_held_out(self, k: int) -> None:
-        t0, step = time.perf_counter(), self.st["global_step"]
-        eval_env = make_eval_env(self.env_cfg, self.p["eval_episodes"],
-                                 derive_seed(self.seed, 1, k), self.run["env_threads"])
+        t0, step = time.perf_counter(), self.state.global_step
+        eval_env = make_eval_env(self.env_cfg, self.cfg.eval_episodes,
+                                 derive_seed(self.seed, 1, k), self.run.env_threads)
         result = evaluate(self.agent, eval_env, self.device, self.autocast)
         eval_env.close()
-        self.eval_rows.append(np.column_stack([np.full(len(result), step), result]))
-        self.st["timers"]["eval"] += time.perf_counter() - t0
+        self.state.eval_rows.append(np.column_stack([np.full(len(result), step), result]))
+        self.state.timers["eval"] += time.perf_counter() - t0
         self.board.scalars(step, {"eval/return": result[:, 0].mean()})
         self.log(f"eval at step {step}: mean return {result[:, 0].mean():.2f} "
                  f"over {len(result)} held-out episodes")
@@ -299,17 +326,16 @@ class PPORun:
         """Write the checkpoint (and, before the end, the outputs so far) from one snapshot."""
         t0 = time.perf_counter()
         wall = self.wall_before + time.perf_counter() - self.t_start
-        self.state = {**self.st, "wall_time_s": wall, "episodes": np.concatenate(self.episodes),
-                      "eval": np.concatenate(self.eval_rows),
-                      "tracker": self.tracker.state_dict()}
+        snapshot = self.state.snapshot(wall, self.tracker)
         done = k == self.num_updates
         lifecycle.save_checkpoint(self.ckpt_path, {
             "identity": self.identity, "finished": done, "update": k,
             "model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "reward_transform": self.reward_tf.state_dict(), "rng": seeding.rng_state(),
-            "state": self.state})
+            "state": snapshot})
+        self.state.saved = snapshot
         if not done:  # the final outputs are written after the loop
-            write_outputs(self.out, self.env_cfg, self.state)
+            write_outputs(self.out, self.env_cfg, snapshot)
         self.checkpointed = k
-        self.st["timers"]["checkpoint"] += time.perf_counter() - t0
+        self.state.timers["checkpoint"] += time.perf_counter() - t0

@@ -12,7 +12,9 @@ from the value of its final observation.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,10 +76,24 @@ class Rollout:
         self.obs[0].copy_(self.obs[self.steps])
 
 
-def collect(rollout: Rollout, steps: int, policy, env, reward_tf, tracker, *, gamma: float,
-            global_step: int, autocast, timers: dict) -> tuple[int, list[np.ndarray]]:
+@dataclass(frozen=True)
+class Acting:
+    """What acting in the env needs, built once per run: the policy (logits, value), the
+    batched env, the reward transform, the episode tracker and the autocast context."""
+
+    policy: Callable
+    env: Any
+    reward_tf: Callable
+    tracker: Any
+    autocast: Any
+
+
+def collect(rollout: Rollout, steps: int, acting: Acting, *, gamma: float, global_step: int,
+            timers: dict) -> tuple[int, list[np.ndarray]]:
     """Act ``steps`` steps from ``rollout.obs[0]``; return the new global step and the rows of
     the episodes that ended (``EpisodeTracker.update``). ``timers`` gains env and policy time."""
+    policy, env, autocast, tracker = acting.policy, acting.env, acting.autocast, acting.tracker
+    reward_tf = acting.reward_tf
     N = rollout.num_envs
     finished: list[np.ndarray] = []
     with torch.inference_mode():

@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 from scopeloss import registry
-from scopeloss.overrides import load_hparams, load_run, parse_set
-from scopeloss.rl.config import merge, resolve, resolve_run
+from scopeloss.overrides import load_hparams, load_run, parse_set, split_run
+from scopeloss.rl.config import resolve, resolve_run
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scopeloss.rl.train", description=__doc__,
@@ -43,25 +44,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from scopeloss import lifecycle  # torch import after argument parsing
     from scopeloss.devices import resolve_device
-    from scopeloss.params import check_seed
+    from scopeloss.params import ConfigError, check_seed
     from scopeloss.rl.ppo import train
 
-    try:
+    try:  # every bad argument: argparse's error (exit 2, no traceback), as the classifier CLI
         check_seed(args.seed, "--seed")
-        lifecycle.check_out_dir(args.out)
         registry.load_modules(args.loss_module, "--loss-module")
-        sets = parse_set(args.set)
-        run_sets = sets.pop("run", {})
-        overrides = merge(load_hparams(args.hparams), sets)
-        hp = resolve(args.env, args.loss, overrides)
-        run = resolve_run(hp, merge({"run": load_run(args.run)}, {"run": run_sets})["run"])
+        sets, run_sets = split_run(parse_set(args.set))
+        hp = resolve(args.env, args.loss, load_hparams(args.hparams), sets)
+        run = resolve_run(hp, load_run(args.run), run_sets)
         resolve_device(run["device"], "run.device")  # 'cuda' on a machine without one
     except ValueError as exc:
         parser.error(str(exc))
     lifecycle.stop_with_launcher(lifecycle.log)
-    return lifecycle.trainer_exit_code(
-        lambda: train(hp, env_name=args.env, loss=args.loss, seed=args.seed, out_dir=args.out,
-                      run=run), "update")
+    try:
+        return lifecycle.trainer_exit_code(
+            lambda: train(hp, env_name=args.env, loss=args.loss, seed=args.seed,
+                          out_dir=args.out, run=run), "update")
+    except ConfigError as err:  # --out checked by the run's start, before anything is built
+        parser.error(str(err))
 
 
 if __name__ == "__main__":

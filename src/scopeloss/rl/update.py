@@ -21,7 +21,6 @@ loss and the diagnostics.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
@@ -29,6 +28,7 @@ from torch import nn
 from scopeloss import registry
 from scopeloss.losses import check_index_range, ppo_policy_loss
 from scopeloss.rl.rollout import Batch
+from scopeloss.typed_config import LossConfig, PPOConfig
 
 DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "max_prob")
 ACTION_MIX = ("action_top_share", "update_action_top_share")
@@ -43,9 +43,8 @@ def epoch_samples(batch: Batch, sampling: str, counts: torch.Tensor) -> torch.Te
     return torch.multinomial(weights, batch.size, replacement=True)
 
 
-def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], loss: str,
-                   loss_params: dict[str, float], autocast, diagnostics: bool,
-                   action_counts: torch.Tensor | None = None
+def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: PPOConfig, loss: LossConfig, *,
+                   autocast, diagnostics: bool, action_counts: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The PPO objective on minibatch ``mb`` (indices into ``batch``) and, if asked, its
     diagnostics (a tensor of DIAGNOSTICS plus a count of 1, for summing)."""
@@ -53,23 +52,23 @@ def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], lo
         logits, new_value = policy(batch.obs[mb])
     logits, new_value = logits.float(), new_value.float()
     mb_adv = batch.advantages[mb]
-    if p["norm_adv"] and mb.numel() > 1:  # eq. 9, per minibatch
+    if p.norm_adv and mb.numel() > 1:  # eq. 9, per minibatch
         mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
     old_logprobs = batch.logprobs[mb]
     log_p = torch.log_softmax(logits, dim=-1)
-    pg_loss = ppo_policy_loss(loss, logits, batch.actions[mb], old_logprobs, mb_adv,
-                              clip_coef=p["clip_coef"], check_range=False, log_probs=log_p,
-                              action_counts=action_counts, **loss_params)
+    pg_loss = ppo_policy_loss(loss.name, logits, batch.actions[mb], old_logprobs, mb_adv,
+                              clip_coef=p.clip_coef, check_range=False, log_probs=log_p,
+                              action_counts=action_counts, **loss.params)
     returns = batch.returns[mb]
     v_loss_unclipped = (new_value - returns) ** 2
-    if p["clip_vloss"]:  # CleanRL: 0.5 * max(unclipped, clipped), then x vf_coef
+    if p.clip_vloss:  # CleanRL: 0.5 * max(unclipped, clipped), then x vf_coef
         old_values = batch.values[mb]
-        v_clipped = old_values + (new_value - old_values).clamp(-p["clip_coef"], p["clip_coef"])
+        v_clipped = old_values + (new_value - old_values).clamp(-p.clip_coef, p.clip_coef)
         v_loss = 0.5 * torch.max(v_loss_unclipped, (v_clipped - returns) ** 2).mean()
     else:
         v_loss = 0.5 * v_loss_unclipped.mean()
     if not diagnostics:
-        return pg_loss + p["vf_coef"] * v_loss, None
+        return pg_loss + p.vf_coef * v_loss, None
     with torch.no_grad():
         log_p = log_p.detach()
         probs = log_p.exp()
@@ -77,38 +76,38 @@ def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: dict[str, Any], lo
         ratio = log_ratio.exp()
         stats = torch.stack([
             pg_loss.detach(), v_loss.detach(), -(probs * log_p).sum(1).mean(),
-            ((ratio - 1) - log_ratio).mean(), ((ratio - 1).abs() > p["clip_coef"]).float().mean(),
+            ((ratio - 1) - log_ratio).mean(), ((ratio - 1).abs() > p.clip_coef).float().mean(),
             probs.max(1).values.mean(), torch.ones((), device=logits.device)])
-    return pg_loss + p["vf_coef"] * v_loss, stats
+    return pg_loss + p.vf_coef * v_loss, stats
 
 
-def update(agent: nn.Module, policy, optimizer, batch: Batch, p: dict[str, Any], loss: str,
-           loss_params: dict[str, float], autocast, num_actions: int, update_index: int
-           ) -> dict[str, float]:
+def update(agent: nn.Module, policy, optimizer, batch: Batch, p: PPOConfig, loss: LossConfig, *,
+           autocast, num_actions: int, update_index: int) -> dict[str, float]:
     """``update_epochs`` passes over ``batch`` in ``num_minibatches`` minibatches, drawn as
     the loss's ``sampling`` says; returns the mean DIAGNOSTICS over the last pass's
     minibatches and the ACTION_MIX of the rollout and of the samples used."""
     # The actions' range is checked once here, where they enter the update (on CUDA an
     # async device assert), not in every minibatch's loss call.
     check_index_range("actions", batch.actions, num_actions)
-    spec = registry.get("ppo", loss)
+    spec = registry.get("ppo", loss.name)
     device = batch.actions.device
     counts = torch.bincount(batch.actions, minlength=num_actions).float()
     # the action counts of the samples the epochs use: a permutation uses each sample once
     used = counts if spec.sampling == "natural" else torch.zeros_like(counts)
     stats = torch.zeros(len(DIAGNOSTICS) + 1, device=device)
     params = list(agent.parameters())
-    for epoch in range(p["update_epochs"]):
-        last = epoch == p["update_epochs"] - 1
+    for epoch in range(p.update_epochs):
+        last = epoch == p.update_epochs - 1
         samples = epoch_samples(batch, spec.sampling, counts)
         if spec.sampling != "natural":
             used += torch.bincount(batch.actions[samples], minlength=num_actions)
-        for mb in samples.tensor_split(min(p["num_minibatches"], batch.size)):
-            total, mb_stats = minibatch_loss(policy, batch, mb, p, loss, loss_params, autocast,
-                                             last, counts if spec.needs_counts else None)
+        for mb in samples.tensor_split(min(p.num_minibatches, batch.size)):
+            total, mb_stats = minibatch_loss(
+                policy, batch, mb, p, loss, autocast=autocast, diagnostics=last,
+                action_counts=counts if spec.needs_counts else None)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
-            nn.utils.clip_grad_norm_(params, p["max_grad_norm"], foreach=True)
+            nn.utils.clip_grad_norm_(params, p.max_grad_norm, foreach=True)
             optimizer.step()
             if last:
                 stats += mb_stats

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scopeloss.params import ConfigError
+from scopeloss.params import SUITE_TRAITS, ConfigError
 from scopeloss.rl.envs.base import BatchedEnv, derive_seed
 
 
@@ -38,7 +38,7 @@ def make_env(cfg: dict[str, Any], num_envs: int, seed: int,
 def make_eval_env(cfg: dict[str, Any], num_envs: int, seed: int,
                   threads: int | None = None) -> BatchedEnv | None:
     """Held-out levels (procgen only): ``eval_num_levels`` levels from ``eval_start_level``."""
-    if cfg["suite"] != "procgen":
+    if not SUITE_TRAITS[cfg["suite"]].held_out:
         return None
     from scopeloss.rl.envs.procgen import ProcgenBatched
 

@@ -1,0 +1,157 @@
+"""The typed configurations the trainers take: one frozen dataclass per declared section
+(``scopeloss.params``), built from a resolved cell by ``from_mapping``.
+
+The resolvers (``rl.config.resolve``, ``classify.config.resolve``) check every value and
+return the cell as JSON-shaped mappings (what ``--hparams`` carries, the checkpoint
+identity and ``summary.json`` hold). The trainers turn those into these classes once, at
+the start of a run, and pass them to rollout, update, the training step and the curriculum
+in place of string-keyed dicts: a field the declarations do not have is an error when this
+module is imported (``_declared``), a key the mapping lacks or adds one when the run is set
+up, and a misspelt attribute is one a type checker sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from scopeloss import params as P
+from scopeloss.params import ConfigError
+
+
+class _FromMapping:
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], where: str):
+        """The instance of a resolved section; a missing or unknown key names ``where``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [k for k in names if k not in values]
+        unknown = [k for k in values if k not in names]
+        if missing or unknown:
+            raise ConfigError(f"{where}: missing {', '.join(missing) or 'nothing'}, unknown "
+                              f"{', '.join(unknown) or 'nothing'} (allowed: {', '.join(names)})")
+        return cls(**{k: values[k] for k in names})
+
+
+def _declared(declared: dict[str, P.Param], *extra: str):
+    """Class decorator: the dataclass's fields are exactly the declared keys (plus
+    ``extra``, its nested sections); checked at import."""
+    def check(cls):
+        fields = [f.name for f in dataclasses.fields(cls)]
+        if set(fields) != set(declared) | set(extra):
+            raise TypeError(f"{cls.__name__} fields {sorted(fields)} are not the declared "
+                            f"keys {sorted(set(declared) | set(extra))}")
+        return cls
+    return check
+
+
+# --------------------------------------------------------------------------- RL
+@_declared(P.PPO)
+@dataclasses.dataclass(frozen=True)
+class PPOConfig(_FromMapping):
+    total_steps: int
+    num_envs: int
+    num_steps: int
+    update_epochs: int
+    num_minibatches: int
+    lr: float
+    anneal_lr: bool
+    gamma: float
+    gae_lambda: float
+    clip_coef: float
+    clip_vloss: bool
+    vf_coef: float
+    max_grad_norm: float
+    norm_adv: bool
+    eval_every: int
+    eval_episodes: int
+    bf16: bool
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per rollout."""
+        return self.num_envs * self.num_steps
+
+
+@_declared(P.RL_RUN)
+@dataclasses.dataclass(frozen=True)
+class RLRunConfig(_FromMapping):
+    device: str
+    compile: bool | str
+    torch_threads: int
+    env_threads: int
+    checkpoint_every: int
+    tensorboard: bool
+    keep_freed_memory: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """The registered loss a cell runs (a named variant's base) and its parameters."""
+
+    name: str
+    params: Mapping[str, float]
+
+
+# --------------------------------------------------------------------------- classifier
+@_declared(P.CL_AUGMENTATION)
+@dataclasses.dataclass(frozen=True)
+class AugmentationConfig(_FromMapping):
+    color: tuple[float, float]
+    contrast: tuple[float, float]
+    brightness: tuple[float, float]
+    sharpness: tuple[float, float]
+    crop_padding: int
+    flip_p: float
+
+
+@_declared(P.CL_CURRICULUM)
+@dataclasses.dataclass(frozen=True)
+class CurriculumConfig(_FromMapping):
+    enabled: bool
+    threshold: float
+    num_test: int
+    max_level: int
+    max_d: float
+    aug_prob: float
+
+
+@_declared(P.CL_EXPERIMENT, "augmentation", "cuda")
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig(_FromMapping):
+    model: str
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: str
+    epochs: int
+    early_stopping_patience: int | None
+    batch_size: int
+    augment: bool
+    sampling: str
+    bf16: bool
+    augmentation: AugmentationConfig
+    cuda: CurriculumConfig
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], where: str = "experiment"):
+        nested = {"augmentation": AugmentationConfig.from_mapping(
+                      values.get("augmentation", {}), f"{where}.augmentation"),
+                  "cuda": CurriculumConfig.from_mapping(values.get("cuda", {}), f"{where}.cuda")}
+        return super().from_mapping({**values, **nested}, where)
+
+
+@_declared(P.CL_RUN)
+@dataclasses.dataclass(frozen=True)
+class ClassifierRunConfig(_FromMapping):
+    device: str
+    compile: bool | str
+    channels_last: bool
+    torch_threads: int
+    num_workers: int
+    checkpoint_every: int
+    cache_dir: str | None
+    deterministic: bool
+    tensorboard: bool
+    keep_freed_memory: bool
