@@ -311,3 +311,13 @@ def test_an_image_above_the_pixel_budget_is_not_decoded(tmp_path, monkeypatch):
     Image.new("RGB", (300, 200)).save(path)
     monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
     assert "300x200 pixels, above the budget of 50,000" in D.image_problem(path, max_pixels=50_000)
+
+
+def test_every_declared_dataset_kind_has_a_source():
+    """The dataset interface: a kind the declarations allow is one the pipeline can build."""
+    from scopeloss import params
+    from scopeloss.classify import sources
+
+    assert set(sources.SOURCES) == set(params.CL_DATASET["kind"].choices)
+    assert all(s.kind == k for k, s in sources.SOURCES.items())
+    assert set(params.CL_DATASET_KIND) == set(sources.SOURCES)

@@ -49,24 +49,16 @@ from typing import Mapping
 
 from scopeloss import grid
 from scopeloss import atomic
-from scopeloss.classify import standins
+from scopeloss.classify import sources
 
 ROOT = Path(__file__).resolve().parents[2]
-# Images of Caltech-256 before the split (Griffin et al. 2007: 30,607 incl. the clutter
-# class); the offline stand-ins count theirs (scopeloss.classify.standins).
-CALTECH256_IMAGES = 30607
 EVAL_COST = 1.0 / 3.0  # forward-only image vs a training image
 
 
 # ----------------------------------------------------------------------------- cells
 def dataset_images(spec: Mapping) -> int:
-    """Images of a dataset spec before the split."""
-    kind = spec["kind"]
-    if kind == "caltech256":
-        return CALTECH256_IMAGES
-    if kind in standins.KINDS:
-        return standins.image_count(spec)
-    raise ValueError(f"scopeloss.plan: no image count for dataset kind {kind!r}")
+    """Images of a dataset spec before the split (its source counts them)."""
+    return sources.get(spec["kind"]).image_count(spec)
 
 
 def split_sizes(spec: Mapping) -> tuple[int, int, int]:

@@ -40,8 +40,16 @@ from scopeloss import atomic
 
 from . import significance, stats
 from .aggregate import grid_normalised, read_table_if_present, sort_in_order
-from .reference import (add_loss_styles_argument, add_sweeps_argument, cls_loss_name, cls_loss_sort_key,
-                        env_sort_key, rl_loss_name, rl_loss_sort_key, use_loss_styles)
+from .reference import (
+    add_loss_styles_argument,
+    add_sweeps_argument,
+    cls_loss_name,
+    cls_loss_sort_key,
+    env_sort_key,
+    rl_loss_name,
+    rl_loss_sort_key,
+    use_loss_styles,
+)
 from .runs import COMPLETE, RunFileError
 
 FINAL_PHASE = 0.25   # exploration is measured over the last quarter of each run's updates
@@ -111,8 +119,8 @@ def _improvement(xs, ys):
     return np.mean([stats.pairwise_improvement(x, y) for x, y in zip(xs, ys)], axis=0)
 
 
-def _row(claim_id, comparison, where, metric, claimed, estimate, low, high, n_seeds,
-         budget, test: dict, *, null=0.0, direction=1, note="", kind=BETTER) -> dict:
+def _row(claim_id, comparison, where, metric, *, claimed, estimate, low, high, n_seeds,
+         budget, test: dict, null=0.0, direction=1, note="", kind=BETTER) -> dict:
     n_seeds = int(n_seeds)
     if n_seeds < 2:
         low = high = np.nan
@@ -247,9 +255,21 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int, candidate: str = 
             est, low, high = stats.bootstrap_difference_ci(ref_ret[env], x_ret[env],
                                                            reps=ci_reps, seed=seed)
             test = _test({env: ref_ret[env]}, {env: x_ret[env]}, reps=reps, seed=seed)
-            rows.append(_row("A", comparison, env, "final return, {candidate} - X "
-                             "(mean of the last 100 episodes)", "> 0", est, low, high,
-                             min(ref_ret[env].size, x_ret[env].size), budget[env], test))
+            rows.append(
+                _row(
+                    "A",
+                    comparison,
+                    env,
+                    "final return, {candidate} - X " "(mean of the last 100 episodes)",
+                    claimed="> 0",
+                    estimate=est,
+                    low=low,
+                    high=high,
+                    n_seeds=min(ref_ret[env].size, x_ret[env].size),
+                    budget=budget[env],
+                    test=test,
+                )
+            )
         shared = sorted(set(ref_ret) & set(x_ret), key=env_sort_key)
         if not shared:
             continue
@@ -268,14 +288,41 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int, candidate: str = 
         est, low, high, _ = stats.stratified_bootstrap_difference(
             ref_score, x_score, AGGREGATE, reps=ci_reps, seed=seed)
         test = _test(ref_score, x_score, _iqm_difference, reps=reps, seed=seed)
-        rows.append(_row("A", comparison, where, f"{AGGREGATE} of normalised final score, "
-                         "{candidate} - X", "> 0", est, low, high, n, agg_budget, test,
-                         note=norm_note))
+        rows.append(
+            _row(
+                "A",
+                comparison,
+                where,
+                f"{AGGREGATE} of normalised final score, " "{candidate} - X",
+                claimed="> 0",
+                estimate=est,
+                low=low,
+                high=high,
+                n_seeds=n,
+                budget=agg_budget,
+                test=test,
+                note=norm_note,
+            )
+        )
         est, low, high, _ = stats.probability_of_improvement(ref_ret, x_ret, reps=ci_reps,
                                                              seed=seed)
         test = _test(ref_ret, x_ret, _improvement, reps=reps, seed=seed)
-        rows.append(_row("A", comparison, where, "P({candidate} run's final return > X run's)",
-                         "> 0.5", est, low, high, n, agg_budget, test, null=0.5))
+        rows.append(
+            _row(
+                "A",
+                comparison,
+                where,
+                "P({candidate} run's final return > X run's)",
+                claimed="> 0.5",
+                estimate=est,
+                low=low,
+                high=high,
+                n_seeds=n,
+                budget=agg_budget,
+                test=test,
+                null=0.5,
+            )
+        )
     return rows
 
 
@@ -313,9 +360,23 @@ def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
                 est, low, high = stats.bootstrap_difference_ci(ref[env], x[env], reps=reps,
                                                                seed=seed)
                 test = _test({env: ref[env]}, {env: x[env]}, reps=reps, seed=seed)
-                rows.append(_row("B", comparison, env, metric, claimed, est, low, high,
-                                 min(ref[env].size, x[env].size), budget[env], test,
-                                 direction=direction, note=note))
+                rows.append(
+                    _row(
+                        "B",
+                        comparison,
+                        env,
+                        metric,
+                        claimed=claimed,
+                        estimate=est,
+                        low=low,
+                        high=high,
+                        n_seeds=min(ref[env].size, x[env].size),
+                        budget=budget[env],
+                        test=test,
+                        direction=direction,
+                        note=note,
+                    )
+                )
             shared = sorted(set(ref) & set(x), key=env_sort_key)
             if not shared:
                 continue
@@ -324,11 +385,25 @@ def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
             est, low, high, _ = stats.probability_of_improvement(ref_s, x_s, reps=reps,
                                                                  seed=seed)
             test = _test(ref_s, x_s, _improvement, reps=reps, seed=seed)
-            rows.append(_row("B", comparison, f"aggregate ({len(shared)} env"
-                             f"{'s' if len(shared) > 1 else ''})", poi_metric, "> 0.5", est,
-                             low, high, _min_seeds(ref, x),
-                             _span(runs.loc[runs["env"].isin(shared), "total_steps"], _steps,
-                                   "steps"), test, null=0.5, note=note))
+            rows.append(
+                _row(
+                    "B",
+                    comparison,
+                    f"aggregate ({len(shared)} env" f"{'s' if len(shared) > 1 else ''})",
+                    poi_metric,
+                    claimed="> 0.5",
+                    estimate=est,
+                    low=low,
+                    high=high,
+                    n_seeds=_min_seeds(ref, x),
+                    budget=_span(
+                        runs.loc[runs["env"].isin(shared), "total_steps"], _steps, "steps"
+                    ),
+                    test=test,
+                    null=0.5,
+                    note=note,
+                )
+            )
     return rows
 
 
@@ -376,9 +451,22 @@ def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: in
             est, low, high = stats.bootstrap_difference_ci(ref, x, reps=ci_reps, seed=seed)
             test = _test({where: ref}, {where: x}, reps=reps, seed=seed)
             note = "" if other in PAPER_CLS_LOSSES else "baseline not in the paper's tables"
-            rows.append(_row("C", f"{{candidate}} vs {cls_loss_name(other)}", where,
-                             "mean per-class test precision, {candidate} - X", "> 0", est, low,
-                             high, min(ref.size, x.size), budget, test, note=note))
+            rows.append(
+                _row(
+                    "C",
+                    f"{{candidate}} vs {cls_loss_name(other)}",
+                    where,
+                    "mean per-class test precision, {candidate} - X",
+                    claimed="> 0",
+                    estimate=est,
+                    low=low,
+                    high=high,
+                    n_seeds=min(ref.size, x.size),
+                    budget=budget,
+                    test=test,
+                    note=note,
+                )
+            )
     return rows
 
 
@@ -401,12 +489,13 @@ SWEEP_NOTE = ("best value chosen after seeing the data (which favours finding th
               "worse); {values}")
 
 
-def _sweep_row(comparison, where, metric, default, best, n, budget, reps, seed, note,
+def _sweep_row(comparison, where, metric, *, default, best, n, budget, reps, seed, note,
                statistic, estimate) -> dict:
     est, low, high = estimate(default, best)
     test = _test(default, best, statistic, reps=reps, seed=seed)
-    return _row("D", comparison, where, metric, ">= 0 (not worse)", est, low, high, n, budget,
-                test, note=note, kind=NOT_WORSE)
+    return _row("D", comparison, where, metric, claimed=">= 0 (not worse)", estimate=est,
+                low=low, high=high, n_seeds=n, budget=budget, test=test, note=note,
+                kind=NOT_WORSE)
 
 
 def rl_sweep_claims(runs: pd.DataFrame, members: Sequence[dict], *, reps: int, seed: int
@@ -437,12 +526,12 @@ def rl_sweep_claims(runs: pd.DataFrame, members: Sequence[dict], *, reps: int, s
             f"{rl_loss_name(swept)}: {param}={default['value']:g} (default) vs "
             f"{best['value']:g} (best of {len(others)})",
             f"aggregate ({len(shared)} env{'s' if len(shared) > 1 else ''})",
-            f"{AGGREGATE} of normalised final score, default - best", ref, x,
-            _min_seeds(ref, x),
-            _span(runs.loc[runs["env"].isin(shared), "total_steps"], _steps, "steps"),
-            reps, seed, SWEEP_NOTE.format(values=f"{AGGREGATE} by value: {values}"),
-            _iqm_difference,
-            lambda a, b: stats.stratified_bootstrap_difference(a, b, AGGREGATE, reps=reps,
+            f"{AGGREGATE} of normalised final score, default - best", default=ref, best=x,
+            n=_min_seeds(ref, x),
+            budget=_span(runs.loc[runs["env"].isin(shared), "total_steps"], _steps, "steps"),
+            reps=reps, seed=seed, note=SWEEP_NOTE.format(values=f"{AGGREGATE} by value: {values}"),
+            statistic=_iqm_difference,
+            estimate=lambda a, b: stats.stratified_bootstrap_difference(a, b, AGGREGATE, reps=reps,
                                                                seed=seed)[:3]))
     return rows
 
@@ -472,15 +561,25 @@ def classification_sweep_claims(per_run: pd.DataFrame, done: pd.DataFrame,
                                for m in [default, *others])
             epochs = done.loc[(done["dataset"] == dataset) & (done["experiment"] == exp),
                               "epochs_run"]
-            rows.append(_sweep_row(
-                f"{cls_loss_name(swept)}: {param}={default['value']:g} (default) vs "
-                f"{best['value']:g} (best of {len(others)})", where,
-                "mean per-class test precision, default - best", {where: ref}, {where: x},
-                min(ref.size, x.size), _span(epochs, lambda v: f"{v:g}", "epochs"), reps,
-                seed, SWEEP_NOTE.format(values=f"mean by value: {values}"),
-                significance.mean_difference,
-                lambda a, b: stats.bootstrap_difference_ci(a[where], b[where], reps=reps,
-                                                           seed=seed)))
+            rows.append(
+                _sweep_row(
+                    f"{cls_loss_name(swept)}: {param}={default['value']:g} (default) vs "
+                    f"{best['value']:g} (best of {len(others)})",
+                    where,
+                    "mean per-class test precision, default - best",
+                    default={where: ref},
+                    best={where: x},
+                    n=min(ref.size, x.size),
+                    budget=_span(epochs, lambda v: f"{v:g}", "epochs"),
+                    reps=reps,
+                    seed=seed,
+                    note=SWEEP_NOTE.format(values=f"mean by value: {values}"),
+                    statistic=significance.mean_difference,
+                    estimate=lambda a, b: stats.bootstrap_difference_ci(
+                        a[where], b[where], reps=reps, seed=seed
+                    ),
+                )
+            )
     return rows
 
 
@@ -510,7 +609,9 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
         rows += (exploration_claims(runs, updates, reps=reps, seed=seed,
                                     candidate=rl_candidate)
                  if updates is not None else [_not_run("B", "no rl_updates table")])
-    per_class = read_table_if_present(tables, "classification_per_class") if classification else None
+    per_class = (
+        read_table_if_present(tables, "classification_per_class") if classification else None
+    )
     summary = read_table_if_present(tables, "classification_summary") if classification else None
     if per_class is None or summary is None or summary.empty:
         rows.append(_not_run("C", "no classification runs in this grid" if classification
@@ -558,23 +659,30 @@ def _p(value: float) -> str:
 
 def claims_markdown(table: pd.DataFrame) -> str:
     cands = table.attrs.get("candidates") or {"rl": "Scope", "classification": "SL"}
-    lines = ["# The paper's claims, checked on this grid", "",
-             "Computed from the tidy tables of the grid that ran, at the budgets in the "
-             "Budget column (a demo or preset budget is not the paper's). Estimate: the "
-             "candidate (RL: " + cands["rl"] + "; classification: " + cands["classification"]
-             + ") minus the other loss, or P(candidate better); 95% CI: percentile bootstrap across "
-             "seeds (stratified by env for aggregates), a description only. p: two-sided "
-             "exact permutation test across seeds (runs relabelled within each env for "
-             "aggregates; Monte Carlo beyond 20,000 relabellings); p adj: Holm within the "
-             "claim. Verdict: *supported* / *contradicted* if p adj ≤ 0.05 with the "
-             "estimate on the claimed / the other side; *underpowered* if no data could "
-             "decide the row at this design: its smallest possible p (2 vs 2 seeds: 1/3; "
-             "3 vs 3: 0.1; 5 vs 5: 0.0079) is above the most lenient Holm step it could "
-             "reach behind the claim's other rows (column Reachable α); else *inconclusive* "
-             "(the data could have decided it and did not). Claim D (a loss's default vs the "
-             "best value of its sweep) is *supported* unless the default is significantly "
-             "worse. One seed: no test. Seeds: the fewest on either side (per env for "
-             "aggregates). Only finished runs count.", ""]
+    lines = [
+        "# The paper's claims, checked on this grid",
+        "",
+        "Computed from the tidy tables of the grid that ran, at the budgets in the "
+        "Budget column (a demo or preset budget is not the paper's). Estimate: the "
+        "candidate (RL: "
+        + cands["rl"]
+        + "; classification: "
+        + cands["classification"]
+        + ") minus the other loss, or P(candidate better); 95% CI: percentile bootstrap across "
+        "seeds (stratified by env for aggregates), a description only. p: two-sided "
+        "exact permutation test across seeds (runs relabelled within each env for "
+        "aggregates; Monte Carlo beyond 20,000 relabellings); p adj: Holm within the "
+        "claim. Verdict: *supported* / *contradicted* if p adj ≤ 0.05 with the "
+        "estimate on the claimed / the other side; *underpowered* if no data could "
+        "decide the row at this design: its smallest possible p (2 vs 2 seeds: 1/3; "
+        "3 vs 3: 0.1; 5 vs 5: 0.0079) is above the most lenient Holm step it could "
+        "reach behind the claim's other rows (column Reachable α); else *inconclusive* "
+        "(the data could have decided it and did not). Claim D (a loss's default vs the "
+        "best value of its sweep) is *supported* unless the default is significantly "
+        "worse. One seed: no test. Seeds: the fewest on either side (per env for "
+        "aggregates). Only finished runs count.",
+        "",
+    ]
     for claim_id, claim in CLAIMS.items():
         part = table[table["claim_id"] == claim_id].copy()
         part.attrs.update(seed_plan=table.attrs.get("seed_plan"),

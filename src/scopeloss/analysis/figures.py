@@ -76,8 +76,8 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
         for ax, env in zip(axes.flat, envs):
             step_axis(ax, env)
             if not curve_panel(ax, episodes[episodes["env"] == env], runs[runs["env"] == env],
-                               losses, points, "no episode logged yet",
-                               lambda sub, grid, env=env: smoothed_curves(
+                               losses, points=points, empty_text="no episode logged yet",
+                               curves=lambda sub, grid, env=env: smoothed_curves(
                                    sub, {s: horizons.get((env, sub["loss"].iloc[0], s), np.inf)
                                          for s in sub["seed"].unique()}, grid, window),
                                reps=reps, seed=seed, gid=env):
@@ -156,9 +156,9 @@ def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
                 step_axis(ax, EXPLORATION_METRICS[metric] if row == 0 else "")
                 have = (env_up.dropna(subset=[metric]) if metric in env_up
                         else env_up.iloc[:0])
-                if not curve_panel(ax, have, runs[runs["env"] == env], losses, points,
-                                   "no update logged yet",
-                                   lambda sub, grid, metric=metric: smoothed_curves(
+                if not curve_panel(ax, have, runs[runs["env"] == env], losses, points=points,
+                                   empty_text="no update logged yet",
+                                   curves=lambda sub, grid, metric=metric: smoothed_curves(
                                        sub, {}, grid, window, metric),
                                    reps=reps, seed=seed, gid=f"{env}/{{loss}}/{metric}"):
                     continue
@@ -218,16 +218,29 @@ def aggregate_statistics(runs: pd.DataFrame, *, reps: int = stats.DEFAULT_REPS,
                 continue
             est, low, high, n = stats.probability_of_improvement(
                 by_loss[candidate], by_loss[other], reps=reps, seed=seed)
-            rows.append({"metric": "P(improvement)", "loss": candidate,
-                         "loss_name": rl_loss_name(candidate), "other": other,
-                         "estimate": est, "ci_low": low, "ci_high": high, "n_tasks": n,
-                         "n_runs": int(sum(by_loss[candidate][t].size + by_loss[other][t].size
-                                           for t in set(by_loss[candidate]) & set(by_loss[other])))})
+            rows.append(
+                {
+                    "metric": "P(improvement)",
+                    "loss": candidate,
+                    "loss_name": rl_loss_name(candidate),
+                    "other": other,
+                    "estimate": est,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_tasks": n,
+                    "n_runs": int(
+                        sum(
+                            by_loss[candidate][t].size + by_loss[other][t].size
+                            for t in set(by_loss[candidate]) & set(by_loss[other])
+                        )
+                    ),
+                }
+            )
     return pd.DataFrame(rows, columns=["metric", "loss", "loss_name", "other", "estimate",
                                        "ci_low", "ci_high", "n_tasks", "n_runs"])
 
 
-def _interval_panel(ax, labels, colors, est, low, high, title, xlabel, ref=None):
+def _interval_panel(ax, labels, colors, *, est, low, high, title, xlabel, ref=None):
     y = np.arange(len(labels))[::-1]
     for yi, c, e, lo, hi in zip(y, colors, est, low, high):
         ax.hlines(yi, lo, hi, color=c, linewidth=6, alpha=0.45)
@@ -268,9 +281,16 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
         else:
             for ax, metric in zip(axes[:2], ("IQM", "Mean")):
                 sub = table[table["metric"] == metric]
-                _interval_panel(ax, list(sub["loss_name"]), [loss_color(l) for l in sub["loss"]],
-                                sub["estimate"], sub["ci_low"], sub["ci_high"], metric,
-                                "Normalised score")
+                _interval_panel(
+                    ax,
+                    list(sub["loss_name"]),
+                    [loss_color(l) for l in sub["loss"]],
+                    est=sub["estimate"],
+                    low=sub["ci_low"],
+                    high=sub["ci_high"],
+                    title=metric,
+                    xlabel="Normalised score",
+                )
             poi = table[table["metric"] == "P(improvement)"]
             if poi.empty:
                 axes[2].axis("off")
@@ -278,9 +298,9 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
                              ha="center", va="center")
             else:
                 _interval_panel(axes[2], [f"vs {rl_loss_name(o)}" for o in poi["other"]],
-                                [loss_color(o) for o in poi["other"]], poi["estimate"],
-                                poi["ci_low"], poi["ci_high"], f"P({name} > X)",
-                                "Probability of improvement", ref=0.5)
+                                [loss_color(o) for o in poi["other"]], est=poi["estimate"],
+                                low=poi["ci_low"], high=poi["ci_high"], title=f"P({name} > X)",
+                                xlabel="Probability of improvement", ref=0.5)
                 axes[2].set_xlim(-0.02, 1.02)
         note = (f"{len(scored_envs)} task(s): {', '.join(scored_envs) or 'none'}. Atari: "
                 "human-normalised; StarPilot: Procgen min-max; MinAtar: random = 0, "

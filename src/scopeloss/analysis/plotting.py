@@ -167,7 +167,7 @@ def truncated_runs(runs: pd.DataFrame, threshold: float = TRUNCATED_SHARE_NOTE) 
 
 
 def curve_panel(ax, frame: pd.DataFrame, env_runs: pd.DataFrame, losses: Sequence[str],
-                points: int, empty_text: str, curves, *, reps: int, seed: int, gid: str) -> bool:
+                *, points: int, empty_text: str, curves, reps: int, seed: int, gid: str) -> bool:
     """One panel of per-loss bands: ``curves(rows of one loss, step grid)`` gives the (seeds,
     grid) curves of a loss. ``gid`` names the lines ("{loss}" is filled in, else "/loss" is
     appended). False (and a note in the panel) when ``frame`` is empty."""

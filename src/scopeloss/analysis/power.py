@@ -134,7 +134,7 @@ def simulate_classification(spreads: Sequence[TaskSpread], losses: Sequence[str]
     return pd.DataFrame(per_class), pd.DataFrame(summary)
 
 
-def _claim_rows(kind: str, spreads, losses, candidate, n, shift, rng, reps) -> list[dict]:
+def _claim_rows(kind: str, spreads, losses, candidate, *, n, shift, rng, reps) -> list[dict]:
     if kind == "rl":
         runs = simulate_rl(spreads, losses, candidate, n, shift, rng)
         rows = claims.return_claims(runs, reps=reps, seed=int(rng.integers(2**31)),
@@ -162,8 +162,8 @@ def power_at(kind: str, spreads: Sequence[TaskSpread], losses: Sequence[str], ca
         if kind == "classification" and scenario == "aggregate":
             continue  # claim C has no aggregate rows
         for _ in range(grids):
-            for row in _claim_rows(kind, spreads, losses, candidate, n_seeds, shift, rng,
-                                   reps):
+            for row in _claim_rows(kind, spreads, losses, candidate, n=n_seeds, shift=shift, rng=rng,
+                                   reps=reps):
                 if claims.is_aggregate(row) != (scenario == "aggregate") or "p" not in row:
                     continue
                 key = tuple(row[k] for k in ROW_KEY)

@@ -166,9 +166,11 @@ def gaussian_blur(x, v, sign, v_max: float = 2.0):
 
 
 # --- affine ops: PIL's Image.transform(AFFINE) / rotate, nearest, fill 0 -------------------
-def _affine(x: Tensor, a, b_, c_, d, e, f, mode: str = "nearest") -> Tensor:
+def _affine(x: Tensor, coeffs: tuple, mode: str = "nearest") -> Tensor:
     """Output pixel (x, y) takes the input at (a x + b y + c, d x + e y + f), coordinates
-    at pixel centres (x + 0.5), as PIL; each coefficient a (B,) tensor or a number."""
+    at pixel centres (x + 0.5), as PIL's ``Image.transform(AFFINE, (a, b, c, d, e, f))``;
+    each coefficient a (B,) tensor or a number."""
+    a, b_, c_, d, e, f = coeffs
     bsz, _, h, w = x.shape
     ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype) + 0.5,
                             torch.arange(w, device=x.device, dtype=x.dtype) + 0.5, indexing="ij")
@@ -191,23 +193,23 @@ def rotate(x, v, sign):
     ang = torch.deg2rad(-(v * sign))
     cos, sin = torch.cos(ang), torch.sin(ang)
     cx, cy = w / 2.0, h / 2.0
-    return _affine(x, cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy)
+    return _affine(x, (cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy))
 
 
 def shear_x(x, v, sign):
-    return _affine(x, 1.0, v * sign, 0.0, 0.0, 1.0, 0.0)
+    return _affine(x, (1.0, v * sign, 0.0, 0.0, 1.0, 0.0))
 
 
 def shear_y(x, v, sign):
-    return _affine(x, 1.0, 0.0, 0.0, v * sign, 1.0, 0.0)
+    return _affine(x, (1.0, 0.0, 0.0, v * sign, 1.0, 0.0))
 
 
 def translate_x(x, v, sign):
-    return _affine(x, 1.0, 0.0, v * sign * (x.shape[-1] / AUTHORS_SIZE), 0.0, 1.0, 0.0)
+    return _affine(x, (1.0, 0.0, v * sign * (x.shape[-1] / AUTHORS_SIZE), 0.0, 1.0, 0.0))
 
 
 def translate_y(x, v, sign):
-    return _affine(x, 1.0, 0.0, 0.0, 0.0, 1.0, v * sign * (x.shape[-1] / AUTHORS_SIZE))
+    return _affine(x, (1.0, 0.0, 0.0, 0.0, 1.0, v * sign * (x.shape[-1] / AUTHORS_SIZE)))
 
 
 def resize_crop(x, v, sign):
@@ -216,7 +218,7 @@ def resize_crop(x, v, sign):
     big_w, big_h = torch.floor(w * v), torch.floor(h * v)        # int(width * v), as theirs
     left, top = torch.floor(big_w / 2) - w // 2, torch.floor(big_h / 2) - h // 2
     sx, sy = w / big_w, h / big_h
-    return _affine(x, sx, 0.0, left * sx, 0.0, sy, top * sy, mode="bilinear")
+    return _affine(x, (sx, 0.0, left * sx, 0.0, sy, top * sy), mode="bilinear")
 
 
 # The authors' augment_list, in their order: (name, op, min, max).

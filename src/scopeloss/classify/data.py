@@ -1,6 +1,7 @@
-"""Datasets of the classification runs: Caltech-256 and the offline stand-ins (digits_lt,
-numbers_lt: ``scopeloss.classify.standins``), a fixed stratified split saved as a manifest,
-and a decode-once image cache.
+"""Datasets of the classification runs: each kind behind the interface of
+``scopeloss.classify.sources`` (Caltech-256; the offline stand-ins digits_lt and numbers_lt
+of ``scopeloss.classify.standins``), built the same way: a fixed stratified split saved as a
+manifest, and a decode-once image cache.
 
 Caltech-256 lives at ``{root}/caltech256/256_ObjectCategories/NNN.name/*.jpg`` (torchvision's
 layout): 257 folders including ``257.clutter``, labels 0..256 in folder order. Files whose
@@ -41,10 +42,10 @@ from pathlib import Path
 import numpy as np
 
 from scopeloss import atomic
-from scopeloss.classify import standins
+from scopeloss.classify import sources
 from scopeloss.classify.caltech import CALTECH_URL, ensure_caltech256
 from scopeloss.classify.errors import DataUnavailable, DecodeError  # noqa: F401
-from scopeloss.classify.splits import SPLITS, stratified_split
+from scopeloss.classify.splits import SPLITS
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff",
                     ".webp"}
@@ -164,9 +165,7 @@ def _check_no_empty_class(folder: Path, classes: list[str], present: set[int], w
 # --- manifest ---------------------------------------------------------------------------
 def manifest_path(dcfg: dict) -> Path:
     name = (f"{dcfg['kind']}-seed{dcfg['split_seed']}-val{dcfg['val_fraction']}"
-            f"-test{dcfg['test_fraction']}")
-    if dcfg["kind"] in standins.KINDS:
-        name += f"-ratio{dcfg['imbalance_ratio']}-max{dcfg['max_per_class']}"
+            f"-test{dcfg['test_fraction']}") + sources.get(dcfg["kind"]).manifest_tag(dcfg)
     return Path(dcfg["root"]) / "manifests" / f"{name}.json"
 
 
@@ -175,17 +174,10 @@ def _items_hash(items: dict) -> str:
 
 
 def build_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> dict:
-    if dcfg["kind"] == "caltech256":
-        folder = ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
-        classes, items, skipped = scan_caltech(folder, reasons := {})
-        source = folder.relative_to(Path(dcfg["root"])).as_posix()
-        labels = [label for _, label in items]
-        parts = stratified_split(labels, dcfg["val_fraction"], dcfg["test_fraction"],
-                                 dcfg["split_seed"])
-        split_items = {s: [list(items[i]) for i in parts[s]] for s in SPLITS}
-    else:
-        classes, split_items = standins.split_items(dcfg)
-        skipped, source, reasons = [], standins.SOURCE, {}
+    """The split of ``dcfg``'s dataset, from its source (``sources``), as a manifest."""
+    data_source = sources.get(dcfg["kind"])
+    data_source.prepare(dcfg, download_missing=download_missing, **fetch)
+    classes, split_items, skipped, reasons, source = data_source.split_items(dcfg)
     counts = {s: np.bincount([lab for _, lab in split_items[s]], minlength=len(classes)).tolist()
               for s in SPLITS}
     return {
@@ -216,10 +208,9 @@ def get_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> tupl
         except (json.JSONDecodeError, OSError, AttributeError):
             return False
 
-    if dcfg["kind"] == "caltech256":
-        # The manifest alone is not the data: the images must still be there. Checked
-        # first, so that a root without them is refused before anything is written there.
-        ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
+    # The manifest alone is not the data: the images must still be there. Checked first, so
+    # that a root without them is refused before anything is written there.
+    sources.get(dcfg["kind"]).prepare(dcfg, download_missing=download_missing, **fetch)
     if not current():
         with atomic.exclusive_lock(path.with_suffix(".lock")):
             if not current():
@@ -273,14 +264,15 @@ def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0,
         t0 = time.perf_counter()
         nbytes = len(items) * size * size * 3
         with atomic.atomic_path(path, size=nbytes, label="the image cache ") as tmp:
-            if manifest["kind"] not in standins.KINDS:
+            data_source = sources.get(manifest["kind"])
+            if data_source.decodes_files:
                 # the whole file reserved first: a full disk is an OSError here, not a SIGBUS
                 # when a memory-mapped page cannot be backed
                 with open(tmp, "wb") as f:
                     os.posix_fallocate(f.fileno(), 0, nbytes + 4096)
-            if manifest["kind"] in standins.KINDS:
+            if not data_source.decodes_files:
                 with open(tmp, "wb") as f:  # np.save(path) would append ".npy" to the name
-                    np.save(f, standins.images(manifest["kind"], items, size))
+                    np.save(f, data_source.images(items, size))
             else:
                 base = Path(dcfg["root"]) / manifest["source"]
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,

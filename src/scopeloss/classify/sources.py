@@ -1,0 +1,119 @@
+"""The dataset interface of the data pipeline (as ``rl.envs.base.BatchedEnv`` is the envs'):
+what one kind of image dataset provides, and the table of the kinds there are.
+
+``scopeloss.classify.data`` builds every dataset the same way from its source: a manifest
+of a fixed stratified split (``split_items``), then a decode-once uint8 cache per split —
+from image files (``decodes_files``: decoded in parallel into a memory-mapped file) or from
+the images the source makes itself (``images``). The cost plan counts images with
+``image_count`` (numpy only: no torch, no PIL).
+
+A new dataset is one module with a ``DatasetSource`` subclass, one line in ``SOURCES`` and
+its declaration in ``scopeloss.params`` (its keys in ``CL_DATASET_KIND``, its name and
+defaults in ``DATASET_DEFAULTS``); docs/CONTRACT.md describes the recipe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from scopeloss.classify import standins
+from scopeloss.classify.splits import SPLITS, stratified_split
+
+
+class SplitItems(NamedTuple):
+    """A dataset's split: class names and ``{split: [[relative name, label], ...]}``, the
+    files skipped by its scan and why, and where item names are relative to."""
+
+    classes: list[str]
+    items: dict[str, list[list]]
+    skipped: list[str]
+    reasons: dict[str, str]
+    source: str
+
+
+class DatasetSource:
+    """One kind of dataset (``kind``, the value of ``dataset.kind``)."""
+
+    kind: str
+    decodes_files = False  # True: items are image files under {root}/{source}
+
+    def prepare(self, dcfg: dict, *, download_missing: bool = False, **fetch) -> None:
+        """Make the raw data present (or raise DataUnavailable saying where to put it)."""
+
+    def manifest_tag(self, dcfg: dict) -> str:
+        """What besides the split settings names its manifest (the keys that change it)."""
+        return ""
+
+    def split_items(self, dcfg: dict) -> SplitItems:
+        raise NotImplementedError
+
+    def image_count(self, dcfg: dict) -> int:
+        """Images before the split."""
+        raise NotImplementedError
+
+    def images(self, items: list, size: int) -> np.ndarray:
+        """uint8 RGB (N, size, size, 3) of ``items``, for a source that makes its images."""
+        raise NotImplementedError
+
+
+class Caltech256(DatasetSource):
+    """Griffin et al. 2007: 256 object classes and clutter, image files in class folders."""
+
+    kind = "caltech256"
+    decodes_files = True
+    IMAGES = 30607  # before the split, the clutter class included
+
+    def prepare(self, dcfg, *, download_missing=False, **fetch):
+        from scopeloss.classify.caltech import ensure_caltech256
+
+        ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
+
+    def split_items(self, dcfg):
+        from scopeloss.classify.caltech import caltech_paths
+        from scopeloss.classify.data import scan_caltech
+
+        folder = caltech_paths(dcfg["root"])[1]
+        classes, items, skipped = scan_caltech(folder, reasons := {})
+        parts = stratified_split([label for _, label in items], dcfg["val_fraction"],
+                                 dcfg["test_fraction"], dcfg["split_seed"])
+        return SplitItems(classes, {s: [list(items[i]) for i in parts[s]] for s in SPLITS},
+                          skipped, reasons, folder.relative_to(Path(dcfg["root"])).as_posix())
+
+    def image_count(self, dcfg):
+        return self.IMAGES
+
+
+class DigitsStandIn(DatasetSource):
+    """The offline long-tailed stand-ins made from scikit-learn's digits
+    (``scopeloss.classify.standins``: digits_lt, numbers_lt)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def manifest_tag(self, dcfg):
+        return f"-ratio{dcfg['imbalance_ratio']}-max{dcfg['max_per_class']}"
+
+    def split_items(self, dcfg):
+        classes, items = standins.split_items(dcfg)
+        return SplitItems(classes, items, [], {}, standins.SOURCE)
+
+    def image_count(self, dcfg):
+        return standins.image_count(dcfg)
+
+    def images(self, items, size):
+        return standins.images(self.kind, items, size)
+
+
+SOURCES: dict[str, DatasetSource] = {
+    "caltech256": Caltech256(),
+    **{kind: DigitsStandIn(kind) for kind in standins.KINDS},
+}
+
+
+def get(kind: str) -> DatasetSource:
+    if kind not in SOURCES:
+        raise ValueError(f"dataset.kind {kind!r} has no source; known: {', '.join(SOURCES)}")
+    return SOURCES[kind]
