@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = check_files(*files, schema=args.schema)
     except (ConfigError, OSError) as err:
-        parser.error(str(err))
+        parser.exit(2, f"{parser.prog}: error: {err}\n")  # a file, not an argument: no usage
     print(f"ok: {' + '.join(map(str, files))}: {len(rl_runs(config))} RL runs, "
           f"{len(classification_runs(config))} classifier runs")
     return 0
