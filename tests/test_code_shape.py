@@ -187,3 +187,37 @@ class Run:
     assert errors == ["bad.py:4 AugmentationConfig has no 'flip_prob'",
                       "bad.py:4 PPOConfig has no 'clip_coeff'",
                       "bad.py:9 PPOConfig has no 'gama'"]
+
+
+def test_each_trainer_cli_resolves_its_run_settings_once(tmp_path, monkeypatch):
+    """The CLI resolves ``--run``/``--set run.*`` where they enter and hands the trainer a
+    typed ``*RunConfig``, which the trainer uses as it is (a mapping it would resolve)."""
+    from scopeloss.classify import config as cl_config
+    from scopeloss.classify import train as cl_train
+    from scopeloss.rl import config as rl_config
+    from scopeloss.rl import ppo
+    from scopeloss.rl import train as rl_train
+
+    calls = []
+
+    def counting(resolve):
+        def resolve_run(*args, **kwargs):
+            calls.append(resolve.__module__)
+            return resolve(*args, **kwargs)
+        return resolve_run
+
+    monkeypatch.setattr(rl_train, "resolve_run", counting(rl_config.resolve_run))
+    monkeypatch.setattr(ppo, "resolve_run", counting(rl_config.resolve_run))
+    monkeypatch.setattr(cl_config, "resolve_run", counting(cl_config.resolve_run))
+    assert rl_train.main(["--env", "CartPole-v1", "--loss", "scope", "--seed", "1",
+                          "--out", str(tmp_path / "rl"), "--run", '{"torch_threads": 1}',
+                          "--set", "run.tensorboard=false", "--set", "ppo.total_steps=512",
+                          "--set", "ppo.num_envs=4", "--set", "ppo.num_steps=128"]) == 0
+    assert cl_train.main(["--dataset", "digits_lt", "--experiment", "plain", "--loss", "scope",
+                          "--seed", "1", "--out", str(tmp_path / "cl"),
+                          "--set", f"dataset.root={tmp_path / 'data'}",
+                          "--set", "run.torch_threads=1", "--set", "run.num_workers=0",
+                          "--set", "run.tensorboard=false", "--set", "dataset.image_size=16",
+                          "--set", "dataset.resize_size=16", "--set", "experiment.model=resnet18",
+                          "--set", "experiment.epochs=1"]) == 0
+    assert calls == ["scopeloss.rl.config", "scopeloss.classify.config"]

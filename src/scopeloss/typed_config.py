@@ -35,13 +35,14 @@ class _FromMapping:
 
 
 def _declared(declared: dict[str, P.Param], *extra: str):
-    """Class decorator: the dataclass's fields are exactly the declared keys (plus
-    ``extra``, its nested sections); checked at import."""
+    """Class decorator: the dataclass's fields are exactly the declared keys in their
+    order (so ``dataclasses.asdict`` writes a section as the resolver does), then ``extra``,
+    its nested sections; checked at import."""
     def check(cls):
         fields = [f.name for f in dataclasses.fields(cls)]
-        if set(fields) != set(declared) | set(extra):
-            raise TypeError(f"{cls.__name__} fields {sorted(fields)} are not the declared "
-                            f"keys {sorted(set(declared) | set(extra))}")
+        if fields != [*declared, *extra]:
+            raise TypeError(f"{cls.__name__} fields {fields} are not the declared "
+                            f"keys {[*declared, *extra]}")
         return cls
     return check
 

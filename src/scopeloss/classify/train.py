@@ -147,12 +147,15 @@ def load_file(path: Path):
 
 
 def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dict, *,
-          run: dict | None = None, on_epoch_end=None) -> dict:
+          run: ClassifierRunConfig | dict | None = None, on_epoch_end=None) -> dict:
     """Run (or resume, rebuild, or skip if finished) one training run; return its summary.
-    ``run`` holds the run settings (``config.resolve_run``; None = the defaults).
-    ``on_epoch_end(epoch)`` is called after each epoch's checkpoint (tests kill there)."""
+    ``run`` holds the run settings: resolved ones (a ``ClassifierRunConfig``, as the CLI
+    passes) are used as they are, a mapping or None (the defaults) is resolved first
+    (``config.resolve_run``). ``on_epoch_end(epoch)`` is called after each epoch's
+    checkpoint (tests kill there)."""
     C.check_seed(seed)
-    run = ClassifierRunConfig.from_mapping(C.resolve_run(hparams, run), "run")
+    if not isinstance(run, ClassifierRunConfig):
+        run = ClassifierRunConfig.from_mapping(C.resolve_run(hparams, run), "run")
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(run.torch_threads)
@@ -490,7 +493,8 @@ def main(argv=None) -> int:
         sets, run_sets = C.split_run(C.parse_set(args.set))
         hparams = C.resolve(args.dataset, args.experiment, args.loss,
                             C.load_hparams(args.hparams), sets)
-        run = C.resolve_run(hparams, C.load_run(args.run), run_sets)
+        run = ClassifierRunConfig.from_mapping(
+            C.resolve_run(hparams, C.load_run(args.run), run_sets), "run")
     except ValueError as err:
         parser.error(str(err))
     stop_with_launcher(lifecycle.log)

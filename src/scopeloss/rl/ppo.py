@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,14 +55,17 @@ TIMERS = ("env", "policy", "update", "eval", "checkpoint")
 
 
 def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: str | Path,
-          run: dict[str, Any] | None = None, log: Callable[[str], None] = lifecycle.log
-          ) -> dict[str, Any]:
+          run: RLRunConfig | dict[str, Any] | None = None,
+          log: Callable[[str], None] = lifecycle.log) -> dict[str, Any]:
     """Run (or resume, rebuild the outputs of, or skip if finished) one PPO job; returns its
-    summary. ``run`` holds the run settings (``scopeloss.rl.config.resolve_run``). The run
-    directory is held exclusively throughout (``lifecycle.own_run_dir``)."""
+    summary. ``run`` holds the run settings: resolved ones (an ``RLRunConfig``, as the CLI
+    passes) are used as they are, a mapping or None is resolved first
+    (``scopeloss.rl.config.resolve_run``). The run directory is held exclusively throughout
+    (``lifecycle.own_run_dir``)."""
     check_seed(seed)
     out = lifecycle.check_out_dir(out_dir)
-    run = resolve_run(hp, run)
+    if not isinstance(run, RLRunConfig):
+        run = RLRunConfig.from_mapping(resolve_run(hp, run), "run")
     base, _ = registry.cell_loss("ppo", loss, hp["loss"])
     identity = {"env": env_name, "loss": loss, "seed": seed,
                 "total_steps": hp["ppo"]["total_steps"], "hparams": hp,
@@ -150,18 +153,18 @@ class RunState:
 class PPORun:
     """One PPO job from set-up to its outputs: ``train(checkpoint or None)``."""
 
-    def __init__(self, hp: dict[str, Any], loss: str, seed: int, out: Path, run: dict[str, Any],
+    def __init__(self, hp: dict[str, Any], loss: str, seed: int, out: Path, run: RLRunConfig,
                  *, identity: dict[str, Any], log: Callable[[str], None]):
         self.env_cfg = hp["env"]
         self.cfg = PPOConfig.from_mapping(hp["ppo"], "ppo")
-        self.run = RLRunConfig.from_mapping(run, "run")
+        self.run = run
         # the registered loss it runs (a named variant's base) and its parameters
         self.loss = LossConfig(*registry.cell_loss("ppo", loss, hp["loss"]))
         self.seed = seed
         self.out, self.identity, self.log = out, identity, log
         self.ckpt_path = out / ".ckpt" / CKPT_NAME
         self.num_updates = math.ceil(self.cfg.total_steps / self.cfg.batch_size)
-        self.state = RunState(run_settings=dict(run))
+        self.state = RunState(run_settings=asdict(run))
         self.device = resolve_device(self.run.device, "run.device")
         torch.set_num_threads(self.run.torch_threads)
         if self.device.type == "cpu" and self.run.keep_freed_memory:

@@ -46,14 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     from scopeloss.devices import resolve_device
     from scopeloss.params import ConfigError, check_seed
     from scopeloss.rl.ppo import train
+    from scopeloss.typed_config import RLRunConfig
 
     try:  # every bad argument: argparse's error (exit 2, no traceback), as the classifier CLI
         check_seed(args.seed, "--seed")
         registry.load_modules(args.loss_module, "--loss-module")
         sets, run_sets = split_run(parse_set(args.set))
         hp = resolve(args.env, args.loss, load_hparams(args.hparams), sets)
-        run = resolve_run(hp, load_run(args.run), run_sets)
-        resolve_device(run["device"], "run.device")  # 'cuda' on a machine without one
+        run = RLRunConfig.from_mapping(resolve_run(hp, load_run(args.run), run_sets), "run")
+        resolve_device(run.device, "run.device")  # 'cuda' on a machine without one
     except ValueError as exc:
         parser.error(str(exc))
     lifecycle.stop_with_launcher(lifecycle.log)
