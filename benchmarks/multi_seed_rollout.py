@@ -28,6 +28,7 @@ from scopeloss.rl.config import resolve
 from scopeloss.rl.envs import make_env
 from scopeloss.rl.networks import make_network
 from scopeloss.rl import rollout as ro
+from scopeloss.typed_config import EnvConfig
 from scopeloss.rl.update import update
 from scopeloss.typed_config import LossConfig, PPOConfig
 
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     r = ro.Rollout(T, N, env.obs_shape, torch.bool, torch.device("cpu"))
     r.copy_obs(r.obs[0], env.reset())
     timers = {"env": 0.0, "policy": 0.0}
-    tf, tr, ac = make_reward_transform(hp["env"], N, p["gamma"]), EpisodeTracker(N), contextlib.nullcontext()
+    tf, tr, ac = make_reward_transform(EnvConfig.of(hp["env"]), N, p["gamma"]), EpisodeTracker(N), contextlib.nullcontext()
     acting, cfg = ro.Acting(net, env, tf, tr, ac), PPOConfig.from_mapping(p, "ppo")
 
     def one_loop():

@@ -15,6 +15,7 @@ from scopeloss.classify import caltech, standins
 from scopeloss.classify import data as D
 from scopeloss.classify.config import DATASETS
 from scopeloss.params import merge
+from scopeloss.typed_config import DatasetConfig
 from cli import exit_code
 
 # Skewed class sizes, like Caltech's 80..827 (small).
@@ -213,7 +214,7 @@ def test_numbers_lt_is_long_tailed_split_and_composed_of_its_digits(tmp_path):
     assert np.array_equal(x[5, 4:12, :8, 0], np.round(digits.images[i] / 16 * 255))
     assert np.array_equal(x[5, 4:12, 8:, 1], np.round(digits.images[j] / 16 * 255))
     assert x[5, :4].max() == 0 and x[5, 12:].max() == 0
-    assert standins.number_counts(cfg).sum() == totals.sum()
+    assert standins.number_counts(DatasetConfig.of(cfg)).sum() == totals.sum()
     # the same config gives the same dataset
     assert D.build_manifest(cfg)["hash"] == manifest["hash"]
 

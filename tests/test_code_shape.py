@@ -44,6 +44,35 @@ def test_the_typed_configs_are_the_declarations_and_refuse_a_misspelt_key():
     assert e.cuda.enabled and e.augmentation.flip_p == 0.5
 
 
+def test_every_suite_and_dataset_kind_has_its_typed_section():
+    import pytest
+
+    from scopeloss import params
+    from scopeloss.classify import config as cl_config
+    from scopeloss.rl import config as rl_config
+    from scopeloss.typed_config import ENV_CONFIGS, DatasetConfig, EnvConfig
+
+    for env in ("Breakout", "StarPilot", "CartPole-v1", "MinAtarBreakout"):
+        section = rl_config.resolve(env, "scope", games=False)["env"]
+        cfg = EnvConfig.of(section)
+        assert type(cfg) is ENV_CONFIGS[section["suite"]] and dataclasses.asdict(cfg) == section
+        assert list(section) == ["suite", *params.RL_ENV[section["suite"]]]
+        assert EnvConfig.of(cfg) is cfg
+    assert EnvConfig.of(rl_config.resolve("Breakout", "scope")["env"]).frames_per_step == 4
+    with pytest.raises(params.ConfigError, match="env: missing nothing, unknown noop"):
+        EnvConfig.of({**rl_config.resolve("Pong", "scope")["env"], "noop": 3})
+    with pytest.raises(params.ConfigError, match="env.suite must be one of atari, procgen"):
+        EnvConfig.of({"suite": "arcade"})
+    for dataset in params.CL_DATASET_KIND:
+        section = cl_config.resolve_dataset(dataset)
+        cfg = DatasetConfig.of(section)
+        assert dataclasses.asdict(cfg) == section
+        assert {f.name for f in dataclasses.fields(cfg)} == {
+            *params.CL_DATASET, *params.CL_DATASET_KIND[dataset]}
+    with pytest.raises(params.ConfigError, match="unknown max_per_clas "):
+        DatasetConfig.of({**cl_config.resolve_dataset("digits_lt"), "max_per_clas": 3})
+
+
 def test_the_benchmark_scripts_import_what_src_has():
     """A benchmark that still calls a renamed function fails here, not when it is next run
     (each ``--help`` imports the script's modules). The JAX yardstick needs jax and flax,
@@ -72,21 +101,29 @@ def _config_classes() -> dict[str, type]:
 
 
 def _type_name(annotation) -> str | None:
-    """The config class an annotation names (``X``, ``X | None``, ``"X"``), else None."""
+    """The config class an annotation names (``X``, ``X | None``, ``"X"``), else None (also
+    for ``X | Mapping``: which one it is, only the code after an isinstance knows)."""
     if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
         annotation = ast.parse(annotation.value, mode="eval").body
-    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
-        return _type_name(annotation.left) or _type_name(annotation.right)
-    if isinstance(annotation, ast.Name) and annotation.id in _config_classes():
-        return annotation.id
+    members, stack = [], [annotation]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            stack += [node.left, node.right]
+        elif not (isinstance(node, ast.Constant) and node.value is None):
+            members.append(node)
+    if len(members) == 1 and isinstance(members[0], ast.Name) and (
+            members[0].id in _config_classes()):
+        return members[0].id
     return None
 
 
 def _constructed(value) -> str | None:
-    """The config class ``Cls(...)`` or ``Cls.from_mapping(...)`` builds, else None."""
+    """The config class ``Cls(...)``, ``Cls.from_mapping(...)`` or ``Cls.of(...)`` builds (a
+    subclass for ``of``: its fields are checked as the base's), else None."""
     if isinstance(value, ast.Call):
         f = value.func
-        if isinstance(f, ast.Attribute) and f.attr == "from_mapping":
+        if isinstance(f, ast.Attribute) and f.attr in ("from_mapping", "of"):
             f = f.value
         if isinstance(f, ast.Name) and f.id in _config_classes():
             return f.id

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from scopeloss import plan
+from scopeloss.classify.config import resolve_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,16 +48,16 @@ def files(tmp_path):
 def test_split_and_cells_by_hand(files):
     configs, _ = files
     config = plan.grid.load_config(*configs)
-    assert plan.dataset_images(plan.grid.dataset_spec(config, "digits_lt")) == 707
-    assert plan.split_sizes(plan.grid.dataset_spec(config, "digits_lt")) == (424, 106, 177)
+    assert plan.dataset_images(plan.grid.dataset_cell(config, "digits_lt")) == 707
+    assert plan.split_sizes(plan.grid.dataset_cell(config, "digits_lt")) == (424, 106, 177)
     cells = plan.cells(config)
     assert [(c["kind"], c["suite"], c["name"], c["units"]) for c in cells[:4]] == [
         ("rl", "atari", "Pong", 1000), ("rl", "atari", "Pong", 1000),
         ("rl", "procgen", "StarPilot", 3000), ("rl", "procgen", "StarPilot", 3000)]
     assert cells[4]["units"] == pytest.approx(977.6667, abs=1e-3)
-    assert plan.dataset_images({"kind": "caltech256"}) == 30607
+    assert plan.dataset_images(resolve_dataset("caltech256")) == 30607
     # numbers_lt: sum over ranks r of floor(40 * 10^(-r/99)), whatever the ranking
-    numbers = {"kind": "numbers_lt", "imbalance_ratio": 10, "max_per_class": 40, "split_seed": 0}
+    numbers = resolve_dataset("numbers_lt", {"imbalance_ratio": 10, "max_per_class": 40})
     assert plan.dataset_images(numbers) == sum(math.floor(40 * 10 ** (-r / 99)) for r in range(100))
 
 

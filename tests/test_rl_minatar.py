@@ -13,6 +13,7 @@ from scopeloss.rl import config
 from scopeloss.rl.envs import make_env
 from scopeloss.rl.envs.gym import GymBatched
 from scopeloss.rl.envs.minatar import MinAtarBatched, env_seeds
+from scopeloss.typed_config import GymEnvConfig
 from scopeloss.rl.networks import ImpalaCNN, MinAtarCNN, make_network
 from scopeloss.rl.ppo import train
 
@@ -155,7 +156,7 @@ def test_gymnasium_image_obs_is_hwc():
     import minatar.gym
 
     minatar.gym.register_envs()
-    env = GymBatched({"suite": "gym", "game": "MinAtar/Breakout-v1"}, 2, seed=0)
+    env = GymBatched(GymEnvConfig(suite="gym", game="MinAtar/Breakout-v1"), 2, seed=0)
     assert env.obs_shape == (10, 10, 4) and env.hwc
     net = make_network(env.obs_shape, env.num_actions, image=True, hwc=env.hwc)
     assert isinstance(net, ImpalaCNN) and net.features[0].conv.in_channels == 4

@@ -50,6 +50,7 @@ from typing import Mapping
 from scopeloss import grid
 from scopeloss import atomic
 from scopeloss.classify import sources
+from scopeloss.typed_config import DatasetConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 EVAL_COST = 1.0 / 3.0  # forward-only image vs a training image
@@ -57,11 +58,11 @@ EVAL_COST = 1.0 / 3.0  # forward-only image vs a training image
 
 # ----------------------------------------------------------------------------- cells
 def dataset_images(spec: Mapping) -> int:
-    """Images of a dataset spec before the split (its source counts them)."""
-    return sources.get(spec["kind"]).image_count(spec)
+    """Images of a resolved dataset section before the split (its source counts them)."""
+    return sources.get(spec["kind"]).image_count(DatasetConfig.of(spec))
 
 
-def split_sizes(spec: Mapping) -> tuple[int, int, int]:
+def split_sizes(spec: Mapping) -> tuple[int, int, int]:  # a resolved dataset section
     """(train, val, test) image counts; rounding as a stratified split gives about."""
     n = dataset_images(spec)
     val = round(n * float(spec["val_fraction"]))

@@ -75,6 +75,83 @@ class PPOConfig(_FromMapping):
         return self.num_envs * self.num_steps
 
 
+@dataclasses.dataclass(frozen=True)
+class EnvConfig(_FromMapping):
+    """A resolved ``env`` section: its suite and that suite's own keys, one subclass per
+    suite (``ENV_CONFIGS``); ``EnvConfig.of(section)`` builds the suite's (a typed section
+    is returned as it is)."""
+
+    suite: str
+    game: str
+
+    @staticmethod
+    def of(section: EnvConfig | Mapping[str, Any], where: str = "env") -> EnvConfig:
+        if isinstance(section, EnvConfig):
+            return section
+        suite = section.get("suite")
+        if suite not in ENV_CONFIGS:
+            raise ConfigError(f"{where}.suite must be one of {', '.join(ENV_CONFIGS)}, "
+                              f"got {suite!r}")
+        return ENV_CONFIGS[suite].from_mapping(section, where)
+
+    @property
+    def traits(self) -> P.SuiteTraits:
+        """How the suite behaves (``params.SUITE_TRAITS``)."""
+        return P.SUITE_TRAITS[self.suite]
+
+    @property
+    def frames_per_step(self) -> int:
+        return 1
+
+
+def _env_keys(suite: str) -> dict[str, Any]:
+    return {"suite": None, **P.RL_ENV[suite]}
+
+
+@_declared(_env_keys("atari"))
+@dataclasses.dataclass(frozen=True)
+class AtariEnvConfig(EnvConfig):
+    repeat_action_probability: float
+    frameskip: int
+    noop_max: int
+    episodic_life: bool
+    max_episode_steps: int
+
+    @property
+    def frames_per_step(self) -> int:
+        return self.frameskip
+
+
+@_declared(_env_keys("procgen"))
+@dataclasses.dataclass(frozen=True)
+class ProcgenEnvConfig(EnvConfig):
+    distribution_mode: str
+    num_levels: int
+    start_level: int
+    eval_num_levels: int
+    eval_start_level: int
+
+
+@_declared(_env_keys("gym"))
+@dataclasses.dataclass(frozen=True)
+class GymEnvConfig(EnvConfig):
+    pass
+
+
+@_declared(_env_keys("minatar"))
+@dataclasses.dataclass(frozen=True)
+class MinAtarEnvConfig(EnvConfig):
+    sticky_action_prob: float
+    difficulty_ramping: bool
+    max_episode_steps: int | None
+
+
+ENV_CONFIGS: dict[str, type[EnvConfig]] = {
+    "atari": AtariEnvConfig, "procgen": ProcgenEnvConfig, "gym": GymEnvConfig,
+    "minatar": MinAtarEnvConfig}
+assert set(ENV_CONFIGS) == set(P.SUITES)
+
+
 @_declared(P.RL_RUN)
 @dataclasses.dataclass(frozen=True)
 class RLRunConfig(_FromMapping):
@@ -96,6 +173,48 @@ class LossConfig:
 
 
 # --------------------------------------------------------------------------- classifier
+@_declared(P.CL_DATASET)
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig(_FromMapping):
+    """A resolved ``dataset`` section: the keys every dataset has; a kind with keys of its
+    own has a subclass in ``DATASET_CONFIGS``. ``DatasetConfig.of(section)`` builds the
+    kind's (a typed section is returned as it is)."""
+
+    kind: str
+    root: str
+    image_size: int
+    resize_size: int
+    val_fraction: float
+    test_fraction: float
+    split_seed: int
+
+    @staticmethod
+    def of(section: DatasetConfig | Mapping[str, Any], where: str = "dataset") -> DatasetConfig:
+        if isinstance(section, DatasetConfig):
+            return section
+        kind = section.get("kind")
+        if kind not in DATASET_CONFIGS:
+            raise ConfigError(f"{where}.kind must be one of {', '.join(DATASET_CONFIGS)}, "
+                              f"got {kind!r}")
+        return DATASET_CONFIGS[kind].from_mapping(section, where)
+
+
+@dataclasses.dataclass(frozen=True)
+class LongTailConfig(DatasetConfig):
+    """The long-tailed stand-ins' own keys (digits_lt, numbers_lt)."""
+
+    imbalance_ratio: float
+    max_per_class: int
+
+
+# A kind that declares no keys of its own is a plain DatasetConfig.
+DATASET_CONFIGS: dict[str, type[DatasetConfig]] = {
+    **{kind: DatasetConfig for kind in P.CL_DATASET_KIND},
+    "digits_lt": LongTailConfig, "numbers_lt": LongTailConfig}
+for _kind, _cls in DATASET_CONFIGS.items():
+    _declared({**P.CL_DATASET, **P.CL_DATASET_KIND[_kind]})(_cls)
+
+
 @_declared(P.CL_AUGMENTATION)
 @dataclasses.dataclass(frozen=True)
 class AugmentationConfig(_FromMapping):

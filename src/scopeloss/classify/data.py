@@ -34,6 +34,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -46,6 +47,7 @@ from scopeloss.classify import sources
 from scopeloss.classify.caltech import CALTECH_URL, ensure_caltech256
 from scopeloss.classify.errors import DataUnavailable, DecodeError  # noqa: F401
 from scopeloss.classify.splits import SPLITS
+from scopeloss.typed_config import DatasetConfig
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff",
                     ".webp"}
@@ -163,31 +165,34 @@ def _check_no_empty_class(folder: Path, classes: list[str], present: set[int], w
 
 
 # --- manifest ---------------------------------------------------------------------------
-def manifest_path(dcfg: dict) -> Path:
-    name = (f"{dcfg['kind']}-seed{dcfg['split_seed']}-val{dcfg['val_fraction']}"
-            f"-test{dcfg['test_fraction']}") + sources.get(dcfg["kind"]).manifest_tag(dcfg)
-    return Path(dcfg["root"]) / "manifests" / f"{name}.json"
+def manifest_path(dcfg: DatasetConfig | Mapping) -> Path:
+    dcfg = DatasetConfig.of(dcfg)
+    name = (f"{dcfg.kind}-seed{dcfg.split_seed}-val{dcfg.val_fraction}"
+            f"-test{dcfg.test_fraction}") + sources.get(dcfg.kind).manifest_tag(dcfg)
+    return Path(dcfg.root) / "manifests" / f"{name}.json"
 
 
 def _items_hash(items: dict) -> str:
     return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
 
-def build_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> dict:
+def build_manifest(dcfg: DatasetConfig | Mapping, *, download_missing: bool = False,
+                   **fetch) -> dict:
     """The split of ``dcfg``'s dataset, from its source (``sources``), as a manifest."""
-    data_source = sources.get(dcfg["kind"])
+    dcfg = DatasetConfig.of(dcfg)
+    data_source = sources.get(dcfg.kind)
     data_source.prepare(dcfg, download_missing=download_missing, **fetch)
     classes, split_items, skipped, reasons, source = data_source.split_items(dcfg)
     counts = {s: np.bincount([lab for _, lab in split_items[s]], minlength=len(classes)).tolist()
               for s in SPLITS}
     return {
         "version": MANIFEST_VERSION,
-        "kind": dcfg["kind"],
+        "kind": dcfg.kind,
         "source": source,  # paths are relative to {root}/{source} (caltech256)
         "classes": classes,
-        "split_seed": dcfg["split_seed"],
-        "val_fraction": dcfg["val_fraction"],
-        "test_fraction": dcfg["test_fraction"],
+        "split_seed": dcfg.split_seed,
+        "val_fraction": dcfg.val_fraction,
+        "test_fraction": dcfg.test_fraction,
         "counts": counts,
         "skipped": skipped,
         "skipped_reasons": reasons,
@@ -196,8 +201,10 @@ def build_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> di
     }
 
 
-def get_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> tuple[dict, Path]:
+def get_manifest(dcfg: DatasetConfig | Mapping, *, download_missing: bool = False,
+                 **fetch) -> tuple[dict, Path]:
     """The dataset's manifest, built and written on first use and reused afterwards."""
+    dcfg = DatasetConfig.of(dcfg)
     path = manifest_path(dcfg)
 
     def current() -> bool:  # a manifest of an older scan (version) is rebuilt
@@ -210,7 +217,7 @@ def get_manifest(dcfg: dict, *, download_missing: bool = False, **fetch) -> tupl
 
     # The manifest alone is not the data: the images must still be there. Checked first, so
     # that a root without them is refused before anything is written there.
-    sources.get(dcfg["kind"]).prepare(dcfg, download_missing=download_missing, **fetch)
+    sources.get(dcfg.kind).prepare(dcfg, download_missing=download_missing, **fetch)
     if not current():
         with atomic.exclusive_lock(path.with_suffix(".lock")):
             if not current():
@@ -245,22 +252,25 @@ def _decode_job(args):
                           "lists it; delete or replace the file and the manifest)") from None
 
 
-def cache_path(dcfg: dict, manifest: dict, split: str, cache_dir=None) -> Path:
+def cache_path(dcfg: DatasetConfig | Mapping, manifest: dict, split: str,
+               cache_dir=None) -> Path:
     """Where ``split``'s cache lives: ``cache_dir`` (a run setting), default {root}/cache."""
-    cache_dir = Path(cache_dir or Path(dcfg["root"]) / "cache")
-    return cache_dir / f"{manifest['kind']}-{manifest['hash'][:16]}-{dcfg['resize_size']}px-{split}.npy"
+    dcfg = DatasetConfig.of(dcfg)
+    cache_dir = Path(cache_dir or Path(dcfg.root) / "cache")
+    return cache_dir / f"{manifest['kind']}-{manifest['hash'][:16]}-{dcfg.resize_size}px-{split}.npy"
 
 
-def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0,
+def build_cache(dcfg: DatasetConfig | Mapping, manifest: dict, split: str, num_workers: int = 0,
                 cache_dir=None) -> Path:
     """Decode and resize every image of ``split`` once into a uint8 .npy file (atomic)."""
+    dcfg = DatasetConfig.of(dcfg)
     path = cache_path(dcfg, manifest, split, cache_dir)
     if path.is_file():
         return path
     with atomic.exclusive_lock(path.with_suffix(".lock")):
         if path.is_file():
             return path
-        items, size = manifest["items"][split], dcfg["resize_size"]
+        items, size = manifest["items"][split], dcfg.resize_size
         t0 = time.perf_counter()
         nbytes = len(items) * size * size * 3
         with atomic.atomic_path(path, size=nbytes, label="the image cache ") as tmp:
@@ -274,7 +284,7 @@ def build_cache(dcfg: dict, manifest: dict, split: str, num_workers: int = 0,
                 with open(tmp, "wb") as f:  # np.save(path) would append ".npy" to the name
                     np.save(f, data_source.images(items, size))
             else:
-                base = Path(dcfg["root"]) / manifest["source"]
+                base = Path(dcfg.root) / manifest["source"]
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                                 shape=(len(items), size, size, 3))
                 jobs = [(str(base / rel), size) for rel, _ in items]
@@ -309,10 +319,11 @@ class Dataset:
     cache_paths: dict[str, str]
 
 
-def load_dataset(dcfg: dict, *, num_workers: int = 0, cache_dir=None,
+def load_dataset(dcfg: DatasetConfig | Mapping, *, num_workers: int = 0, cache_dir=None,
                  download_missing: bool = False) -> Dataset:
     """Manifest + cache for every split (built where missing, under locks), memory-mapped:
     concurrent runs on one machine share the page cache instead of each holding a copy."""
+    dcfg = DatasetConfig.of(dcfg)
     manifest, mpath = get_manifest(dcfg, download_missing=download_missing)
     splits, paths = {}, {}
     for split in SPLITS:
@@ -327,17 +338,18 @@ def load_dataset(dcfg: dict, *, num_workers: int = 0, cache_dir=None,
 
 
 # --- CLI ---------------------------------------------------------------------------------
-def write_index(path, dcfg: dict, ds: Dataset) -> dict:
+def write_index(path, dcfg: DatasetConfig | Mapping, ds: Dataset) -> dict:
     """The small JSON the workflow's data job declares as its output (written atomically,
     after the manifest and every cache file exist)."""
+    dcfg = DatasetConfig.of(dcfg)
     index = {
-        "kind": dcfg["kind"],
+        "kind": dcfg.kind,
         "manifest": str(ds.manifest_path),
         "manifest_hash": ds.manifest_hash,
         "num_classes": len(ds.classes),
         "counts": {s: len(ds.splits[s].labels) for s in SPLITS},
         "cache": dict(ds.cache_paths),
-        "resize_size": dcfg["resize_size"],
+        "resize_size": dcfg.resize_size,
     }
     atomic.write_json(path, index)
     return index
@@ -390,7 +402,7 @@ def main(argv=None) -> int:
             over["root"] = args.root
         if args.resize_size:
             over["resize_size"] = args.resize_size
-        dcfg = C.resolve_dataset(args.dataset, over)
+        dcfg = DatasetConfig.of(C.resolve_dataset(args.dataset, over))
         run = C.resolve_run(None, C.load_run(args.run))
         workers = args.num_workers if args.num_workers is not None else (
             run["num_workers"] if args.run else 2)

@@ -7,9 +7,12 @@ from image files (``decodes_files``: decoded in parallel into a memory-mapped fi
 the images the source makes itself (``images``). The cost plan counts images with
 ``image_count`` (numpy only: no torch, no PIL).
 
-A new dataset is one module with a ``DatasetSource`` subclass, one line in ``SOURCES`` and
-its declaration in ``scopeloss.params`` (its keys in ``CL_DATASET_KIND``, its name and
-defaults in ``DATASET_DEFAULTS``); docs/CONTRACT.md describes the recipe.
+Each method receives the resolved dataset section typed (``typed_config.DatasetConfig``, or
+its kind's subclass). A new dataset is one module with a ``DatasetSource`` subclass, one
+line in ``SOURCES`` and its declaration in ``scopeloss.params`` (its keys in
+``CL_DATASET_KIND``, its name and defaults in ``DATASET_DEFAULTS``; keys of its own: a
+``DatasetConfig`` subclass in ``typed_config.DATASET_CONFIGS``); docs/CONTRACT.md describes
+the recipe.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from scopeloss.classify import standins
 from scopeloss.classify.splits import SPLITS, stratified_split
+from scopeloss.typed_config import DatasetConfig, LongTailConfig
 
 
 class SplitItems(NamedTuple):
@@ -40,17 +44,17 @@ class DatasetSource:
     kind: str
     decodes_files = False  # True: items are image files under {root}/{source}
 
-    def prepare(self, dcfg: dict, *, download_missing: bool = False, **fetch) -> None:
+    def prepare(self, dcfg: DatasetConfig, *, download_missing: bool = False, **fetch) -> None:
         """Make the raw data present (or raise DataUnavailable saying where to put it)."""
 
-    def manifest_tag(self, dcfg: dict) -> str:
+    def manifest_tag(self, dcfg: DatasetConfig) -> str:
         """What besides the split settings names its manifest (the keys that change it)."""
         return ""
 
-    def split_items(self, dcfg: dict) -> SplitItems:
+    def split_items(self, dcfg: DatasetConfig) -> SplitItems:
         raise NotImplementedError
 
-    def image_count(self, dcfg: dict) -> int:
+    def image_count(self, dcfg: DatasetConfig) -> int:
         """Images before the split."""
         raise NotImplementedError
 
@@ -66,23 +70,23 @@ class Caltech256(DatasetSource):
     decodes_files = True
     IMAGES = 30607  # before the split, the clutter class included
 
-    def prepare(self, dcfg, *, download_missing=False, **fetch):
+    def prepare(self, dcfg: DatasetConfig, *, download_missing=False, **fetch):
         from scopeloss.classify.caltech import ensure_caltech256
 
-        ensure_caltech256(dcfg["root"], download_missing=download_missing, **fetch)
+        ensure_caltech256(dcfg.root, download_missing=download_missing, **fetch)
 
-    def split_items(self, dcfg):
+    def split_items(self, dcfg: DatasetConfig):
         from scopeloss.classify.caltech import caltech_paths
         from scopeloss.classify.data import scan_caltech
 
-        folder = caltech_paths(dcfg["root"])[1]
+        folder = caltech_paths(dcfg.root)[1]
         classes, items, skipped = scan_caltech(folder, reasons := {})
-        parts = stratified_split([label for _, label in items], dcfg["val_fraction"],
-                                 dcfg["test_fraction"], dcfg["split_seed"])
+        parts = stratified_split([label for _, label in items], dcfg.val_fraction,
+                                 dcfg.test_fraction, dcfg.split_seed)
         return SplitItems(classes, {s: [list(items[i]) for i in parts[s]] for s in SPLITS},
-                          skipped, reasons, folder.relative_to(Path(dcfg["root"])).as_posix())
+                          skipped, reasons, folder.relative_to(Path(dcfg.root)).as_posix())
 
-    def image_count(self, dcfg):
+    def image_count(self, dcfg: DatasetConfig):
         return self.IMAGES
 
 
@@ -93,14 +97,14 @@ class DigitsStandIn(DatasetSource):
     def __init__(self, kind: str):
         self.kind = kind
 
-    def manifest_tag(self, dcfg):
-        return f"-ratio{dcfg['imbalance_ratio']}-max{dcfg['max_per_class']}"
+    def manifest_tag(self, dcfg: LongTailConfig):
+        return f"-ratio{dcfg.imbalance_ratio}-max{dcfg.max_per_class}"
 
-    def split_items(self, dcfg):
+    def split_items(self, dcfg: LongTailConfig):
         classes, items = standins.split_items(dcfg)
         return SplitItems(classes, items, [], {}, standins.SOURCE)
 
-    def image_count(self, dcfg):
+    def image_count(self, dcfg: LongTailConfig):
         return standins.image_count(dcfg)
 
     def images(self, items, size):

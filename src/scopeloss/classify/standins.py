@@ -27,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from scopeloss.classify.splits import SPLITS, stratified_split
+from scopeloss.typed_config import LongTailConfig
 
 KINDS = ("digits_lt", "numbers_lt")
 SOURCE = "sklearn.datasets.load_digits"
@@ -51,26 +52,26 @@ def exponential_counts(max_per_class: int, ratio: float, ranks: np.ndarray) -> n
                     dtype=np.int64)
 
 
-def split_items(dcfg: dict) -> tuple[list[str], dict[str, list[list]]]:
+def split_items(dcfg: LongTailConfig) -> tuple[list[str], dict[str, list[list]]]:
     """(class names, {split: [[relative name, label], ...]}) of a stand-in dataset."""
-    if dcfg["kind"] == "digits_lt":
+    if dcfg.kind == "digits_lt":
         classes, items = _digits_lt(dcfg)
         labels = [label for _, label in items]
-        parts = stratified_split(labels, dcfg["val_fraction"], dcfg["test_fraction"],
-                                 dcfg["split_seed"])
+        parts = stratified_split(labels, dcfg.val_fraction, dcfg.test_fraction,
+                                 dcfg.split_seed)
         return classes, {s: [list(items[i]) for i in parts[s]] for s in SPLITS}
     return _numbers_lt(dcfg)
 
 
-def digit_counts(dcfg: dict) -> np.ndarray:
+def digit_counts(dcfg: LongTailConfig) -> np.ndarray:
     """Images of each digit 0..9 kept by digits_lt, before the split (numpy only)."""
-    keep = exponential_counts(dcfg["max_per_class"], dcfg["imbalance_ratio"], np.arange(10))
+    keep = exponential_counts(dcfg.max_per_class, dcfg.imbalance_ratio, np.arange(10))
     return np.minimum(keep, DIGITS_PER_CLASS)
 
 
-def _digits_lt(dcfg: dict) -> tuple[list[str], list[tuple[str, int]]]:
+def _digits_lt(dcfg: LongTailConfig) -> tuple[list[str], list[tuple[str, int]]]:
     target = _digits().target
-    rng = np.random.default_rng(dcfg["split_seed"])
+    rng = np.random.default_rng(dcfg.split_seed)
     items = []
     for c, keep in enumerate(digit_counts(dcfg)):
         idx = np.flatnonzero(target == c)
@@ -79,14 +80,14 @@ def _digits_lt(dcfg: dict) -> tuple[list[str], list[tuple[str, int]]]:
     return [f"{c:03d}.digit_{c}" for c in range(10)], items
 
 
-def number_counts(dcfg: dict) -> np.ndarray:
+def number_counts(dcfg: LongTailConfig) -> np.ndarray:
     """Images of each number 0..99 before the split (the ranking drawn with split_seed)."""
-    ranks = np.random.default_rng(dcfg["split_seed"]).permutation(NUMBER_CLASSES)
-    return exponential_counts(dcfg["max_per_class"], dcfg["imbalance_ratio"], ranks)
+    ranks = np.random.default_rng(dcfg.split_seed).permutation(NUMBER_CLASSES)
+    return exponential_counts(dcfg.max_per_class, dcfg.imbalance_ratio, ranks)
 
 
-def _numbers_lt(dcfg: dict) -> tuple[list[str], dict[str, list[list]]]:
-    seed, val, test = dcfg["split_seed"], dcfg["val_fraction"], dcfg["test_fraction"]
+def _numbers_lt(dcfg: LongTailConfig) -> tuple[list[str], dict[str, list[list]]]:
+    seed, val, test = dcfg.split_seed, dcfg.val_fraction, dcfg.test_fraction
     counts = number_counts(dcfg)
     # How many images of each number go to each split: the same stratified rule as any
     # dataset; which digit images may compose them: a stratified split of the digits.
@@ -108,9 +109,9 @@ def _numbers_lt(dcfg: dict) -> tuple[list[str], dict[str, list[list]]]:
     return [f"{c:03d}.number_{c:02d}" for c in range(NUMBER_CLASSES)], out
 
 
-def image_count(dcfg: dict) -> int:
+def image_count(dcfg: LongTailConfig) -> int:
     """Images of a stand-in before the split (the cost plan's count; numpy only)."""
-    counts = digit_counts(dcfg) if dcfg["kind"] == "digits_lt" else number_counts(dcfg)
+    counts = digit_counts(dcfg) if dcfg.kind == "digits_lt" else number_counts(dcfg)
     return int(counts.sum())
 
 

@@ -67,7 +67,8 @@ from scopeloss.losses import supervised_loss
 from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
 from scopeloss.schedules import make_schedule
-from scopeloss.typed_config import ClassifierRunConfig, ExperimentConfig, LossConfig
+from scopeloss.typed_config import (ClassifierRunConfig, DatasetConfig, ExperimentConfig,
+                                    LossConfig)
 
 OUTPUTS = ("history.csv", "per_class.csv", "summary.json")
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
@@ -91,10 +92,10 @@ class Job:
     run: ClassifierRunConfig
     device: torch.device
 
-    @property
-    def d(self) -> dict:
-        """The dataset section: a mapping, its keys depend on the dataset's kind."""
-        return self.hparams["dataset"]
+    @cached_property
+    def d(self) -> DatasetConfig:
+        """The dataset section (its kind's own keys in a subclass)."""
+        return DatasetConfig.of(self.hparams["dataset"])
 
     @cached_property
     def e(self) -> ExperimentConfig:
@@ -250,7 +251,7 @@ class ClassifierRun:
         """(mean loss, accuracy, predictions) on ``split``, centre-cropped, in batches of
         twice the training batch (no gradients)."""
         return evaluate(self.forward, split, batch_size=2 * self.job.e.batch_size,
-                        image_size=self.job.d["image_size"], loss_fn=self.loss_fn,
+                        image_size=self.job.d.image_size, loss_fn=self.loss_fn,
                         compute=self.compute)
 
     def build(self) -> None:
@@ -279,7 +280,7 @@ class ClassifierRun:
                            if e.cuda.enabled else None)
         self.state.num_classes = self.num_classes
         self.state.sampled = np.zeros(self.num_classes, dtype=np.int64)  # images drawn per class
-        self.augmenting = Augmenting(e.augmentation if e.augment else None, d["image_size"],
+        self.augmenting = Augmenting(e.augmentation if e.augment else None, d.image_size,
                                      self.gen, self.curriculum)
         self.step = make_train_step(self.forward, self.loss_fn, self.data.splits["train"],
                                     optimizer=self.opt, scheduler=self.sched,

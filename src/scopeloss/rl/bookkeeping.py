@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeloss.params import SUITE_TRAITS
+from scopeloss.typed_config import EnvConfig
 
 
 class RewardTransform:
@@ -66,8 +66,8 @@ class ReturnNormalizer(RewardTransform):
         self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
 
 
-def make_reward_transform(cfg: dict[str, Any], num_envs: int, gamma: float) -> RewardTransform:
-    reward = SUITE_TRAITS[cfg["suite"]].reward
+def make_reward_transform(cfg: EnvConfig, num_envs: int, gamma: float) -> RewardTransform:
+    reward = cfg.traits.reward
     if reward == "sign":
         return SignReward()
     if reward == "normalized":

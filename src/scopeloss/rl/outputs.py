@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from scopeloss import atomic
-from scopeloss.params import SUITE_TRAITS
+from scopeloss.typed_config import EnvConfig
 
 EPISODE_COLUMNS = ["global_step", "return", "length", "truncated_by_resume"]
 EVAL_COLUMNS = ["global_step", "return", "length"]
@@ -21,9 +21,9 @@ UPDATE_COLUMNS = ["update", "global_step", "policy_loss", "value_loss", "entropy
                   "sps"]
 
 
-def output_names(env_cfg: dict[str, Any]) -> tuple[str, ...]:
+def output_names(env_cfg: EnvConfig) -> tuple[str, ...]:
     names = ("episodes.csv", "updates.csv", "summary.json")
-    return names + ("eval.csv",) if SUITE_TRAITS[env_cfg["suite"]].held_out else names
+    return names + ("eval.csv",) if env_cfg.traits.held_out else names
 
 
 def _episode_frame(rows: np.ndarray) -> pd.DataFrame:
@@ -31,13 +31,13 @@ def _episode_frame(rows: np.ndarray) -> pd.DataFrame:
         {"global_step": "int64", "length": "int64", "truncated_by_resume": "int64"})
 
 
-def write_outputs(out: Path, env_cfg: dict[str, Any], st: dict[str, Any],
+def write_outputs(out: Path, env_cfg: EnvConfig, st: dict[str, Any],
                   identity: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Write episodes.csv, updates.csv (and eval.csv for procgen) from the state ``st``; with
     ``identity`` (a finished run) also summary.json, which is returned."""
     atomic.write_csv(out / "episodes.csv", _episode_frame(st["episodes"]))
     atomic.write_csv(out / "updates.csv", pd.DataFrame(st["updates"], columns=UPDATE_COLUMNS))
-    if SUITE_TRAITS[env_cfg["suite"]].held_out:
+    if env_cfg.traits.held_out:
         atomic.write_csv(out / "eval.csv", pd.DataFrame(st["eval"], columns=EVAL_COLUMNS).astype(
             {"global_step": "int64", "length": "int64"}))
     if identity is None:
@@ -47,7 +47,7 @@ def write_outputs(out: Path, env_cfg: dict[str, Any], st: dict[str, Any],
     return summary
 
 
-def make_summary(identity: dict[str, Any], env_cfg: dict[str, Any], st: dict[str, Any]) -> dict[str, Any]:
+def make_summary(identity: dict[str, Any], env_cfg: EnvConfig, st: dict[str, Any]) -> dict[str, Any]:
     ep = st["episodes"]
     whole = ep[ep[:, 3] == 0]  # episodes that ended in the game, not by a resume
     last_eval = st["eval"][st["eval"][:, 0] == st["eval"][-1, 0]] if len(st["eval"]) else None
@@ -58,7 +58,7 @@ def make_summary(identity: dict[str, Any], env_cfg: dict[str, Any], st: dict[str
         **identity,
         "global_step": st["global_step"],
         "updates": len(st["updates"]),
-        "frames": st["global_step"] * env_cfg.get("frameskip", 1),
+        "frames": st["global_step"] * env_cfg.frames_per_step,
         "final_return_mean_100": float(whole[-100:, 1].mean()) if len(whole) else None,
         "final_eval_return_mean": float(last_eval[:, 1].mean()) if last_eval is not None
         and len(last_eval) else None,

@@ -37,7 +37,7 @@ from scopeloss import lifecycle, registry, seeding
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.fingerprint import cell_fingerprint
-from scopeloss.params import SUITE_TRAITS, check_seed, compile_mode
+from scopeloss.params import check_seed, compile_mode
 from scopeloss.progress import RunLogger
 from scopeloss.rl import rollout as ro
 from scopeloss.rl.bookkeeping import EpisodeTracker, make_reward_transform
@@ -47,7 +47,7 @@ from scopeloss.rl.networks import make_network
 from scopeloss.rl.outputs import output_names, write_outputs
 from scopeloss.rl.update import update
 from scopeloss.runinfo import run_info
-from scopeloss.typed_config import LossConfig, PPOConfig, RLRunConfig
+from scopeloss.typed_config import EnvConfig, LossConfig, PPOConfig, RLRunConfig
 from scopeloss.schedules import make_schedule
 
 CKPT_NAME = "checkpoint.pt"
@@ -67,11 +67,12 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     if not isinstance(run, RLRunConfig):
         run = RLRunConfig.from_mapping(resolve_run(hp, run), "run")
     base, _ = registry.cell_loss("ppo", loss, hp["loss"])
+    env_cfg = EnvConfig.of(hp["env"])
     identity = {"env": env_name, "loss": loss, "seed": seed,
                 "total_steps": hp["ppo"]["total_steps"], "hparams": hp,
                 "code_fingerprint": cell_fingerprint("rl", base)}
     with lifecycle.own_run_dir(out):
-        action, found = lifecycle.begin(out, identity, output_names(hp["env"]),
+        action, found = lifecycle.begin(out, identity, output_names(env_cfg),
                                         out / ".ckpt" / CKPT_NAME,
                                         {"update": int, "state": dict}, log)
         if action == "skip":
@@ -80,7 +81,7 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
         if action == "rebuild":
             try:
                 with lifecycle.restoring("rebuilding the outputs"):
-                    return write_outputs(out, hp["env"], found["state"], identity)
+                    return write_outputs(out, env_cfg, found["state"], identity)
             except lifecycle.CorruptCheckpoint as exc:
                 lifecycle.quarantine(ckpt_path, str(exc), log)
                 found = None
@@ -155,7 +156,7 @@ class PPORun:
 
     def __init__(self, hp: dict[str, Any], loss: str, seed: int, out: Path, run: RLRunConfig,
                  *, identity: dict[str, Any], log: Callable[[str], None]):
-        self.env_cfg = hp["env"]
+        self.env_cfg = EnvConfig.of(hp["env"])
         self.cfg = PPOConfig.from_mapping(hp["ppo"], "ppo")
         self.run = run
         # the registered loss it runs (a named variant's base) and its parameters
@@ -290,7 +291,7 @@ class PPORun:
         st.updates.append({"update": k, "global_step": st.global_step, **stats, "lr": lr,
                            "sps": steps * N / dt})
         self.rollout.carry_over()
-        if p.eval_every and SUITE_TRAITS[self.env_cfg["suite"]].held_out and (
+        if p.eval_every and self.env_cfg.traits.held_out and (
                 k % p.eval_every == 0 or k == self.num_updates):
             self.evaluate_held_out(k)
         self.report(k, steps * N / dt, np.concatenate(st.episodes[logged_before:]

@@ -5,17 +5,20 @@ learner's reward transforms and the episode bookkeeping are in ``scopeloss.rl.bo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from scopeloss.params import SUITE_TRAITS, ConfigError
 from scopeloss.rl.envs.base import BatchedEnv, derive_seed
+from scopeloss.typed_config import EnvConfig
 
 
-def make_env(cfg: dict[str, Any], num_envs: int, seed: int,
+def make_env(cfg: EnvConfig | Mapping[str, Any], num_envs: int, seed: int,
              threads: int | None = None) -> BatchedEnv:
-    """The batched training env for a resolved ``env`` section; ``threads`` caps the env
-    worker threads (C++ vector envs). Suites import lazily: only the one used is loaded."""
-    suite = cfg["suite"]
+    """The batched training env for a resolved ``env`` section (typed, or the mapping the
+    resolver returns); ``threads`` caps the env worker threads (C++ vector envs). Suites
+    import lazily: only the one used is loaded."""
+    cfg = EnvConfig.of(cfg)
+    suite = cfg.suite
     if suite == "atari":
         from scopeloss.rl.envs.atari import AtariBatched
 
@@ -32,13 +35,13 @@ def make_env(cfg: dict[str, Any], num_envs: int, seed: int,
         from scopeloss.rl.envs.minatar import MinAtarBatched
 
         return MinAtarBatched(cfg, num_envs, seed)
-    raise ConfigError(f"env.suite must be one of atari, procgen, gym, minatar, got {suite!r}")
+    raise AssertionError(f"no env builder for suite {suite!r}")  # EnvConfig.of refused it
 
 
-def make_eval_env(cfg: dict[str, Any], num_envs: int, seed: int,
+def make_eval_env(cfg: EnvConfig, num_envs: int, seed: int,
                   threads: int | None = None) -> BatchedEnv | None:
     """Held-out levels (procgen only): ``eval_num_levels`` levels from ``eval_start_level``."""
-    if not SUITE_TRAITS[cfg["suite"]].held_out:
+    if not cfg.traits.held_out:
         return None
     from scopeloss.rl.envs.procgen import ProcgenBatched
 

@@ -5,23 +5,24 @@ learner sees ``sign(reward)`` (CleanRL's ClipRewardEnv: ``bookkeeping.SignReward
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import numpy as np
 
 from scopeloss.rl.envs.base import SameStepAutoresetBatched, worker_threads
+from scopeloss.typed_config import AtariEnvConfig
 
 
 class AtariBatched(SameStepAutoresetBatched):
-    def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int, threads: int | None = None):
+    def __init__(self, cfg: AtariEnvConfig, num_envs: int, seed: int, threads: int | None = None):
         from ale_py.vector_env import AtariVectorEnv
 
         self.kwargs = dict(
-            game=cfg["game"], num_envs=num_envs, frameskip=cfg["frameskip"], grayscale=True,
-            stack_num=4, img_height=84, img_width=84, maxpool=True, noop_max=cfg["noop_max"],
-            repeat_action_probability=cfg["repeat_action_probability"],
-            episodic_life=cfg["episodic_life"], use_fire_reset=True, reward_clipping=False,
-            max_num_frames_per_episode=cfg["max_episode_steps"] * cfg["frameskip"],
+            game=cfg.game, num_envs=num_envs, frameskip=cfg.frameskip, grayscale=True,
+            stack_num=4, img_height=84, img_width=84, maxpool=True, noop_max=cfg.noop_max,
+            repeat_action_probability=cfg.repeat_action_probability,
+            episodic_life=cfg.episodic_life, use_fire_reset=True, reward_clipping=False,
+            max_num_frames_per_episode=cfg.max_episode_steps * cfg.frameskip,
             full_action_space=False, autoreset_mode="SameStep",
             num_threads=worker_threads(num_envs, threads),
         )
@@ -31,7 +32,7 @@ class AtariBatched(SameStepAutoresetBatched):
         self.obs_shape = tuple(self.env.single_observation_space.shape)
         self.obs_dtype = np.dtype(np.uint8)
         self.num_actions = int(self.env.single_action_space.n)
-        self.spec = {**cfg, "ale_kwargs": {k: v for k, v in self.kwargs.items()},
+        self.spec = {**dataclasses.asdict(cfg), "ale_kwargs": {k: v for k, v in self.kwargs.items()},
                      "env_seed": seed, "reward_for_learning": "sign(raw reward)",
                      "logged_return": "raw game score (reward clipping off in ALE)",
                      "autoreset": "same-step", "truncation": "bootstrapped from final obs",

@@ -4,23 +4,24 @@ observation is an image in Gymnasium's height-width-channel layout unless the en
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import numpy as np
 
 from scopeloss.rl.envs.base import SameStepAutoresetBatched
+from scopeloss.typed_config import GymEnvConfig
 
 
 class GymBatched(SameStepAutoresetBatched):
-    def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int):
+    def __init__(self, cfg: GymEnvConfig, num_envs: int, seed: int):
         import gymnasium as gym
         from gymnasium.vector import AutoresetMode
 
-        self.env = gym.make_vec(cfg["game"], num_envs, vectorization_mode="sync",
+        self.env = gym.make_vec(cfg.game, num_envs, vectorization_mode="sync",
                                 vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
         space = self.env.single_action_space
         if not isinstance(space, gym.spaces.Discrete):
-            raise ValueError(f"env.game {cfg['game']!r} has action space {space}; "
+            raise ValueError(f"env.game {cfg.game!r} has action space {space}; "
                              "only Discrete action spaces are supported")
         self.seed = seed
         self.num_envs = num_envs
@@ -31,10 +32,10 @@ class GymBatched(SameStepAutoresetBatched):
         # an env whose 3-D observation is channel-first says so with metadata obs_layout "chw".
         layout = (self.env.metadata or {}).get("obs_layout", "hwc")
         if layout not in ("hwc", "chw"):
-            raise ValueError(f"env.game {cfg['game']!r}: metadata obs_layout must be hwc or chw, "
+            raise ValueError(f"env.game {cfg.game!r}: metadata obs_layout must be hwc or chw, "
                              f"got {layout!r}")
         self.hwc = len(self.obs_shape) == 3 and layout == "hwc"
-        self.spec = {**cfg, "vectorization_mode": "sync",
+        self.spec = {**dataclasses.asdict(cfg), "vectorization_mode": "sync",
                      "obs_layout": layout if len(self.obs_shape) == 3 else None, "env_seed": seed,
                      "max_episode_steps": self.env.spec.max_episode_steps if self.env.spec else None,
                      "reward_for_learning": "raw reward", "logged_return": "raw episode reward",

@@ -17,12 +17,13 @@ so that runs with different seeds share no env seed.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import numpy as np
 
 from scopeloss.params import RL_ENV
 from scopeloss.rl.envs.base import BatchedEnv
+from scopeloss.typed_config import MinAtarEnvConfig
 
 # Config key -> the package's module name (minatar.environments.<name>).
 GAMES = RL_ENV["minatar"]["game"].choices
@@ -39,18 +40,18 @@ class MinAtarBatched(BatchedEnv):
     hwc = True
     network = "minatar"
 
-    def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int):
+    def __init__(self, cfg: MinAtarEnvConfig, num_envs: int, seed: int):
         from importlib.metadata import version
 
         from minatar import Environment
 
-        if cfg["game"] not in GAMES:
-            raise ValueError(f"env.game must be one of {', '.join(GAMES)}, got {cfg['game']!r}")
-        self.envs = [Environment(cfg["game"], sticky_action_prob=cfg["sticky_action_prob"],
-                                 difficulty_ramping=cfg["difficulty_ramping"])
+        if cfg.game not in GAMES:
+            raise ValueError(f"env.game must be one of {', '.join(GAMES)}, got {cfg.game!r}")
+        self.envs = [Environment(cfg.game, sticky_action_prob=cfg.sticky_action_prob,
+                                 difficulty_ramping=cfg.difficulty_ramping)
                      for _ in range(num_envs)]
         self.seeds = env_seeds(seed, num_envs)
-        self.max_steps = cfg["max_episode_steps"] or 0
+        self.max_steps = cfg.max_episode_steps or 0
         self.num_envs = num_envs
         self.obs_shape = tuple(int(s) for s in self.envs[0].state_shape())  # (10, 10, C)
         self.obs_dtype = np.dtype(bool)
@@ -60,7 +61,7 @@ class MinAtarBatched(BatchedEnv):
         self._term = np.zeros(num_envs, dtype=bool)
         self._trunc = np.zeros(num_envs, dtype=bool)
         self._len = np.zeros(num_envs, dtype=np.int64)
-        self.spec = {**cfg, "package": f"minatar {version('minatar')}",
+        self.spec = {**dataclasses.asdict(cfg), "package": f"minatar {version('minatar')}",
                      "env_seed": seed, "env_seeds": "numpy SeedSequence(env_seed), one per env",
                      "action_set": "full (6 actions)", "obs": "(10, 10, C) bool, HWC",
                      "reward_for_learning": "raw reward", "logged_return": "raw episode reward",

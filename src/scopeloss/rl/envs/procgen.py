@@ -5,24 +5,26 @@ learner sees rewards scaled by a running std of the discounted return and clippe
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import numpy as np
 
 from scopeloss.rl.envs.base import BatchedEnv, worker_threads
+from scopeloss.typed_config import ProcgenEnvConfig
 
 
 class ProcgenBatched(BatchedEnv):
     hwc = True
 
-    def __init__(self, cfg: dict[str, Any], num_envs: int, seed: int, *, evaluation: bool = False,
-                 threads: int | None = None):
+    def __init__(self, cfg: ProcgenEnvConfig, num_envs: int, seed: int, *,
+                 evaluation: bool = False, threads: int | None = None):
         from procgen import ProcgenGym3Env
 
-        levels = ("eval_num_levels", "eval_start_level") if evaluation else ("num_levels", "start_level")
         self.kwargs = dict(
-            num=num_envs, env_name=cfg["game"], distribution_mode=cfg["distribution_mode"],
-            num_levels=cfg[levels[0]], start_level=cfg[levels[1]], rand_seed=int(seed),
+            num=num_envs, env_name=cfg.game, distribution_mode=cfg.distribution_mode,
+            num_levels=cfg.eval_num_levels if evaluation else cfg.num_levels,
+            start_level=cfg.eval_start_level if evaluation else cfg.start_level,
+            rand_seed=int(seed),
             num_threads=worker_threads(num_envs, threads),
         )
         self.env = ProcgenGym3Env(**self.kwargs)
@@ -30,7 +32,7 @@ class ProcgenBatched(BatchedEnv):
         self.obs_shape = tuple(self.env.ob_space["rgb"].shape)  # (64, 64, 3)
         self.obs_dtype = np.dtype(np.uint8)
         self.num_actions = int(self.env.ac_space.eltype.n)
-        self.spec = {**cfg, "procgen_kwargs": dict(self.kwargs), "env_seed": seed,
+        self.spec = {**dataclasses.asdict(cfg), "procgen_kwargs": dict(self.kwargs), "env_seed": seed,
                      "reward_for_learning": "raw / running std of discounted return, clipped to [-10, 10]",
                      "logged_return": "raw episode reward", "autoreset": "same-step (gym3 first)",
                      "num_actions": self.num_actions}
