@@ -462,3 +462,13 @@ def check_section(where: str, values: Any, params: dict[str, Param]) -> dict:
             raise ConfigError(f"unknown key {where}.{key}; allowed: {', '.join(params)}")
         out[key] = params[key].check(f"{where}.{key}", value)
     return out
+
+
+def run_settings(run: Any, sets: Any, declared: dict[str, Param]) -> dict:
+    """A trainer's run settings before its machine fills the nulls: the declared defaults,
+    ``run`` (``--run``), then ``sets`` (``--set run.*``), each value checked."""
+    for source in (run, sets):
+        if source is not None and not isinstance(source, dict):
+            raise ConfigError(f"run settings must be a mapping, got {source!r}")
+    given = check_section("run", merge(run or {}, sets or {}), declared)
+    return {**{k: p.default for k, p in declared.items()}, **given}

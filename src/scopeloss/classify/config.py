@@ -123,10 +123,7 @@ def resolve_run(hp: dict | None = None, run: dict | None = None,
     setting today. Resolving a resolved mapping gives it back unchanged."""
     from scopeloss.devices import check_threads, job_cores  # torch: only a job resolves them
 
-    for source in (run, sets):
-        if source is not None and not isinstance(source, dict):
-            raise ConfigError(f"run settings must be a mapping, got {source!r}")
-    out = {**RUN, **P.check_section("run", P.merge(run or {}, sets or {}), P.CL_RUN)}
+    out = P.run_settings(run, sets, P.CL_RUN)
     check_threads(out, ("torch_threads",), "run")  # num_workers: processes, may exceed
     cores = job_cores()
     if out["torch_threads"] is None:

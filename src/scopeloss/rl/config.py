@@ -150,11 +150,7 @@ def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None,
     ``run`` (``--run``), then ``sets`` (``--set run.*``), every null replaced by its value
     on this machine (device, threads, checkpoint cadence). ConfigError naming a bad key.
     Resolving an already resolved mapping gives it back unchanged."""
-    for source in (run, sets):
-        if source is not None and not isinstance(source, dict):
-            raise ConfigError(f"run settings must be a mapping, got {source!r}")
-    given = P.check_section("run", P.merge(run or {}, sets or {}), P.RL_RUN)
-    r = {**{k: p.default for k, p in P.RL_RUN.items()}, **given}
+    r = P.run_settings(run, sets, P.RL_RUN)
     suite = hp["env"]["suite"]
     if r["device"] == "auto":
         import torch
