@@ -34,6 +34,17 @@ class _FromMapping:
         return cls(**{k: values[k] for k in names})
 
 
+def _by_key(base: type, table: Mapping[str, type], key: str, section, where: str):
+    """``section`` as the ``base`` subclass that ``table`` names for its ``key`` (the suite,
+    the dataset kind); a section already typed is returned as it is."""
+    if isinstance(section, base):
+        return section
+    value = section.get(key)
+    if value not in table:
+        raise ConfigError(f"{where}.{key} must be one of {', '.join(table)}, got {value!r}")
+    return table[value].from_mapping(section, where)
+
+
 def _declared(declared: dict[str, P.Param], *extra: str):
     """Class decorator: the dataclass's fields are exactly the declared keys in their
     order (so ``dataclasses.asdict`` writes a section as the resolver does), then ``extra``,
@@ -86,13 +97,7 @@ class EnvConfig(_FromMapping):
 
     @staticmethod
     def of(section: EnvConfig | Mapping[str, Any], where: str = "env") -> EnvConfig:
-        if isinstance(section, EnvConfig):
-            return section
-        suite = section.get("suite")
-        if suite not in ENV_CONFIGS:
-            raise ConfigError(f"{where}.suite must be one of {', '.join(ENV_CONFIGS)}, "
-                              f"got {suite!r}")
-        return ENV_CONFIGS[suite].from_mapping(section, where)
+        return _by_key(EnvConfig, ENV_CONFIGS, "suite", section, where)
 
     @property
     def traits(self) -> P.SuiteTraits:
@@ -190,13 +195,7 @@ class DatasetConfig(_FromMapping):
 
     @staticmethod
     def of(section: DatasetConfig | Mapping[str, Any], where: str = "dataset") -> DatasetConfig:
-        if isinstance(section, DatasetConfig):
-            return section
-        kind = section.get("kind")
-        if kind not in DATASET_CONFIGS:
-            raise ConfigError(f"{where}.kind must be one of {', '.join(DATASET_CONFIGS)}, "
-                              f"got {kind!r}")
-        return DATASET_CONFIGS[kind].from_mapping(section, where)
+        return _by_key(DatasetConfig, DATASET_CONFIGS, "kind", section, where)
 
 
 @dataclasses.dataclass(frozen=True)
