@@ -213,7 +213,6 @@ class EpochState:
     the epochs' history, the best epoch, early stopping, time and checkpoint counters, the
     images drawn per class. A checkpoint holds it (``save_checkpoint``), a resume restores it."""
 
-    num_classes: int = 0
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 1
     best_acc: float = -1.0
@@ -278,7 +277,6 @@ class ClassifierRun:
         self.sched = make_schedule(self.opt, e.schedule, e.epochs * self.steps_per_epoch)
         self.curriculum = (cu.Curriculum(e.cuda, self.num_classes)
                            if e.cuda.enabled else None)
-        self.state.num_classes = self.num_classes
         self.state.sampled = np.zeros(self.num_classes, dtype=np.int64)  # images drawn per class
         self.augmenting = Augmenting(e.augmentation if e.augment else None, d.image_size,
                                      self.gen, self.curriculum)
