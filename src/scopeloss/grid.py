@@ -426,12 +426,18 @@ def _lookup(table: Mapping, name: str, key: str) -> Mapping:
     return table[name]
 
 
+def _spec(config: Mapping, section: str, specs: str, built_in: Mapping, name: str) -> dict:
+    """``{section}.{specs}.<name>`` merged over ``name``'s entry in ``built_in`` (the
+    declarations' table); a name of neither is an error."""
+    table = {**built_in, **(_section(config, section).get(specs) or {})}
+    return merge(built_in.get(name, {}),
+                 dict(_lookup(table, name, f"{section}.{specs}") or {}))
+
+
 def env_spec(config: Mapping, env: str) -> dict:
     """An env's spec: ``rl.env_specs.<env>`` over its entry in the built-in env table
     (``params.ENV_TABLE``: suite and game); an env of neither is an error."""
-    specs = _section(config, "rl").get("env_specs") or {}
-    table = {**params.ENV_TABLE, **specs}
-    spec = {**params.ENV_TABLE.get(env, {}), **dict(_lookup(table, env, "rl.env_specs") or {})}
+    spec = _spec(config, "rl", "env_specs", params.ENV_TABLE, env)
     if "suite" not in spec or "game" not in spec:
         raise ConfigError(f"config key rl.env_specs.{env}: an env that is not built in needs "
                           f"suite and game (built in: {', '.join(params.ENV_TABLE)})")
@@ -440,18 +446,13 @@ def env_spec(config: Mapping, env: str) -> dict:
 
 def dataset_spec(config: Mapping, dataset: str) -> dict:
     """``classification.dataset_specs.<dataset>`` over the dataset's declared departures."""
-    specs = _section(config, "classification").get("dataset_specs") or {}
-    table = {**params.DATASET_DEFAULTS, **specs}
-    return {**params.DATASET_DEFAULTS.get(dataset, {}),
-            **dict(_lookup(table, dataset, "classification.dataset_specs") or {})}
+    return _spec(config, "classification", "dataset_specs", params.DATASET_DEFAULTS, dataset)
 
 
 def experiment_spec(config: Mapping, experiment: str) -> dict:
     """``classification.experiment_specs.<experiment>`` over its declared departures."""
-    specs = _section(config, "classification").get("experiment_specs") or {}
-    table = {**params.EXPERIMENT_DEFAULTS, **specs}
-    return merge(params.EXPERIMENT_DEFAULTS.get(experiment, {}),
-                 dict(_lookup(table, experiment, "classification.experiment_specs") or {}))
+    return _spec(config, "classification", "experiment_specs", params.EXPERIMENT_DEFAULTS,
+                 experiment)
 
 
 def rl_cell(config: Mapping, env: str, loss: str) -> dict:
