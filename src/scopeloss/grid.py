@@ -113,11 +113,10 @@ def check_cells(config: Mapping) -> None:
     declarations of scopeloss.params and the rules across keys), so that a value a job would
     reject stops the workflow before any job, naming the cell and the key. Game names are
     checked by the jobs (they need the env packages)."""
-    for env, loss, _ in dict.fromkeys((e, l, 0) for e, l, _ in rl_runs(config)):  # noqa: E741
-        rl_cell(config, env, loss)
-    for dataset, experiment, loss, _ in dict.fromkeys(
-            (d, x, l, 0) for d, x, l, _ in classification_runs(config)):  # noqa: E741
-        classification_cell(config, dataset, experiment, loss)
+    for cell in dict.fromkeys(run[:-1] for run in rl_runs(config)):  # each cell once, not per seed
+        rl_cell(config, *cell)
+    for cell in dict.fromkeys(run[:-1] for run in classification_runs(config)):
+        classification_cell(config, *cell)
 
 
 def main(argv: list[str] | None = None) -> int:
