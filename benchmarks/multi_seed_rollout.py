@@ -28,9 +28,8 @@ from scopeloss.rl.config import resolve
 from scopeloss.rl.envs import make_env
 from scopeloss.rl.networks import make_network
 from scopeloss.rl import rollout as ro
-from scopeloss.typed_config import EnvConfig
 from scopeloss.rl.update import update
-from scopeloss.typed_config import LossConfig, PPOConfig
+from scopeloss.typed_config import EnvConfig, LossConfig, PPOConfig
 
 
 def timeit(fn, n: int) -> float:
