@@ -83,3 +83,52 @@ def test_weighted_policy_gets_the_rollouts_counts(monkeypatch):
     seen.clear()
     run_update("policy", batch)
     assert seen and all(c is None for c in seen)
+
+
+class TwoStatePolicy(torch.nn.Module):
+    """Feature 1 marks a sure state (logits +-4: max_prob 0.9997), 0 an unsure one (equal
+    logits); the value is a learnable constant."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor([4.0, -4.0]))
+        self.v = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, obs):
+        return obs[:, :1] * self.scale, self.v.expand(obs.shape[0])
+
+
+def two_state_rollout(n=2000, seed=0) -> Batch:
+    """80 % sure states acting A (action 0), 20 % unsure states acting B (action 1): the rare
+    action lives in the unsure states, so balancing the actions redraws mostly unsure states."""
+    g = torch.Generator().manual_seed(seed)
+    sure = torch.rand(n, generator=g) < 0.8
+    obs = torch.stack([sure.float(), torch.zeros(n)], 1)
+    actions = (~sure).long()
+    logprobs = torch.log_softmax(obs[:, :1] * torch.tensor([4.0, -4.0]), -1).gather(
+        1, actions[:, None]).squeeze(1)
+    return Batch(obs=obs, actions=actions, logprobs=logprobs, values=torch.zeros(n),
+                 advantages=torch.randn(n, generator=g),
+                 returns=sure.float() + 0.1 * torch.randn(n, generator=g))
+
+
+def diagnostics_at_lr0(loss, batch):
+    torch.manual_seed(0)
+    net = TwoStatePolicy()
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    cfg = PPOConfig.from_mapping({**{k: d.default for k, d in declarations.PPO.items()}, **P}, "ppo")
+    return up.update(net, net, opt, batch, cfg, LossConfig(loss, {}),
+                     autocast=contextlib.nullcontext(), num_actions=2, update_index=1)
+
+
+def test_resampled_policy_measures_and_trains_the_critic_on_the_rollout():
+    """Only the policy term sees the action-balanced draws: at lr 0 the logged entropy,
+    max_prob, approx_kl, clipfrac and value loss equal plain policy's on the same rollout
+    (on draws, 50 % unsure states instead of 20 %, the entropy would read ~2.5x higher)."""
+    batch = two_state_rollout()
+    plain = diagnostics_at_lr0("policy", batch)
+    balanced = diagnostics_at_lr0("resampled_policy", batch)
+    for key in ("entropy", "max_prob", "approx_kl", "clipfrac", "value_loss"):
+        assert balanced[key] == pytest.approx(plain[key], rel=1e-5, abs=1e-7), key
+    assert 0.5 <= balanced["update_action_top_share"] < 0.53  # the policy term: balanced
+    assert plain["max_prob"] == pytest.approx(0.8 * 0.99966 + 0.2 * 0.5, abs=0.02)

@@ -4,11 +4,18 @@ Per minibatch: z-score advantage normalisation (eq. 9), the policy loss chosen b
 from the registry (``scopeloss.losses.ppo_policy_loss``), CleanRL's value loss (clipped or
 not) weighted by ``vf_coef``, global gradient-norm clipping and an optimiser step.
 
-Each epoch draws its samples as the loss was registered to (``Loss.sampling``): a random
-permutation of the rollout (``natural``: every sample once), or ``batch.size`` samples with
-replacement, sample i with probability proportional to ``1 / n_{a_i}`` (``action_balanced``:
-every action equally likely; ``resampled_policy``). A loss that needs the rollout's action
-counts (``weighted_policy``) gets them.
+Each epoch draws the policy term's samples as the loss was registered to
+(``Loss.sampling``): a random permutation of the rollout (``natural``: every sample once),
+or ``batch.size`` samples with replacement, sample i with probability proportional to
+``1 / n_{a_i}`` (``action_balanced``: every action equally likely; ``resampled_policy``). A
+loss that needs the rollout's action counts (``weighted_policy``) gets them.
+
+The value loss and the diagnostics always see the rollout as it is: for an action-balanced
+loss each minibatch also carries a minibatch of the epoch's natural permutation (one
+forward pass over both), on which the critic is trained and entropy, max probability,
+approximate KL and clip fraction are measured. Rebalancing is a remedy for the policy's
+classification of actions; the critic regresses returns of the states the agent visits,
+and a diagnostic measured on the redrawn states would describe a rollout that never was.
 
 Diagnostics (losses, entropy, approximate KL, clip fraction, mean max probability) are
 summed on the device over the last epoch's minibatches and read back once per update with
@@ -44,25 +51,31 @@ def epoch_samples(batch: Batch, sampling: str, counts: torch.Tensor) -> torch.Te
 
 
 def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: PPOConfig, loss: LossConfig, *,
-                   autocast, diagnostics: bool, action_counts: torch.Tensor | None = None
+                   autocast, diagnostics: bool, action_counts: torch.Tensor | None = None,
+                   natural_mb: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The PPO objective on minibatch ``mb`` (indices into ``batch``) and, if asked, its
-    diagnostics (a tensor of DIAGNOSTICS plus a count of 1, for summing)."""
+    diagnostics (a tensor of DIAGNOSTICS plus a count of 1, for summing). ``natural_mb``:
+    the rollout's own samples for the value loss and the diagnostics when ``mb`` was
+    redrawn (action-balanced); None: ``mb`` serves all three."""
+    rows = mb if natural_mb is None else torch.cat([mb, natural_mb])
     with autocast:
-        logits, new_value = policy(batch.obs[mb])
-    logits, new_value = logits.float(), new_value.float()
+        all_logits, all_values = policy(batch.obs[rows])
+    all_logits, all_values = all_logits.float(), all_values.float()
+    all_log_p = torch.log_softmax(all_logits, dim=-1)
+    logits, log_p = all_logits[:mb.numel()], all_log_p[:mb.numel()]
+    nat = mb if natural_mb is None else natural_mb
+    nat_log_p, new_value = all_log_p[-nat.numel():], all_values[-nat.numel():]
     mb_adv = batch.advantages[mb]
     if p.norm_adv and mb.numel() > 1:  # eq. 9, per minibatch
         mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-    old_logprobs = batch.logprobs[mb]
-    log_p = torch.log_softmax(logits, dim=-1)
-    pg_loss = ppo_policy_loss(loss.name, logits, batch.actions[mb], old_logprobs, mb_adv,
+    pg_loss = ppo_policy_loss(loss.name, logits, batch.actions[mb], batch.logprobs[mb], mb_adv,
                               clip_coef=p.clip_coef, check_range=False, log_probs=log_p,
                               action_counts=action_counts, **loss.params)
-    returns = batch.returns[mb]
+    returns = batch.returns[nat]
     v_loss_unclipped = (new_value - returns) ** 2
     if p.clip_vloss:  # CleanRL: 0.5 * max(unclipped, clipped), then x vf_coef
-        old_values = batch.values[mb]
+        old_values = batch.values[nat]
         v_clipped = old_values + (new_value - old_values).clamp(-p.clip_coef, p.clip_coef)
         v_loss = 0.5 * torch.max(v_loss_unclipped, (v_clipped - returns) ** 2).mean()
     else:
@@ -70,14 +83,15 @@ def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: PPOConfig, loss: L
     if not diagnostics:
         return pg_loss + p.vf_coef * v_loss, None
     with torch.no_grad():
-        log_p = log_p.detach()
-        probs = log_p.exp()
-        log_ratio = log_p.gather(1, batch.actions[mb, None]).squeeze(1) - old_logprobs
+        nat_log_p = nat_log_p.detach()
+        probs = nat_log_p.exp()
+        log_ratio = (nat_log_p.gather(1, batch.actions[nat, None]).squeeze(1)
+                     - batch.logprobs[nat])
         ratio = log_ratio.exp()
         stats = torch.stack([
-            pg_loss.detach(), v_loss.detach(), -(probs * log_p).sum(1).mean(),
+            pg_loss.detach(), v_loss.detach(), -(probs * nat_log_p).sum(1).mean(),
             ((ratio - 1) - log_ratio).mean(), ((ratio - 1).abs() > p.clip_coef).float().mean(),
-            probs.max(1).values.mean(), torch.ones((), device=logits.device)])
+            probs.max(1).values.mean(), torch.ones((), device=all_logits.device)])
     return pg_loss + p.vf_coef * v_loss, stats
 
 
@@ -99,12 +113,15 @@ def update(agent: nn.Module, policy, optimizer, batch: Batch, p: PPOConfig, loss
     for epoch in range(p.update_epochs):
         last = epoch == p.update_epochs - 1
         samples = epoch_samples(batch, spec.sampling, counts)
+        splits = min(p.num_minibatches, batch.size)
+        natural: list = [None] * splits  # the value loss and diagnostics use `samples`
         if spec.sampling != "natural":
             used += torch.bincount(batch.actions[samples], minlength=num_actions)
-        for mb in samples.tensor_split(min(p.num_minibatches, batch.size)):
+            natural = list(epoch_samples(batch, "natural", counts).tensor_split(splits))
+        for mb, natural_mb in zip(samples.tensor_split(splits), natural):
             total, mb_stats = minibatch_loss(
                 policy, batch, mb, p, loss, autocast=autocast, diagnostics=last,
-                action_counts=counts if spec.needs_counts else None)
+                action_counts=counts if spec.needs_counts else None, natural_mb=natural_mb)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             nn.utils.clip_grad_norm_(params, p.max_grad_norm, foreach=True)
