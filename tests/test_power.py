@@ -55,7 +55,7 @@ def _brute_force_power(n: int, rng) -> dict[str, float]:
 
 def _planner_power(n: int) -> dict[str, float]:
     table = power.power_at("rl", SPREAD, ["policy", "scope"], "scope", n, effect_sd=EFFECT,
-                           effect_score=EFFECT, grids=GRIDS, reps=2000, seed=n)
+                           grids=GRIDS, reps=2000, seed=n)
     kind = np.where(table["where"].str.startswith("aggregate"),
                     np.where(table["metric"].str.startswith("IQM"), "IQM", "P(better)"),
                     "per env")
@@ -82,7 +82,7 @@ def test_the_planners_seed_count_is_the_brute_forces():
     power lies within Monte Carlo error of 80 %). With one env and three rows nothing is
     decidable below 5 seeds (4 vs 4: p >= 0.029 > 0.05 / 3)."""
     plan = power.seeds_needed("rl", SPREAD, ["policy", "scope"], "scope", max_seeds=7,
-                              effect_sd=EFFECT, effect_score=EFFECT, grids=GRIDS, reps=2000)
+                              effect_sd=EFFECT, grids=GRIDS, reps=2000)
     summary = power.summary(plan).set_index("rows")["seeds_needed"]
     rng = np.random.default_rng(7)
     brute = {n: _brute_force_power(n, rng) for n in range(2, 8)}

@@ -11,7 +11,7 @@ declarations.
 from __future__ import annotations
 
 from scopeloss import registry
-from scopeloss.params import (CL_AUGMENTATION, CL_CURRICULUM, CL_DATASET, CL_DATASET_KIND,
+from scopeloss.params import (CLAIMS, CL_AUGMENTATION, CL_CURRICULUM, CL_DATASET, CL_DATASET_KIND,
                               CL_EXPERIMENT, CL_RUN, CL_SUBSECTIONS, PPO, RL_ENV, RL_RUN,
                               SEED_MAX, SUITE_PPO_DEFAULTS, SUITES, Param, positive_int)
 
@@ -102,7 +102,7 @@ def config_schema() -> dict:
                                  "items": {"type": "string", "minLength": 1},
                                  "description": "your own loss modules: .py paths relative to "
                                                 "the working directory, or module names"},
-                "rl": rl, "classification": cl})}
+                "claims": _object(CLAIMS), "rl": rl, "classification": cl})}
 
 
 def _table(title: str, params: dict[str, Param], defaults: dict | None = None) -> list[str]:
@@ -161,6 +161,8 @@ def parameters_markdown() -> str:
     lines += _table("experiment.cuda (the CUDA curriculum)", CL_CURRICULUM)
     lines += _loss_table("supervised", "classification")
     lines += _table("run settings (classification.run)", CL_RUN)
+    lines += ["## Claims (`claims`)", ""]
+    lines += _table("claims: settings of the verdicts, declared before the data", CLAIMS)
     lines += VARIANTS_AND_SWEEPS
     return "\n".join(lines)
 

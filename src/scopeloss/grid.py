@@ -296,6 +296,7 @@ def sweep_members(section: Mapping, prefix: str, table: Mapping | None = None) -
                               f"got {by_param!r}")
         for param, values in by_param.items():
             where = f"{key}.{param}"
+            registered = registry.get(kind, base).params.get(param)
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"{where}: must be a non-empty list of values, got {values!r}")
             if len(set(map(str, values))) != len(values):
@@ -306,11 +307,12 @@ def sweep_members(section: Mapping, prefix: str, table: Mapping | None = None) -
                 own = used[param] == base_params[param]
                 name = swept if own else f"{swept}_{param}{used[param]:g}"
                 members.append({"swept": swept, "param": param, "value": used[param],
-                                "name": name, "default": own,
+                                "name": name, "default": own, "registered": registered,
                                 "spec": base_spec if own else {**spec, "loss": base}})
             if not any(m["default"] for m in members[-len(values):]):  # the loss's own cell
                 members.append({"swept": swept, "param": param, "value": base_params[param],
-                                "name": swept, "default": True, "spec": base_spec})
+                                "name": swept, "default": True, "registered": registered,
+                                "spec": base_spec})
     return members
 
 
@@ -354,7 +356,8 @@ def sweeps_json(config: Mapping) -> str:
     out = {}
     for half in LOSS_KIND:
         section = _section(config, half)
-        out[half] = [{k: m[k] for k in ("swept", "param", "value", "name", "default")}
+        out[half] = [{k: m[k] for k in ("swept", "param", "value", "name", "default",
+                                        "registered")}
                      for m in sweep_members(section, half, loss_table(section, half))]
     return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
@@ -599,6 +602,12 @@ def double_correction(config: Mapping, experiment: str, loss: str) -> bool:
 def candidate(config: Mapping, half: str) -> str:
     """The loss the claims of ``half`` (rl, classification) are about (a required key)."""
     return config[half]["candidate"]
+
+
+def claims_settings(config: Mapping) -> dict:
+    """The ``claims`` section, checked, over its declared defaults."""
+    given = params.check_section("claims", config.get("claims") or {}, params.CLAIMS)
+    return {k: given.get(k, p.default) for k, p in params.CLAIMS.items()}
 
 
 if __name__ == "__main__":

@@ -418,6 +418,15 @@ CL_RUN: dict[str, Param] = {
     "keep_freed_memory": RL_RUN["keep_freed_memory"],
 }
 
+# The analysis: settings of the verdicts, declared before the data (the top-level `claims`
+# section; not part of any cell: changing one reruns only the claims table).
+CLAIMS: dict[str, Param] = {
+    "noninferiority_margin": positive(
+        0.5, "claim D's non-inferiority margin, in units of each env's (dataset and "
+             "experiment's) pooled within-cell sd: the default must be shown within it of "
+             "every swept value (docs/statistics.md)"),
+}
+
 
 def merge(base: Any, overlay: Any) -> Any:
     """The one merge rule of the project — config overlays (as Snakemake merges

@@ -81,6 +81,7 @@ SWEEPS = grid.sweeps_json(config)
 # Simulated grids per seed count of the workflow's seed plan (Monte Carlo error about
 # +-0.06 in power at 80%); `make power` uses 200.
 SEED_PLAN_GRIDS = 40
+NONINFERIORITY_MARGIN = grid.claims_settings(config)["noninferiority_margin"]
 RL_CANDIDATE = grid.candidate(config, "rl")
 CLASSIFICATION_CANDIDATE = grid.candidate(config, "classification")
 

@@ -183,9 +183,11 @@ rule seed_plan:
         candidates=f"--rl-candidate {RL_CANDIDATE} --classification-candidate {CLASSIFICATION_CANDIDATE}",
         sweeps=SWEEPS,
         grids=SEED_PLAN_GRIDS,
+        margin=NONINFERIORITY_MARGIN,
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.power --tables {params.tables:q}"
         " --out {output.md:q} --grids {params.grids} {params.candidates}"
+        " --noninferiority-margin {params.margin}"
         " --sweeps {params.sweeps:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
@@ -223,7 +225,9 @@ rule claims_table:
         styles=LOSS_STYLES,
         candidates=f"--rl-candidate {RL_CANDIDATE} --classification-candidate {CLASSIFICATION_CANDIDATE}",
         sweeps=SWEEPS,
+        margin=NONINFERIORITY_MARGIN,
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.claims --tables {params.tables:q}"
         " --out {output.md:q} {params.parts} {params.candidates} --loss-styles {params.styles:q}"
-        " --sweeps {params.sweeps:q} --seed-plan {input.seed_plan:q} > {log:q} 2>&1"
+        " --sweeps {params.sweeps:q} --noninferiority-margin {params.margin}"
+        " --seed-plan {input.seed_plan:q} > {log:q} 2>&1"

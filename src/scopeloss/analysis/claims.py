@@ -38,7 +38,7 @@ import pandas as pd
 
 from scopeloss import atomic
 
-from . import significance, stats
+from . import significance, stats, tuning_claim
 from .aggregate import grid_normalised, read_table_if_present, sort_in_order
 from .reference import (
     add_loss_styles_argument,
@@ -67,38 +67,33 @@ CLAIMS = {
     "B": "{candidate} keeps more exploration (final-phase entropy higher, "
          "max-action probability lower)",
     "C": "{candidate} has the highest mean per-class precision (Tables 1 and 2)",
-    "D": "a loss needs no tuning: its default parameter is not worse than the best value "
-         "of its sweep",
+    "D": tuning_claim.CLAIM.format(margin=tuning_claim.MARGIN_SD),
 }
 COLUMNS = ["claim_id", "claim", "comparison", "where", "metric", "claimed", "estimate",
            "ci_low", "ci_high", "n_seeds", "p", "p_adj", "reachable_alpha", "budget",
            "verdict", "note"]
-# What a row claims: that the candidate is better ("better": supported only when the test
-# says so) or that a default is not worse than the best of its sweep ("not_worse": claim
-# D, supported unless the test says the default is worse).
-BETTER, NOT_WORSE = "better", "not_worse"
+# What a row of claims A-C claims: that the candidate is better (supported only when the
+# test says so). Claim D's rows are non-inferiority tests (``tuning_claim``).
+BETTER = "better"
 DESCRIPTIVE = ("descriptive: no row of one {unit} can be decided with {n} seeds per loss "
                "in this family (it would need {need})")
 
 
 def verdict(estimate: float, p_adj: float, min_p: float, *, n_seeds: int, null: float = 0.0,
             direction: int = 1, alpha: float = significance.ALPHA,
-            threshold: float | None = None, test: str = BETTER) -> str:
+            threshold: float | None = None) -> str:
     """From the Holm-adjusted permutation p: *underpowered* when this design's smallest
     possible p is above ``threshold`` (the most lenient Holm step the row could face,
     ``significance.reachable_threshold``; default ``alpha``): no data could decide it.
-    Else a "better" row is supported / contradicted when p_adj <= alpha (by the side of
-    ``null`` the estimate is on; ``direction`` +1 claims above, -1 below), inconclusive
-    otherwise; a "not_worse" row is contradicted when p_adj <= alpha with the estimate
-    below ``null``, supported otherwise. Fewer than two seeds: no test."""
+    Else supported / contradicted when p_adj <= alpha (by the side of ``null`` the estimate
+    is on; ``direction`` +1 claims above, -1 below), inconclusive otherwise. Fewer than two
+    seeds: no test. Never supported without a significant test."""
     if n_seeds < 2:
         return ONE_SEED
     if min_p > (alpha if threshold is None else threshold):
         return UNDERPOWERED
     decided = not np.isnan(p_adj) and p_adj <= alpha
     side = (estimate - null) * direction
-    if test == NOT_WORSE:
-        return CONTRADICTED if decided and side < 0 else SUPPORTED
     if not decided:
         return INCONCLUSIVE
     return SUPPORTED if side > 0 else CONTRADICTED
@@ -120,7 +115,7 @@ def _improvement(xs, ys):
 
 
 def _row(claim_id, comparison, where, metric, *, claimed, estimate, low, high, n_seeds,
-         budget, test: dict, null=0.0, direction=1, note="", kind=BETTER) -> dict:
+         budget, test: dict, null=0.0, direction=1, note="") -> dict:
     n_seeds = int(n_seeds)
     if n_seeds < 2:
         low = high = np.nan
@@ -128,8 +123,7 @@ def _row(claim_id, comparison, where, metric, *, claimed, estimate, low, high, n
             "where": where, "metric": metric, "claimed": claimed, "estimate": estimate,
             "ci_low": low, "ci_high": high, "n_seeds": n_seeds,
             "p": test["p"] if n_seeds >= 2 else np.nan, "min_p": test["min_p"],
-            "budget": budget, "null": null, "direction": direction, "note": note,
-            "test": kind}
+            "budget": budget, "null": null, "direction": direction, "note": note}
 
 
 def is_aggregate(row: dict) -> bool:
@@ -138,8 +132,10 @@ def is_aggregate(row: dict) -> bool:
 
 def decide(rows: list[dict]) -> list[dict]:
     """Holm within each claim over its tested rows, then each row's verdict, judged against
-    the most lenient Holm step the row could reach given the other rows' smallest p."""
-    for claim_id in CLAIMS:
+    the most lenient Holm step the row could reach given the other rows' smallest p. Claim
+    D's rows are decided by ``tuning_claim.decide`` (non-inferiority)."""
+    tuning_claim.decide([r for r in rows if r["claim_id"] == "D"])
+    for claim_id in ("A", "B", "C"):
         part = [r for r in rows if r["claim_id"] == claim_id and "min_p" in r]
         p_values = [r["p"] for r in part]
         floors = [np.nan if np.isnan(p) else r["min_p"] for r, p in zip(part, p_values)]
@@ -150,7 +146,7 @@ def decide(rows: list[dict]) -> list[dict]:
             row["verdict"] = verdict(row["estimate"], p_adj, row["min_p"],
                                      n_seeds=row["n_seeds"], null=row["null"],
                                      direction=row["direction"],
-                                     threshold=row["reachable_alpha"], test=row["test"])
+                                     threshold=row["reachable_alpha"])
         _mark_descriptive(part)
     return rows
 
@@ -470,128 +466,17 @@ def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: in
     return rows
 
 
-# ---------------------------------------------------------------------------- sweeps
-def _sweep_groups(members: Sequence[dict]) -> list[tuple[str, str, list[dict]]]:
-    """(swept loss, parameter, its members sorted by value), in the sweeps' order."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for m in members:
-        groups.setdefault((m["swept"], m["param"]), []).append(m)
-    return [(s, p, sorted(ms, key=lambda m: m["value"])) for (s, p), ms in groups.items()]
-
-
-def sweep_variants(members: Sequence[dict]) -> set[str]:
-    """The cells a sweep added (every member but the swept loss's own cell): they belong to
-    claim D and the sensitivity figure, not to the comparisons of claims A-C."""
-    return {m["name"] for m in members if not m["default"]}
-
-
-SWEEP_NOTE = ("best value chosen after seeing the data (which favours finding the default "
-              "worse); {values}")
-
-
-def _sweep_row(comparison, where, metric, *, default, best, n, budget, reps, seed, note,
-               statistic, estimate) -> dict:
-    est, low, high = estimate(default, best)
-    test = _test(default, best, statistic, reps=reps, seed=seed)
-    return _row("D", comparison, where, metric, claimed=">= 0 (not worse)", estimate=est,
-                low=low, high=high, n_seeds=n, budget=budget, test=test, note=note,
-                kind=NOT_WORSE)
-
-
-def rl_sweep_claims(runs: pd.DataFrame, members: Sequence[dict], *, reps: int, seed: int
-                    ) -> list[dict]:
-    """Claim D for each RL sweep: the IQM of normalised final scores over envs at the
-    default value minus that at the best other value of the sweep (stratified permutation
-    test across seeds)."""
-    runs = finished_rl_runs(runs).copy()
-    runs["score"], _ = grid_normalised(runs)
-    rows = []
-    for swept, param, ms in _sweep_groups(members):
-        by_member = {m["name"]: _by_env(runs, m["name"], "score") for m in ms}
-        default = next(m for m in ms if m["default"])
-        others = [m for m in ms if not m["default"] and by_member[m["name"]]]
-        if not by_member[default["name"]] or not others:
-            rows.append({**_not_run("D", f"no finished runs of {rl_loss_name(swept)} at its "
-                                         f"default and another {param}"), "where": "–"})
-            continue
-        iqm = stats.AGGREGATES[AGGREGATE]
-        score = {m["name"]: iqm(np.concatenate(list(by_member[m["name"]].values())))
-                 for m in [default, *others]}
-        best = max(others, key=lambda m: score[m["name"]])
-        ref, x = by_member[default["name"]], by_member[best["name"]]
-        shared = sorted(set(ref) & set(x), key=env_sort_key)
-        values = ", ".join(f"{param}={m['value']:g}: {score[m['name']]:.3g}"
-                           for m in [default, *others])
-        rows.append(_sweep_row(
-            f"{rl_loss_name(swept)}: {param}={default['value']:g} (default) vs "
-            f"{best['value']:g} (best of {len(others)})",
-            f"aggregate ({len(shared)} env{'s' if len(shared) > 1 else ''})",
-            f"{AGGREGATE} of normalised final score, default - best", default=ref, best=x,
-            n=_min_seeds(ref, x),
-            budget=_span(runs.loc[runs["env"].isin(shared), "total_steps"], _steps, "steps"),
-            reps=reps, seed=seed, note=SWEEP_NOTE.format(values=f"{AGGREGATE} by value: {values}"),
-            statistic=_iqm_difference,
-            estimate=lambda a, b: stats.stratified_bootstrap_difference(a, b, AGGREGATE, reps=reps,
-                                                               seed=seed)[:3]))
-    return rows
-
-
-def classification_sweep_claims(per_run: pd.DataFrame, done: pd.DataFrame,
-                                members: Sequence[dict], *, reps: int, seed: int) -> list[dict]:
-    """Claim D for each classification sweep, per dataset and experiment: mean per-class
-    precision at the default value minus that at the best other value."""
-    rows = []
-    combos = per_run[["dataset", "experiment"]].drop_duplicates()
-    for swept, param, ms in _sweep_groups(members):
-        for dataset, exp in combos.itertuples(index=False, name=None):
-            sub = per_run[(per_run["dataset"] == dataset) & (per_run["experiment"] == exp)]
-            where = f"{dataset} / {exp}"
-            by_member = {m["name"]: sub.loc[sub["loss"] == m["name"], "precision_mean"]
-                         .to_numpy() for m in ms}
-            default = next(m for m in ms if m["default"])
-            others = [m for m in ms if not m["default"] and by_member[m["name"]].size]
-            if not by_member[default["name"]].size or not others:
-                rows.append({**_not_run("D", f"no finished runs of {cls_loss_name(swept)} at "
-                                             f"its default and another {param}"),
-                             "where": where})
-                continue
-            best = max(others, key=lambda m: by_member[m["name"]].mean())
-            ref, x = by_member[default["name"]], by_member[best["name"]]
-            values = ", ".join(f"{param}={m['value']:g}: {by_member[m['name']].mean():.3g}"
-                               for m in [default, *others])
-            epochs = done.loc[(done["dataset"] == dataset) & (done["experiment"] == exp),
-                              "epochs_run"]
-            rows.append(
-                _sweep_row(
-                    f"{cls_loss_name(swept)}: {param}={default['value']:g} (default) vs "
-                    f"{best['value']:g} (best of {len(others)})",
-                    where,
-                    "mean per-class test precision, default - best",
-                    default={where: ref},
-                    best={where: x},
-                    n=min(ref.size, x.size),
-                    budget=_span(epochs, lambda v: f"{v:g}", "epochs"),
-                    reps=reps,
-                    seed=seed,
-                    note=SWEEP_NOTE.format(values=f"mean by value: {values}"),
-                    statistic=significance.mean_difference,
-                    estimate=lambda a, b: stats.bootstrap_difference_ci(
-                        a[where], b[where], reps=reps, seed=seed
-                    ),
-                )
-            )
-    return rows
-
-
 # ---------------------------------------------------------------------------- table
 def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = True,
                  reps: int = stats.DEFAULT_REPS, seed: int = 0, rl_candidate: str = "scope",
                  classification_candidate: str = "scope", sweeps: dict | None = None,
-                 seed_plan: pd.DataFrame | None = None) -> pd.DataFrame:
+                 seed_plan: pd.DataFrame | None = None,
+                 margin: float = tuning_claim.MARGIN_SD) -> pd.DataFrame:
     """Every claim's rows, about ``rl_candidate`` (A, B) and ``classification_candidate`` (C):
     the loss each claim compares with every other loss of the grid; and claim D for the
     grid's ``sweeps`` (``scopeloss.grid.sweeps_json``: ``{"rl": [member, ...],
-    "classification": [...]}``), whose added cells stay out of A-C."""
+    "classification": [...]}``), whose added cells stay out of A-C, tested for
+    non-inferiority at ``margin`` per-task sd (``tuning_claim``)."""
     tables = Path(tables)
     sweeps = sweeps or {}
     rl_members, cls_members = sweeps.get("rl") or [], sweeps.get("classification") or []
@@ -602,8 +487,9 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
         rows += [_not_run("A", reason), _not_run("B", reason)]
     else:
         if rl_members:
-            swept += rl_sweep_claims(runs, rl_members, reps=reps, seed=seed)
-        runs = runs[~runs["loss"].isin(sweep_variants(rl_members))]
+            swept += tuning_claim.rl_rows(runs, rl_members, margin=margin, reps=reps,
+                                          seed=seed)
+        runs = runs[~runs["loss"].isin(tuning_claim.sweep_variants(rl_members))]
         rows += return_claims(runs, reps=reps, seed=seed, candidate=rl_candidate)
         updates = read_table_if_present(tables, "rl_updates")
         rows += (exploration_claims(runs, updates, reps=reps, seed=seed,
@@ -619,9 +505,9 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
     else:
         if cls_members:
             done, per_run = finished_classification_runs(per_class, summary)
-            swept += classification_sweep_claims(per_run, done, cls_members, reps=reps,
-                                                 seed=seed)
-        variants = sweep_variants(cls_members)
+            swept += tuning_claim.classification_rows(per_run, done, cls_members,
+                                                      margin=margin, reps=reps, seed=seed)
+        variants = tuning_claim.sweep_variants(cls_members)
         rows += precision_claims(per_class[~per_class["loss"].isin(variants)],
                                  summary[~summary["loss"].isin(variants)], reps=reps,
                                  seed=seed, candidate=classification_candidate)
@@ -633,6 +519,7 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
         for key in ("claim", "comparison", "metric", "note"):
             row[key] = row[key].replace("{candidate}", names[row["claim_id"]])
     table = pd.DataFrame(decide(rows), columns=COLUMNS)
+    table.loc[table["claim_id"] == "D", "claim"] = tuning_claim.CLAIM.format(margin=margin)
     table.attrs["candidates"] = {"rl": names["A"], "classification": names["C"]}
     if seed_plan is not None:
         from .power import summary
@@ -677,9 +564,12 @@ def claims_markdown(table: pd.DataFrame) -> str:
         "decide the row at this design: its smallest possible p (2 vs 2 seeds: 1/3; "
         "3 vs 3: 0.1; 5 vs 5: 0.0079) is above the most lenient Holm step it could "
         "reach behind the claim's other rows (column Reachable α); else *inconclusive* "
-        "(the data could have decided it and did not). Claim D (a loss's default vs the "
-        "best value of its sweep) is *supported* unless the default is significantly "
-        "worse. One seed: no test. Seeds: the fewest on either side (per env for "
+        "(the data could have decided it and did not). Claim D is a non-inferiority test: "
+        "each other value of a sweep against the default, the default's runs shifted up by "
+        "the margin (per-task sd, declared before the data) and a one-sided permutation "
+        "test; *supported* only if, after Holm over all of D's tests, the default is shown "
+        "within the margin of every value; *contradicted* if a two-sided test (Holm) finds "
+        "it worse than one; p and p adj are the largest over the values. One seed: no test. Seeds: the fewest on either side (per env for "
         "aggregates). Only finished runs count.",
         "",
     ]
@@ -769,6 +659,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--classification-candidate", default="scope",
                         help="the loss claim C is about (classification.candidate)")
     add_sweeps_argument(parser, "claim D")
+    parser.add_argument("--noninferiority-margin", type=float, default=tuning_claim.MARGIN_SD,
+                        help="claim D's margin in per-task pooled sd (claims."
+                             "noninferiority_margin)")
     parser.add_argument("--seed-plan", type=Path, default=None,
                         help="the seed planner's CSV (scopeloss.analysis.power): the seeds "
                              "each claim's undecided rows would need")
@@ -777,12 +670,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_loss_styles(args.loss_styles)
     if args.reps < 1:
         parser.error(f"--reps must be >= 1, got {args.reps}")
+    if not args.noninferiority_margin > 0:
+        parser.error(f"--noninferiority-margin must be > 0, got {args.noninferiority_margin}")
     try:
         table = claims_table(args.tables, rl=not args.no_rl,
                              classification=not args.no_classification, reps=args.reps,
                              seed=args.bootstrap_seed, rl_candidate=args.rl_candidate,
                              classification_candidate=args.classification_candidate,
-                             sweeps=args.sweeps,
+                             sweeps=args.sweeps, margin=args.noninferiority_margin,
                              seed_plan=(pd.read_csv(args.seed_plan) if args.seed_plan
                                         else None))
     except RunFileError as err:

@@ -45,10 +45,11 @@ def relabellings(x_by_task: Mapping, y_by_task: Mapping) -> int:
     return math.prod(math.comb(x.size + y.size, x.size) for x, y in zip(xs, ys)) if xs else 0
 
 
-def min_p_value(x_by_task: Mapping, y_by_task: Mapping) -> float:
-    """The smallest two-sided p an exact permutation test of this design can give."""
+def min_p_value(x_by_task: Mapping, y_by_task: Mapping, *, sides: int = 2) -> float:
+    """The smallest p an exact permutation test of this design can give (``sides`` 2:
+    two-sided, 1: one-sided)."""
     k = relabellings(x_by_task, y_by_task)
-    return 1.0 if k == 0 else min(1.0, 2.0 / k)
+    return 1.0 if k == 0 else min(1.0, sides / k)
 
 
 def _exact(xs, ys):
@@ -81,9 +82,11 @@ def _monte_carlo(xs, ys, reps: int, rng: np.random.Generator):
 def permutation_test(x_by_task: Mapping[str, Sequence[float]],
                      y_by_task: Mapping[str, Sequence[float]],
                      statistic: Statistic = mean_difference, *,
-                     reps: int = DEFAULT_PERMUTATIONS, seed: int = 0) -> tuple[float, float]:
-    """(observed statistic, two-sided p) for X vs Y over the tasks both have runs on, runs
-    relabelled within each task. NaN, 1 when there is nothing to compare."""
+                     reps: int = DEFAULT_PERMUTATIONS, seed: int = 0,
+                     alternative: str = "two-sided") -> tuple[float, float]:
+    """(observed statistic, p) for X vs Y over the tasks both have runs on, runs relabelled
+    within each task; ``alternative`` "two-sided", or "greater" (one-sided: the statistic is
+    claimed above its null value). NaN, 1 when there is nothing to compare."""
     xs, ys = paired_tasks(x_by_task, y_by_task)
     if not xs:
         return np.nan, 1.0
@@ -97,6 +100,8 @@ def permutation_test(x_by_task: Mapping[str, Sequence[float]],
         p_upper, p_lower = upper / null.size, lower / null.size
     else:
         p_upper, p_lower = (upper + 1) / (reps + 1), (lower + 1) / (reps + 1)
+    if alternative == "greater":
+        return observed, min(1.0, p_upper)
     return observed, min(1.0, 2 * min(p_upper, p_lower))
 
 
@@ -137,10 +142,17 @@ def seeds_needed(family_size: int, alpha: float = ALPHA) -> int:
     return seeds_to_reach(alpha / max(1, family_size))
 
 
-def seeds_to_reach(threshold: float) -> int:
-    """The fewest seeds per loss (n vs n, one task) whose exact two-sided test can give a
-    p at or below ``threshold``: 2 / C(2n, n) <= threshold."""
+def seeds_to_reach(threshold: float, *, tasks: int = 1, sides: int = 2) -> int:
+    """The fewest seeds per loss (n vs n on each of ``tasks`` tasks) whose exact test can
+    give a p at or below ``threshold``: sides / C(2n, n)^tasks <= threshold."""
     n = 1
-    while 2.0 / math.comb(2 * n, n) > threshold:
+    while sides / math.comb(2 * n, n) ** tasks > threshold:
         n += 1
     return n
+
+
+def monte_carlo_reps(family_size: int, reps: int, alpha: float = ALPHA) -> int:
+    """Monte Carlo relabellings enough for a two-sided p to reach half of Holm's strictest
+    step (alpha / family_size): the floor 2 / (reps + 1) of a Monte Carlo p must lie below
+    every step the family can face. ``reps`` if it already does."""
+    return max(reps, math.ceil(4 * max(1, family_size) / alpha))

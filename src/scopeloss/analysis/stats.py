@@ -155,6 +155,18 @@ def stratified_bootstrap_difference(x_by_task: Mapping[str, Sequence[float]],
     return point, float(low), float(high), len(xs)
 
 
+def pooled_sd(groups: Sequence[np.ndarray]) -> float:
+    """The standard deviation within groups, pooled (groups of one value do not count)."""
+    num = sum(((g - g.mean()) ** 2).sum() for g in groups if g.size > 1)
+    dof = sum(g.size - 1 for g in groups if g.size > 1)
+    return float(np.sqrt(num / dof)) if dof else np.nan
+
+
+def pooled_dof(groups: Sequence[np.ndarray]) -> int:
+    """The degrees of freedom of ``pooled_sd`` over the same groups."""
+    return int(sum(g.size - 1 for g in groups if g.size > 1))
+
+
 def pairwise_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """P(X > Y) over all pairs of the last axis, ties 1/2; x (..., n), y (..., m)."""
     diff = x[..., :, None] - y[..., None, :]
