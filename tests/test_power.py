@@ -118,3 +118,83 @@ def test_the_planner_reads_the_tables_of_finished_runs(tmp_path):
     text = out.with_suffix(".md").read_text()
     assert "| A | per env | 3 sd |" in text and "Seeds per loss" in text
     assert "| C | per dataset / experiment | 3 sd |" in text, text
+
+
+def test_the_simulated_sd_carries_its_uncertainty():
+    """The simulated spread is the pooled sd's upper one-sided 80 % chi-square bound (dof =
+    runs - cells): from 2 cells x 3 seeds (4 dof) it is well above the estimate, from 2 x 50
+    close to it."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(0)
+    for n, lo, hi in ((3, 1.5, 1.6), (50, 1.0, 1.1)):
+        groups = [rng.normal(0, 1, n), rng.normal(3, 1, n)]
+        t = power.spread_of("E", groups, score_unit=1.0)
+        dof = 2 * (n - 1)
+        assert t.sd_sim == pytest.approx(t.sd * np.sqrt(dof / sps.chi2.ppf(0.2, dof)))
+        assert lo < t.sd_sim / t.sd < hi
+
+
+def test_a_bimodal_env_is_resampled_not_drawn_normal():
+    """Freeway's runs score 0 or about 20: Shapiro-Wilk rejects normality and the simulation
+    draws only the observed residuals' values (two clusters), never values in between."""
+    freeway = [np.array([0.0, 21.0, 0.0, 20.5, 0.0, 21.5]), np.array([20.0, 0.0, 21.0, 0.0,
+                                                                      20.0, 0.0])]
+    t = power.spread_of("MinAtarFreeway", freeway, score_unit=1.0)
+    assert t.residuals is not None
+    draws = t.draw(np.random.default_rng(0), 2000)
+    assert set(np.round(draws - t.mean, 6)) <= set(np.round(t.residuals, 6))
+    normal = power.spread_of("E", [np.random.default_rng(0).normal(0, 1, 12)], score_unit=1.0)
+    assert normal.residuals is None
+
+
+def test_the_relabellings_reach_below_the_smallest_holm_step():
+    """A 50-row family's strictest Holm step is 0.001, which 2,000 relabellings reach only at
+    their floor: the planner raises them to 4,000; a family too large for 20,000 is named."""
+    assert significance.monte_carlo_reps(50, 2000) == 4000
+    assert significance.monte_carlo_reps(3, 2000) == 2000
+    spreads = [TaskSpread(f"E{i}", 10.0, 1.0, 1.0, None) for i in range(3)]
+    losses = [f"l{i}" for i in range(4)]
+    reps, warning = power.family_reps("rl", spreads, losses, "l0", reps=2000)
+    assert reps == 2000 and not warning  # 3 x (3 + 2) = 15 rows: 0.05 / 15 > 2 x 2 / 2001
+    spreads = [TaskSpread(f"E{i}", 10.0, 1.0, 1.0, None) for i in range(40)]
+    losses = [f"l{i}" for i in range(30)]
+    reps, warning = power.family_reps("rl", spreads, losses, "l0", reps=2000)
+    assert reps == power.MAX_REPS and "Monte Carlo floor" in warning
+
+
+def test_every_row_kind_is_planned_at_one_effect_in_sd():
+    spreads = [TaskSpread("E1", 10.0, 2.0, 40.0, None), TaskSpread("E2", 0.0, 1.0, 10.0, None)]
+    table = power.power_at("rl", spreads, ["policy", "scope"], "scope", 3, effect_sd=1.0,
+                           grids=5, reps=500)
+    assert set(table["effect"]) == {"1 sd", "1 sd (= 0.075 normalised score)"}
+
+
+def _brute_force_claim_d(n: int, rng, grids: int) -> float:
+    """One task, default and one other value equal (sd 1), n seeds each: P(supported) by the
+    definition, written here: pooled sd of the two cells, the default shifted up by 0.5 sd,
+    one-sided exact permutation p <= 0.05 (one test: Holm is the identity), not contradicted
+    (two-sided p <= 0.05 with the default lower)."""
+    hits = 0
+    for _ in range(grids):
+        x, y = rng.normal(0, 1, n), rng.normal(0, 1, n)
+        sd = np.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2)
+        _, p_ni = significance.permutation_test({"t": x / sd + 0.5}, {"t": y / sd},
+                                                alternative="greater")
+        est, p_worse = significance.permutation_test({"t": x / sd}, {"t": y / sd})
+        hits += p_ni <= 0.05 and not (p_worse <= 0.05 and est < 0)
+    return hits / grids
+
+
+def test_the_planners_claim_d_power_agrees_with_brute_force():
+    members = [{"swept": "pel", "param": "alpha", "value": v, "name": n, "default": d}
+               for v, n, d in ((8e-6, "pel", True), (0.05, "pel_alpha0.05", False))]
+    spread = [TaskSpread("ds\0plain", 0.5, 1.0, 1.0, None)]
+    for n in (6, 12):
+        table = power.power_at("classification", spread, [], None, n, grids=GRIDS,
+                               reps=2000, seed=n, members=members)
+        (mine,) = table["power"]
+        brute = _brute_force_claim_d(n, np.random.default_rng(50 + n), GRIDS)
+        se = np.sqrt(max((mine + brute) / 2 * (1 - (mine + brute) / 2), 0.02) * 2 / GRIDS)
+        assert abs(mine - brute) <= 4 * se, (n, mine, brute)
+        assert table["effect"].iloc[0] == "default = every value (margin 0.5 sd)"

@@ -160,20 +160,55 @@ def test_the_claims_table_keeps_sweep_variants_out_of_claims_a_to_c(tmp_path):
     assert list(table.loc[table["claim_id"] == "D", "verdict"]) == [claims.CONTRADICTED]
 
 
-def test_the_sensitivity_figure_draws_every_value_per_env(tmp_path):
+def test_the_sensitivity_figure_draws_raw_returns_and_the_registered_default(tmp_path):
+    """Per env the raw final return (a 1-return difference stays 1, never stretched to the
+    panel's full scale by a min-max over the grid's runs); the last panel on claim D's sd
+    scale with the margin; the ring on the registered default."""
     runs = _runs(np.random.default_rng(4), {"scope_alpha0.1": 4.0}, n_seeds=3)
     tables = tmp_path / "tables"
     tables.mkdir()
     runs.to_csv(tables / "rl_final_runs.csv", index=False)
-    info = figures.plot_sensitivity(tables, tmp_path / "fig.png", MEMBERS)
+    members = [{**m, "registered": 0.01} for m in MEMBERS]
+    info = figures.plot_sensitivity(tables, tmp_path / "fig.png", members)
     points = info["points"]
-    assert info["panels"] == ["E1", "E2", "E3", "all envs"]
-    e1 = points[points["env"] == "E1"].set_index("value")
-    assert list(e1.index) == [0.001, 0.01, 0.1] and bool(e1.loc[0.01, "default"])
-    # grid min-max per env: the shifted value's seeds lie highest
-    assert e1.loc[0.1, "score"] > e1.loc[0.01, "score"] and (e1["n_runs"] == 3).all()
-    assert (e1["low"] <= e1["score"]).all() and (e1["score"] <= e1["high"]).all()
+    assert info["panels"] == ["E1", "E2", "E3", "all"]
+    e1 = points[points["task"] == "E1"].set_index("value")
+    raw = runs[(runs["env"] == "E1") & (runs["loss"] == "scope")]["final_return"]
+    assert e1.loc[0.01, "y"] == pytest.approx(raw.mean())  # raw, not normalised
+    assert list(e1.index) == [0.001, 0.01, 0.1] and bool(e1.loc[0.01, "registered"])
+    assert e1.loc[0.1, "y"] - e1.loc[0.01, "y"] == pytest.approx(4.0, abs=1.5)
+    assert (e1["n_runs"] == 3).all() and (e1["low"] <= e1["y"]).all()
+    scale = points[points["task"] == "all"].set_index("value")
+    assert scale.loc[0.01, "y"] == 0.0 and scale.loc[0.1, "y"] > 2  # 4 returns / sd ~1
     with Image.open(tmp_path / "fig.png") as img:
         desc = img.info["Description"]
-    assert "panels: E1, E2, E3, all envs" in desc and "values: 0.001, 0.01, 0.1" in desc
+    assert "panels: E1, E2, E3, all" in desc and "values: 0.001, 0.01, 0.1" in desc
+    assert "y: final return (raw score)" in desc and "overlay default" not in desc
+    # an overlay that runs Scope at 0.1: the ring stays on the registered 0.01, said so
+    moved = [{**m, "default": m["value"] == 0.1} for m in members]
+    figures.plot_sensitivity(tables, tmp_path / "moved.png", moved)
+    with Image.open(tmp_path / "moved.png") as img:
+        assert "overlay default: Scope runs with alpha=0.1 (registered 0.01)" in \
+            img.info["Description"]
     assert (tmp_path / "fig.pdf").exists() and (tmp_path / "fig.csv").exists()
+
+
+def test_classification_sweeps_get_their_figure(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [{"dataset": "numbers_lt", "experiment": e, "loss": loss, "seed": s,
+             "status": "complete", "precision_mean": rng.normal(0.6, 0.02)}
+            for e in ("plain", "augmented") for loss in ("pel", "pel_alpha0.05")
+            for s in range(3)]
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    pd.DataFrame(rows).to_csv(tables / "classification_summary.csv", index=False)
+    members = [{"swept": "pel", "param": "alpha", "value": v, "name": n, "default": d,
+                "registered": 8e-6} for v, n, d in ((8e-6, "pel", True),
+                                                    (0.05, "pel_alpha0.05", False))]
+    assert figures.main(["sensitivity", "--half", "classification", "--tables", str(tables),
+                         "--out", str(tmp_path / "cls.png"), "--sweeps",
+                         json.dumps({"classification": members})]) == 0
+    with Image.open(tmp_path / "cls.png") as img:
+        desc = img.info["Description"]
+    assert "panels: numbers_lt / augmented, numbers_lt / plain, all" in desc
+    assert "y: mean per-class test precision" in desc

@@ -144,6 +144,10 @@ def has_rl_sweeps():
     return has_rl() and bool(json.loads(SWEEPS)["rl"])
 
 
+def has_classification_sweeps():
+    return has_classification() and bool(json.loads(SWEEPS)["classification"])
+
+
 def all_targets():
     targets = []
     if has_rl():
@@ -156,6 +160,8 @@ def all_targets():
         ]
     if has_rl_sweeps():
         targets.append(f"{FIGURES}/rl_sensitivity.png")
+    if has_classification_sweeps():
+        targets.append(f"{FIGURES}/classification_sensitivity.png")
     if has_classification():
         targets += precision_table_files()
         targets.append(f"{FIGURES}/precision_by_class_frequency.png")
@@ -175,6 +181,10 @@ def final_message():
     if has_rl_sweeps():
         lines.append(
             f"  sensitivity figure:  {FIGURES}/rl_sensitivity.png (.pdf, .csv; claim D)"
+        )
+    if has_classification_sweeps():
+        lines.append(
+            f"  sensitivity figure:  {FIGURES}/classification_sensitivity.png (.pdf, .csv)"
         )
     if has_classification():
         for experiment in config["classification"]["experiments"]:

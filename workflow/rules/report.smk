@@ -126,20 +126,24 @@ rule plot_exploration:
         " --out {output.png:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
-# Claim D's figure: the normalised final score against each swept loss parameter.
+# Claim D's figures: each swept loss parameter against the raw metric, per half.
 rule plot_sensitivity:
     input:
-        tables=RL_TABLE_FILES,
+        tables=lambda wildcards: (
+            RL_TABLE_FILES if wildcards.half == "rl" else CLASSIFICATION_TABLE_FILES
+        ),
     output:
         png=report(
-            f"{FIGURES}/rl_sensitivity.png",
-            caption="../report/rl_sensitivity.rst",
-            category="RL",
+            f"{FIGURES}/{{half}}_sensitivity.png",
+            caption="../report/sensitivity.rst",
+            category="Claims",
         ),
-        pdf=f"{FIGURES}/rl_sensitivity.pdf",
-        csv=f"{FIGURES}/rl_sensitivity.csv",
+        pdf=f"{FIGURES}/{{half}}_sensitivity.pdf",
+        csv=f"{FIGURES}/{{half}}_sensitivity.csv",
+    wildcard_constraints:
+        half="rl|classification",
     log:
-        "logs/report/plot_sensitivity.log",
+        "logs/report/plot_sensitivity_{half}.log",
     conda:
         "../../envs/analysis.yaml"
     threads: 1
@@ -151,9 +155,11 @@ rule plot_sensitivity:
         tables=parent_of_input("tables"),
         styles=LOSS_STYLES,
         sweeps=SWEEPS,
+        margin=NONINFERIORITY_MARGIN,
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.figures sensitivity --tables {params.tables:q}"
-        " --out {output.png:q} --sweeps {params.sweeps:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
+        " --half {wildcards.half} --out {output.png:q} --sweeps {params.sweeps:q}"
+        " --noninferiority-margin {params.margin} --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
 # The seed planner (scopeloss.analysis.power) on the grid that ran: the seeds per loss each

@@ -38,7 +38,7 @@ from scopeloss import atomic  # noqa: E402
 
 from . import stats  # noqa: E402
 from .aggregate import grid_normalised, read_table  # noqa: E402
-from .reference import (add_loss_styles_argument, add_sweeps_argument,  # noqa: E402
+from .reference import (add_loss_styles_argument, add_sweeps_argument, cls_loss_name,  # noqa: E402
                         env_sort_key, rl_loss_name,
                         rl_loss_sort_key, use_loss_styles)
 from .runs import RESUME_FLAG, RunFileError  # noqa: E402
@@ -322,90 +322,135 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
 
 
 # ---------------------------------------------------------------------------- sensitivity
-def sensitivity_points(runs: pd.DataFrame, members: Sequence[dict], reps: int = 2000
-                       ) -> pd.DataFrame:
-    """Per sweep member and env: the normalised final score's mean, min and max across seeds;
-    over all envs (the ``all envs`` rows): its IQM over envs and seeds with a 95 %
-    stratified-bootstrap CI."""
-    finished = runs.dropna(subset=["final_return"]).copy()
-    finished["score"], _ = grid_normalised(finished)
+SENSITIVITY = {  # per half: the table, its task and value columns, the value's words
+    "rl": ("rl_final_runs", "final return (raw score)", "env"),
+    "classification": ("classification_summary", "mean per-class test precision", None),
+}
+
+
+def _sensitivity_runs(tables, half: str) -> pd.DataFrame:
+    """One row per finished run: task (env, or dataset / experiment), loss, value."""
+    if half == "rl":
+        runs = read_table(tables, "rl_final_runs")
+        runs = runs[(runs["status"] == "complete") & runs["final_return"].notna()]
+        return pd.DataFrame({"task": runs["env"], "loss": runs["loss"],
+                             "y": runs["final_return"].astype(float)})
+    summary = read_table(tables, "classification_summary")
+    summary = summary[(summary["status"] == "complete") & summary["precision_mean"].notna()]
+    return pd.DataFrame({"task": summary["dataset"] + " / " + summary["experiment"],
+                         "loss": summary["loss"], "y": summary["precision_mean"].astype(float)})
+
+
+def sensitivity_points(runs: pd.DataFrame, members: Sequence[dict]) -> pd.DataFrame:
+    """Per sweep member and task: the raw value's mean, min and max across seeds (no
+    normalisation over the grid's runs); and, as the ``all`` rows, claim D's scale: the mean
+    over tasks of (member - default) in each task's pooled within-cell sd."""
+    sd = {t: stats.pooled_sd([g["y"].to_numpy(float) for _, g in x.groupby("loss")])
+          for t, x in runs.groupby("task")}
     rows = []
-    for m in members:
-        mine = finished[finished["loss"] == m["name"]]
-        for env, g in [*mine.groupby("env"), ("all envs", mine)]:
-            if g.empty:
-                continue
-            values = g["score"].to_numpy(dtype=float)
-            score, low, high = values.mean(), values.min(), values.max()
-            if env == "all envs":
-                by_env = {e: x["score"].to_numpy(dtype=float) for e, x in g.groupby("env")}
-                score, low, high = stats.stratified_bootstrap_ci(by_env, "IQM", reps=reps,
-                                                                 seed=0)
-            rows.append({"swept": m["swept"], "param": m["param"], "value": m["value"],
-                         "loss": m["name"], "default": m["default"], "env": env,
-                         "n_runs": values.size, "score": score, "low": low, "high": high})
-    return pd.DataFrame(rows, columns=["swept", "param", "value", "loss", "default", "env",
-                                       "n_runs", "score", "low", "high"])
+    for swept, param in dict.fromkeys((m["swept"], m["param"]) for m in members):
+        ms = [m for m in members if (m["swept"], m["param"]) == (swept, param)]
+        default = next(m for m in ms if m["default"])
+        base = runs[runs["loss"] == default["name"]].groupby("task")["y"].mean()
+        for m in ms:
+            mine = runs[runs["loss"] == m["name"]]
+            ident = {"swept": swept, "param": param, "value": m["value"], "loss": m["name"],
+                     "default": m["default"],
+                     "registered": bool(np.isclose(m.get("registered", np.nan), m["value"]))}
+            for task, g in mine.groupby("task"):
+                y = g["y"].to_numpy(float)
+                rows.append({**ident, "task": task, "n_runs": y.size, "y": y.mean(),
+                             "low": y.min(), "high": y.max()})
+            shared = [t for t in mine["task"].unique() if t in base.index and sd.get(t, 0) > 0]
+            if shared:
+                d = [(mine.loc[mine["task"] == t, "y"].mean() - base[t]) / sd[t] for t in shared]
+                rows.append({**ident, "task": "all", "n_runs": len(mine), "y": float(np.mean(d)),
+                             "low": float(np.min(d)), "high": float(np.max(d))})
+    return pd.DataFrame(rows, columns=["swept", "param", "value", "loss", "default",
+                                       "registered", "task", "n_runs", "y", "low", "high"])
 
 
-def plot_sensitivity(tables: str | Path, out: str | Path, members: Sequence[dict]) -> dict:
-    """figures/rl_sensitivity.png (and .pdf, and the plotted numbers as .csv): normalised
-    final score against each swept parameter (log axis), one panel per env and one over all
-    envs (IQM), a line per swept loss and parameter (mean across seeds, band = the seeds'
-    range), the default value ringed."""
-    runs = read_table(tables, "rl_final_runs")
+def plot_sensitivity(tables: str | Path, out: str | Path, members: Sequence[dict], *,
+                     half: str = "rl", margin: float = 0.5) -> dict:
+    """figures/{rl,classification}_sensitivity.png (and .pdf, and the plotted numbers as
+    .csv): each task's raw metric (RL: final return; classification: mean per-class test
+    precision) against each swept parameter (log axis), mean across seeds with the seeds'
+    range as a band; a last panel on claim D's scale (value - default in per-task sd, mean
+    over tasks, the tasks' range as a band) with the non-inferiority margin drawn. Ringed:
+    the loss's registered default; a square marks the grid's default where an overlay
+    changed it."""
+    table, ylabel, _ = SENSITIVITY[half]
+    runs = _sensitivity_runs(tables, half)
     points = sensitivity_points(runs, members)
     out = Path(out)
-    envs = sorted(set(points["env"]) - {"all envs"}, key=env_sort_key) + ["all envs"]
+    tasks = sorted(set(points["task"]) - {"all"}, key=env_sort_key) + ["all"]
     lines = list(dict.fromkeys(zip(points["swept"], points["param"])))
-    ncols = min(3, len(envs))
-    nrows = math.ceil(len(envs) / ncols)
+    ncols = min(3, len(tasks))
+    nrows = math.ceil(len(tasks) / ncols)
+    name = rl_loss_name if half == "rl" else cls_loss_name
+    moved = sorted({f"{name(m['swept'])} runs with {m['param']}={m['value']:g} (registered "
+                    f"{m['registered']:g})" for m in members
+                    if m["default"] and m.get("registered") is not None
+                    and not np.isclose(m["registered"], m["value"])})
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nrows, ncols, squeeze=False,
-                                 figsize=(PAPER_WIDTH_IN, 1.9 * nrows + 0.6))
-        for ax in axes.flat[len(envs):]:
+                                 figsize=(PAPER_WIDTH_IN, 1.9 * nrows + 0.8))
+        for ax in axes.flat[len(tasks):]:
             ax.axis("off")
         if points.empty:
             axes.flat[0].text(0.5, 0.5, "no finished run of a sweep yet", ha="center",
                               va="center")
-        for ax, env in zip(axes.flat, envs):
+        for ax, task in zip(axes.flat, tasks):
             for swept, param in lines:
-                sub = points[(points["env"] == env) & (points["swept"] == swept)
+                sub = points[(points["task"] == task) & (points["swept"] == swept)
                              & (points["param"] == param)].sort_values("value")
                 if sub.empty:
                     continue
-                color = loss_color(swept)
+                color = loss_color(swept, kind="ppo" if half == "rl" else "supervised")
                 ax.fill_between(sub["value"], sub["low"], sub["high"], color=color,
                                 alpha=0.18, linewidth=0)
-                ax.plot(sub["value"], sub["score"], color=color, marker="o", markersize=3,
-                        label=f"{rl_loss_name(swept)}: {param}")
-                own = sub[sub["default"]]
-                ax.plot(own["value"], own["score"], linestyle="none", marker="o",
+                ax.plot(sub["value"], sub["y"], color=color, marker="o", markersize=3,
+                        label=f"{name(swept)}: {param}")
+                ring = sub[sub["registered"]]
+                ax.plot(ring["value"], ring["y"], linestyle="none", marker="o",
                         markersize=8, markerfacecolor="none", markeredgecolor=color)
+                grid_default = sub[sub["default"] & ~sub["registered"]]
+                ax.plot(grid_default["value"], grid_default["y"], linestyle="none",
+                        marker="s", markersize=7, markerfacecolor="none",
+                        markeredgecolor=color)
             ax.set_xscale("log")
-            ax.set_title(env if env != "all envs" else "all envs (IQM)")
             ax.set_xlabel("parameter value")
-            ax.set_ylabel("normalised final score")
+            if task == "all":
+                ax.axhline(0.0, color="0.4", linewidth=0.6)
+                ax.axhline(-margin, color="0.4", linewidth=0.8, linestyle="--")
+                ax.set_title("claim D's scale (all tasks)")
+                ax.set_ylabel("value - default (sd)")
+            else:
+                ax.set_title(task)
+                ax.set_ylabel(ylabel)
             ax.grid(alpha=0.25, linewidth=0.5)
-        handles, labels = axes.flat[len(envs) - 1].get_legend_handles_labels()
+        handles, labels = axes.flat[len(tasks) - 1].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)),
                        bbox_to_anchor=(0.5, 1.0), frameon=False)
-        seeds = points.loc[points["env"] != "all envs", "n_runs"]
-        footnote(fig, "Mean across seeds per env (band: the seeds' range; "
-                 f"{_span_words(seeds)} seeds per point); all envs: IQM over envs and seeds, "
-                 "band its 95% stratified-bootstrap CI. "
-                 "Ringed: the value the loss runs with by default. MinAtar: random = 0, "
-                 "AC(lambda) = 1 (MinAtar README, 2020); envs without references: min-max over "
-                 "this grid's runs.")
+        seeds = points.loc[points["task"] != "all", "n_runs"]
+        footnote(fig, f"Per task: mean {ylabel} across seeds (band: the seeds' range; "
+                 f"{_span_words(seeds)} seeds per point), not normalised. Last panel: "
+                 "(mean at the value - mean at the default) / the task's pooled within-cell "
+                 f"sd, mean over tasks (band: the tasks' range); dashed: -{margin:g} sd, "
+                 "claim D's non-inferiority margin (claims.md has the test). Ringed: the "
+                 "loss's registered default" + ("; square: the grid's default, moved by an "
+                 "overlay: " + "; ".join(moved) if moved else "") + ".")
         fig.tight_layout()
-        desc = ("panels: " + ", ".join(envs) + "; lines: "
+        desc = ("panels: " + ", ".join(tasks) + "; lines: "
                 + ", ".join(f"{s}:{p}" for s, p in lines) + "; values: "
-                + ", ".join(f"{v:g}" for v in sorted(set(points["value"]))))
+                + ", ".join(f"{v:g}" for v in sorted(set(points["value"])))
+                + "; y: " + ylabel + ("; overlay default: " + "; ".join(moved) if moved
+                                      else ""))
         paths = save_figure(fig, out, ("png", "pdf"), desc)
         plt.close(fig)
     atomic.write_csv(out.with_suffix(".csv"), points)
-    return {"paths": paths + [out.with_suffix(".csv")], "points": points, "panels": envs}
+    return {"paths": paths + [out.with_suffix(".csv")], "points": points, "panels": tasks}
 
 
 def _span_words(counts: pd.Series) -> str:
@@ -444,9 +489,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=stats.DEFAULT_REPS)
     p.add_argument("--candidate", default="scope",
                    help="the loss of the P(candidate > X) panel (rl.candidate)")
-    p = sub.add_parser("sensitivity", help="normalised final score against each swept loss "
-                       "parameter (claim D)")
+    p = sub.add_parser("sensitivity", help="raw final return (RL) or mean per-class "
+                       "precision against each swept loss parameter (claim D)")
     p.add_argument("--tables", required=True, type=Path)
+    p.add_argument("--half", choices=tuple(SENSITIVITY), default="rl")
+    p.add_argument("--noninferiority-margin", type=float, default=0.5,
+                   help="claim D's margin in per-task sd, drawn on the last panel")
     p.add_argument("--out", required=True, type=Path, help=".png; .pdf and .csv beside it")
     add_sweeps_argument(p, "the swept cells to draw", required=True)
     for p in sub.choices.values():
@@ -469,7 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   for e, l, s, share in info["truncated"])
                       + " (named in the figure)", file=sys.stderr)
         elif args.kind == "sensitivity":
-            info = plot_sensitivity(args.tables, args.out, args.sweeps.get("rl") or [])
+            info = plot_sensitivity(args.tables, args.out, args.sweeps.get(args.half) or [],
+                                    half=args.half, margin=args.noninferiority_margin)
         elif args.kind == "exploration":
             info = plot_exploration(args.tables, args.out, window=args.window,
                                     points=args.points, reps=args.reps)
