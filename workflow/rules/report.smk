@@ -140,10 +140,10 @@ rule plot_sensitivity:
         ),
         pdf=f"{FIGURES}/{{half}}_sensitivity.pdf",
         csv=f"{FIGURES}/{{half}}_sensitivity.csv",
-    wildcard_constraints:
-        half="rl|classification",
     log:
         "logs/report/plot_sensitivity_{half}.log",
+    wildcard_constraints:
+        half="rl|classification",
     conda:
         "../../envs/analysis.yaml"
     threads: 1
