@@ -13,6 +13,7 @@ its sensitivity figures redrawn too.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from scopeloss import grid  # noqa: E402
-from scopeloss.analysis import claims, figures  # noqa: E402
+from scopeloss.analysis import claims, figures, power  # noqa: E402
 
 FOLDERS = {  # folder: the preset that made it
     "docs/results/minatar": "presets/minatar_reference.yaml",
@@ -35,7 +36,7 @@ NO_UPDATES = ("not recomputed: the run tables committed here have no per-update 
               "(rl_updates); rerun the preset to decide it")
 
 
-def regenerate(folder: Path, preset: str) -> Path:
+def regenerate(folder: Path, preset: str, plan_grids: int = 0) -> Path:
     config = grid.load_config(str(ROOT / "config.yaml"), str(ROOT / preset))
     sweeps = json.loads(grid.sweeps_json(config))
     margin = grid.claims_settings(config)["noninferiority_margin"]
@@ -62,15 +63,27 @@ def regenerate(folder: Path, preset: str) -> Path:
             if sweeps.get(half) and (tables / f"{table_name}.csv").exists():
                 figures.plot_sensitivity(tables, folder / f"{half}_sensitivity.png",
                                          sweeps[half], half=half, margin=margin)
+        if plan_grids and (folder / "seed_plan.md").exists():
+            power.main(["--tables", str(tables), "--out", str(folder / "seed_plan"),
+                        "--grids", str(plan_grids), "--sweeps", json.dumps(sweeps),
+                        "--noninferiority-margin", str(margin),
+                        "--rl-candidate", grid.candidate(config, "rl"),
+                        "--classification-candidate",
+                        grid.candidate(config, "classification")])
     b = table["claim_id"] == "B"
     table.loc[b & (table["verdict"] == claims.NOT_RUN), "note"] = NO_UPDATES
     written = claims.write_claims(table, folder / "claims.md")
     return written[0]
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed-plan-grids", type=int, default=0,
+                        help="also re-plan a folder's seed_plan.md with this many simulated "
+                             "grids per seed count (0: leave it)")
+    args = parser.parse_args(argv)
     for folder, preset in FOLDERS.items():
-        path = regenerate(ROOT / folder, preset)
+        path = regenerate(ROOT / folder, preset, args.seed_plan_grids)
         counts = pd.read_csv(path.with_suffix(".csv"))
         summary = counts.groupby("claim_id")["verdict"].value_counts().to_dict()
         print(f"{path}: {summary}")
