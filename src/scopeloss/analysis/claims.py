@@ -42,6 +42,8 @@ from . import significance, stats, tuning_claim
 from .aggregate import grid_normalised, read_table_if_present, sort_in_order
 from .reference import (
     add_loss_styles_argument,
+    span_words,
+    steps_words,
     add_sweeps_argument,
     cls_loss_name,
     cls_loss_sort_key,
@@ -57,10 +59,10 @@ AGGREGATE = "IQM"
 PAPER_CLS_LOSSES = ("pel", "scope", "focal", "ce")
 TABLE_OF = {"plain": "Table 1", "augmented": "Table 2"}
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
-ONE_SEED = "inconclusive (one seed)"
-UNDERPOWERED = "underpowered"
-NOT_RUN = "not run"
+SUPPORTED, CONTRADICTED, INCONCLUSIVE = (significance.SUPPORTED, significance.CONTRADICTED,
+                                         significance.INCONCLUSIVE)
+ONE_SEED, UNDERPOWERED, NOT_RUN = (significance.ONE_SEED, significance.UNDERPOWERED,
+                                   significance.NOT_RUN)
 
 CLAIMS = {
     "A": "{candidate} beats each other policy loss (final return)",
@@ -173,22 +175,6 @@ def _not_run(claim_id: str, reason: str) -> dict:
             "budget": "–", "verdict": NOT_RUN, "note": reason}
 
 
-def _steps(n: float) -> str:
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{suffix}"
-    return f"{n:g}"
-
-
-def _span(values, fmt, unit: str) -> str:
-    values = sorted({float(v) for v in values if pd.notna(v)})
-    if not values:
-        return "unknown"
-    if len(values) == 1:
-        return f"{fmt(values[0])} {unit}"
-    return f"{fmt(values[0])}–{fmt(values[-1])} {unit}"
-
-
 def _by_env(frame: pd.DataFrame, loss: str, column: str) -> dict[str, np.ndarray]:
     sub = frame[frame["loss"] == loss].dropna(subset=[column])
     return {env: g[column].to_numpy(dtype=float) for env, g in sub.groupby("env")}
@@ -236,7 +222,7 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int, candidate: str = 
     if not others:
         return [_not_run("A", "no other policy loss in this grid")]
     envs = sorted(runs["env"].unique(), key=env_sort_key)
-    budget = {env: _span(runs.loc[runs["env"] == env, "total_steps"], _steps, "steps")
+    budget = {env: span_words(runs.loc[runs["env"] == env, "total_steps"], steps_words, "steps")
               for env in envs}
     runs["score"], by_grid = grid_normalised(runs)
     rows = []
@@ -270,7 +256,8 @@ def return_claims(runs: pd.DataFrame, *, reps: int, seed: int, candidate: str = 
         if not shared:
             continue
         where = f"aggregate ({len(shared)} env{'s' if len(shared) > 1 else ''})"
-        agg_budget = _span(runs.loc[runs["env"].isin(shared), "total_steps"], _steps, "steps")
+        agg_budget = span_words(runs.loc[runs["env"].isin(shared), "total_steps"],
+                                steps_words, "steps")
         n = _min_seeds(ref_ret, x_ret)
         grid_envs = [e for e in shared if e in by_grid]
         ref_envs = [e for e in shared if e not in by_grid]
@@ -337,7 +324,7 @@ def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
     if not others:
         return [_not_run("B", "no other policy loss in this grid")]
     envs = sorted(phase["env"].unique(), key=env_sort_key)
-    budget = {env: _span(runs.loc[runs["env"] == env, "total_steps"], _steps, "steps")
+    budget = {env: span_words(runs.loc[runs["env"] == env, "total_steps"], steps_words, "steps")
               for env in envs}
     phase = phase.assign(neg_max_prob=-phase["max_prob"])
     note = f"mean over the last {FINAL_PHASE:.0%} of each run's updates"
@@ -392,8 +379,8 @@ def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
                     low=low,
                     high=high,
                     n_seeds=_min_seeds(ref, x),
-                    budget=_span(
-                        runs.loc[runs["env"].isin(shared), "total_steps"], _steps, "steps"
+                    budget=span_words(
+                        runs.loc[runs["env"].isin(shared), "total_steps"], steps_words, "steps"
                     ),
                     test=test,
                     null=0.5,
@@ -433,7 +420,7 @@ def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: in
         where = f"{dataset} / {exp}" + (f" ({TABLE_OF[exp]})" if exp in TABLE_OF else "")
         epochs = done.loc[(done["dataset"] == dataset) & (done["experiment"] == exp),
                           "epochs_run"]
-        budget = _span(epochs, lambda v: f"{v:g}", "epochs")
+        budget = span_words(epochs, lambda v: f"{v:g}", "epochs")
         if candidate not in set(sub["loss"]):
             rows.append({**_not_run("C", "no finished {candidate} run"), "where": where})
             continue
@@ -569,7 +556,8 @@ def claims_markdown(table: pd.DataFrame) -> str:
         "the margin (per-task sd, declared before the data) and a one-sided permutation "
         "test; *supported* only if, after Holm over all of D's tests, the default is shown "
         "within the margin of every value; *contradicted* if a two-sided test (Holm) finds "
-        "it worse than one; p and p adj are the largest over the values. One seed: no test. Seeds: the fewest on either side (per env for "
+        "it worse than one; p and p adj are the largest over the values. One seed: no test. "
+        "Seeds: the fewest on either side (per env for "
         "aggregates). Only finished runs count.",
         "",
     ]

@@ -5,6 +5,8 @@ with its source; no normalisation depends on which runs are in the grid."""
 
 from __future__ import annotations
 
+import pandas as pd
+
 from scopeloss import registry
 
 # Figure 2's panel order; envs not listed here (e.g. a Gymnasium id in tests) come after,
@@ -150,3 +152,21 @@ def normalisation_range(env: str, distribution_mode: str | None = None) -> tuple
         modes = PROCGEN_MIN_MAX[env]
         return modes.get(distribution_mode or "hard")
     return None
+
+
+def steps_words(n: float) -> str:
+    """A step count with a k / M / G suffix."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:g}"
+
+
+def span_words(values, fmt, unit: str) -> str:
+    """A budget's values as words: one value, or the range."""
+    values = sorted({float(v) for v in values if pd.notna(v)})
+    if not values:
+        return "unknown"
+    if len(values) == 1:
+        return f"{fmt(values[0])} {unit}"
+    return f"{fmt(values[0])}–{fmt(values[-1])} {unit}"

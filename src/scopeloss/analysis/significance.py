@@ -27,6 +27,9 @@ import numpy as np
 from .stats import paired_tasks
 
 ALPHA = 0.05
+# The verdicts of every claim (claims.py, tuning_claim.py)
+SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
+ONE_SEED, UNDERPOWERED, NOT_RUN = "inconclusive (one seed)", "underpowered", "not run"
 EXACT_LIMIT = 20_000
 DEFAULT_PERMUTATIONS = 10_000
 

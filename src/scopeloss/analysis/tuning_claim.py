@@ -37,14 +37,15 @@ import numpy as np
 import pandas as pd
 
 from . import significance, stats
-from .reference import cls_loss_name, env_sort_key, normalisation_range, rl_loss_name
+from .reference import (cls_loss_name, env_sort_key, normalisation_range, rl_loss_name,
+                        span_words, steps_words)
 from .runs import COMPLETE
+from .significance import (CONTRADICTED, INCONCLUSIVE, NOT_RUN, ONE_SEED, SUPPORTED,
+                           UNDERPOWERED)
 
 MARGIN_SD = 0.5
 CLAIM = ("a loss needs no tuning: its default parameter is within {margin:g} sd of every "
          "other value of its sweep (non-inferiority)")
-SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
-UNDERPOWERED, ONE_SEED, NOT_RUN = "underpowered", "inconclusive (one seed)", "not run"
 
 
 # ---------------------------------------------------------------------------- sweeps
@@ -182,21 +183,6 @@ def decide(rows: list[dict], alpha: float = significance.ALPHA) -> None:
 
 
 # ---------------------------------------------------------------------------- the halves
-def _budget(values, fmt, unit: str) -> str:
-    values = sorted({float(v) for v in values if pd.notna(v)})
-    if not values:
-        return "unknown"
-    return (f"{fmt(values[0])} {unit}" if len(values) == 1
-            else f"{fmt(values[0])}–{fmt(values[-1])} {unit}")
-
-
-def _steps(n: float) -> str:
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{suffix}"
-    return f"{n:g}"
-
-
 def _not_run(where: str, reason: str, margin: float) -> dict:
     return {"claim_id": "D", "claim": CLAIM.format(margin=margin), "comparison": "–",
             "where": where, "metric": "–", "claimed": "–", "estimate": np.nan,
@@ -246,7 +232,8 @@ def rl_rows(runs: pd.DataFrame, members: Sequence[dict], *, margin: float, reps:
             rl_loss_name(swept), param, ms, by_member, sd,
             where=f"aggregate ({len(envs)} env{'s' if len(envs) > 1 else ''})",
             unit_words=f"{unit:.3g} normalised score (mean over envs)",
-            budget=_budget(runs.loc[runs["env"].isin(envs), "total_steps"], _steps, "steps"),
+            budget=span_words(runs.loc[runs["env"].isin(envs), "total_steps"], steps_words,
+                              "steps"),
             margin=margin, reps=reps, seed=seed, ci_reps=ci_reps or reps))
     return rows
 
@@ -280,6 +267,6 @@ def classification_rows(per_run: pd.DataFrame, done: pd.DataFrame, members: Sequ
             rows.append(sweep_row(
                 cls_loss_name(swept), param, ms, by_member, {where: sd_value}, where=where,
                 unit_words=f"{margin * sd_value:.3g} mean per-class precision",
-                budget=_budget(epochs, lambda v: f"{v:g}", "epochs"), margin=margin,
+                budget=span_words(epochs, lambda v: f"{v:g}", "epochs"), margin=margin,
                 reps=reps, seed=seed, ci_reps=ci_reps or reps))
     return rows
