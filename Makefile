@@ -21,6 +21,10 @@ UV_RESOLVE := --index-strategy unsafe-best-match
 
 .PHONY: setup test demo plan grid report power lock clean-venv generated
 
+# Overlays reach Snakemake as ONE `--configfile a b ...`, in the order given: Snakemake
+# keeps only the last of repeated --configfile flags (another grid than the one asked for).
+configfiles = $(if $(strip $(1)),--configfile $(foreach c,$(1),"$(c)"))
+
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml $(LOCK)
@@ -79,13 +83,13 @@ RATES   ?= benchmarks/rates/cpu-devbox.yaml
 # G GPUs x K jobs from the rates file (make plan RATES=... CONFIGS="config.yaml presets/x.yaml";
 # measure this machine's rates: .venv/bin/python -m scopeloss.plan --calibrate).
 plan: setup
-	"$(BIN)/python" -m scopeloss.plan $(foreach c,$(CONFIGS),--configfile "$(c)") --throughput $(RATES) --gpus $(G) --jobs-per-gpu $(K)
+	"$(BIN)/python" -m scopeloss.plan $(call configfiles,$(CONFIGS)) --throughput $(RATES) --gpus $(G) --jobs-per-gpu $(K)
 
 # Snakemake's HTML report of a finished run. It needs the run's own --configfile overlays
 # (a preset names other cells and tables than config.yaml): make report CONFIGS=presets/demo.yaml
 REPORT  ?= report.html
 report: setup
-	PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --report "$(REPORT)" $(foreach c,$(CONFIGS),--configfile "$(c)")
+	PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --report "$(REPORT)" $(call configfiles,$(CONFIGS))
 
 # The seed planner on a finished run's tables (a pilot preset, the demo): the seeds per loss
 # each claim's rows need for 80% power, 200 simulated grids per seed count (the workflow's
@@ -102,7 +106,7 @@ grid: setup
 	"$(BIN)/python" -m scopeloss.grid check $(foreach c,$(OVERLAYS),"$(c)")
 	SCOPELOSS_JOBS_PER_GPU=$(K) PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" \
 	  --resources gpu=$$(( $(G) * $(K) )) --set-threads train_rl=$(THREADS) train_classifier=$(THREADS) \
-	  --profile profiles/local $(SNAKEMAKE_ARGS) $(foreach c,$(OVERLAYS),--configfile "$(c)")
+	  --profile profiles/local $(SNAKEMAKE_ARGS) $(call configfiles,$(OVERLAYS))
 
 clean-venv:
 	rm -rf $(VENV)

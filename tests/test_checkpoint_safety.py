@@ -122,6 +122,9 @@ def test_rl_a_checkpoint_with_code_is_refused_unrun(tmp_path, zipped):
     assert not marker.exists()
     line = _one_line(said, ckpt)
     assert "holds more than data, refused unread" in line and "checkpoint.pt.corrupt" in line
+    assert "weights_only" not in line and "safe_globals" not in line  # never torch's advice
+    assert not zipped or "(it names posix.system, which no data does)" \
+        in line, line
     assert (ckpt.parent / "checkpoint.pt.corrupt").is_file()
     assert summary["global_step"] == TOTAL and summary["resumes"] == []
 
@@ -211,6 +214,7 @@ def test_classifier_a_checkpoint_with_code_is_refused_unrun(tmp_path, c_root, ca
     assert not marker.exists()
     line = _one_line(err.splitlines(), last)
     assert "holds more than data" in line and (last.parent / "last.pt.corrupt").is_file()
+    assert "weights_only" not in line and "safe_globals" not in line  # never torch's advice
 
 
 @pytest.mark.parametrize("case", list(C_CRAFTED))

@@ -162,3 +162,36 @@ def test_an_importable_module_name_works_too(tmp_path):
                            "--schema", str(ROOT / "workflow/schemas/config.schema.yaml")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "my_pkg.nope: no such module" in proc.stderr, proc.stderr
+
+
+NOT_A_MODULE = {"/etc/passwd": "not a .py file", "losses.txt": "not a .py file",
+                "my-losses": "not a module name"}
+
+
+@pytest.mark.parametrize("entry", list(NOT_A_MODULE))
+def test_an_entry_that_is_no_python_module_is_one_line_naming_it(tmp_path, entry):
+    """A path that is not a .py file, or a name that is not a module's, is named with what
+    is allowed: by `grid check` (the Snakefile's check), Snakemake itself and both trainers."""
+    (tmp_path / "losses.txt").write_text("not python\n")
+    message = (f"{entry}: {NOT_A_MODULE[entry]}; a loss module is a .py file (a path "
+               "relative to the working directory) or an importable module name")
+    proc = check(tmp_path, None, f"loss_modules: [{entry}]\n")
+    assert proc.returncode == 2 and f"config key loss_modules: {message}" in proc.stderr, \
+        proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for trainer in (["scopeloss.rl.train", "--env", "CartPole-v1", "--loss", "scope"],
+                    ["scopeloss.classify.train", "--dataset", "digits_lt", "--experiment",
+                     "plain", "--loss", "ce"]):
+        proc = subprocess.run([sys.executable, "-m", *trainer, "--seed", "1", "--out", "run",
+                               "--loss-module", entry], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2 and f"--loss-module: {message}" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
+    if entry == "losses.txt":
+        wf = copy_workflow(tmp_path / "wf")
+        (wf / "losses.txt").write_text("not python\n")
+        (wf / "over.yaml").write_text(f"loss_modules: [{entry}]\n")
+        proc = snakemake(wf, "-n", "--configfile", "presets/smoke.yaml", "over.yaml")
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and message in out and "Traceback" not in out, out[-3000:]

@@ -103,6 +103,15 @@ def claim_d(runs, members=MEMBERS, reps=2000):
     return claims.decide(tuning_claim.rl_rows(runs, members, margin=0.5, reps=reps, seed=0))
 
 
+def test_claim_d_at_one_seed_per_cell_names_the_sweep_and_why_it_is_not_run():
+    """One seed per cell has no within-cell spread to put the margin on: the row still names
+    the comparison and says so (a smoke grid's sweep)."""
+    (row,) = claim_d(_runs(np.random.default_rng(0), {}, n_seeds=1))
+    assert row["verdict"] == claims.NOT_RUN
+    assert row["comparison"] == "Scope: alpha=0.01 (default) vs 0.001, 0.1 (all 3 values)"
+    assert "one seed per cell" in row["note"] and "E1, E2, E3" in row["note"]
+
+
 def test_claim_d_contradicted_when_the_default_is_clearly_worse():
     (row,) = claim_d(_runs(np.random.default_rng(0), {"scope_alpha0.1": 4.0}))
     assert row["comparison"] == "Scope: alpha=0.01 (default) vs 0.001, 0.1 (all 3 values)"
@@ -184,6 +193,15 @@ def test_the_sensitivity_figure_draws_raw_returns_and_the_registered_default(tmp
         desc = img.info["Description"]
     assert "panels: E1, E2, E3, all" in desc and "values: 0.001, 0.01, 0.1" in desc
     assert "y: final return (raw score)" in desc and "overlay default" not in desc
+    assert "left out" not in desc and info["left_out"] == []
+    # an env whose runs ended before an episode did: no panel, named as left out
+    unfinished = runs[runs["env"] == "E1"].assign(env="E0", final_return=np.nan)
+    pd.concat([runs, unfinished]).to_csv(tables / "rl_final_runs.csv", index=False)
+    info = figures.plot_sensitivity(tables, tmp_path / "fig.png", members)
+    assert info["panels"] == ["E1", "E2", "E3", "all"] and info["left_out"] == ["E0"]
+    with Image.open(tmp_path / "fig.png") as img:
+        assert "; left out: E0" in img.info["Description"]
+    runs.to_csv(tables / "rl_final_runs.csv", index=False)
     # an overlay that runs Scope at 0.1: the ring stays on the registered 0.01, said so
     moved = [{**m, "default": m["value"] == 0.1} for m in members]
     figures.plot_sensitivity(tables, tmp_path / "moved.png", moved)

@@ -312,6 +312,42 @@ def test_make_runs_from_a_checkout_whose_path_has_spaces(tmp_path):
     assert "60 training jobs" in plan_.stdout, plan_.stdout
 
 
+def job_stats(out: str) -> dict[str, int]:
+    """Snakemake's "Job stats" table: {rule: count}."""
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_make_passes_two_overlays_as_one_configfile_like_snakemake(tmp_path):
+    """`make grid OVERLAYS="a b"` and `make plan CONFIGS="a b"` launch and price the grid of
+    Snakemake's own `--configfile a b` (smoke + a one-line overlay: 16 jobs), never the last
+    overlay alone over config.yaml (the paper grid)."""
+    wf = copy_workflow(tmp_path / "wf")
+    for name in ("Makefile", "pyproject.toml", "requirements.lock"):
+        shutil.copy2(ROOT / name, wf / name)
+    shutil.copytree(ROOT / "benchmarks/rates", wf / "benchmarks/rates")
+    (wf / "one.yaml").write_text("rl: {seeds: [1, 2]}\n")
+    own = snakemake(wf, "-n", "--configfile", "presets/smoke.yaml", "one.yaml")
+    assert own.returncode == 0, (own.stdout + own.stderr)[-3000:]
+    expected = job_stats(own.stdout + own.stderr)
+    assert expected["train_rl"] == 8 and expected["train_classifier"] == 4, expected
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    make = ["make", "-s", "-o", "setup", f"VENV={BIN.parent}"]
+    run = subprocess.run([*make, "grid", "OVERLAYS=presets/smoke.yaml one.yaml", "G=1",
+                          "SNAKEMAKE_ARGS=--dry-run"], cwd=wf, capture_output=True, text=True,
+                         env=env, timeout=600)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    assert job_stats(out) == expected, out[-3000:]
+    priced = subprocess.run([*make, "plan", "CONFIGS=config.yaml presets/smoke.yaml one.yaml",
+                             "G=1"], cwd=wf, capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert priced.returncode == 0, (priced.stdout + priced.stderr)[-3000:]
+    assert "config.yaml + presets/smoke.yaml + one.yaml" in priced.stdout, priced.stdout
+    assert f"{expected['train_rl'] + expected['train_classifier']} training jobs" in \
+        priced.stdout, priced.stdout
+
+
 def test_make_grid_names_the_file_and_line_of_an_overlay_yaml_error(tmp_path):
     """Snakemake reads --configfile overlays before the Snakefile and says only "Config file
     is not valid JSON or YAML"; `make grid OVERLAYS=...` checks them first, naming both."""

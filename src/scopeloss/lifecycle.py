@@ -236,6 +236,20 @@ class StopRequests:
         raise Interrupted(self.requested, self.unit, done)
 
 
+class LossFailure(Exception):
+    """The loss gave what training cannot go on with (a non-finite value, a tensor that is
+    not one scalar): the trainer stops with this one line and exit 1, no complete summary
+    written, so the aggregator never counts the run as finished."""
+
+
+def last_good(unit: str, checkpointed: int, path: Path) -> str:
+    """Where a stopped run stands: its last good checkpoint, or none."""
+    if checkpointed:
+        return (f"the last good checkpoint is {unit} {checkpointed} ({path}); the same command "
+                f"resumes from {unit} {checkpointed + 1}")
+    return "no checkpoint was written: the same command starts afresh"
+
+
 def interrupted_again(unit: str) -> str:
     """The message of a second signal (stopped at once)."""
     return (f"interrupted again: stopped at once; the same command resumes from the last "
@@ -245,7 +259,8 @@ def interrupted_again(unit: str) -> str:
 def trainer_exit_code(train: Callable[[], Any], unit: str) -> int:
     """Run ``train()`` for a trainer CLI; how it stopped as one line and an exit code: 0
     done, 130/143 interrupted (``Interrupted``; a second signal 130), 1 a run directory in
-    use or a failed write (a full disk: CheckpointError, WriteError). Other errors pass."""
+    use, a failed write (a full disk: CheckpointError, WriteError) or a loss that failed
+    (LossFailure). Other errors pass."""
     try:
         train()
     except Interrupted as exc:
@@ -254,7 +269,7 @@ def trainer_exit_code(train: Callable[[], Any], unit: str) -> int:
     except KeyboardInterrupt:
         log(interrupted_again(unit))
         return 130
-    except (RunDirBusy, OSError) as exc:
+    except (RunDirBusy, OSError, LossFailure) as exc:
         log(f"error: {exc}")
         return 1
     return 0
@@ -438,10 +453,16 @@ def describe(exc: BaseException) -> str:
 
 
 def _refusal(exc: BaseException) -> str:
-    """What torch's weights-only unpickler refused, without its paragraph of advice."""
+    """What torch's weights-only unpickler refused, without its advice (which ends in
+    loading with ``weights_only=False``: the one thing to never do with such a file)."""
     text = " ".join(str(exc).split())
-    found = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(Check the documentation|$)", text)
-    return found.group(1) if found and found.group(1) else text
+    if found := re.search(r"GLOBAL ([\w.]+)", text):
+        return f"it names {found.group(1)}, which no data does"
+    if found := re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:\.|Check the documentation|$)",
+                          text):
+        if "weights_only" not in found.group(1) and "safe_globals" not in found.group(1):
+            return found.group(1)
+    return "torch's data-only reader refused it"
 
 
 def quarantine(path: Path, reason: str, log: Callable[[str], None] = log,

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scopeloss import registry
+from scopeloss.lifecycle import LossFailure
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -148,6 +149,17 @@ def _given(params: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- dispatch
+def _scalar(kind: str, name: str, value: Any) -> Tensor:
+    """A loss's value must be one scalar tensor (a shape check: no host sync)."""
+    shape = getattr(value, "shape", None)
+    if shape is None or len(shape) != 0:
+        what = (f"a tensor of shape {tuple(shape)}" if shape is not None
+                else f"a {type(value).__name__}")
+        raise LossFailure(f"{kind} loss {name!r} returned {what}; a loss returns one scalar "
+                          "tensor (the batch mean)")
+    return value
+
+
 def supervised_loss(name: str, logits: Tensor, targets: Tensor, *, class_counts=None,
                     check_range: bool = True, **params: float | None) -> Tensor:
     """Batch-mean classification loss ``name`` for ``logits`` (B, C), ``targets`` (B,).
@@ -165,7 +177,7 @@ def supervised_loss(name: str, logits: Tensor, targets: Tensor, *, class_counts=
             raise ValueError(f"supervised loss {name!r} needs class_counts (training count "
                              "per class)")
         kwargs["class_counts"] = _counts("class_counts", class_counts, logits, check_range)
-    return loss.function(logits, targets.long(), **kwargs)
+    return _scalar("supervised", name, loss.function(logits, targets.long(), **kwargs))
 
 
 def ppo_policy_loss(name: str, logits: Tensor, actions: Tensor, old_logprob: Tensor,
@@ -198,8 +210,9 @@ def ppo_policy_loss(name: str, logits: Tensor, actions: Tensor, old_logprob: Ten
                                           actions.long())
     if loss.takes_log_probs and log_probs is not None:
         kwargs["log_probs"] = log_probs
-    return loss.function(logits, actions, old_logprob.detach(), advantages.detach(),
-                         clip_coef=clip_coef, **kwargs)
+    return _scalar("PPO policy", name, loss.function(
+        logits, actions, old_logprob.detach(), advantages.detach(), clip_coef=clip_coef,
+        **kwargs))
 
 
 # ----------------------------------------------------------------------------- PPO losses

@@ -1,7 +1,7 @@
 """The grid's cost before launch: cells by suite/env and dataset/model, estimated wall time
 and GPU-hours on G GPUs with K training jobs per GPU.
 
-    python -m scopeloss.plan [--configfile config.yaml --configfile presets/x.yaml ...]
+    python -m scopeloss.plan [--configfile config.yaml presets/x.yaml ...]
         [--gpus G] [--jobs-per-gpu K] [--throughput RATES.yaml | --calibrate [--save-rates F]]
 
 Throughput figures (one job alone on one GPU, or on the CPU for a CPU box) come from a
@@ -92,6 +92,9 @@ def cells(config: Mapping) -> list[dict]:
 
 # ----------------------------------------------------------------------------- rates
 def load_rates(path: str | Path) -> dict:
+    if not Path(path).is_file():
+        raise SystemExit(f"--throughput {path}: no such rates file (measure one: python -m "
+                         "scopeloss.plan --calibrate --save-rates FILE)")
     text = Path(path).read_text()
     if str(path).endswith(".json"):
         data = json.loads(text)
@@ -279,8 +282,9 @@ def count_gpus() -> int:
 # ----------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scopeloss.plan", description=__doc__.split("\n\n")[0])
-    p.add_argument("--configfile", action="append", default=None,
-                   help="config.yaml, then preset overlays in order (repeatable; default config.yaml)")
+    p.add_argument("--configfile", nargs="+", action="extend", default=None,
+                   help="config.yaml, then preset overlays in order, as Snakemake takes them "
+                   "(--configfile a b; default config.yaml)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs (default: those visible, else 1)")
     p.add_argument("--jobs-per-gpu", type=int, default=None,
                    help="K (default $SCOPELOSS_JOBS_PER_GPU, else 1)")

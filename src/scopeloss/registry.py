@@ -258,13 +258,21 @@ def load_modules(entries, key: str = "loss_modules") -> list[str]:
     return files
 
 
+ALLOWED_MODULES = ("a .py file (a path relative to the working directory) or an importable "
+                   "module name such as my_pkg.losses")
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
 def _load(entry: str, key: str) -> str:
-    is_path = entry.endswith(".py") or "/" in entry or "\\" in entry
+    is_path = entry.endswith(".py") or "/" in entry or "\\" in entry or Path(entry).is_file()
     if is_path:
         path = Path(entry)
         if not path.is_file():
             raise ConfigError(f"{key}: {entry}: no such file (a path is relative to the working "
                               f"directory, {Path.cwd()})")
+        if path.suffix != ".py":
+            raise ConfigError(f"{key}: {entry}: not a .py file; a loss module is "
+                              f"{ALLOWED_MODULES}")
         source = str(path.resolve())
         if source in _LOADED.values():
             return source
@@ -274,6 +282,9 @@ def _load(entry: str, key: str) -> str:
         module = importlib.util.module_from_spec(spec)
         run = lambda: spec.loader.exec_module(module)  # noqa: E731
     else:
+        if not _MODULE_NAME.fullmatch(entry):
+            raise ConfigError(f"{key}: {entry}: not a module name; a loss module is "
+                              f"{ALLOWED_MODULES}")
         try:
             spec = importlib.util.find_spec(entry)
         except (ImportError, ValueError) as err:
@@ -281,6 +292,9 @@ def _load(entry: str, key: str) -> str:
         if spec is None or spec.origin is None:
             raise ConfigError(f"{key}: {entry}: no such module (not a .py path, and not "
                               "importable from the working directory or the environment)")
+        if not spec.origin.endswith(".py"):
+            raise ConfigError(f"{key}: {entry}: {spec.origin} is not Python source; a loss "
+                              f"module is {ALLOWED_MODULES}")
         source = str(Path(spec.origin).resolve())
         run = lambda: importlib.import_module(entry)  # noqa: E731
     _loading.append(source)

@@ -329,16 +329,18 @@ SENSITIVITY = {  # per half: the table, its task and value columns, the value's 
 
 
 def _sensitivity_runs(tables, half: str) -> pd.DataFrame:
-    """One row per finished run: task (env, or dataset / experiment), loss, value."""
+    """One row per run: task (env, or dataset / experiment), loss, value (NaN unless the
+    run finished with a value: no final episode, a failed run)."""
     if half == "rl":
         runs = read_table(tables, "rl_final_runs")
-        runs = runs[(runs["status"] == "complete") & runs["final_return"].notna()]
+        done = (runs["status"] == "complete") & runs["final_return"].notna()
         return pd.DataFrame({"task": runs["env"], "loss": runs["loss"],
-                             "y": runs["final_return"].astype(float)})
+                             "y": runs["final_return"].astype(float).where(done)})
     summary = read_table(tables, "classification_summary")
-    summary = summary[(summary["status"] == "complete") & summary["precision_mean"].notna()]
+    done = (summary["status"] == "complete") & summary["precision_mean"].notna()
     return pd.DataFrame({"task": summary["dataset"] + " / " + summary["experiment"],
-                         "loss": summary["loss"], "y": summary["precision_mean"].astype(float)})
+                         "loss": summary["loss"],
+                         "y": summary["precision_mean"].astype(float).where(done)})
 
 
 def sensitivity_points(runs: pd.DataFrame, members: Sequence[dict]) -> pd.DataFrame:
@@ -380,10 +382,14 @@ def plot_sensitivity(tables: str | Path, out: str | Path, members: Sequence[dict
     the loss's registered default; a square marks the grid's default where an overlay
     changed it."""
     table, ylabel, _ = SENSITIVITY[half]
-    runs = _sensitivity_runs(tables, half)
+    every_run = _sensitivity_runs(tables, half)
+    runs = every_run.dropna(subset=["y"])
     points = sensitivity_points(runs, members)
     out = Path(out)
     tasks = sorted(set(points["task"]) - {"all"}, key=env_sort_key) + ["all"]
+    swept_losses = {m["name"] for m in members}
+    left_out = sorted(set(every_run.loc[every_run["loss"].isin(swept_losses), "task"])
+                      - set(tasks), key=env_sort_key)
     lines = list(dict.fromkeys(zip(points["swept"], points["param"])))
     ncols = min(3, len(tasks))
     nrows = math.ceil(len(tasks) / ncols)
@@ -440,17 +446,21 @@ def plot_sensitivity(tables: str | Path, out: str | Path, members: Sequence[dict
                  f"sd, mean over tasks (band: the tasks' range); dashed: -{margin:g} sd, "
                  "claim D's non-inferiority margin (claims.md has the test). Ringed: the "
                  "loss's registered default" + ("; square: the grid's default, moved by an "
-                 "overlay: " + "; ".join(moved) if moved else "") + ".")
+                 "overlay: " + "; ".join(moved) if moved else "") + "."
+                 + (f" Left out, no finished run with a value: {', '.join(left_out)}."
+                    if left_out else ""))
         fig.tight_layout()
         desc = ("panels: " + ", ".join(tasks) + "; lines: "
                 + ", ".join(f"{s}:{p}" for s, p in lines) + "; values: "
                 + ", ".join(f"{v:g}" for v in sorted(set(points["value"])))
                 + "; y: " + ylabel + ("; overlay default: " + "; ".join(moved) if moved
-                                      else ""))
+                                      else "")
+                + ("; left out: " + ", ".join(left_out) if left_out else ""))
         paths = save_figure(fig, out, ("png", "pdf"), desc)
         plt.close(fig)
     atomic.write_csv(out.with_suffix(".csv"), points)
-    return {"paths": paths + [out.with_suffix(".csv")], "points": points, "panels": tasks}
+    return {"paths": paths + [out.with_suffix(".csv")], "points": points, "panels": tasks,
+            "left_out": left_out}
 
 
 def _span_words(counts: pd.Series) -> str:

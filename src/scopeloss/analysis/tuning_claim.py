@@ -107,6 +107,11 @@ def compare(default: dict, other: dict, *, margin: float, reps: int, seed: int,
             "floor_worse": significance.min_p_value(default, other, sides=2)}
 
 
+def comparison_words(swept_label: str, param: str, default: dict, others: list[dict]) -> str:
+    return (f"{swept_label}: {default_words(default, param)} vs "
+            + ", ".join(f"{m['value']:g}" for m in others) + f" (all {len(others) + 1} values)")
+
+
 def sweep_row(swept_label: str, param: str, members: list[dict], by_member: dict,
               sd: dict[str, float], *, where: str, unit_words: str, budget: str,
               margin: float, reps: int, seed: int, ci_reps: int) -> dict:
@@ -127,9 +132,7 @@ def sweep_row(swept_label: str, param: str, members: list[dict], by_member: dict
         f"{param}={m['value']:g}{' (default)' if m['default'] else ''}: {means[m['name']]:.3g}"
         for m in sorted([default, *others], key=lambda m: m["value"]))
     return {"claim_id": "D", "claim": CLAIM.format(margin=margin),
-            "comparison": f"{swept_label}: {default_words(default, param)} vs "
-                          + ", ".join(f"{m['value']:g}" for m in others)
-                          + f" (all {len(others) + 1} values)",
+            "comparison": comparison_words(swept_label, param, default, others),
             "where": where,
             "metric": f"default - value, in per-task sd (mean over tasks); worst value shown",
             "claimed": f"> -{margin:g} sd for every value",
@@ -183,8 +186,8 @@ def decide(rows: list[dict], alpha: float = significance.ALPHA) -> None:
 
 
 # ---------------------------------------------------------------------------- the halves
-def _not_run(where: str, reason: str, margin: float) -> dict:
-    return {"claim_id": "D", "claim": CLAIM.format(margin=margin), "comparison": "–",
+def _not_run(where: str, reason: str, margin: float, comparison: str = "–") -> dict:
+    return {"claim_id": "D", "claim": CLAIM.format(margin=margin), "comparison": comparison,
             "where": where, "metric": "–", "claimed": "–", "estimate": np.nan,
             "ci_low": np.nan, "ci_high": np.nan, "n_seeds": 0, "p": np.nan, "p_adj": np.nan,
             "budget": "–", "verdict": NOT_RUN, "note": reason}
@@ -221,8 +224,13 @@ def rl_rows(runs: pd.DataFrame, members: Sequence[dict], *, margin: float, reps:
         default = next(m for m in ms if m["default"])
         if not by_member[default["name"]] or not any(
                 by_member[m["name"]] for m in ms if not m["default"]):
-            rows.append(_not_run("–", f"no finished runs of {rl_loss_name(swept)} at its "
-                                      f"default and another {param}", margin))
+            finished = set(runs.loc[runs["loss"].isin([m["name"] for m in ms]), "env"])
+            reason = (f"no finished runs of {rl_loss_name(swept)} at its default and another "
+                      f"{param}" if not finished - set(sd) else
+                      f"no spread across seeds to scale by in {', '.join(sorted(finished - set(sd)))}"
+                      " (one seed per cell: the claim needs at least 2)")
+            rows.append(_not_run("–", reason, margin, comparison_words(
+                rl_loss_name(swept), param, default, [m for m in ms if not m["default"]])))
             continue
         envs = sorted(by_member[default["name"]], key=env_sort_key)
         unit = np.mean([margin * sd[e] / _score_unit(e, runs.loc[runs["env"] == e,
@@ -260,7 +268,9 @@ def classification_rows(per_run: pd.DataFrame, done: pd.DataFrame, members: Sequ
                     or not (np.isfinite(sd_value) and sd_value > 0)):
                 rows.append(_not_run(where, f"no finished runs of {cls_loss_name(swept)} at "
                                             f"its default and another {param} with a spread "
-                                            "across seeds", margin))
+                                            "across seeds", margin, comparison_words(
+                                                cls_loss_name(swept), param, default,
+                                                [m for m in ms if not m["default"]])))
                 continue
             epochs = done.loc[(done["dataset"] == dataset) & (done["experiment"] == exp),
                               "epochs_run"]

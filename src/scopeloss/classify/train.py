@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -358,6 +359,11 @@ class ClassifierRun:
                                     minlength=self.num_classes)
         train_loss, train_acc, seen = train_one_epoch(self.step, self.model, perm,
                                                       self.steps_per_epoch, bs, job.device)
+        if not math.isfinite(train_loss):  # the epoch's one sync; never checkpoint NaN weights
+            raise lifecycle.LossFailure(
+                f"non-finite loss ({train_loss}) in epoch {epoch} with supervised loss "
+                f"{self.loss.name!r}; " + lifecycle.last_good(
+                    "epoch", self.state.checkpointed, self.ckpt_dir / "last.pt"))
         train_time = time.perf_counter() - t0
         if self.curriculum is not None:
             self.curriculum.step(epoch, self.forward, self.model, split,

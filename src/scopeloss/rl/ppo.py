@@ -262,6 +262,9 @@ class PPORun:
                     self.one_update(k)
                     stop.check(k, None if self.checkpointed == k else
                                lambda: self.checkpoint(k))
+        except lifecycle.LossFailure as exc:
+            where = lifecycle.last_good("update", self.checkpointed, self.ckpt_path)
+            raise lifecycle.LossFailure(f"{exc}; {where}") from None
         finally:
             env.close()
             self.board.close()

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from scopeloss import registry
+from scopeloss.lifecycle import LossFailure
 from scopeloss.losses import check_index_range, ppo_policy_loss
 from scopeloss.rl.rollout import Batch
 from scopeloss.typed_config import LossConfig, PPOConfig
@@ -134,6 +135,7 @@ def update(agent: nn.Module, policy, optimizer, batch: Batch, p: PPOConfig, loss
     means = dict(zip(DIAGNOSTICS, (x / sums[n] for x in sums[:n])))
     means.update(zip(ACTION_MIX, sums[n + 1:]))
     if not all(math.isfinite(means[k]) for k in ("policy_loss", "value_loss", "entropy")):
-        raise FloatingPointError(f"non-finite loss at update {update_index}: policy "
-                                 f"{means['policy_loss']}, value {means['value_loss']}")
+        raise LossFailure(f"non-finite loss at update {update_index} with PPO policy loss "
+                          f"{loss.name!r} (policy {means['policy_loss']}, value "
+                          f"{means['value_loss']}, entropy {means['entropy']})")
     return means
