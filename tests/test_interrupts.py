@@ -101,3 +101,92 @@ def test_classifier_a_signal_checkpoints_the_last_epoch_and_the_same_command_res
     assert f"resuming {out} after epoch {done}" in again.stderr
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == list(range(1, 31))
+
+
+# ----------------------------------------------------------------------------- early signals
+EARLY_RL = [sys.executable, "-m", "scopeloss.rl.train", "--env", "MinAtarBreakout",
+            "--loss", "scope", "--seed", "1", "--set", "ppo.total_steps=10000000",
+            "--set", "run.torch_threads=1", "--set", "run.tensorboard=false"]
+
+
+def _signal_at(argv, offset: float, sig=signal.SIGINT):
+    """Send ``sig`` ``offset`` s after the start (a terminal's Ctrl-C in the first seconds):
+    (exit code, stderr)."""
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            text=True)
+    time.sleep(offset)
+    proc.send_signal(sig)
+    try:
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+    return proc.returncode, err
+
+
+def _stopped_cleanly(code, err, sig, unit):
+    name = signal.Signals(sig).name
+    assert code == 128 + sig, (code, err[-3000:])
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    assert "interrupted again" not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert (last.endswith(f"interrupted ({name}) before the first {unit}: nothing was lost")
+            or f"interrupted ({name}) after {unit} " in last), last
+
+
+@pytest.mark.parametrize("offset", [0.3, 0.5, 1.0, 2.5, 4.0])
+def test_rl_a_signal_in_the_first_seconds_stops_cleanly(tmp_path, offset):
+    """MinAtar (whose import swallows KeyboardInterrupt in a bare except) at a budget it
+    cannot finish: the signal at any offset stops the run, one line, never a traceback."""
+    code, err = _signal_at([*EARLY_RL, "--out", str(tmp_path / "run")], offset)
+    _stopped_cleanly(code, err, signal.SIGINT, "update")
+
+
+@pytest.mark.parametrize("offset", [0.5, 1.0, 2.5, 4.0])
+def test_classifier_a_signal_in_the_first_seconds_stops_cleanly(tmp_path, offset):
+    argv = [sys.executable, "-m", "scopeloss.classify.train",
+            *classifier_args(tmp_path / "data", tmp_path / "run", "experiment.epochs=200",
+                             "dataset.max_per_class=40", "run.tensorboard=false")]
+    code, err = _signal_at(argv, offset)
+    _stopped_cleanly(code, err, signal.SIGINT, "epoch")
+
+
+def test_sigterm_at_start_up_exits_143_with_one_line(tmp_path):
+    code, err = _signal_at([*EARLY_RL, "--out", str(tmp_path / "run")], 1.0, signal.SIGTERM)
+    _stopped_cleanly(code, err, signal.SIGTERM, "update")
+
+
+@pytest.mark.parametrize("offset", [0.3, 1.5, 3.0])
+def test_ctrl_c_to_a_snakemake_run_stops_it_cleanly_and_the_same_command_finishes(
+        tmp_path, offset):
+    """A terminal's Ctrl-C goes to the whole process group: Snakemake and the trainer it
+    started, ``offset`` s after the job's start (the trainer's imports, set-up, first
+    updates). No traceback from either; the same command then runs the job to the end.
+    (Ctrl-C in Snakemake's own first seconds, before any job, prints Snakemake's traceback:
+    its code, not ours; nothing was started.)"""
+    import os
+
+    from test_workflow_plan import BIN, copy_workflow
+
+    wf = copy_workflow(tmp_path / "wf")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("PYTHONPATH", None)
+    target = "results/rl/CartPole/policy/seed1/summary.json"
+    cmd = [str(BIN / "snakemake"), "--cores", "2", "--configfile", "presets/smoke.yaml",
+           "--", target]
+    proc = subprocess.Popen(cmd, cwd=wf, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    log = wf / "logs/rl/CartPole/policy/seed1.log"
+    deadline = time.monotonic() + 120
+    while not log.exists() and time.monotonic() < deadline:  # the job has started
+        time.sleep(0.05)
+    time.sleep(offset)
+    os.killpg(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode != 0 and "Traceback" not in out, out[-3000:]
+    if log.exists() and log.read_text().strip():
+        text = log.read_text()
+        assert "Traceback" not in text and "interrupted again" not in text, text[-3000:]
+        assert text.strip().splitlines()[-1].startswith("interrupted (SIGINT)"), text[-3000:]
+    again = subprocess.run(cmd, cwd=wf, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert json.loads((wf / target).read_text())["global_step"] == 1024

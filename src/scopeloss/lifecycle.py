@@ -186,6 +186,54 @@ class Interrupted(Exception):
 
 
 _ACTIVE: list["StopRequests"] = []  # the stop requests of the running trainer, if entered
+_EARLY: list[int] = []  # signals received outside the training loop (start-up, final writes)
+_LOOP: list[bool] = []  # set once the training loop was entered
+
+
+class StopNow(KeyboardInterrupt):
+    """A second signal while a stop was already requested: stop at once."""
+
+
+def _record(signum, frame) -> None:
+    _EARLY.append(signum)
+
+
+def _record_and_raise(signum, frame) -> None:
+    _EARLY.append(signum)
+    raise KeyboardInterrupt
+
+
+def _install(handler) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in StopRequests.SIGNALS:
+            signal.signal(sig, handler)
+
+
+def catch_signals_early() -> None:
+    """A trainer CLI's first statement, before its heavy imports: SIGINT and SIGTERM are
+    recorded while the modules import (an import is not interrupted half-way, where the
+    traceback would come from torch's insides); ``imports_done`` acts on them."""
+    _install(_record)
+
+
+def imports_done() -> None:
+    """After the CLI's imports: a signal recorded so far stops it here (KeyboardInterrupt);
+    from now on one raises KeyboardInterrupt at once *and* is recorded, so third-party code
+    that swallows the interrupt (MinAtar's bare ``except:`` around its matplotlib import)
+    cannot lose it: ``StopRequests`` finds the record and stops before the first unit."""
+    if _EARLY:
+        raise KeyboardInterrupt
+    _install(_record_and_raise)
+
+
+def outside_the_loop(unit: str) -> tuple[str, int]:
+    """The one line and exit code of a signal received outside the training loop."""
+    signum = _EARLY[0] if _EARLY else signal.SIGINT
+    name = signal.Signals(signum).name
+    if _LOOP:
+        return (f"interrupted ({name}) while writing the run's outputs: the same command "
+                "writes them again from the last checkpoint", 128 + signum)
+    return f"interrupted ({name}) before the first {unit}: nothing was lost", 128 + signum
 
 
 def _stopping() -> bool:
@@ -208,7 +256,7 @@ class StopRequests:
 
     def _handle(self, signum, frame) -> None:
         if self.requested is not None:
-            raise KeyboardInterrupt
+            raise StopNow
         self.requested = signum
         self.log(f"{signal.Signals(signum).name} received: stopping after this {self.unit} "
                  "(send it again to stop at once)")
@@ -218,6 +266,10 @@ class StopRequests:
             for sig in self.SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
             _ACTIVE.append(self)
+            if _EARLY:  # a start-up signal that third-party code swallowed
+                self.__exit__()
+                raise KeyboardInterrupt
+            _LOOP.append(True)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -258,17 +310,23 @@ def interrupted_again(unit: str) -> str:
 
 def trainer_exit_code(train: Callable[[], Any], unit: str) -> int:
     """Run ``train()`` for a trainer CLI; how it stopped as one line and an exit code: 0
-    done, 130/143 interrupted (``Interrupted``; a second signal 130), 1 a run directory in
+    done, 130/143 interrupted (``Interrupted``, or a signal outside the training loop; a
+    second signal 130), 1 a run directory in
     use, a failed write (a full disk: CheckpointError, WriteError) or a loss that failed
     (LossFailure). Other errors pass."""
+    _LOOP.clear()
     try:
         train()
     except Interrupted as exc:
         log(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
+    except StopNow:
         log(interrupted_again(unit))
         return 130
+    except KeyboardInterrupt:  # outside the loop: start-up, or the final writes
+        line, code = outside_the_loop(unit)
+        log(line)
+        return code
     except (RunDirBusy, OSError, LossFailure) as exc:
         log(f"error: {exc}")
         return 1

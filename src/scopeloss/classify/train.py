@@ -47,11 +47,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from scopeloss import lifecycle
+
+if __name__ == "__main__":  # Ctrl-C and SIGTERM honoured from here on, through every import
+    lifecycle.catch_signals_early()
+
 import numpy as np
 import pandas as pd
 import torch
 
-from scopeloss import atomic, lifecycle, registry, seeding
+from scopeloss import atomic, registry, seeding
 from scopeloss.classify import config as C
 from scopeloss.classify import curriculum as cu
 from scopeloss.classify.data import DataUnavailable, load_dataset
@@ -490,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    lifecycle.imports_done()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:  # every bad argument: argparse's error (exit 2, no traceback), as the RL CLI
@@ -514,6 +520,7 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except KeyboardInterrupt:  # before training began (imports, set-up)
-        print("interrupted before the first epoch; nothing was lost", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt:  # before training began (imports, argument checks)
+        line, code = lifecycle.outside_the_loop("epoch")
+        print(line, file=sys.stderr)
+        sys.exit(code)

@@ -17,9 +17,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from scopeloss import registry
-from scopeloss.overrides import load_hparams, load_run, parse_set, split_run
-from scopeloss.rl.config import resolve, resolve_run
+from scopeloss import lifecycle
+
+if __name__ == "__main__":  # Ctrl-C and SIGTERM honoured from here on, through every import
+    lifecycle.catch_signals_early()
+
+from scopeloss import registry  # noqa: E402
+from scopeloss.overrides import load_hparams, load_run, parse_set, split_run  # noqa: E402
+from scopeloss.rl.config import resolve, resolve_run  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,11 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from scopeloss import lifecycle  # torch import after argument parsing
-    from scopeloss.devices import resolve_device
+    from scopeloss.devices import resolve_device  # torch import after argument parsing
     from scopeloss.params import ConfigError, check_seed
     from scopeloss.rl.ppo import train
     from scopeloss.typed_config import RLRunConfig
+
+    lifecycle.imports_done()
 
     try:  # every bad argument: argparse's error (exit 2, no traceback), as the classifier CLI
         check_seed(args.seed, "--seed")
@@ -69,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except KeyboardInterrupt:  # before training began (imports, set-up)
-        print("interrupted before the first update; nothing was lost", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt:  # before training began (imports, argument checks)
+        line, code = lifecycle.outside_the_loop("update")
+        print(line, file=sys.stderr)
+        sys.exit(code)
