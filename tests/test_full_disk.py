@@ -85,3 +85,22 @@ def test_tensorboard_on_a_full_disk_is_one_error_naming_its_folder(small_disk, c
 
 def test_the_rl_trainer_with_tensorboard_on_a_full_disk_says_so_in_one_line(small_disk):
     _rl_fills_the_disk(small_disk / "run", "run.checkpoint_every=1000")
+
+
+def test_a_disk_full_before_the_start_names_the_path_and_leaves_nothing(small_disk):
+    """The disk is full before the trainer writes a byte: one line naming the file it could
+    not write (never a bare [Errno 28]); the run directory it created is removed."""
+    with open(small_disk / "filler", "wb") as f:
+        try:
+            f.write(b"\0" * (1 << 20))
+        except OSError:
+            pass
+    out = small_disk / "runs/run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scopeloss.rl.train", "--env", "CartPole-v1", "--loss", "policy",
+         "--seed", "1", "--out", str(out), "--set", "ppo.total_steps=512",
+         "--set", "run.tensorboard=false"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "No space left on device" in last and str(out) in last, last
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]

@@ -67,14 +67,19 @@ def log(message: str) -> None:
 
 @contextmanager
 def own_run_dir(out: str | os.PathLike) -> Iterator[Path]:
-    """Hold ``out`` exclusively for the block (creating it); RunDirBusy if another process does."""
+    """Hold ``out`` exclusively for the block (creating it); RunDirBusy if another process
+    does. A start that fails or is interrupted before writing anything there removes the
+    directories it created (a refused start leaves nothing behind)."""
     out = Path(out)
+    created = [d for d in (out, *out.parents) if not d.exists()]  # deepest first
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
+        _remove_unused(out, created)
         raise RunDirBusy(f"--out {out}: cannot create the run directory's lock file: "
                          f"{err.strerror or err}") from None
+    failed = True
     try:
         deadline = time.monotonic() + DYING_HOLDER_WAIT_S
         while not _try_lock(fd):
@@ -87,11 +92,49 @@ def own_run_dir(out: str | os.PathLike) -> Iterator[Path]:
                     "there while that one runs: wait for it to end, or stop it (kill PID) "
                     "and rerun") from None
             time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as err:  # a full disk: say where
+            raise OSError(err.errno, err.strerror, str(out / LOCK_NAME)) from None
         yield out
+        failed = False
     finally:
+        if failed:
+            _remove_unused(out, created)
         os.close(fd)  # releases the lock
+
+
+def _remove_unused(out: Path, created: list[Path]) -> None:
+    """Remove the directories this start created, if nothing but the lock is in them."""
+    if not created or not out.is_dir() or {p.name for p in out.iterdir()} - {LOCK_NAME}:
+        return
+    (out / LOCK_NAME).unlink(missing_ok=True)
+    for d in created:
+        try:
+            d.rmdir()  # only empty ones: a sibling run's files keep the parents
+        except OSError:
+            break
+
+
+def ensure_dir(path: str | os.PathLike, key: str) -> Path:
+    """The directory a config key names (a dataset root, a cache): created only inside an
+    existing directory; a ConfigError naming the key otherwise (never a tree from /)."""
+    from scopeloss.params import ConfigError
+
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ConfigError(f"{key}: {path} exists and is not a directory")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{key}: {path} does not exist, nor does its parent {path.parent} "
+                          "(a directory is created only inside an existing one)")
+    try:
+        path.mkdir()
+    except OSError as err:
+        raise ConfigError(f"{key}: cannot create {path}: {err.strerror or err}") from None
+    return path
 
 
 def _try_lock(fd: int) -> bool:

@@ -4,7 +4,7 @@ Equation numbers are those of *Scope Loss for Imbalanced Classification and RL
 Exploration*. Each loss is registered once (``scopeloss.registry``) with the public
 decorators a user's own module uses too (docs/CONTRACT.md, "Your own loss")::
 
-    @register_ppo_loss("my_pg", alpha=0.01, label="My PG")
+    @register_ppo_loss("my_pg", alpha=param(0.01, low=0), label="My PG")
     def my_pg(logits, actions, old_logprob, advantages, *, clip_coef, alpha): ...
     @register_supervised_loss("my_ce", label="My CE")
     def my_ce(logits, targets): ...
@@ -25,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from scopeloss import registry
 from scopeloss.lifecycle import LossFailure
+from scopeloss.registry import param
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from scopeloss.params import Param
 
 
 class _Torch:
@@ -44,6 +47,7 @@ class _Torch:
 torch = _Torch()
 
 __all__ = [
+    "param",
     "register_ppo_loss",
     "register_supervised_loss",
     "ppo_policy_loss",
@@ -58,11 +62,12 @@ __all__ = [
 
 def register_ppo_loss(name: str, *, label: str | None = None, color: str | None = None,
                       dash: Any = None, needs_action_counts: bool = False,
-                      sampling: str = "natural", **params: float):
+                      sampling: str = "natural", **params: float | Param):
     """Register ``fn(logits, actions, old_logprob, advantages, *, clip_coef, **params)`` (and
     ``action_counts`` (A,) with ``needs_action_counts``) as the PPO policy loss ``name``; it
-    returns the batch mean to minimise. ``params`` are its parameters with their defaults
-    (``rl.loss_specs.<name>`` overrides them). ``sampling="action_balanced"`` makes the update
+    returns the batch mean to minimise. ``params`` are its parameters with their defaults, a
+    number or ``param(default, low=, high=)`` with bounds (``rl.loss_specs.<name>`` overrides
+    them, within the bounds). ``sampling="action_balanced"`` makes the update
     draw its samples with every action equally likely (``resampled_policy``)."""
     return registry.register("ppo", name, params, label=label, color=color, dash=dash,
                              needs_counts=needs_action_counts, sampling=sampling)
@@ -70,7 +75,7 @@ def register_ppo_loss(name: str, *, label: str | None = None, color: str | None 
 
 def register_supervised_loss(name: str, *, label: str | None = None, color: str | None = None,
                              dash: Any = None, needs_class_counts: bool = False,
-                             **params: float):
+                             **params: float | Param):
     """Register ``fn(logits, targets, **params)`` (and ``class_counts`` (C,) with
     ``needs_class_counts``) as the classification loss ``name``; it returns the batch mean."""
     return registry.register("supervised", name, params, label=label, color=color, dash=dash,
@@ -235,8 +240,8 @@ def policy(logits, actions, old_logprob, advantages, *, clip_coef, log_probs=Non
     return (-l_clip).mean()
 
 
-@register_ppo_loss("policy_entropy", alpha=0.01, label="Policy+Entropy", color="#ff7f0e",
-                   dash=(0, (5, 2)))
+@register_ppo_loss("policy_entropy", alpha=param(0.01, low=0), label="Policy+Entropy",
+                   color="#ff7f0e", dash=(0, (5, 2)))
 def policy_entropy(logits, actions, old_logprob, advantages, *, clip_coef, alpha,
                    log_probs=None):
     """Eq. 11: ``-L_clip + alpha sum_j p_j log p_j`` (alpha_entropy, paper Table 3)."""
@@ -245,7 +250,8 @@ def policy_entropy(logits, actions, old_logprob, advantages, *, clip_coef, alpha
     return (-l_clip + alpha * (log_p.exp() * log_p).sum(dim=1)).mean()
 
 
-@register_ppo_loss("scope", alpha=0.01, label="Scope", color="#2ca02c", dash=(0, (2, 1.5)))
+@register_ppo_loss("scope", alpha=param(0.01, low=0), label="Scope", color="#2ca02c",
+                   dash=(0, (2, 1.5)))
 def scope(logits, actions, old_logprob, advantages, *, clip_coef, alpha, log_probs=None):
     """Eq. 12: ``-L_clip + alpha p_i log p_i`` (alpha_scope, paper Table 3)."""
     log_p = float_log_probs(logits) if log_probs is None else log_probs
@@ -253,7 +259,7 @@ def scope(logits, actions, old_logprob, advantages, *, clip_coef, alpha, log_pro
     return (-l_clip + alpha * log_pi.exp() * log_pi).mean()
 
 
-@register_ppo_loss("focal", alpha=2.0, label="Focal", color="#d62728",
+@register_ppo_loss("focal", alpha=param(2.0, low=0), label="Focal", color="#d62728",
                    dash=(0, (6, 1.5, 1, 1.5)))
 def focal(logits, actions, old_logprob, advantages, *, clip_coef, alpha, log_probs=None):
     """Eq. 14: ``-L_clip A + 2 alpha L_clip p_i - alpha^2 p_i^2 log p_i``; gamma fixed at 2
@@ -289,7 +295,7 @@ def resampled_policy(logits, actions, old_logprob, advantages, *, clip_coef, log
 
 # ----------------------------------------------------------------------------- supervised
 # Registered in the column order of the paper's Tables 1-2, then the imbalance baselines.
-@register_supervised_loss("pel", alpha=8e-6, label="PEL", color="#ff7f0e")
+@register_supervised_loss("pel", alpha=param(8e-6, low=0), label="PEL", color="#ff7f0e")
 def pel(logits, targets, *, alpha):
     """Eq. 5: cross entropy plus alpha times the negative entropy (alpha: paper, Table 4)."""
     log_p = float_log_probs(logits)
@@ -297,14 +303,15 @@ def pel(logits, targets, *, alpha):
     return (-log_pi + alpha * (log_p.exp() * log_p).sum(dim=1)).mean()
 
 
-@register_supervised_loss("scope", alpha=1.0, label="SL", color="#2ca02c")
+@register_supervised_loss("scope", alpha=param(1.0, low=0, high=1), label="SL",
+                          color="#2ca02c")
 def scope_supervised(logits, targets, *, alpha):
     """Eq. 7/8: ``-(1 - alpha p_i) log p_i``."""
     log_pi = float_log_probs(logits).gather(1, targets[:, None]).squeeze(1)
     return -((1.0 - alpha * log_pi.exp()) * log_pi).mean()
 
 
-@register_supervised_loss("focal", gamma=2.0, label="FL", color="#d62728")
+@register_supervised_loss("focal", gamma=param(2.0, low=0), label="FL", color="#d62728")
 def focal_supervised(logits, targets, *, gamma):
     """Eq. 2: ``-(1 - p_i)^gamma log p_i``."""
     log_pi = float_log_probs(logits).gather(1, targets[:, None]).squeeze(1)

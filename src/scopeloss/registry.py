@@ -68,6 +68,7 @@ class Loss:
     sampling: str
     module: str | None
     takes_log_probs: bool
+    bounds: dict[str, Param] = field(default_factory=dict, repr=False)  # each param's rule
 
     @property
     def origin(self) -> str:
@@ -79,7 +80,15 @@ _LOADED: dict[str, str] = {}  # loss_modules entry -> source file, once each
 _loading: list[str] = []  # the user module being imported (its registrations record it)
 
 
-def register(kind: str, name: str, params: dict[str, float], *, label: str | None = None,
+def param(default: float, *, low: float | None = None, high: float | None = None,
+          open_low: bool = False, open_high: bool = False) -> Param:
+    """A loss parameter with bounds, for ``register_*_loss``: ``alpha=param(0.01, low=0)``
+    refuses ``loss.alpha=-5`` naming the key (``open_low``/``open_high``: exclusive)."""
+    return Param("float", default, "a loss parameter", low=low, high=high, open_low=open_low,
+                 open_high=open_high)
+
+
+def register(kind: str, name: str, params: dict[str, float | Param], *, label: str | None = None,
              color: str | None = None, dash: Any = None, needs_counts: bool = False,
              sampling: str = "natural") -> Callable[[Callable], Callable]:
     """The decorator behind ``register_ppo_loss`` / ``register_supervised_loss``."""
@@ -90,10 +99,16 @@ def register(kind: str, name: str, params: dict[str, float], *, label: str | Non
     if not isinstance(name, str) or not NAME.match(name):
         raise ConfigError(f"loss name {name!r}{where} must be a letter then letters, digits, "
                           "underscores, dots or minus signs")
+    bounds = {}
     for key, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        rule = value if isinstance(value, Param) else _PARAM
+        default = value.default if isinstance(value, Param) else value
+        if isinstance(default, bool) or not isinstance(default, (int, float)):
             raise ConfigError(f"loss {name!r}{where}: parameter {key}'s default must be a "
-                              f"number, got {value!r}")
+                              f"number, got {default!r}")
+        rule.check(f"loss {name!r}{where}: parameter {key}'s default", default)
+        bounds[key] = rule
+    params = {k: (v.default if isinstance(v, Param) else v) for k, v in params.items()}
     if sampling not in SAMPLINGS or (sampling != "natural" and kind != "ppo"):
         raise ConfigError(f"loss {name!r}{where}: sampling must be natural (or, for a PPO "
                           f"loss, action_balanced), got {sampling!r}")
@@ -107,7 +122,7 @@ def register(kind: str, name: str, params: dict[str, float], *, label: str | Non
         takes_log_probs = _check_signature(kind, name, function, params, needs_counts, where)
         _LOSSES[kind][name] = Loss(name, kind, function, {k: float(v) for k, v in params.items()},
                                    label or name, color, dash, needs_counts, sampling, module,
-                                   takes_log_probs)
+                                   takes_log_probs, bounds)
         return function
 
     return decorate
@@ -160,15 +175,16 @@ def check_params(kind: str, name: str, given: dict | None, key: str = "loss") ->
 
 def params_of(loss: Loss, given: dict | None, key: str = "loss") -> dict[str, float]:
     """The loss's parameters: its defaults, overridden by ``given`` (null keeps the default);
-    a key the loss does not take, or a value that is not a finite number, names ``key``."""
+    a key the loss does not take, or a value that is not a finite number within the
+    parameter's declared bounds, names ``key``."""
     out = dict(loss.params)
-    for param, value in (given or {}).items():
-        if param not in loss.params:
+    for name, value in (given or {}).items():
+        if name not in loss.params:
             allowed = ", ".join(loss.params) or "none"
-            raise ConfigError(f"{key}.{param}: loss {loss.name!r} takes no parameter {param!r} "
+            raise ConfigError(f"{key}.{name}: loss {loss.name!r} takes no parameter {name!r} "
                               f"(its parameters: {allowed})")
         if value is not None:
-            out[param] = _PARAM.check(f"{key}.{param}", value)
+            out[name] = loss.bounds.get(name, _PARAM).check(f"{key}.{name}", value)
     return out
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scopeloss import atomic
+from scopeloss import atomic, lifecycle
 from scopeloss.classify import sources
 from scopeloss.classify.caltech import CALTECH_URL, ensure_caltech256
 from scopeloss.classify.errors import DataUnavailable, DecodeError  # noqa: F401
@@ -404,6 +404,9 @@ def main(argv=None) -> int:
             over["resize_size"] = args.resize_size
         dcfg = DatasetConfig.of(C.resolve_dataset(args.dataset, over))
         run = C.resolve_run(None, C.load_run(args.run))
+        lifecycle.ensure_dir(dcfg.root, "--root" if args.root is not None else "dataset.root")
+        if run["cache_dir"]:
+            lifecycle.ensure_dir(run["cache_dir"], "run.cache_dir")
         workers = args.num_workers if args.num_workers is not None else (
             run["num_workers"] if args.run else 2)
         manifest, path = get_manifest(dcfg, download_missing=not args.no_download, url=args.url)

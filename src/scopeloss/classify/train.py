@@ -174,6 +174,9 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
             keep_freed_memory()
         out = lifecycle.check_out_dir(out)
         job = Job(dataset, experiment, loss, seed, out, hparams, run, device)
+        if run.cache_dir:  # first: the default root would be created for nothing
+            lifecycle.ensure_dir(run.cache_dir, "run.cache_dir")
+        lifecycle.ensure_dir(job.d.root, "dataset.root")
         with lifecycle.own_run_dir(out):  # held exclusively until the run returns
             action, ckpt = lifecycle.begin(out, job.identity, job.outputs,
                                            out / ".ckpt" / "last.pt", {"epoch": int})
