@@ -293,10 +293,11 @@ def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
     assert exit_code(T.main, _args(tmp_path / "d", tmp_path / "run", *SMALL,
-                        f"run.cache_dir={blocker}/cache")) == 1
+                        f"run.cache_dir={blocker}/cache")) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") or "\nerror: " in err
-    assert str(blocker) in err and "Traceback" not in err
+    assert f"error: run.cache_dir: {blocker}/cache: its parent {blocker} is not a directory" \
+        in err, err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -311,8 +312,8 @@ def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):
     (["--set", "experiment.batch_size=1"], "experiment.batch_size must be an integer >= 2"),
     (["--set", "loss.alpha=abc"], "loss.alpha: loss 'focal' takes no parameter 'alpha' (its "
                                   "parameters: gamma)"),
-    (["--set", "loss.gamma=abc"], "loss.gamma must be a finite number, got 'abc'"),
-    (["--set", "loss.gamma=-.inf"], "loss.gamma must be a finite number, got -inf"),
+    (["--set", "loss.gamma=abc"], "loss.gamma must be a finite number >= 0, got 'abc'"),
+    (["--set", "loss.gamma=-.inf"], "loss.gamma must be a finite number >= 0, got -inf"),
     (["--set", "experiment.augmentation.flip_p=x"], "experiment.augmentation.flip_p must be"),
     (["--set", "experiment.augmentation.color=[1, x]"], "experiment.augmentation.color must be"),
     (["--set", "dataset.split_seed=-1"], "dataset.split_seed must be an integer in [0, 4294967295]"),

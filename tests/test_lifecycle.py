@@ -163,3 +163,21 @@ def test_no_watch_without_the_variable_or_for_a_pid_that_is_no_ancestor(monkeypa
         assert lifecycle.stop_with_launcher(lines.append) is None
         assert "is not an ancestor" in lines[-1]
     # (the watching case runs in a subprocess above: a watchdog here would outlive the test)
+
+
+def test_moved_aside_checkpoints_are_bounded_to_the_newest(tmp_path):
+    """Every settings change moves the checkpoint aside (.other): only the newest of each
+    kind stays, each removal said with its size; the other kind is left alone."""
+    from scopeloss import lifecycle
+
+    said = []
+    ckpt = tmp_path / "checkpoint.pt"
+    (tmp_path / "checkpoint.pt.corrupt").write_bytes(b"c" * 10)
+    for i in range(3):
+        ckpt.write_bytes(b"x" * (1000 + i))
+        lifecycle.quarantine(ckpt, "from other settings", said.append, suffix=".other")
+    aside = sorted(p.name for p in tmp_path.iterdir())
+    assert aside == ["checkpoint.pt.corrupt", "checkpoint.pt.other"], aside
+    assert (tmp_path / "checkpoint.pt.other").stat().st_size == 1002  # the newest
+    removed = [line for line in said if "removed (an older moved-aside checkpoint" in line]
+    assert len(removed) == 2 and "the newest 1 kept" in removed[0]

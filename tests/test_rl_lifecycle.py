@@ -145,10 +145,11 @@ def test_corrupt_checkpoint_is_moved_aside_and_the_run_starts_afresh(tmp_path, c
     assert summary["global_step"] == 1024 and summary["resumes"] == []
 
 
-def test_a_crafted_checkpoint_is_moved_aside_and_a_second_corrupt_one_keeps_the_first(tmp_path):
+def test_a_crafted_checkpoint_is_moved_aside_and_only_the_newest_aside_is_kept(tmp_path):
     """A readable dict with the right keys but wrong types (the reliability probe's
     {'meta': 1, 'update': 3, 'state': {}}) crashed every rerun; now it is moved aside like any
-    unreadable checkpoint, and a second one gets a name of its own."""
+    unreadable checkpoint under a name of its own, and the older one moved aside is removed,
+    said in the log (disk stays bounded)."""
     out = tmp_path / "run"
     ckpt = out / ".ckpt" / "checkpoint.pt"
     ckpt.parent.mkdir(parents=True)
@@ -157,7 +158,9 @@ def test_a_crafted_checkpoint_is_moved_aside_and_a_second_corrupt_one_keeps_the_
     summary, said = run(out, hp=cartpole(1024))
     bad = [line for line in said if "unreadable checkpoint" in line]
     assert len(bad) == 1 and "malformed: identity" in bad[0] and "checkpoint.pt.corrupt.1" in bad[0]
-    assert (ckpt.parent / "checkpoint.pt.corrupt").read_bytes() == b"an earlier corrupt checkpoint"
+    assert not (ckpt.parent / "checkpoint.pt.corrupt").exists()
+    removed = [line for line in said if "removed (an older moved-aside checkpoint" in line]
+    assert len(removed) == 1 and str(ckpt.parent / "checkpoint.pt.corrupt:") in removed[0]
     assert lifecycle.read_checkpoint(ckpt.parent / "checkpoint.pt.corrupt.1")["update"] == 3
     assert summary["global_step"] == 1024 and summary["resumes"] == []
 
@@ -184,8 +187,9 @@ def test_failed_checkpoint_write_names_the_path_and_the_os_error(tmp_path):
 
     proc = subprocess.run(
         [sys.executable, "-m", "scopeloss.rl.train", "--env", "CartPole-v1", "--loss", "policy",
-         "--seed", "1", "--out", str(out), "--set", "ppo.total_steps=512",
-         "--set", "run.torch_threads=1", "--set", "run.checkpoint_every=1"],
+         "--seed", "1", "--out", str(out), "--set", "ppo.total_steps=1024",
+         "--set", "ppo.num_envs=2", "--set", "ppo.num_steps=128",  # 4 updates: the first
+         "--set", "run.torch_threads=1", "--set", "run.checkpoint_every=1"],  # has the optimiser
         capture_output=True, text=True, timeout=300, preexec_fn=limit)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]

@@ -346,6 +346,7 @@ def test_make_passes_two_overlays_as_one_configfile_like_snakemake(tmp_path):
     assert "config.yaml + presets/smoke.yaml + one.yaml" in priced.stdout, priced.stdout
     assert f"{expected['train_rl'] + expected['train_classifier']} training jobs" in \
         priced.stdout, priced.stdout
+    assert "disk: " in priced.stdout and "once the grid is done" in priced.stdout
 
 
 def test_make_grid_names_the_file_and_line_of_an_overlay_yaml_error(tmp_path):

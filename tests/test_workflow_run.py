@@ -121,6 +121,26 @@ def test_adding_a_seed_plans_only_the_new_seeds_jobs(smoke_run):
     assert set(count(jobs)) == {"train_rl", "train_classifier"} | RL_DOWNSTREAM | CLS_DOWNSTREAM
 
 
+def test_the_disk_plan_matches_what_the_finished_runs_keep(smoke_run):
+    """`make plan`'s disk line, from the shapes of what each run keeps, against the bytes
+    the smoke grid's finished checkpoints hold (within 10%): a finished run keeps its
+    weights (the classifier: the best ones) and no optimiser state."""
+    import torch
+
+    from scopeloss import grid, plan
+
+    wf, _ = smoke_run
+    config = grid.load_config(str(wf / "config.yaml"), str(wf / "presets/smoke.yaml"))
+    predicted = plan.disk(config)["kept"]
+    held = {kind: sum(f.stat().st_size for f in (wf / "results" / kind).glob("**/.ckpt/*"))
+            for kind in ("rl", "classification")}
+    for kind in held:
+        assert abs(held[kind] - predicted[kind]) <= 0.1 * held[kind], (kind, held, predicted)
+    for ckpt in (wf / "results").glob("**/.ckpt/*.pt"):
+        state = torch.load(ckpt, weights_only=True)
+        assert "optimizer" not in state and ckpt.name != "last.pt" or "model" not in state
+
+
 def test_report_collects_the_figures_and_tables_with_captions(smoke_run):
     wf, _ = smoke_run
     proc = snakemake(wf, *SMOKE, "--report", "report.html")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import glob
 import io
 import json
 import os
@@ -127,6 +128,8 @@ def ensure_dir(path: str | os.PathLike, key: str) -> Path:
         return path
     if path.exists():
         raise ConfigError(f"{key}: {path} exists and is not a directory")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"{key}: {path}: its parent {path.parent} is not a directory")
     if not path.parent.is_dir():
         raise ConfigError(f"{key}: {path} does not exist, nor does its parent {path.parent} "
                           "(a directory is created only inside an existing one)")
@@ -566,16 +569,28 @@ def _refusal(exc: BaseException) -> str:
     return "torch's data-only reader refused it"
 
 
+KEEP_ASIDE = 1  # moved-aside checkpoints kept per kind (.corrupt, .other): the newest
+
+
 def quarantine(path: Path, reason: str, log: Callable[[str], None] = log,
                suffix: str = ".corrupt") -> Path:
     """Move ``path`` aside under a name no earlier one has (``PATH.corrupt``,
-    ``PATH.corrupt.1``, ...) with one whole ``log`` line naming both and the reason."""
+    ``PATH.corrupt.1``, ...) with one whole ``log`` line naming both and the reason. Only
+    the newest ``KEEP_ASIDE`` of that kind stay: each older one is removed, logged (every
+    settings change would otherwise keep one more checkpoint)."""
     path = Path(path)
     bad = _unused_name(path.with_name(path.name + suffix))
     os.replace(path, bad)
     what = f"unreadable checkpoint ({reason})" if suffix == ".corrupt" else f"checkpoint is {reason}"
     log(f"{path}: {what}; moved to {bad.name} beside it, starting this run afresh (delete "
         "it once you no longer need it)")
+    aside = [p for p in path.parent.glob(glob.escape(path.name + suffix) + "*")
+             if p != bad and re.fullmatch(re.escape(path.name + suffix) + r"(\.\d+)?", p.name)]
+    for old in sorted(aside, key=lambda p: p.stat().st_mtime)[:max(0, len(aside) + 1 - KEEP_ASIDE)]:
+        size = old.stat().st_size
+        old.unlink(missing_ok=True)
+        log(f"{old}: removed (an older moved-aside checkpoint, {size / 1e6:.1f} MB; the newest "
+            f"{KEEP_ASIDE} kept)")
     return bad
 
 

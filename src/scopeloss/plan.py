@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
@@ -194,6 +195,90 @@ def report(est: Mapping, *, configs: list[str], rates_source: str, machine: str)
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- disk
+FLOAT = 4  # bytes per float32 weight
+LOG_BYTES_PER_UPDATE = 600  # updates.csv + its copy in the checkpoint, per PPO update
+
+
+@lru_cache(maxsize=None)
+def rl_weights(env_json: str) -> int:
+    """Float32 bytes of the network an RL cell trains (its env built once to learn the
+    observation and action shapes, as the trainer does)."""
+    from scopeloss.rl.envs import make_env
+    from scopeloss.rl.networks import make_network
+
+    env = make_env(json.loads(env_json), 1, 0)
+    try:
+        net = make_network(env.obs_shape, env.num_actions, image=len(env.obs_shape) == 3,
+                           hwc=env.hwc, network=env.network)
+    finally:
+        env.close()
+    return FLOAT * sum(p.numel() for p in net.parameters())
+
+
+@lru_cache(maxsize=None)
+def classifier_weights(model: str, num_classes: int) -> int:
+    import torch
+    import torchvision
+
+    with torch.device("meta"):  # shapes only, no memory
+        net = torchvision.models.get_model(model, weights=None, num_classes=num_classes)
+    return FLOAT * sum(p.numel() for p in net.parameters())
+
+
+def disk(config: Mapping) -> dict:
+    """What the grid writes to disk, from the shapes of what each run keeps:
+
+    * an RL run keeps its final checkpoint (weights, and the logs a rebuild reads) and its
+      CSVs; while it trains, its checkpoint also holds Adam's two moments, and a new one is
+      written beside the old before the swap: 2 x 3 x weights at the peak;
+    * a classification run keeps its best weights (best-eN.pt: a rebuild tests them) and
+      small CSVs; while it trains, last.pt holds the weights and the optimiser's state
+      (Adam 2, SGD 1 x weights) and best-eN.pt is replaced by the next best: the peak is
+      (2 + optimiser) x weights + 2 x weights;
+    * the decoded image cache, once per dataset and resize: images x size^2 x 3 bytes."""
+    kept, peak, caches = {"rl": 0, "classification": 0}, 0, {}
+    per_run: dict[str, list[int]] = {"rl": [], "classification": []}
+    for env, loss, _ in grid.rl_runs(config):
+        cell = grid.rl_cell(config, env, loss)
+        w = rl_weights(json.dumps(cell["env"], sort_keys=True))
+        ppo = cell["ppo"]
+        logs = LOG_BYTES_PER_UPDATE * int(ppo["total_steps"]) // (
+            int(ppo["num_envs"]) * int(ppo["num_steps"]))
+        kept["rl"] += w + logs
+        per_run["rl"].append(w + logs)
+        peak = max(peak, 2 * 3 * w + logs)
+    for dataset, experiment, loss, _ in grid.classification_runs(config):
+        cell = grid.classification_cell(config, dataset, experiment, loss)
+        d, e = cell["dataset"], cell["experiment"]
+        w = classifier_weights(e["model"], sources.get(d["kind"]).class_count(
+            DatasetConfig.of(d)))
+        opt = 2 if e["optimizer"] == "adam" else 1
+        kept["classification"] += w
+        per_run["classification"].append(w)
+        peak = max(peak, (2 + opt) * w + 2 * w)
+        size = int(d["resize_size"])
+        caches[(dataset, size)] = dataset_images(d) * size * size * 3
+    return {"kept": kept, "per_run": {k: (min(v), max(v)) for k, v in per_run.items() if v},
+            "caches": sum(caches.values()), "peak_per_job": peak}
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n / 1e3:.3g} kB"
+
+
+def disk_report(d: Mapping, k: int, gpus: int) -> str:
+    per = "; ".join(f"{kind} {_bytes(lo)}" + (f"-{_bytes(hi)}" if hi != lo else "") + " per run"
+                    for kind, (lo, hi) in d["per_run"].items())
+    total = sum(d["kept"].values()) + d["caches"]
+    return (f"disk: {_bytes(total)} once the grid is done ({per}; decoded image caches "
+            f"{_bytes(d['caches'])}); while training, up to {_bytes(d['peak_per_job'])} more per "
+            f"running job ({gpus * k} at once). Reclaim: docs/running.md#disk")
+
+
 # ----------------------------------------------------------------------------- calibrate
 def _python() -> list[str]:
     return [sys.executable]
@@ -317,10 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         p.error("give --throughput RATES.yaml (e.g. benchmarks/rates/*.yaml) or --calibrate")
     est = estimate(config, rates, gpus, k)
+    est["disk"] = disk(config)
     if args.json:
         print(json.dumps(est, indent=2))
     else:
         print(report(est, configs=configs, rates_source=source, machine=str(rates.get("machine", ""))))
+        print(disk_report(est["disk"], k, gpus))
     return 0
 
 

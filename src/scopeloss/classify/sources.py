@@ -58,6 +58,10 @@ class DatasetSource:
         """Images before the split."""
         raise NotImplementedError
 
+    def class_count(self, dcfg: DatasetConfig) -> int:
+        """Classes (the model's head), known before the data is there (the disk plan)."""
+        raise NotImplementedError
+
     def images(self, items: list, size: int) -> np.ndarray:
         """uint8 RGB (N, size, size, 3) of ``items``, for a source that makes its images."""
         raise NotImplementedError
@@ -89,6 +93,9 @@ class Caltech256(DatasetSource):
     def image_count(self, dcfg: DatasetConfig):
         return self.IMAGES
 
+    def class_count(self, dcfg: DatasetConfig):
+        return 257  # 256 object classes and clutter
+
 
 class DigitsStandIn(DatasetSource):
     """The offline long-tailed stand-ins made from scikit-learn's digits
@@ -106,6 +113,9 @@ class DigitsStandIn(DatasetSource):
 
     def image_count(self, dcfg: LongTailConfig):
         return standins.image_count(dcfg)
+
+    def class_count(self, dcfg: LongTailConfig):
+        return standins.NUMBER_CLASSES if self.kind == "numbers_lt" else 10
 
     def images(self, items, size):
         return standins.images(self.kind, items, size)

@@ -296,10 +296,11 @@ class ClassifierRun:
     def restore(self, state: dict) -> None:
         if not 1 <= state["epoch"] <= self.job.e.epochs:
             raise ValueError(f"epoch {state['epoch']} of a run of {self.job.e.epochs} epochs")
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        seeding.set_rng_state(state["rng"], self.gen)
+        if not state["finished"]:  # a finished run's checkpoint has no training state
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            seeding.set_rng_state(state["rng"], self.gen)
         self.state.history, self.state.best_acc = state["history"], state["best_acc"]
         self.state.best_epoch, self.state.bad_epochs = state["best_epoch"], state["bad_epochs"]
         self.state.wall_before, self.state.finished = state["wall_time_s"], state["finished"]
@@ -427,10 +428,15 @@ class ClassifierRun:
     def save_checkpoint(self, epoch: int) -> None:
         t0 = time.perf_counter()
         self.state.ckpt_count += 1
+        # A finished run keeps only what a rebuild of its outputs reads: the history and
+        # counters here, the best weights in best-eN.pt (not the last weights, optimiser,
+        # schedule: 3/4 of a ResNet run's disk).
+        training = {} if self.state.finished else {
+            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(), "rng": seeding.rng_state(self.gen)}
         lifecycle.save_checkpoint(self.ckpt_dir / "last.pt", {
             "identity": self.job.identity, "epoch": epoch, "finished": self.state.finished,
-            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(), "rng": seeding.rng_state(self.gen),
+            **training,
             "history": self.state.history, "best_acc": self.state.best_acc, "best_epoch": self.state.best_epoch,
             "bad_epochs": self.state.bad_epochs,
             "wall_time_s": self.state.wall_before + time.perf_counter() - self.t_start,

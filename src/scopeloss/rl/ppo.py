@@ -335,12 +335,14 @@ class PPORun:
         wall = self.wall_before + time.perf_counter() - self.t_start
         snapshot = self.state.snapshot(wall, self.tracker)
         done = k == self.num_updates
+        # A finished run keeps the final weights and what a rebuild of its outputs reads
+        # (the state); not the optimiser, schedule and RNG (2/3 of the checkpoint).
+        training = {} if done else {
+            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            "reward_transform": self.reward_tf.state_dict(), "rng": seeding.rng_state()}
         lifecycle.save_checkpoint(self.ckpt_path, {
             "identity": self.identity, "finished": done, "update": k,
-            "model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "reward_transform": self.reward_tf.state_dict(), "rng": seeding.rng_state(),
-            "state": snapshot})
+            "model": self.agent.state_dict(), **training, "state": snapshot})
         self.state.saved = snapshot
         if not done:  # the final outputs are written after the loop
             write_outputs(self.out, self.env_cfg, snapshot)
