@@ -19,7 +19,7 @@ UV      := .ci/uv-with-pip-indexes $(BIN)/uv
 # package only from the first index that lists it).
 UV_RESOLVE := --index-strategy unsafe-best-match
 
-.PHONY: setup test demo plan grid report power lock clean-venv generated
+.PHONY: setup test demo smoke plan grid report power lock clean-venv generated
 
 # Overlays reach Snakemake as ONE `--configfile a b ...`, in the order given: Snakemake
 # keeps only the last of repeated --configfile flags (another grid than the one asked for).
@@ -69,6 +69,13 @@ demo: setup
 	@echo ""
 	@echo "Demo done. Figures and tables (report: make report CONFIGS=presets/demo.yaml):"
 	@ls -1 figures/*.png figures/*.pdf results/tables/*.md results/tables/rl_final.csv 2>/dev/null | sed 's/^/  /'
+
+# Every rule once on a tiny grid (CartPole, Pong, digits_lt; about 1 min of training on a
+# 2-core CPU): checks an install before a long run. Results land where the demo's do.
+smoke: setup
+	"$(BIN)/python" -m scopeloss.grid check presets/smoke.yaml
+	PATH="$$(cd "$(BIN)" && pwd):$$PATH" "$(BIN)/snakemake" --cores all --configfile presets/smoke.yaml --no-hooks $(SNAKEMAKE_ARGS)
+	@echo "Smoke run done: every rule ran (figures/, results/tables/; report: make report CONFIGS=presets/smoke.yaml)"
 
 # K training jobs per GPU on this workstation (docs/workstation-and-cluster.md). G = GPUs seen by
 # nvidia-smi (at least 1), C = cores; override any: make grid K=4 G=2 C=32.

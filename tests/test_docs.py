@@ -55,3 +55,41 @@ def test_the_readme_is_a_guide_of_at_most_160_lines():
     for heading in ("## Two commands", "## The paper's grid", "## Add your loss and compare it "
                     "with Scope", "## Results", "## Architecture"):
         assert heading in text, heading
+
+
+def _doc_texts() -> dict[str, str]:
+    return {str(p.relative_to(ROOT)): p.read_text()
+            for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]}
+
+
+def test_every_command_the_docs_name_exists():
+    """Every `python -m scopeloss.…` (with its subcommand) the README and docs/ name answers
+    --help, and every `make TARGET` they name is a target `make -n` knows: no doc sends a
+    newcomer to a command that does not exist."""
+    import os
+    import sys
+
+    modules, targets = set(), set()
+    for text in _doc_texts().values():
+        for m in re.finditer(r"python -m (scopeloss(?:\.\w+)+)(?: ([a-z][a-z_-]*)(?![\w/.]))?",
+                             text):
+            modules.add((m.group(1), m.group(2)))
+        targets.update(re.findall(r"`make ([a-z][\w-]*)", text))
+        for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+            targets.update(re.findall(r"^\s*make ([a-z][\w-]*)", block, re.M))
+    assert ("scopeloss.grid", "check") in modules and {"demo", "test", "plan"} <= targets
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    failed = []
+    for module, sub in sorted(modules, key=str):
+        argv = [sys.executable, "-m", module, *([sub] if sub else []), "--help"]
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+        if proc.returncode != 0:
+            failed.append(f"{' '.join(argv[1:])}: {proc.stderr.strip()[-300:]}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    for target in sorted(targets):
+        proc = subprocess.run(["make", "-n", target], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
+        if proc.returncode != 0:
+            failed.append(f"make {target}: {proc.stderr.strip()[-300:]}")
+    assert not failed, failed
