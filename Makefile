@@ -19,7 +19,7 @@ UV      := .ci/uv-with-pip-indexes $(BIN)/uv
 # package only from the first index that lists it).
 UV_RESOLVE := --index-strategy unsafe-best-match
 
-.PHONY: setup test demo smoke plan grid report power lock clean-venv generated
+.PHONY: setup test test-fast lint demo smoke plan grid report power lock clean-venv generated
 
 # Overlays reach Snakemake as ONE `--configfile a b ...`, in the order given: Snakemake
 # keeps only the last of repeated --configfile flags (another grid than the one asked for).
@@ -51,12 +51,21 @@ generated: setup
 # The SLURM tests (tests/test_workflow_slurm.py, a real one-node cluster) spend most of their
 # time waiting for the executor's status checks: they run beside the rest of the suite, and
 # their output follows it. Either failing fails `make test`.
-test: setup
+test: setup lint
 	@$(BIN)/python -m pytest -q -m slurm > $(VENV)/pytest-slurm.log 2>&1 & slurm=$$!; \
 	$(BIN)/python -m pytest -q -m "not slurm"; rest=$$?; \
 	wait $$slurm; cluster=$$?; \
 	echo "--- tests/test_workflow_slurm.py (run alongside):"; cat $(VENV)/pytest-slurm.log; \
 	exit $$(( rest || cluster ))
+
+# The fast lane (tests/conftest.py names what is slow): everything but the end-to-end
+# workflow runs, learning runs, trainers driven for minutes, and SLURM. Run it often.
+test-fast: setup lint
+	$(BIN)/python -m pytest -q -m "not slow and not slurm"
+
+# ruff's short rule set (pyproject.toml): unused and undefined names, real mistakes.
+lint: setup
+	$(BIN)/ruff check src tests benchmarks workflow/scripts
 
 # SNAKEMAKE_ARGS: more Snakemake options, e.g. make demo SNAKEMAKE_ARGS=--dry-run.
 # The overlays are checked first: Snakemake reads --configfile files before the Snakefile,

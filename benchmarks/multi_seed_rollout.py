@@ -19,7 +19,6 @@ import contextlib
 import json
 import time
 
-import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 

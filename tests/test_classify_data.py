@@ -272,14 +272,14 @@ def test_a_hostile_tree_is_scanned_without_leaving_it(tmp_path, monkeypatch):
     Image.new("RGB", (32, 32)).save(links / "nested" / "deep.jpg")
     (tree / "008.elsewhere").symlink_to(outside / "class")
     (tree / "README.txt").write_text("not a class")
-    monkeypatch.setattr(D, "MAX_PIXELS", 100 * 100)
+    monkeypatch.setattr(caltech, "MAX_PIXELS", 100 * 100)
     Image.new("RGB", (120, 120)).save(links / "huge.png")
     opened = []
-    real_problem = D.image_problem
-    monkeypatch.setattr(D, "image_problem",
+    real_problem = caltech.image_problem
+    monkeypatch.setattr(caltech, "image_problem",
                         lambda p, *a, **k: opened.append(os.path.realpath(p)) or real_problem(p, *a, **k))
     reasons = {}
-    classes, items, skipped = D.scan_caltech(tree, reasons)
+    classes, items, skipped = caltech.scan_caltech(tree, reasons)
     assert "008.elsewhere" not in classes and "007.links" in classes
     used = {rel for rel, _ in items}
     assert {"007.links/own.jpg", "007.links/inside_link.jpg"} <= used
@@ -300,9 +300,9 @@ def test_an_empty_class_stops_the_scan_before_any_image_is_decoded(tmp_path, mon
     _write_tree(tree)
     (tree / "009.empty").mkdir()
     (tree / "009.empty" / "notes.txt").write_text("x")
-    monkeypatch.setattr(D, "image_problem", lambda *a, **k: pytest.fail("decoded an image"))
+    monkeypatch.setattr(caltech, "image_problem", lambda *a, **k: pytest.fail("decoded an image"))
     with pytest.raises(D.DataUnavailable, match="009.empty"):
-        D.scan_caltech(tree)
+        caltech.scan_caltech(tree)
 
 
 def test_an_image_above_the_pixel_budget_is_not_decoded(tmp_path, monkeypatch):
@@ -311,7 +311,7 @@ def test_an_image_above_the_pixel_budget_is_not_decoded(tmp_path, monkeypatch):
     path = tmp_path / "big.png"
     Image.new("RGB", (300, 200)).save(path)
     monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
-    assert "300x200 pixels, above the budget of 50,000" in D.image_problem(path, max_pixels=50_000)
+    assert "300x200 pixels, above the budget of 50,000" in caltech.image_problem(path, max_pixels=50_000)
 
 
 def test_every_declared_dataset_kind_has_a_source():

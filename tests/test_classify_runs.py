@@ -181,7 +181,7 @@ def test_prepare_writes_manifest_cache_and_index(data_root, tmp_path, capsys):
     got = json.loads(index.read_text())
     assert got["num_classes"] == 10 and got["resize_size"] == 32 and got["kind"] == "digits_lt"
     assert set(got["cache"]) == set(D.SPLITS)
-    for split, path in got["cache"].items():
+    for _split, path in got["cache"].items():
         assert path.startswith(str(cache)) and os.path.isfile(path)
     manifest = json.loads(open(got["manifest"]).read())
     assert manifest["hash"] == got["manifest_hash"]

@@ -13,7 +13,6 @@ from torch.overrides import TorchFunctionMode
 
 from scopeloss import devices
 from scopeloss.classify import config as C
-from scopeloss.classify import caltech
 from scopeloss.classify import data as D
 from scopeloss import lifecycle
 from scopeloss.classify import engine

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scopeloss.analysis import power, significance
+from scopeloss.analysis import power, seed_plan, significance
 from scopeloss.analysis.power import TaskSpread
 
 SPREAD = [TaskSpread("E1", mean=10.0, sd=1.0, score_unit=1.0, reference=None)]
@@ -83,7 +83,7 @@ def test_the_planners_seed_count_is_the_brute_forces():
     decidable below 5 seeds (4 vs 4: p >= 0.029 > 0.05 / 3)."""
     plan = power.seeds_needed("rl", SPREAD, ["policy", "scope"], "scope", max_seeds=7,
                               effect_sd=EFFECT, grids=GRIDS, reps=2000)
-    summary = power.summary(plan).set_index("rows")["seeds_needed"]
+    summary = seed_plan.summary(plan).set_index("rows")["seeds_needed"]
     rng = np.random.default_rng(7)
     brute = {n: _brute_force_power(n, rng) for n in range(2, 8)}
     for row, name in (("per env", "per env"),

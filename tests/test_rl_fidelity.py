@@ -5,13 +5,12 @@ per-minibatch host syncs, and torch.compile on static shapes only."""
 import collections
 import sys
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from scopeloss import devices
-from scopeloss.rl import config, envs, ppo
+from scopeloss.rl import envs, ppo
 from scopeloss.rl.envs import base as envs_base
 from scopeloss.rl.config import resolve
 from scopeloss.rl.networks import MLP, ImpalaCNN

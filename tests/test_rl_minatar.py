@@ -104,7 +104,7 @@ def test_same_step_autoreset_matches_the_package(name):
 def test_raw_returns_and_truncation():
     env = make_env(env_cfg("MinAtarBreakout", max_episode_steps=5), 2, seed=3)
     first = env.reset()
-    for t in range(5):
+    for _t in range(5):
         obs, rew, term, trunc, final = env.step(np.zeros(2, dtype=np.int64))  # 'no-op'
     # A do-nothing paddle: no episode of Breakout ends in 5 steps, so both are truncated,
     # their final observations handed back, and the next episode starts.

@@ -10,7 +10,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from scopeloss import lifecycle
 from scopeloss.rl.config import resolve

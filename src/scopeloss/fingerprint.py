@@ -121,9 +121,12 @@ def cell_fingerprint(trainer: str, loss: str) -> str:
     of its losses and nothing else. A built-in loss's cell has the trainer's alone."""
     from scopeloss import registry
 
-    own = registry.code_fingerprint(LOSS_KIND[trainer], loss)
+    module = registry.get(LOSS_KIND[trainer], loss).module
     base = code_fingerprint(TRAINERS[trainer])
-    return f"{base}+{own}" if own else base
+    if module is None:  # a built-in: its code is the trainer's
+        return base
+    own = hashlib.sha256(normalised_source(Path(module)).encode()).hexdigest()[:16]
+    return f"{base}+{own}"
 
 
 def main(argv: list[str] | None = None) -> int:

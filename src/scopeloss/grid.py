@@ -124,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     workflow would reject, before a run. (Snakemake itself reports a YAML syntax error in a
     --configfile overlay without its file and line, before the Snakefile can help.)"""
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(prog="python -m scopeloss.grid",
                                      description="check config files before a run")

@@ -242,18 +242,6 @@ def styles(kind: str, variants: dict[str, str] | None = None) -> dict[str, dict[
     return out
 
 
-def code_fingerprint(kind: str, name: str) -> str:
-    """The normalised source of the user module that registered ``name`` (sha256, 16 hex
-    digits; comments and docstrings do not count), or '' for a built-in: what a cell of this
-    loss adds to its trainer's code fingerprint."""
-    loss = get(kind, name)
-    if loss.module is None:
-        return ""
-    from scopeloss.fingerprint import normalised_source
-
-    return hashlib.sha256(normalised_source(Path(loss.module)).encode()).hexdigest()[:16]
-
-
 # ----------------------------------------------------------------------------- user modules
 def load_modules(entries, key: str = "loss_modules") -> list[str]:
     """Import each of ``entries`` (a ``.py`` path relative to the working directory, or an
@@ -347,11 +335,16 @@ def restored():
         _LOADED.update(loaded)
 
 
+# The built-in losses are a module that registers, loaded by name like a user's module (the
+# registry knows no loss; scopeloss.losses imports the registry, never the other way).
+BUILTIN_MODULE = "scopeloss.losses"
+
+
 def _builtins() -> None:
-    """The built-in losses register when ``scopeloss.losses`` is imported (torch-free)."""
-    import scopeloss.losses  # noqa: F401
+    """The built-in losses register when their module is first imported (torch-free)."""
+    importlib.import_module(BUILTIN_MODULE)
 
 
 __all__ = ["Loss", "KINDS", "register", "losses", "names", "get", "check_params", "variant",
            "styles",
-           "code_fingerprint", "load_modules", "restored"]
+           "load_modules", "restored"]

@@ -134,7 +134,7 @@ def claim(gpus: list[str], n: int, k: int | None, lock_dir: Path,
                     loads.append((held, order, gpu, free))
             if len(loads) >= n:
                 taken = []
-                for held, _, gpu, free in sorted(loads)[:n]:
+                for _held, _, gpu, free in sorted(loads)[:n]:
                     fd = _try_lock(lock_dir / f"{_safe(gpu)}.{free}.lock")
                     assert fd is not None, "a free slot was taken while the claim lock was held"
                     taken.append((gpu, fd))

@@ -53,6 +53,8 @@ from .reference import (
     use_loss_styles,
 )
 from .runs import COMPLETE, RunFileError
+from .seed_plan import seeds_words
+from .seed_plan import summary as plan_summary
 
 FINAL_PHASE = 0.25   # exploration is measured over the last quarter of each run's updates
 AGGREGATE = "IQM"
@@ -509,9 +511,7 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
     table.loc[table["claim_id"] == "D", "claim"] = tuning_claim.CLAIM.format(margin=margin)
     table.attrs["candidates"] = {"rl": names["A"], "classification": names["C"]}
     if seed_plan is not None:
-        from .power import summary
-
-        table.attrs["seed_plan"] = summary(seed_plan) if not seed_plan.empty else seed_plan
+        table.attrs["seed_plan"] = plan_summary(seed_plan) if not seed_plan.empty else seed_plan
     return table
 
 
@@ -610,8 +610,6 @@ def _planned_words(part: pd.DataFrame) -> str:
     mine = plan[plan["claim_id"] == claim_id]
     if mine.empty:
         return ""
-    from .power import seeds_words
-
     names = part.attrs.get("names", {})
     items = [f"{row.rows.replace('{candidate}', names.get(claim_id, 'the candidate'))} "
              f"({row.effect}): {seeds_words(row.seeds_needed, row.max_seeds)}"

@@ -164,8 +164,8 @@ def exploration_figure(updates: pd.DataFrame, runs: pd.DataFrame, *,
                     continue
                 readable_y(ax, top=1.0 if metric in SHARES else None)
             axes[row, 0].set_ylabel(env)
-        for col, metric in enumerate(metrics):
-            axes[-1, col].set_xlabel("Agent steps")
+        for ax in axes[-1, :len(metrics)]:
+            ax.set_xlabel("Agent steps")
         loss_legend(fig, losses)
         footnote(fig, f"Mean across seeds ({seeds_per_curve(updates)} per curve) of each "
                   f"run's per-update value, rolling mean over {window} updates; shaded: 95% "

@@ -52,6 +52,7 @@ from .aggregate import read_table_if_present
 from .reference import (add_loss_styles_argument, add_sweeps_argument, cls_loss_name,
                         env_sort_key, normalisation_range, rl_loss_name, use_loss_styles)
 from .runs import COMPLETE, RunFileError
+from .seed_plan import seeds_words, summary
 
 EFFECT_SD = 1.0
 TARGET_POWER = 0.8
@@ -342,27 +343,6 @@ def plan_tables(tables: str | Path, *, rl_candidate: str = "scope",
 
 class NothingToPlan(RunFileError):
     """The tables hold no spread to plan from (e.g. every loss ran one seed)."""
-
-
-def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per claim and kind of row (single env / table, or each aggregate metric): the seeds
-    per loss that give every such row the target power (NaN: not within the counts tried)."""
-    kind = np.where(table["claim_id"] == "D", "every sweep (non-inferiority)",
-                    np.where(table["where"].str.startswith("aggregate"), table["metric"],
-                             np.where(table["claim_id"] == "C", "per dataset / experiment",
-                                      "per env")))
-    rows = []
-    for (claim_id, what), g in table.assign(kind=kind).groupby(["claim_id", "kind"],
-                                                                sort=False):
-        need = np.nan if g["seeds_needed"].isna().any() else int(g["seeds_needed"].max())
-        rows.append({"claim_id": claim_id, "rows": what, "effect": g["effect"].iloc[0],
-                     "n_rows": len(g), "seeds_needed": need,
-                     "max_seeds": int(g["max_seeds"].iloc[0])})
-    return pd.DataFrame(rows)
-
-
-def seeds_words(need: float, max_seeds: int) -> str:
-    return f"more than {max_seeds}" if pd.isna(need) else str(int(need))
 
 
 def plan_markdown(table: pd.DataFrame, *, target: float, max_seeds: int, grids: int,

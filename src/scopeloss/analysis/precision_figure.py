@@ -1,7 +1,7 @@
 """The precision-by-class-frequency figure: per-class test precision against the class's
 training count, a panel per dataset x experiment, one colour per loss. Experiments beyond
 the paper get a row of "lift" panels, the per-class precision of each minus that of the
-paper experiment it extends (``tables.EXTENDS``), so one sees whether re-sampling or CUDA
+paper experiment it extends (``reference.EXTENDS``), so one sees whether re-sampling or CUDA
 lift the tail. Drawn by ``python -m scopeloss.analysis.tables ... --figure PATH``.
 """
 
@@ -19,9 +19,9 @@ from matplotlib import ticker  # noqa: E402
 
 from .aggregate import read_table  # noqa: E402
 from .plotting import PAPER_WIDTH_IN, STYLE, save_figure  # noqa: E402
-from .reference import cls_loss_name, cls_loss_sort_key, loss_style  # noqa: E402
+from .reference import (EXTENDS, PAPER_EXPERIMENTS, cls_loss_name,  # noqa: E402
+                        cls_loss_sort_key, experiment_sort_key, loss_style)
 from .runs import RunFileError  # noqa: E402
-from .tables import EXTENDS, PAPER_EXPERIMENTS, experiment_sort_key  # noqa: E402
 
 
 def _binned(counts: np.ndarray, precision: np.ndarray, max_bins: int = 12):

@@ -170,3 +170,19 @@ def span_words(values, fmt, unit: str) -> str:
     if len(values) == 1:
         return f"{fmt(values[0])} {unit}"
     return f"{fmt(values[0])}–{fmt(values[-1])} {unit}"
+
+
+# ---------------------------------------------------------------------------- experiments
+EXPERIMENT_ORDER = ("plain", "augmented", "plain_balanced", "augmented_cuda")
+PAPER_EXPERIMENTS = ("plain", "augmented")
+# A beyond-the-paper experiment -> the paper experiment it extends (the figure's lift panels).
+EXTENDS = {"plain_balanced": "plain", "augmented_cuda": "augmented"}
+
+
+def experiment_sort_key(exp: str) -> tuple[int, str]:
+    return ((EXPERIMENT_ORDER.index(exp), "") if exp in EXPERIMENT_ORDER
+            else (len(EXPERIMENT_ORDER), exp))
+
+
+def experiment_title(exp: str) -> str:
+    return exp if exp in PAPER_EXPERIMENTS else f"{exp} (beyond the paper)"

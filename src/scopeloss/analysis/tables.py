@@ -26,26 +26,14 @@ import pandas as pd
 from scopeloss import atomic
 
 from .aggregate import read_table, sort_in_order
-from .reference import (PAPER_DATASET, PAPER_PRECISION, add_loss_styles_argument,
-                        cls_loss_name, cls_loss_sort_key, use_loss_styles)
+from .reference import (PAPER_DATASET, PAPER_PRECISION,
+                        add_loss_styles_argument, cls_loss_name, cls_loss_sort_key,
+                        experiment_sort_key, experiment_title, use_loss_styles)
 from .runs import COMPLETE, RunFileError
 
 STATISTICS = {"mean": "Mean precision", "std": "Std of precision"}
-EXPERIMENT_ORDER = ("plain", "augmented", "plain_balanced", "augmented_cuda")
-PAPER_EXPERIMENTS = ("plain", "augmented")
-# A beyond-the-paper experiment -> the paper experiment it extends (the figure's lift panels).
-EXTENDS = {"plain_balanced": "plain", "augmented_cuda": "augmented"}
 TIDY_COLUMNS = ["dataset", "experiment", "statistic", "source", "loss", "loss_name", "value",
                 "spread", "n_seeds", "cell"]
-
-
-def experiment_sort_key(exp: str) -> tuple[int, str]:
-    return ((EXPERIMENT_ORDER.index(exp), "") if exp in EXPERIMENT_ORDER
-            else (len(EXPERIMENT_ORDER), exp))
-
-
-def experiment_title(exp: str) -> str:
-    return exp if exp in PAPER_EXPERIMENTS else f"{exp} (beyond the paper)"
 
 
 def format_cell(value: float, spread: float, digits: int = 4, pm: str = "±",

@@ -134,7 +134,7 @@ def sweep_row(swept_label: str, param: str, members: list[dict], by_member: dict
     return {"claim_id": "D", "claim": CLAIM.format(margin=margin),
             "comparison": comparison_words(swept_label, param, default, others),
             "where": where,
-            "metric": f"default - value, in per-task sd (mean over tasks); worst value shown",
+            "metric": "default - value, in per-task sd (mean over tasks); worst value shown",
             "claimed": f"> -{margin:g} sd for every value",
             "estimate": worst["estimate"], "ci_low": worst["ci_low"],
             "ci_high": worst["ci_high"], "n_seeds": min(c["n_seeds"] for c in components),

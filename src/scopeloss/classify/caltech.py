@@ -122,3 +122,112 @@ def ensure_caltech256(root, *, download_missing: bool = False, url: str = CALTEC
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+# --- scanning the extracted tree ------------------------------------------------------
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff",
+                    ".webp"}
+
+
+MAX_PIXELS = 50_000_000  # larger images are skipped before decoding (Caltech's largest: ~8 MP)
+
+
+def image_problem(path: Path, size: int = 256, max_pixels: int | None = None) -> str | None:
+    """Why ``path`` is not a usable image (None if it is): a wrong extension, more than
+    ``max_pixels`` pixels (read from the header, before decoding), or PIL cannot open and
+    fully decode it. ``verify()`` alone misses a truncated data chunk, so the image is
+    decoded (JPEGs at a reduced scale >= ``size``, which still reads every byte)."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return "not an image extension"
+    from PIL import Image
+
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                return (f"{width}x{height} pixels, above the budget of {max_pixels:,} "
+                        "(not decoded)")
+            im.verify()
+        with Image.open(path) as im:
+            im.draft("RGB", (size, size))
+            im.load()
+    except Exception as err:  # PIL raises many types for a file that is not an image
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def _outside(path: Path, root: Path) -> str | None:
+    """Why the scan does not follow ``path`` (a symlink out of ``root``, a dangling one,
+    something that is neither file nor folder), None when it stays inside the tree."""
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        if not target.exists():
+            return f"dangling symlink (to {os.readlink(path)})"
+        if not target.is_relative_to(root):
+            return "symlink to outside the dataset tree (not followed)"
+    return None
+
+
+def scan_caltech(folder, reasons: dict | None = None
+                 ) -> tuple[list[str], list[tuple[str, int]], list[str]]:
+    """(class names, [(relative path, label)], skipped relative paths) in folder order;
+    ``reasons`` (if given) receives why each entry was skipped.
+
+    The scan stays inside ``folder``: a symlink (file or class folder) is followed only when
+    its target lies inside the tree; one that leads out, or nowhere, is skipped and listed,
+    never opened. So is every other entry that is not used: a file beside the class folders,
+    a folder inside a class folder (not scanned), a file without an image's extension, an
+    image above ``MAX_PIXELS``, one PIL cannot decode. A class folder with no image file
+    stops the scan before anything is decoded, and again one whose images all fail."""
+    folder = Path(folder)
+    root = Path(os.path.realpath(folder))
+    skipped: dict[str, str] = {}
+    class_dirs = []
+    for entry in sorted(folder.iterdir()):
+        rel = entry.relative_to(folder).as_posix()
+        why = "hidden (not a class folder)" if entry.name.startswith(".") else _outside(entry, root)
+        if why is None and not entry.is_dir():
+            why = "not a class folder (a file at the top of the tree)"
+        if why is None:
+            class_dirs.append(entry)
+        else:
+            skipped[rel] = why
+    if not class_dirs:
+        raise DataUnavailable(f"{folder} holds no class folders (expected NNN.name/)")
+    classes, candidates = [], []
+    for label, cdir in enumerate(class_dirs):
+        classes.append(cdir.name)
+        for f in sorted(cdir.iterdir()):
+            rel = f.relative_to(folder).as_posix()
+            why = _outside(f, root)
+            if why is None and f.is_dir():
+                why = "a folder inside a class folder (not scanned)"
+            elif why is None and not f.is_file():
+                why = "not a regular file"
+            elif why is None and f.suffix.lower() not in IMAGE_EXTENSIONS:
+                why = "not an image extension"
+            if why is None:
+                candidates.append((f, rel, label))
+            else:
+                skipped[rel] = why
+    _check_no_empty_class(folder, classes, {label for *_, label in candidates}, "image file")
+    items = []
+    for f, rel, label in candidates:
+        problem = image_problem(f)
+        if problem is None:
+            items.append((rel, label))
+        else:
+            skipped[rel] = problem
+    _check_no_empty_class(folder, classes, {label for _, label in items}, "readable image")
+    if reasons is not None:
+        reasons.update(skipped)
+    return classes, items, sorted(skipped)
+
+
+def _check_no_empty_class(folder: Path, classes: list[str], present: set[int], what: str):
+    empty = [classes[i] for i in range(len(classes)) if i not in present]
+    if empty:  # a class with no image would silently shift the labels' meaning and counts
+        raise DataUnavailable(f"{folder}: class folder(s) with no {what}: "
+                              f"{', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}; "
+                              "add images or remove the folder(s)")

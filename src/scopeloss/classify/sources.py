@@ -80,8 +80,7 @@ class Caltech256(DatasetSource):
         ensure_caltech256(dcfg.root, download_missing=download_missing, **fetch)
 
     def split_items(self, dcfg: DatasetConfig):
-        from scopeloss.classify.caltech import caltech_paths
-        from scopeloss.classify.data import scan_caltech
+        from scopeloss.classify.caltech import caltech_paths, scan_caltech
 
         folder = caltech_paths(dcfg.root)[1]
         classes, items, skipped = scan_caltech(folder, reasons := {})

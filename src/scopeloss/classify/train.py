@@ -359,7 +359,7 @@ class ClassifierRun:
 
     def one_epoch(self, epoch: int) -> None:
         """Train one epoch, step the curriculum, validate; keep the best; checkpoint."""
-        job, d, e, split = self.job, self.job.d, self.job.e, self.data.splits["train"]
+        job, e, split = self.job, self.job.e, self.data.splits["train"]
         t0 = time.perf_counter()
         lr = self.opt.param_groups[0]["lr"]
         perm = epoch_indices(split.labels, self.train_counts, e.sampling, self.gen)
