@@ -6,8 +6,8 @@ command again. What must run nothing is checked with dry runs (an unchanged conf
 comment-only edit, changed run settings, a second checkout); what must run a subset is
 planned too (a one-cell change, a new seed).
 
-The tests share one smoke run and run in file order; each leaves the run complete, except
-the last (a code edit), which leaves the RL cells to retrain."""
+The smoke grid runs once per session; each test works on its own copy of the finished run
+(``smoke_run``), so tests may edit and rerun it in any order and repair nothing."""
 
 from __future__ import annotations
 
@@ -34,12 +34,25 @@ CLS_DOWNSTREAM = {"aggregate_classification", "precision_tables", "claims_table"
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
+def finished_smoke(tmp_path_factory):
+    """The smoke grid, run once per session; tests never touch it (see ``smoke_run``)."""
     wf = copy_workflow(tmp_path_factory.mktemp("smoke"))
     proc = snakemake(wf, "--cores", "2", *SMOKE, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     return wf, out
+
+
+@pytest.fixture()
+def smoke_run(finished_smoke, tmp_path):
+    """Each test's own copy of the finished smoke run (mtimes and Snakemake's metadata kept,
+    so it plans nothing): a test may edit, delete and rerun, and no test depends on what
+    another left behind. Removed afterwards (a copy holds the runs' checkpoints)."""
+    source, out = finished_smoke
+    wf = tmp_path / "smoke"
+    shutil.copytree(source, wf, symlinks=True)
+    yield wf, out
+    shutil.rmtree(wf, ignore_errors=True)
 
 
 def overlay(wf, name: str, text: str) -> tuple[str, ...]:
@@ -154,8 +167,6 @@ def test_report_collects_the_figures_and_tables_with_captions(smoke_run):
 def test_make_report_builds_the_report_of_a_preset_run(smoke_run):
     """`make report CONFIGS="presets/smoke.yaml threads.yaml"` (the Makefile's own target,
     in the run's directory, with the checkout's venv) after the smoke preset run."""
-    import shutil
-
     wf, _ = smoke_run
     for name in ("Makefile", "pyproject.toml", "requirements.lock"):
         shutil.copy2(ROOT / name, wf / name)
@@ -404,7 +415,6 @@ def test_the_readme_recipe_runs_a_users_loss_through_the_grid(smoke_run):
     finally:
         (wf / recipe["overlay_path"]).unlink(missing_ok=True)
         shutil.rmtree(module.parent, ignore_errors=True)
-        execute(wf)  # the smoke grid's own tables again, for the tests that follow
 
 
 def readme_sweep() -> dict[str, str]:
@@ -467,7 +477,6 @@ def test_the_readme_sweep_trains_only_its_new_cells_and_draws_claim_d(smoke_run)
         assert set(a["comparison"]) <= {"Scope vs Policy"}
     finally:
         (wf / recipe["overlay_path"]).unlink(missing_ok=True)
-        execute(wf)  # the smoke grid's own tables again, for the tests that follow
 
 
 def test_a_real_code_edit_retrains_that_trainers_cells_from_the_start(smoke_run):
