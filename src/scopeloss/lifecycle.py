@@ -266,7 +266,11 @@ def imports_done() -> None:
     """After the CLI's imports: a signal recorded so far stops it here (KeyboardInterrupt);
     from now on one raises KeyboardInterrupt at once *and* is recorded, so third-party code
     that swallows the interrupt (MinAtar's bare ``except:`` around its matplotlib import)
-    cannot lose it: ``StopRequests`` finds the record and stops before the first unit."""
+    cannot lose it: ``StopRequests`` finds the record and stops before the first unit.
+    A no-op unless ``catch_signals_early`` ran (``main`` called in-process, e.g. by tests,
+    keeps its caller's handlers)."""
+    if signal.getsignal(signal.SIGINT) is not _record:
+        return
     if _EARLY:
         raise KeyboardInterrupt
     _install(_record_and_raise)
@@ -357,9 +361,8 @@ def interrupted_again(unit: str) -> str:
 def trainer_exit_code(train: Callable[[], Any], unit: str) -> int:
     """Run ``train()`` for a trainer CLI; how it stopped as one line and an exit code: 0
     done, 130/143 interrupted (``Interrupted``, or a signal outside the training loop; a
-    second signal 130), 1 a run directory in
-    use, a failed write (a full disk: CheckpointError, WriteError) or a loss that failed
-    (LossFailure). Other errors pass."""
+    second signal 130), 1 a run directory in use, a failed write (a full disk:
+    CheckpointError, WriteError) or a loss that failed (LossFailure). Other errors pass."""
     _LOOP.clear()
     try:
         train()
