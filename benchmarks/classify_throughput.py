@@ -36,8 +36,8 @@ from scopeloss.classify.engine import Augmenting, Compute, make_train_step
 from scopeloss.classify.model import build_model, make_optimizer
 from scopeloss.schedules import make_schedule
 from scopeloss.classify.config import AUGMENTATION, DATASETS, EXPERIMENTS
-from scopeloss.params import merge
-from scopeloss.typed_config import AugmentationConfig, ExperimentConfig
+from scopeloss.config_keys import merge
+from scopeloss.params import AugmentationConfig, ExperimentConfig
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.losses import supervised_loss

@@ -28,7 +28,7 @@ from scopeloss.rl.envs import make_env
 from scopeloss.rl.networks import make_network
 from scopeloss.rl import rollout as ro
 from scopeloss.rl.update import update
-from scopeloss.typed_config import EnvConfig, LossConfig, PPOConfig
+from scopeloss.params import EnvConfig, LossConfig, PPOConfig
 
 
 def timeit(fn, n: int) -> float:

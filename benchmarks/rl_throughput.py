@@ -24,7 +24,7 @@ import torch
 
 from scopeloss.devices import resolve_device
 from scopeloss.overrides import parse_set
-from scopeloss.params import merge
+from scopeloss.config_keys import merge
 from scopeloss.rl.config import resolve, resolve_run
 from scopeloss.rl.envs import make_env
 from scopeloss.rl.ppo import train

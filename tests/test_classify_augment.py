@@ -8,7 +8,7 @@ from scopeloss.classify import augment as A
 from scopeloss.classify import enhance as E
 from scopeloss.classify.config import AUGMENTATION
 from dataclasses import replace
-from scopeloss.typed_config import AugmentationConfig
+from scopeloss.params import AugmentationConfig
 
 
 def test_factors_have_the_configured_means_and_spreads():

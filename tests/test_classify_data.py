@@ -14,8 +14,8 @@ from PIL import Image
 from scopeloss.classify import caltech, standins
 from scopeloss.classify import data as D
 from scopeloss.classify.config import DATASETS
-from scopeloss.params import merge
-from scopeloss.typed_config import DatasetConfig
+from scopeloss.config_keys import merge
+from scopeloss.params import DatasetConfig
 from cli import exit_code
 
 # Skewed class sizes, like Caltech's 80..827 (small).

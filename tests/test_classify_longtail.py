@@ -14,7 +14,7 @@ from scopeloss.classify import curriculum as CU
 from scopeloss.classify import sampling as S
 from scopeloss.classify import train as T
 from scopeloss.classify.engine import Augmenting, Compute
-from scopeloss.typed_config import AugmentationConfig, CurriculumConfig
+from scopeloss.params import AugmentationConfig, CurriculumConfig
 
 COUNTS = np.array([1000, 400, 160, 64, 26, 10])  # a long tail, ratio 100
 LABELS = np.repeat(np.arange(len(COUNTS)), COUNTS)

@@ -14,7 +14,7 @@ from scopeloss.classify import caltech
 from scopeloss.classify import data as D
 from scopeloss.classify import train as T
 from cli import exit_code
-from scopeloss.params import merge
+from scopeloss.config_keys import merge
 
 SMALL = ("experiment.epochs=2", "dataset.max_per_class=40", "experiment.batch_size=32",
          "experiment.early_stopping_patience=null")

@@ -20,8 +20,8 @@ from scopeloss.classify import model as M
 from scopeloss.classify import train as T
 
 from test_classify_runs import SMALL, Stop, _run_in_process
-from scopeloss.params import merge
-from scopeloss.typed_config import AugmentationConfig
+from scopeloss.config_keys import merge
+from scopeloss.params import AugmentationConfig
 
 CONVERSIONS = {"item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__"}
 

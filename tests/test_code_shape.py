@@ -7,6 +7,8 @@ import ast
 import dataclasses
 from pathlib import Path
 
+from scopeloss.config_keys import ConfigError
+
 SRC = Path(__file__).resolve().parents[1] / "src" / "scopeloss"
 
 
@@ -28,7 +30,7 @@ def test_the_typed_configs_are_the_declarations_and_refuse_a_misspelt_key():
 
     from scopeloss import params
     from scopeloss.rl import config as rl_config
-    from scopeloss.typed_config import ExperimentConfig, PPOConfig
+    from scopeloss.params import ExperimentConfig, PPOConfig
     from scopeloss.classify import config as cl_config
 
     hp = rl_config.resolve("CartPole-v1", "scope")
@@ -37,7 +39,7 @@ def test_the_typed_configs_are_the_declarations_and_refuse_a_misspelt_key():
     assert ppo.batch_size == ppo.num_envs * ppo.num_steps
     with pytest.raises(dataclasses.FrozenInstanceError):
         ppo.lr = 1.0
-    with pytest.raises(params.ConfigError, match="ppo: missing nothing, unknown lrate"):
+    with pytest.raises(ConfigError, match="ppo: missing nothing, unknown lrate"):
         PPOConfig.from_mapping({**hp["ppo"], "lrate": 1.0}, "ppo")
     e = ExperimentConfig.from_mapping(
         cl_config.resolve("digits_lt", "augmented_cuda", "scope")["experiment"])
@@ -50,7 +52,7 @@ def test_every_suite_and_dataset_kind_has_its_typed_section():
     from scopeloss import params
     from scopeloss.classify import config as cl_config
     from scopeloss.rl import config as rl_config
-    from scopeloss.typed_config import ENV_CONFIGS, DatasetConfig, EnvConfig
+    from scopeloss.params import ENV_CONFIGS, DatasetConfig, EnvConfig
 
     for env in ("Breakout", "StarPilot", "CartPole-v1", "MinAtarBreakout"):
         section = rl_config.resolve(env, "scope", games=False)["env"]
@@ -59,9 +61,9 @@ def test_every_suite_and_dataset_kind_has_its_typed_section():
         assert list(section) == ["suite", *params.RL_ENV[section["suite"]]]
         assert EnvConfig.of(cfg) is cfg
     assert EnvConfig.of(rl_config.resolve("Breakout", "scope")["env"]).frames_per_step == 4
-    with pytest.raises(params.ConfigError, match="env: missing nothing, unknown noop"):
+    with pytest.raises(ConfigError, match="env: missing nothing, unknown noop"):
         EnvConfig.of({**rl_config.resolve("Pong", "scope")["env"], "noop": 3})
-    with pytest.raises(params.ConfigError, match="env.suite must be one of atari, procgen"):
+    with pytest.raises(ConfigError, match="env.suite must be one of atari, procgen"):
         EnvConfig.of({"suite": "arcade"})
     for dataset in params.CL_DATASET_KIND:
         section = cl_config.resolve_dataset(dataset)
@@ -69,7 +71,7 @@ def test_every_suite_and_dataset_kind_has_its_typed_section():
         assert dataclasses.asdict(cfg) == section
         assert {f.name for f in dataclasses.fields(cfg)} == {
             *params.CL_DATASET, *params.CL_DATASET_KIND[dataset]}
-    with pytest.raises(params.ConfigError, match="unknown max_per_clas "):
+    with pytest.raises(ConfigError, match="unknown max_per_clas "):
         DatasetConfig.of({**cl_config.resolve_dataset("digits_lt"), "max_per_clas": 3})
 
 
@@ -94,7 +96,7 @@ def test_the_benchmark_scripts_import_what_src_has():
 
 # --------------------------------------------------------------------------- typed access
 def _config_classes() -> dict[str, type]:
-    from scopeloss import typed_config
+    from scopeloss import params as typed_config
 
     return {name: cls for name, cls in vars(typed_config).items()
             if isinstance(cls, type) and dataclasses.is_dataclass(cls)}
@@ -210,7 +212,7 @@ def test_every_attribute_read_off_a_typed_config_is_one_of_its_fields():
 
 def test_the_typed_access_check_finds_a_misspelt_field():
     bad = '''
-from scopeloss.typed_config import PPOConfig, ExperimentConfig
+from scopeloss.params import PPOConfig, ExperimentConfig
 def update(p: PPOConfig, e: ExperimentConfig | None):
     return p.clip_coeff, p.batch_size, e.augmentation.flip_prob, e.cuda.enabled
 class Run:

@@ -11,7 +11,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from scopeloss.classify import augment as A
 from scopeloss.classify import config as C
 from scopeloss.classify import curriculum_ops as O
-from scopeloss.typed_config import AugmentationConfig, CurriculumConfig
+from scopeloss.params import AugmentationConfig, CurriculumConfig
 
 AUTHORS_OPS = ["Flip", "Mirror", "EdgeEnhance", "Detail", "Smooth", "AutoContrast", "Equalize",
                "Invert", "GaussianBlur", "ResizeCrop", "Rotate", "Posterize", "Solarize",

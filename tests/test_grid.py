@@ -361,7 +361,7 @@ def test_every_resolved_key_is_declared_and_checked_by_its_declaration():
     assert set(hp["experiment"]) == set(params.CL_EXPERIMENT) | set(params.CL_SUBSECTIONS)
     # one declaration decides: a changed range changes what both the trainer and the schema accept
     assert params.PPO["gamma"].schema()["exclusiveMinimum"] == 0
-    with pytest.raises(params.ConfigError, match=r"ppo.gamma must be a finite number in \(0, 1\]"):
+    with pytest.raises(grid.ConfigError, match=r"ppo.gamma must be a finite number in \(0, 1\]"):
         rcfg.resolve("Pong", "scope", {"ppo": {"gamma": 0}})
 
 

@@ -289,7 +289,7 @@ def test_a_parameter_the_loss_does_not_take_is_refused():
 def test_registering_a_user_loss_and_its_errors():
     from scopeloss import registry
     from scopeloss.losses import register_ppo_loss, register_supervised_loss
-    from scopeloss.params import ConfigError
+    from scopeloss.config_keys import ConfigError
 
     logits, actions, old, adv = _ppo_batch()
     with registry.restored():

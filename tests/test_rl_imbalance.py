@@ -14,7 +14,7 @@ from scopeloss import params as declarations
 from scopeloss.rl import update as up
 from scopeloss.rl.networks import make_network
 from scopeloss.rl.rollout import Batch
-from scopeloss.typed_config import LossConfig, PPOConfig
+from scopeloss.params import LossConfig, PPOConfig
 
 P = {"update_epochs": 4, "num_minibatches": 4, "norm_adv": True, "clip_coef": 0.2,
      "clip_vloss": False, "vf_coef": 0.5, "max_grad_norm": 0.5}

@@ -13,7 +13,7 @@ from scopeloss.rl import config
 from scopeloss.rl.envs import make_env
 from scopeloss.rl.envs.gym import GymBatched
 from scopeloss.rl.envs.minatar import MinAtarBatched, env_seeds
-from scopeloss.typed_config import GymEnvConfig
+from scopeloss.params import GymEnvConfig
 from scopeloss.rl.networks import ImpalaCNN, MinAtarCNN, make_network
 from scopeloss.rl.ppo import train
 

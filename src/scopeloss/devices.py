@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from scopeloss.params import ConfigError
+from scopeloss.config_keys import ConfigError
 
 BF16_AUTOCAST_DEVICES = {"cuda"}
 

@@ -11,9 +11,10 @@ declarations.
 from __future__ import annotations
 
 from scopeloss import registry
+from scopeloss.config_keys import SEED_MAX, Param
 from scopeloss.params import (CLAIMS, CL_AUGMENTATION, CL_CURRICULUM, CL_DATASET, CL_DATASET_KIND,
                               CL_EXPERIMENT, CL_RUN, CL_SUBSECTIONS, PPO, RL_ENV, RL_RUN,
-                              SEED_MAX, SUITE_PPO_DEFAULTS, SUITES, Param, positive_int)
+                              SUITE_PPO_DEFAULTS, SUITES)
 
 
 
@@ -33,7 +34,7 @@ def config_schema() -> dict:
     names = {"type": "array", "uniqueItems": True, "items": name}
     seeds = {"type": "array", "minItems": 1, "uniqueItems": True,
              "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX}}
-    resources = _object({k: positive_int(1, d) for k, d in (
+    resources = _object({k: Param("int", 1, d, low=0, open_low=True) for k, d in (
         ("runtime", "minutes"), ("mem_mb", "MB"), ("threads", "CPU cores per job"))},
         required=("runtime", "mem_mb", "threads"))
     env_keys: dict[str, Param] = {}

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from scopeloss import params, registry
 from scopeloss.overrides import numbers_as_yaml12
-from scopeloss.params import ConfigError, merge  # noqa: F401  (merge: the overlays' rule)
+from scopeloss.config_keys import ConfigError, merge  # noqa: F401  (merge: the overlays' rule)
 
 # The PPO keys of docs/CONTRACT.md; the same keys inside rl.env_specs.<ENV> override them.
 PPO_KEYS = tuple(params.PPO)

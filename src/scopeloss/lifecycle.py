@@ -121,7 +121,7 @@ def _remove_unused(out: Path, created: list[Path]) -> None:
 def ensure_dir(path: str | os.PathLike, key: str) -> Path:
     """The directory a config key names (a dataset root, a cache): created only inside an
     existing directory; a ConfigError naming the key otherwise (never a tree from /)."""
-    from scopeloss.params import ConfigError
+    from scopeloss.config_keys import ConfigError
 
     path = Path(path)
     if path.is_dir():
@@ -385,7 +385,7 @@ def trainer_exit_code(train: Callable[[], Any], unit: str) -> int:
 # ----------------------------------------------------------------------------- the run
 def check_out_dir(out: str | os.PathLike) -> Path:
     """``--out`` must be (or become) a directory: checked before anything is loaded."""
-    from scopeloss.params import ConfigError
+    from scopeloss.config_keys import ConfigError
 
     if str(out).strip() in ("", "."):
         raise ConfigError(f"--out {str(out)!r} is the current directory; name the run's own "

@@ -30,7 +30,7 @@ from scopeloss.registry import param
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from scopeloss.params import Param
+    from scopeloss.config_keys import Param
 
 
 class _Torch:

@@ -51,7 +51,7 @@ from typing import Mapping
 from scopeloss import grid
 from scopeloss import atomic
 from scopeloss.classify import sources
-from scopeloss.typed_config import DatasetConfig
+from scopeloss.params import DatasetConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 EVAL_COST = 1.0 / 3.0  # forward-only image vs a training image

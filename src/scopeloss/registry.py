@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from scopeloss.params import ConfigError, Param
+from scopeloss.config_keys import ConfigError, Param
 
 KINDS = ("ppo", "supervised")
 KIND_WORDS = {"ppo": "PPO policy loss", "supervised": "supervised loss"}

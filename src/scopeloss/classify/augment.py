@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from scopeloss.classify import curriculum_ops
-from scopeloss.typed_config import AugmentationConfig, CurriculumConfig
+from scopeloss.params import AugmentationConfig, CurriculumConfig
 from scopeloss.classify.enhance import (adjust_brightness, adjust_contrast,
                                         adjust_saturation, adjust_sharpness)
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from scopeloss import config_keys as K
 from scopeloss import params as P
 from scopeloss import registry
 from scopeloss.overrides import load_hparams, load_run, parse_set, split_run  # noqa: F401  (the CLIs')
-from scopeloss.params import SEED_MAX, ConfigError, check_seed  # noqa: F401  (re-exported)
+from scopeloss.config_keys import SEED_MAX, ConfigError, check_seed  # noqa: F401  (re-exported)
 
 
-def _defaults(params: dict[str, P.Param]) -> dict[str, Any]:
+def _defaults(params: dict[str, K.Param]) -> dict[str, Any]:
     return {k: copy.deepcopy(p.default) for k, p in params.items()}
 
 
@@ -54,7 +55,7 @@ def _check_name(what: str, name: str, allowed) -> None:
 
 def _checked_overrides(source: dict, where: str = "") -> dict:
     """``--hparams``/``--set``-shaped overrides: known sections, no run setting among them."""
-    for section, values in P.check_sections(source, SECTIONS, where).items():
+    for section, values in K.check_sections(source, SECTIONS, where).items():
         for key in values or {}:
             if (section, key) in MOVED:
                 raise ConfigError(f"{section}.{key} is a run setting now, not a hyperparameter: "
@@ -66,12 +67,12 @@ def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = Non
             sets: dict | None = None) -> dict:
     """The full, checked hyperparameters of one run: the declared defaults of the dataset
     and experiment, then ``hparams`` (``--hparams``), then ``sets`` (``--set``), merged by
-    ``params.merge``; ConfigError naming any bad section, key or value."""
+    ``config_keys.merge``; ConfigError naming any bad section, key or value."""
     _check_name("dataset", dataset, DATASETS)
     _check_name("experiment", experiment, EXPERIMENTS)
     cfg = {"dataset": DATASETS[dataset], "experiment": EXPERIMENTS[experiment], "loss": {}}
     for where, source in ("--hparams", hparams or {}), ("--set", sets or {}):
-        cfg = P.merge(cfg, _checked_overrides(source, where))
+        cfg = K.merge(cfg, _checked_overrides(source, where))
     cfg = {section: values or {} for section, values in cfg.items()}
     return check(cfg, dataset, loss)
 
@@ -81,14 +82,14 @@ def resolve_dataset(dataset: str, values: dict | None = None) -> dict:
     the named dataset's declarations with ``values`` over them, checked."""
     _check_name("dataset", dataset, DATASETS)
     values = _checked_overrides({"dataset": values or {}})["dataset"]
-    return check_dataset(P.merge(DATASETS[dataset], values or {}), dataset)
+    return check_dataset(K.merge(DATASETS[dataset], values or {}), dataset)
 
 
 def check_dataset(d: dict, dataset: str) -> dict:
     """The dataset section checked by its declarations and across keys."""
     if d.get("kind") != DATASETS[dataset]["kind"]:
         raise ConfigError(f"dataset.kind {d.get('kind')!r} does not match --dataset {dataset!r}")
-    d = P.check_section("dataset", d, {**P.CL_DATASET, **P.CL_DATASET_KIND[d["kind"]]})
+    d = K.check_section("dataset", d, {**P.CL_DATASET, **P.CL_DATASET_KIND[d["kind"]]})
     if d["resize_size"] < d["image_size"]:
         raise ConfigError(f"dataset.resize_size ({d['resize_size']}) must be >= "
                           f"dataset.image_size ({d['image_size']})")
@@ -101,9 +102,9 @@ def check_dataset(d: dict, dataset: str) -> dict:
 def check(cfg: dict, dataset: str, loss: str) -> dict:
     """Every value by its declaration, then the rules across keys; nothing is loaded."""
     e = dict(cfg["experiment"])
-    subsections = {k: P.check_section(f"experiment.{k}", e.pop(k), params)
+    subsections = {k: K.check_section(f"experiment.{k}", e.pop(k), params)
                    for k, params in P.CL_SUBSECTIONS.items()}
-    e = {**P.check_section("experiment", e, P.CL_EXPERIMENT), **subsections}
+    e = {**K.check_section("experiment", e, P.CL_EXPERIMENT), **subsections}
     base, loss_params = registry.cell_loss("supervised", loss, cfg["loss"])
     out = {"dataset": check_dataset(cfg["dataset"], dataset), "experiment": e,
            "loss": registry.resolved_loss(base, loss, loss_params)}
@@ -123,7 +124,7 @@ def resolve_run(hp: dict | None = None, run: dict | None = None,
     setting today. Resolving a resolved mapping gives it back unchanged."""
     from scopeloss.devices import check_threads, job_cores  # torch: only a job resolves them
 
-    out = P.run_settings(run, sets, P.CL_RUN)
+    out = K.run_settings(run, sets, P.CL_RUN)
     check_threads(out, ("torch_threads",), "run")  # num_workers: processes, may exceed
     cores = job_cores()
     if out["torch_threads"] is None:

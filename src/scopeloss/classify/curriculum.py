@@ -15,7 +15,7 @@ import torch
 from scopeloss import atomic
 from scopeloss.classify import augment as aug
 from scopeloss.classify.engine import Augmenting, Compute, labels_to_device, to_device
-from scopeloss.typed_config import CurriculumConfig
+from scopeloss.params import CurriculumConfig
 
 OUTPUT = "cuda_levels.csv"
 COLUMNS = ["epoch", "class", "name", "train_count", "level", "accuracy", "next_level"]

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from scopeloss.classify.enhance import (adjust_brightness, adjust_contrast, adjust_saturation,
                                         adjust_sharpness, pil_kernel)
-from scopeloss.typed_config import CurriculumConfig
+from scopeloss.params import CurriculumConfig
 
 AUTHORS_SIZE = 32  # CIFAR: the image size the authors' pixel magnitudes were set for
 

@@ -47,7 +47,7 @@ from scopeloss.classify import sources
 from scopeloss.classify.caltech import CALTECH_URL, ensure_caltech256
 from scopeloss.classify.errors import DataUnavailable, DecodeError  # noqa: F401
 from scopeloss.classify.splits import SPLITS
-from scopeloss.typed_config import DatasetConfig
+from scopeloss.params import DatasetConfig
 
 MANIFEST_VERSION = 3  # 2: the scan decodes images fully; skipped files carry a reason;
 # 3: the scan stays inside its tree and lists every entry it drops

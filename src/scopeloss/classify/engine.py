@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from scopeloss.classify import augment as aug
-from scopeloss.typed_config import AugmentationConfig
+from scopeloss.params import AugmentationConfig
 
 
 def to_device(images: np.ndarray, idx: np.ndarray, device: torch.device) -> torch.Tensor:

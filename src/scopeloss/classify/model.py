@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from scopeloss.typed_config import ExperimentConfig
+from scopeloss.params import ExperimentConfig
 
 
 def make_optimizer(params, e: ExperimentConfig) -> torch.optim.Optimizer:

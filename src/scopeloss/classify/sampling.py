@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from scopeloss.params import ConfigError
+from scopeloss.config_keys import ConfigError
 
 
 def class_probabilities(counts, sampling: str) -> np.ndarray:

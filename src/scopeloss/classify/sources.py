@@ -7,11 +7,11 @@ from image files (``decodes_files``: decoded in parallel into a memory-mapped fi
 the images the source makes itself (``images``). The cost plan counts images with
 ``image_count`` (numpy only: no torch, no PIL).
 
-Each method receives the resolved dataset section typed (``typed_config.DatasetConfig``, or
+Each method receives the resolved dataset section typed (``params.DatasetConfig``, or
 its kind's subclass). A new dataset is one module with a ``DatasetSource`` subclass, one
 line in ``SOURCES`` and its declaration in ``scopeloss.params`` (its keys in
 ``CL_DATASET_KIND``, its name and defaults in ``DATASET_DEFAULTS``; keys of its own: a
-``DatasetConfig`` subclass in ``typed_config.DATASET_CONFIGS``); docs/CONTRACT.md describes
+``DatasetConfig`` subclass in ``params.DATASET_CONFIGS``); docs/CONTRACT.md describes
 the recipe.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from scopeloss.classify import standins
 from scopeloss.classify.splits import SPLITS, stratified_split
-from scopeloss.typed_config import DatasetConfig, LongTailConfig
+from scopeloss.params import DatasetConfig, LongTailConfig
 
 
 class SplitItems(NamedTuple):

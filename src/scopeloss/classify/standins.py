@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from scopeloss.classify.splits import SPLITS, stratified_split
-from scopeloss.typed_config import LongTailConfig
+from scopeloss.params import LongTailConfig
 
 KINDS = ("digits_lt", "numbers_lt")
 SOURCE = "sklearn.datasets.load_digits"

@@ -73,8 +73,7 @@ from scopeloss.losses import supervised_loss
 from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
 from scopeloss.schedules import make_schedule
-from scopeloss.typed_config import (ClassifierRunConfig, DatasetConfig, ExperimentConfig,
-                                    LossConfig)
+from scopeloss.params import ClassifierRunConfig, DatasetConfig, ExperimentConfig, LossConfig
 
 OUTPUTS = ("history.csv", "per_class.csv", "summary.json")
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",

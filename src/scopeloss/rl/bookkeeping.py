@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeloss.typed_config import EnvConfig
+from scopeloss.params import EnvConfig
 
 
 class RewardTransform:

@@ -38,9 +38,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from scopeloss import config_keys as K
 from scopeloss import params as P
 from scopeloss import registry
-from scopeloss.params import ENV_TABLE, GPU_SUITES, SUITES, ConfigError
+from scopeloss.params import ENV_TABLE, GPU_SUITES, SUITES
+from scopeloss.config_keys import ConfigError
 
 
 
@@ -69,7 +71,7 @@ def base_env(env_name: str, env_override: dict[str, Any] | None = None) -> dict[
 
 
 def _check_sections(overrides: Any, where: str) -> dict[str, Any]:
-    P.check_sections(overrides, SECTIONS, where)
+    K.check_sections(overrides, SECTIONS, where)
     for key in MOVED_TO_RUN:
         if key in (overrides.get("ppo") or {}):
             raise ConfigError(f"ppo.{key} is a run setting now (it does not change what is "
@@ -81,10 +83,10 @@ def resolve(env_name: str, loss: str, hparams: dict[str, Any] | None = None,
             sets: dict[str, Any] | None = None, *, games: bool = True) -> dict[str, Any]:
     """Resolved hyperparameters for one run: the declared defaults (``scopeloss.params``: the
     suite's PPO departures, the env table), then ``hparams`` (``--hparams``), then ``sets``
-    (``--set``), merged by ``params.merge``; ConfigError naming any bad section, key or
+    (``--set``), merged by ``config_keys.merge``; ConfigError naming any bad section, key or
     value. ``games=False`` skips checking that the game exists (which needs the env
     packages: the workflow's start-up check leaves that to the job)."""
-    overrides = P.merge(_check_sections(hparams or {}, "--hparams"),
+    overrides = K.merge(_check_sections(hparams or {}, "--hparams"),
                         _check_sections(sets or {}, "--set"))
     # the loss's registered parameters, the values actually used (null = the default), and
     # the registered loss a named variant runs
@@ -95,9 +97,9 @@ def resolve(env_name: str, loss: str, hparams: dict[str, Any] | None = None,
         raise ConfigError(f"env.suite must be one of {', '.join(SUITES)}, got {suite!r}")
     declared = P.RL_ENV[suite]
     env = {"suite": suite, **{k: p.default for k, p in declared.items()},
-           **P.check_section("env", env_values, declared)}
+           **K.check_section("env", env_values, declared)}
     ppo = {**{k: p.default for k, p in P.PPO.items()}, **P.SUITE_PPO_DEFAULTS[suite],
-           **P.check_section("ppo", overrides.get("ppo") or {}, P.PPO)}
+           **K.check_section("ppo", overrides.get("ppo") or {}, P.PPO)}
     hp = {"env": env, "ppo": ppo, "loss": registry.resolved_loss(base, loss, loss_params)}
     if suite == "procgen" and env["eval_start_level"] is None:
         env["eval_start_level"] = env["start_level"] + env["num_levels"]
@@ -150,7 +152,7 @@ def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None,
     ``run`` (``--run``), then ``sets`` (``--set run.*``), every null replaced by its value
     on this machine (device, threads, checkpoint cadence). ConfigError naming a bad key.
     Resolving an already resolved mapping gives it back unchanged."""
-    r = P.run_settings(run, sets, P.RL_RUN)
+    r = K.run_settings(run, sets, P.RL_RUN)
     suite = hp["env"]["suite"]
     if r["device"] == "auto":
         import torch

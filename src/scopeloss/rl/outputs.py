@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from scopeloss import atomic
-from scopeloss.typed_config import EnvConfig
+from scopeloss.params import EnvConfig
 
 EPISODE_COLUMNS = ["global_step", "return", "length", "truncated_by_resume"]
 EVAL_COLUMNS = ["global_step", "return", "length"]

@@ -37,7 +37,8 @@ from scopeloss import lifecycle, registry, seeding
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.fingerprint import cell_fingerprint
-from scopeloss.params import check_seed, compile_mode
+from scopeloss.params import compile_mode
+from scopeloss.config_keys import check_seed
 from scopeloss.progress import RunLogger
 from scopeloss.rl import rollout as ro
 from scopeloss.rl.bookkeeping import EpisodeTracker, make_reward_transform
@@ -47,7 +48,7 @@ from scopeloss.rl.networks import make_network
 from scopeloss.rl.outputs import output_names, write_outputs
 from scopeloss.rl.update import update
 from scopeloss.runinfo import run_info
-from scopeloss.typed_config import EnvConfig, LossConfig, PPOConfig, RLRunConfig
+from scopeloss.params import EnvConfig, LossConfig, PPOConfig, RLRunConfig
 from scopeloss.schedules import make_schedule
 
 CKPT_NAME = "checkpoint.pt"

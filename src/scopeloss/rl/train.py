@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from scopeloss.devices import resolve_device  # torch import after argument parsing
-    from scopeloss.params import ConfigError, check_seed
+    from scopeloss.config_keys import ConfigError, check_seed
     from scopeloss.rl.ppo import train
-    from scopeloss.typed_config import RLRunConfig
+    from scopeloss.params import RLRunConfig
 
     lifecycle.imports_done()
 

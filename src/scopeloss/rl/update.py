@@ -36,7 +36,7 @@ from scopeloss import registry
 from scopeloss.lifecycle import LossFailure
 from scopeloss.losses import check_index_range, ppo_policy_loss
 from scopeloss.rl.rollout import Batch
-from scopeloss.typed_config import LossConfig, PPOConfig
+from scopeloss.params import LossConfig, PPOConfig
 
 DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "max_prob")
 ACTION_MIX = ("action_top_share", "update_action_top_share")

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scopeloss.rl.envs.base import BatchedEnv, derive_seed
-from scopeloss.typed_config import EnvConfig
+from scopeloss.params import EnvConfig
 
 
 def make_env(cfg: EnvConfig | Mapping[str, Any], num_envs: int, seed: int,

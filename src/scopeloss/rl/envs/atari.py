@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 
 from scopeloss.rl.envs.base import SameStepAutoresetBatched, worker_threads
-from scopeloss.typed_config import AtariEnvConfig
+from scopeloss.params import AtariEnvConfig
 
 
 class AtariBatched(SameStepAutoresetBatched):

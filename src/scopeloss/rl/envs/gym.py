@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 
 from scopeloss.rl.envs.base import SameStepAutoresetBatched
-from scopeloss.typed_config import GymEnvConfig
+from scopeloss.params import GymEnvConfig
 
 
 class GymBatched(SameStepAutoresetBatched):

@@ -23,7 +23,7 @@ import numpy as np
 
 from scopeloss.params import RL_ENV
 from scopeloss.rl.envs.base import BatchedEnv
-from scopeloss.typed_config import MinAtarEnvConfig
+from scopeloss.params import MinAtarEnvConfig
 
 # Config key -> the package's module name (minatar.environments.<name>).
 GAMES = RL_ENV["minatar"]["game"].choices

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 
 from scopeloss.rl.envs.base import BatchedEnv, worker_threads
-from scopeloss.typed_config import ProcgenEnvConfig
+from scopeloss.params import ProcgenEnvConfig
 
 
 class ProcgenBatched(BatchedEnv):
