@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from scopeloss.config_keys import ConfigError
@@ -94,138 +97,35 @@ def test_the_benchmark_scripts_import_what_src_has():
     assert not broken, broken
 
 
-# --------------------------------------------------------------------------- typed access
-def _config_classes() -> dict[str, type]:
-    from scopeloss import params as typed_config
-
-    return {name: cls for name, cls in vars(typed_config).items()
-            if isinstance(cls, type) and dataclasses.is_dataclass(cls)}
-
-
-def _type_name(annotation) -> str | None:
-    """The config class an annotation names (``X``, ``X | None``, ``"X"``), else None (also
-    for ``X | Mapping``: which one it is, only the code after an isinstance knows)."""
-    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
-        annotation = ast.parse(annotation.value, mode="eval").body
-    members, stack = [], [annotation]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-            stack += [node.left, node.right]
-        elif not (isinstance(node, ast.Constant) and node.value is None):
-            members.append(node)
-    if len(members) == 1 and isinstance(members[0], ast.Name) and (
-            members[0].id in _config_classes()):
-        return members[0].id
-    return None
+# --------------------------------------------------------------------------- type checker
+def _mypy(src: Path) -> subprocess.CompletedProcess:
+    """mypy as `make typecheck` runs it (pyproject.toml's settings and cache) on ``src``."""
+    root = SRC.parents[1]
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(root / "pyproject.toml"),
+         "--cache-dir", str(root / ".mypy_cache"), str(src)],
+        capture_output=True, text=True, timeout=600, cwd=src.parent)
 
 
-def _constructed(value) -> str | None:
-    """The config class ``Cls(...)``, ``Cls.from_mapping(...)`` or ``Cls.of(...)`` builds (a
-    subclass for ``of``: its fields are checked as the base's), else None."""
-    if isinstance(value, ast.Call):
-        f = value.func
-        if isinstance(f, ast.Attribute) and f.attr in ("from_mapping", "of"):
-            f = f.value
-        if isinstance(f, ast.Name) and f.id in _config_classes():
-            return f.id
-    return None
-
-
-def _attribute_errors(source: str, where: str) -> tuple[int, list[str]]:
-    """Every ``x.attr`` on a value of a typed config class — a parameter annotated with
-    one, a name or ``self.name`` assigned one, a class field or property typed as one, and
-    their nested sections — checked against the class's fields and members. Returns how
-    many accesses were checked and the misspelt ones."""
-    classes = _config_classes()
-
-    def members(name: str) -> set[str]:
-        cls = classes[name]
-        return {f.name for f in dataclasses.fields(cls)} | set(dir(cls))
-
-    def field_type(name: str, attr: str) -> str | None:
-        for f in dataclasses.fields(classes[name]):
-            if f.name == attr:
-                return _type_name(ast.parse(str(f.type), mode="eval").body)
-        return None
-
-    tree = ast.parse(source)
-    owned: dict[str, str] = {}  # attribute name -> config class, from classes' fields
-    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
-        for item in cls.body:
-            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-                if t := _type_name(item.annotation):
-                    owned[item.target.id] = t
-            elif isinstance(item, ast.FunctionDef) and (t := _type_name(item.returns)):
-                if any(isinstance(d, (ast.Name, ast.Attribute)) and
-                       getattr(d, "id", getattr(d, "attr", "")).endswith("property")
-                       for d in item.decorator_list):
-                    owned[item.name] = t
-    functions = {}  # each function's typed locals: annotated parameters, names assigned one
-    for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Lambda))):
-        local = functions[fn] = {}
-        for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs:
-            if getattr(a, "annotation", None) is not None and (t := _type_name(a.annotation)):
-                local[a.arg] = t
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Assign) and (t := _constructed(node.value)):
-                local.update({n.id: t for n in node.targets if isinstance(n, ast.Name)})
-    for fn, local in functions.items():  # self.x = <a typed value>
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Assign):
-                t = _constructed(node.value) or (isinstance(node.value, ast.Name)
-                                                 and local.get(node.value.id))
-                for target in node.targets:
-                    if t and isinstance(target, ast.Attribute):
-                        owned[target.attr] = t
-
-    checked, errors = 0, []
-
-    def type_of(expr, local: dict[str, str]) -> str | None:
-        if isinstance(expr, ast.Name):
-            return local.get(expr.id)
-        if isinstance(expr, ast.Attribute):
-            outer = type_of(expr.value, local)
-            if outer:
-                return field_type(outer, expr.attr)
-            return owned.get(expr.attr)
-        return None
-
-    for fn, local in functions.items():
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Attribute) and (t := type_of(node.value, local)):
-                checked += 1
-                if node.attr not in members(t):
-                    errors.append(f"{where}:{node.lineno} {t} has no {node.attr!r}")
-    return checked, sorted(set(errors))
-
-
-def test_every_attribute_read_off_a_typed_config_is_one_of_its_fields():
-    """A misspelt field name in the trainers fails here, before any run reaches it."""
-    checked, errors = 0, []
-    for path in sorted(SRC.rglob("*.py")):
-        n, errs = _attribute_errors(path.read_text(), str(path.relative_to(SRC)))
-        checked, errors = checked + n, errors + errs
-    assert not errors, errors
-    assert checked > 50, f"only {checked} typed accesses found: the checker lost track"
-
-
-def test_the_typed_access_check_finds_a_misspelt_field():
-    bad = '''
-from scopeloss.params import PPOConfig, ExperimentConfig
-def update(p: PPOConfig, e: ExperimentConfig | None):
-    return p.clip_coeff, p.batch_size, e.augmentation.flip_prob, e.cuda.enabled
-class Run:
-    def __init__(self, hp):
-        self.cfg = PPOConfig.from_mapping(hp, "ppo")
-    def step(self):
-        return self.cfg.lr, self.cfg.gama
-'''
-    checked, errors = _attribute_errors(bad, "bad.py")
-    assert checked == 8  # e.augmentation and e.cuda are reads too
-    assert errors == ["bad.py:4 AugmentationConfig has no 'flip_prob'",
-                      "bad.py:4 PPOConfig has no 'clip_coeff'",
-                      "bad.py:9 PPOConfig has no 'gama'"]
+def test_the_type_checker_finds_a_misspelt_field_in_the_ppo_update(tmp_path):
+    """What tests/test_code_shape.py's own AST checker caught before mypy ran in CI: a
+    field of a typed section misspelt where the trainer reads it (and a nested one)."""
+    copy = tmp_path / "scopeloss"
+    shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    update = copy / "rl" / "update.py"
+    text = update.read_text()
+    assert text.count("p.max_grad_norm") == 1
+    update.write_text(text.replace("p.max_grad_norm", "p.max_grad_nrom"))
+    augment = copy / "classify" / "augment.py"
+    text = augment.read_text()
+    assert "cfg.flip_p" in text
+    augment.write_text(text.replace("cfg.flip_p", "cfg.flip_prob", 1))
+    proc = _mypy(copy)
+    assert proc.returncode == 1, proc.stdout
+    errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 2, proc.stdout
+    assert any('"PPOConfig" has no attribute "max_grad_nrom"' in e for e in errors), errors
+    assert any('"AugmentationConfig" has no attribute "flip_prob"' in e for e in errors), errors
 
 
 def test_each_trainer_cli_resolves_its_run_settings_once(tmp_path, monkeypatch):

@@ -162,12 +162,18 @@ def flag(default, doc, source="ours") -> Any:
     return param("bool", default, doc, source)
 
 
+def nested() -> Any:
+    """A section inside a section (``experiment.augmentation``): a field of its own class,
+    declared by that class's fields."""
+    return dataclasses.field()
+
+
 def same_as(section: type, name: str) -> Any:
     """The declaration of ``section.name``, shared (one key declared once, used twice)."""
     return dataclasses.field(metadata=_field(section, name).metadata)
 
 
-def _field(section: type, name: str) -> dataclasses.Field:
+def _field(section: Any, name: str) -> dataclasses.Field:
     return {f.name: f for f in dataclasses.fields(section)}[name]
 
 
@@ -175,7 +181,7 @@ _ANNOTATION = {"int": "int", "float": "float", "bool": "bool", "str": "str",
                "pair": "tuple[float, float]"}
 
 
-def declarations(section: type, below: type | None = None) -> dict[str, Param]:
+def declarations(section: Any, below: Any = None) -> dict[str, Param]:
     """The declared keys of a section class, in field order (the order of the schema, the
     docs and ``dataclasses.asdict``); ``below``: only the keys a subclass adds to it.
     A field's annotation that disagrees with its declared kind is a TypeError here, at
@@ -200,9 +206,9 @@ class Section:
     """A resolved section as a frozen dataclass (mix-in of every section class)."""
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], where: str):
+    def from_mapping(cls, values: Mapping[str, Any], where: str) -> Any:
         """The instance of a resolved section; a missing or unknown key names ``where``."""
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
         missing = [k for k in names if k not in values]
         unknown = [k for k in values if k not in names]
         if missing or unknown:
@@ -211,7 +217,7 @@ class Section:
         return cls(**{k: values[k] for k in names})
 
 
-def by_key(base: type, table: Mapping[str, type], key: str, section, where: str):
+def by_key(base: type, table: Mapping[str, type[Section]], key: str, section, where: str):
     """``section`` as the ``base`` subclass that ``table`` names for its ``key`` (the suite,
     the dataset kind); a section already typed is returned as it is."""
     if isinstance(section, base):

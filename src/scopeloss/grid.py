@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from scopeloss import params, registry
 from scopeloss.overrides import numbers_as_yaml12
-from scopeloss.config_keys import ConfigError, merge  # noqa: F401  (merge: the overlays' rule)
+from scopeloss.config_keys import ConfigError, check_section, merge  # noqa: F401  (merge: the overlays' rule)
 
 # The PPO keys of docs/CONTRACT.md; the same keys inside rl.env_specs.<ENV> override them.
 PPO_KEYS = tuple(params.PPO)
@@ -115,8 +115,9 @@ def check_cells(config: Mapping) -> None:
     checked by the jobs (they need the env packages)."""
     for cell in dict.fromkeys(run[:-1] for run in rl_runs(config)):  # each cell once, not per seed
         rl_cell(config, *cell)
-    for cell in dict.fromkeys(run[:-1] for run in classification_runs(config)):
-        classification_cell(config, *cell)
+    for dataset, experiment, loss in dict.fromkeys(
+            run[:-1] for run in classification_runs(config)):
+        classification_cell(config, dataset, experiment, loss)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,7 +191,7 @@ def _allowed_words(schema: Mapping) -> str:
     return ""
 
 
-def _find_validation_error(error: BaseException, depth: int = 0):
+def _find_validation_error(error: BaseException | None, depth: int = 0):
     if depth > 5 or error is None:
         return None
     if hasattr(error, "absolute_path") and hasattr(error, "validator"):
@@ -605,7 +606,7 @@ def candidate(config: Mapping, half: str) -> str:
 
 def claims_settings(config: Mapping) -> dict:
     """The ``claims`` section, checked, over its declared defaults."""
-    given = params.check_section("claims", config.get("claims") or {}, params.CLAIMS)
+    given = check_section("claims", config.get("claims") or {}, params.CLAIMS)
     return {k: given.get(k, p.default) for k, p in params.CLAIMS.items()}
 
 

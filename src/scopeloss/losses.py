@@ -176,7 +176,7 @@ def supervised_loss(name: str, logits: Tensor, targets: Tensor, *, class_counts=
     """
     loss = registry.get("supervised", name)
     _check_index("targets", targets, logits, check_range)
-    kwargs = registry.params_of(loss, _given(params))
+    kwargs: dict[str, Any] = registry.params_of(loss, _given(params))
     if loss.needs_counts:
         if class_counts is None:
             raise ValueError(f"supervised loss {name!r} needs class_counts (training count "
@@ -206,7 +206,7 @@ def ppo_policy_loss(name: str, logits: Tensor, actions: Tensor, old_logprob: Ten
     _check_vector("advantages", advantages, batch)
     if not clip_coef > 0:
         raise ValueError(f"clip_coef must be positive, got {clip_coef}")
-    kwargs = registry.params_of(loss, _given(params))
+    kwargs: dict[str, Any] = registry.params_of(loss, _given(params))
     if loss.needs_counts:
         if action_counts is None:
             raise ValueError(f"PPO policy loss {name!r} needs action_counts (how often each "

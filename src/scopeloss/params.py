@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scopeloss.config_keys import (SEED_MAX, Param, Section, by_key, count, declarations, flag,
-                                   param, positive, positive_int, same_as, unit)
+                                   nested, param, positive, positive_int, same_as, unit)
 
 COMPILE_MODES = ("default", "reduce-overhead")  # torch.compile's modes that run.compile names
 
@@ -341,8 +341,8 @@ class ExperimentConfig(Section):
                           "beyond paper: Kang et al. 2020",
                           choices=("natural", "class_balanced", "sqrt"))
     bf16: bool = flag(True, "bf16 autocast on cuda (the head and losses stay float32)")
-    augmentation: AugmentationConfig  # nested sections: no declaration of their own
-    cuda: CurriculumConfig
+    augmentation: AugmentationConfig = nested()
+    cuda: CurriculumConfig = nested()
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], where: str = "experiment"):

@@ -332,7 +332,7 @@ def calibrate(config: Mapping, updates: int = 3, iters: int = 3, log=print) -> d
     rates: dict = {"machine": _machine(), "rl": {}, "classification": {}, "scaling": {}}
     for env in dict.fromkeys(e for e, _, _ in grid.rl_runs(config)):
         rates["rl"][env] = round(calibrate_rl(config, env, updates, log), 2)
-    seen = {}
+    seen: dict[str, dict] = {}
     for c in cells(config):
         if c["kind"] == "classification":
             seen.setdefault(f"{c['name']}@{c['image_size']}", c)

@@ -45,11 +45,11 @@ def _quiet_event_writer_threads() -> None:
             return
         previous(args)
 
-    hook.scopeloss_quiet = True
+    hook.scopeloss_quiet = True  # type: ignore[attr-defined]  # marks the hook as ours
     threading.excepthook = hook
 
 
-def format_duration(seconds: float) -> str:
+def format_duration(seconds: float | None) -> str:
     """``1:02:03`` (h:mm:ss), ``2d 3:04:05`` past a day, ``?`` when unknown."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "?"

@@ -29,6 +29,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from scopeloss.config_keys import ConfigError, Param
@@ -108,7 +109,8 @@ def register(kind: str, name: str, params: dict[str, float | Param], *, label: s
                               f"number, got {default!r}")
         rule.check(f"loss {name!r}{where}: parameter {key}'s default", default)
         bounds[key] = rule
-    params = {k: (v.default if isinstance(v, Param) else v) for k, v in params.items()}
+    defaults: dict[str, float] = {k: (v.default if isinstance(v, Param) else v)
+                                  for k, v in params.items()}
     if sampling not in SAMPLINGS or (sampling != "natural" and kind != "ppo"):
         raise ConfigError(f"loss {name!r}{where}: sampling must be natural (or, for a PPO "
                           f"loss, action_balanced), got {sampling!r}")
@@ -119,8 +121,8 @@ def register(kind: str, name: str, params: dict[str, float | Param], *, label: s
                 f"{KIND_WORDS[kind]} {name!r} registered twice: by "
                 f"{_LOSSES[kind][name].origin} and by {module or 'scopeloss.losses'}; "
                 "one name names one loss (choose another name)")
-        takes_log_probs = _check_signature(kind, name, function, params, needs_counts, where)
-        _LOSSES[kind][name] = Loss(name, kind, function, {k: float(v) for k, v in params.items()},
+        takes_log_probs = _check_signature(kind, name, function, defaults, needs_counts, where)
+        _LOSSES[kind][name] = Loss(name, kind, function, {k: float(v) for k, v in defaults.items()},
                                    label or name, color, dash, needs_counts, sampling, module,
                                    takes_log_probs, bounds)
         return function
@@ -189,7 +191,7 @@ def params_of(loss: Loss, given: dict | None, key: str = "loss") -> dict[str, fl
 
 
 # ----------------------------------------------------------------------------- variants
-def variant(kind: str, name: str, spec: dict | None, key: str = "loss") -> tuple[str, dict]:
+def variant(kind: str, name: str, spec: Mapping | None, key: str = "loss") -> tuple[str, dict]:
     """The base loss and the parameters of the cell loss ``name`` whose spec is ``spec``
     (``loss_specs.<name>``, or a cell's resolved ``loss`` section): a registered loss with
     its parameters, or a named *variant* ``{loss: BASE, param: value, ...}`` of the
@@ -283,8 +285,10 @@ def _load(entry: str, key: str) -> str:
         spec = importlib.util.spec_from_file_location(
             f"scopeloss_user_losses.{path.stem}_{hashlib.sha256(source.encode()).hexdigest()[:8]}",
             path)
+        assert spec is not None and spec.loader is not None  # a .py path always has both
+        loader = spec.loader
         module = importlib.util.module_from_spec(spec)
-        run = lambda: spec.loader.exec_module(module)  # noqa: E731
+        run: Callable[[], object] = lambda: loader.exec_module(module)  # noqa: E731
     else:
         if not _MODULE_NAME.fullmatch(entry):
             raise ConfigError(f"{key}: {entry}: not a module name; a loss module is "

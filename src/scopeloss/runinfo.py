@@ -12,7 +12,7 @@ _PACKAGES = ("scopeloss", "torch", "torchvision", "numpy", "gymnasium", "ale-py"
 
 
 def package_versions(names=_PACKAGES) -> dict[str, str | None]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in names:
         try:
             versions[name] = metadata.version(name)

@@ -184,7 +184,8 @@ def rl_final_table(runs_table: pd.DataFrame, *, reps: int = stats.DEFAULT_REPS,
                                 seed=seed))
         row.update(across_seeds(group["normalized_final_return"], "normalized_final_return",
                                 reps=reps, seed=seed))
-        shares = group["truncated_share"].dropna() if "truncated_share" in group else []
+        shares = (group["truncated_share"].dropna() if "truncated_share" in group
+                  else pd.Series(dtype=float))
         row["truncated_share_max"] = float(shares.max()) if len(shares) else np.nan
         rows.append(row)
     table = pd.DataFrame(rows, columns=None if rows else ["env", "loss", "loss_name"])

@@ -5,7 +5,7 @@ saving a figure atomically as .png and .pdf."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
+from matplotlib.typing import RcKeyType  # noqa: E402
 
 from scopeloss import atomic  # noqa: E402
 
@@ -24,9 +25,10 @@ from .reference import loss_style, rl_loss_name  # noqa: E402
 PAPER_WIDTH_IN = 7.0  # a full text width; fonts are sized for it
 DEFAULT_WINDOW = 100
 DEFAULT_POINTS = 200
-STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
-          "ytick.labelsize": 7, "legend.fontsize": 8, "axes.spines.top": False,
-          "axes.spines.right": False}
+STYLE: dict[RcKeyType, Any] = {
+    "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7,
+    "ytick.labelsize": 7, "legend.fontsize": 8, "axes.spines.top": False,
+    "axes.spines.right": False}
 _UNKNOWN_COLORS = ["#7f7f7f", "#bcbd22", "#17becf", "#e377c2"]
 
 

@@ -220,7 +220,7 @@ def effect_words(spreads: Sequence[TaskSpread], effect_sd: float) -> str:
         f"{effect_sd:g} sd"
 
 
-def power_at(kind: str, spreads: Sequence[TaskSpread], losses: Sequence[str], candidate: str,
+def power_at(kind: str, spreads: Sequence[TaskSpread], losses: Sequence[str], candidate: str | None,
              n_seeds: int, *, effect_sd: float = EFFECT_SD, grids: int = 200, reps: int = 2000,
              seed: int = 0, members: Sequence[dict] = (),
              margin: float = tuning_claim.MARGIN_SD) -> pd.DataFrame:
@@ -252,7 +252,7 @@ def power_at(kind: str, spreads: Sequence[TaskSpread], losses: Sequence[str], ca
 
 
 def seeds_needed(kind: str, spreads: Sequence[TaskSpread], losses: Sequence[str],
-                 candidate: str, *, target: float = TARGET_POWER, max_seeds: int = 30,
+                 candidate: str | None, *, target: float = TARGET_POWER, max_seeds: int = 30,
                  steps: Sequence[int] = SEED_STEPS, **options) -> pd.DataFrame:
     """Per row: the fewest seeds per loss with power >= ``target`` (NaN when even
     ``max_seeds`` falls short): the coarse ``steps`` up to ``max_seeds`` until every row

@@ -134,9 +134,9 @@ def plot_precision_by_frequency(tables: str | Path, out: str | Path) -> dict:
                 ax.set_visible(False)
         for ax, (dataset, exp) in zip(flat_top, combos):
             _precision_panel(ax, per_class, dataset, exp, losses)
-        lift_values = [_lift_panel(ax, per_class, dataset, exp, base, losses)
-                       for ax, (dataset, exp, base) in zip(flat_lift, lifts)]
-        lift_values = [v for v in lift_values if v is not None]
+        drawn = [_lift_panel(ax, per_class, dataset, exp, base, losses)
+                 for ax, (dataset, exp, base) in zip(flat_lift, lifts)]
+        lift_values = [v for v in drawn if v is not None]
         if lift_values:
             top = max(0.05, float(np.nanmax(lift_values))) * 1.08
             for ax in flat_lift:

@@ -88,7 +88,7 @@ def _identity_from_path(run_dir: Path, names: tuple[str, ...]) -> dict:
         layout = "/".join("{" + n + "}" for n in names) + "/seed{seed}"
         raise RunFileError(f"{run_dir}: no summary.json and the path does not end in "
                            f"{layout}, so the run cannot be identified")
-    ident = dict(zip(names, parts[-len(names) - 1:-1]))
+    ident: dict[str, str | int] = dict(zip(names, parts[-len(names) - 1:-1]))
     ident["seed"] = int(match.group(1))
     return ident
 

@@ -23,6 +23,7 @@ import math
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .stats import paired_tasks
 
@@ -82,8 +83,8 @@ def _monte_carlo(xs, ys, reps: int, rng: np.random.Generator):
     return px, py
 
 
-def permutation_test(x_by_task: Mapping[str, Sequence[float]],
-                     y_by_task: Mapping[str, Sequence[float]],
+def permutation_test(x_by_task: Mapping[str, ArrayLike],
+                     y_by_task: Mapping[str, ArrayLike],
                      statistic: Statistic = mean_difference, *,
                      reps: int = DEFAULT_PERMUTATIONS, seed: int = 0,
                      alternative: str = "two-sided") -> tuple[float, float]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as sps
 
 DEFAULT_REPS = 10_000
@@ -38,7 +39,7 @@ def _percentiles(samples: np.ndarray, confidence: float, axis: int = 0) -> tuple
     return low, high
 
 
-def bootstrap_ci(values: Sequence[float], *, reps: int = DEFAULT_REPS,
+def bootstrap_ci(values: ArrayLike, *, reps: int = DEFAULT_REPS,
                  confidence: float = CONFIDENCE, seed: int | None = 0) -> tuple[float, float]:
     """Percentile-bootstrap CI of the mean. One value gives (v, v); none gives (nan, nan)."""
     x = np.asarray(values, dtype=float)
@@ -52,21 +53,20 @@ def bootstrap_ci(values: Sequence[float], *, reps: int = DEFAULT_REPS,
     return (float(low), float(high))
 
 
-def bootstrap_difference_ci(x: Sequence[float], y: Sequence[float], *,
+def bootstrap_difference_ci(x: ArrayLike, y: ArrayLike, *,
                             reps: int = DEFAULT_REPS, confidence: float = CONFIDENCE,
                             seed: int | None = 0) -> tuple[float, float, float]:
     """(mean(x) - mean(y), CI low, CI high): a percentile bootstrap resampling x and y
     independently (unpaired runs). nan when either is empty; with one value in both the
     interval is the point (there is no spread to resample)."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
-    if not (x.size and y.size):
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    a, b = xs[~np.isnan(xs)], ys[~np.isnan(ys)]
+    if not (a.size and b.size):
         return (np.nan, np.nan, np.nan)
-    point = float(x.mean() - y.mean())
+    point = float(a.mean() - b.mean())
     rng = _rng(seed)
-    xb = x[rng.integers(0, x.size, size=(reps, x.size))].mean(axis=1)
-    yb = y[rng.integers(0, y.size, size=(reps, y.size))].mean(axis=1)
+    xb = a[rng.integers(0, a.size, size=(reps, a.size))].mean(axis=1)
+    yb = b[rng.integers(0, b.size, size=(reps, b.size))].mean(axis=1)
     low, high = _percentiles(xb - yb, confidence)
     return point, float(low), float(high)
 
@@ -88,9 +88,9 @@ def bootstrap_mean_band(curves: np.ndarray, *, reps: int = 2000, confidence: flo
     return mean, low, high
 
 
-def iqm(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+def iqm(values: np.ndarray, axis: int | None = None) -> np.ndarray:
     """Interquartile mean: the mean of the middle 50% of the values."""
-    return sps.trim_mean(values, proportiontocut=0.25, axis=axis)
+    return sps.trim_mean(values, proportiontocut=0.25, axis=axis)  # a 0-d array for axis=None
 
 
 def _stratified_resample(tasks: Sequence[np.ndarray], reps: int,
@@ -106,7 +106,7 @@ AGGREGATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def stratified_bootstrap_ci(scores_by_task: Mapping[str, Sequence[float]], aggregate: str,
+def stratified_bootstrap_ci(scores_by_task: Mapping[str, ArrayLike], aggregate: str,
                             *, reps: int = DEFAULT_REPS, confidence: float = CONFIDENCE,
                             seed: int | None = 0) -> tuple[float, float, float]:
     """(point estimate, CI low, CI high) of ``aggregate`` over all runs of all tasks."""
@@ -122,8 +122,8 @@ def stratified_bootstrap_ci(scores_by_task: Mapping[str, Sequence[float]], aggre
     return point, float(low), float(high)
 
 
-def paired_tasks(x_by_task: Mapping[str, Sequence[float]],
-                 y_by_task: Mapping[str, Sequence[float]]) -> tuple[list, list]:
+def paired_tasks(x_by_task: Mapping[str, ArrayLike],
+                 y_by_task: Mapping[str, ArrayLike]) -> tuple[list, list]:
     """The runs of X and of Y on each task both have finished runs on (NaN dropped), in
     task order: ([x arrays], [y arrays])."""
     xs, ys = [], []
@@ -137,8 +137,8 @@ def paired_tasks(x_by_task: Mapping[str, Sequence[float]],
     return xs, ys
 
 
-def stratified_bootstrap_difference(x_by_task: Mapping[str, Sequence[float]],
-                                    y_by_task: Mapping[str, Sequence[float]], aggregate: str,
+def stratified_bootstrap_difference(x_by_task: Mapping[str, ArrayLike],
+                                    y_by_task: Mapping[str, ArrayLike], aggregate: str,
                                     *, reps: int = DEFAULT_REPS,
                                     confidence: float = CONFIDENCE,
                                     seed: int | None = 0) -> tuple[float, float, float, int]:
@@ -173,8 +173,8 @@ def pairwise_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return ((diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1)))
 
 
-def probability_of_improvement(x_by_task: Mapping[str, Sequence[float]],
-                               y_by_task: Mapping[str, Sequence[float]], *,
+def probability_of_improvement(x_by_task: Mapping[str, ArrayLike],
+                               y_by_task: Mapping[str, ArrayLike], *,
                                reps: int = DEFAULT_REPS, confidence: float = CONFIDENCE,
                                seed: int | None = 0) -> tuple[float, float, float, int]:
     """(P(X > Y), CI low, CI high, number of tasks) over the tasks both X and Y have runs on.

@@ -111,6 +111,7 @@ def augment_batch(x_uint8: Tensor, size: int, cfg: AugmentationConfig,
     rows += [f[k] for k in FACTORS]
     plan = None
     if curriculum is not None:
+        assert levels is not None, "a curriculum batch carries its images' levels"
         plan = curriculum_ops.plan(levels, curriculum, generator, force)
         rows += plan.rows
     d = host_to_device(torch.stack(rows), x.device)

@@ -49,19 +49,20 @@ def level_test(forward, model, split, levels: np.ndarray, curriculum: Curriculum
     mode. Returns (correct, trials), each (classes, max_level + 1); one host sync at the end."""
     gen, device = augmenting.generator, compute.device
     num_classes, width = len(levels), curriculum.max_level + 1
-    idx, lvl = [], []
+    picked: list[np.ndarray] = []
+    picked_levels: list[np.ndarray] = []
     for c in range(num_classes):
         members = np.flatnonzero(split.labels == c)
         if members.size == 0:
             continue
         for level in range(int(levels[c]) + 1):
             k = curriculum.num_test * (level + 1)
-            idx.append(members[torch.randint(members.size, (k,), generator=gen).numpy()])
-            lvl.append(np.full(k, level, dtype=np.int64))
+            picked.append(members[torch.randint(members.size, (k,), generator=gen).numpy()])
+            picked_levels.append(np.full(k, level, dtype=np.int64))
     correct = torch.zeros(num_classes * width, device=device)
     trials = torch.zeros(num_classes * width, device=device)
-    if idx:
-        idx, lvl = np.concatenate(idx), np.concatenate(lvl)
+    if picked:
+        idx, lvl = np.concatenate(picked), np.concatenate(picked_levels)
         was_training = model.training
         model.eval()
         for start in range(0, len(idx), batch_size):
@@ -69,6 +70,7 @@ def level_test(forward, model, split, levels: np.ndarray, curriculum: Curriculum
             xb = to_device(split.images, bi, device)
             yb = labels_to_device(split.labels, bi, device)
             lv = aug.host_to_device(torch.from_numpy(bl), device)
+            assert augmenting.cfg is not None  # the curriculum needs augment: true
             x = aug.augment_batch(xb, augmenting.image_size, augmenting.cfg, gen, levels=bl,
                                   curriculum=curriculum, force=True)
             with compute.autocast():

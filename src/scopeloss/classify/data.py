@@ -120,13 +120,13 @@ def decode_image(path, size: int) -> np.ndarray:
     """RGB uint8 (size, size, 3): shorter side -> size (antialiased bilinear), centre crop."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale still >= size
-        im = im.convert("RGB")
+    with Image.open(path) as f:
+        f.draft("RGB", (size, size))  # JPEG: decode at a reduced scale still >= size
+        im = f.convert("RGB")
         w, h = im.size
         scale = size / min(w, h)
         nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-        im = im.resize((nw, nh), Image.BILINEAR)
+        im = im.resize((nw, nh), Image.Resampling.BILINEAR)
         left, top = (nw - size) // 2, (nh - size) // 2
         im = im.crop((left, top, left + size, top + size))
         return np.array(im, dtype=np.uint8)  # a writable copy

@@ -109,8 +109,8 @@ def evaluate(model, split, *, batch_size: int, image_size: int, loss_fn, compute
         logits = logits.float()
         loss_sum += loss_fn(logits, y).float() * len(idx)
         preds.append(logits.argmax(1))
-    preds = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
-    return float(loss_sum) / max(n, 1), float((preds == split.labels).mean()), preds
+    out = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
+    return float(loss_sum) / max(n, 1), float((out == split.labels).mean()), out
 
 
 # --- re-sampling and the CUDA curriculum (beyond the paper) ------------------------------

@@ -83,7 +83,8 @@ class Caltech256(DatasetSource):
         from scopeloss.classify.caltech import caltech_paths, scan_caltech
 
         folder = caltech_paths(dcfg.root)[1]
-        classes, items, skipped = scan_caltech(folder, reasons := {})
+        reasons: dict[str, str] = {}
+        classes, items, skipped = scan_caltech(folder, reasons)
         parts = stratified_split([label for _, label in items], dcfg.val_fraction,
                                  dcfg.test_fraction, dcfg.split_seed)
         return SplitItems(classes, {s: [list(items[i]) for i in parts[s]] for s in SPLITS},
@@ -103,17 +104,19 @@ class DigitsStandIn(DatasetSource):
     def __init__(self, kind: str):
         self.kind = kind
 
-    def manifest_tag(self, dcfg: LongTailConfig):
+    # Each method receives the kind's own section (DATASET_CONFIGS), narrower than the
+    # base's DatasetConfig: the override is deliberate.
+    def manifest_tag(self, dcfg: LongTailConfig):  # type: ignore[override]
         return f"-ratio{dcfg.imbalance_ratio}-max{dcfg.max_per_class}"
 
-    def split_items(self, dcfg: LongTailConfig):
+    def split_items(self, dcfg: LongTailConfig):  # type: ignore[override]
         classes, items = standins.split_items(dcfg)
         return SplitItems(classes, items, [], {}, standins.SOURCE)
 
-    def image_count(self, dcfg: LongTailConfig):
+    def image_count(self, dcfg: LongTailConfig):  # type: ignore[override]
         return standins.image_count(dcfg)
 
-    def class_count(self, dcfg: LongTailConfig):
+    def class_count(self, dcfg: LongTailConfig):  # type: ignore[override]
         return standins.NUMBER_CLASSES if self.kind == "numbers_lt" else 10
 
     def images(self, items, size):

@@ -13,7 +13,7 @@ def stratified_split(labels, val_fraction: float, test_fraction: float,
     (each at least 1 when the class has 3 or more images), the rest for train."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    out = {s: [] for s in SPLITS}
+    out: dict[str, list] = {s: [] for s in SPLITS}
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         idx = idx[rng.permutation(len(idx))]

@@ -72,7 +72,7 @@ def digit_counts(dcfg: LongTailConfig) -> np.ndarray:
 def _digits_lt(dcfg: LongTailConfig) -> tuple[list[str], list[tuple[str, int]]]:
     target = _digits().target
     rng = np.random.default_rng(dcfg.split_seed)
-    items = []
+    items: list[tuple[str, int]] = []
     for c, keep in enumerate(digit_counts(dcfg)):
         idx = np.flatnonzero(target == c)
         chosen = np.sort(rng.choice(idx, size=int(keep), replace=False))
@@ -98,7 +98,7 @@ def _numbers_lt(dcfg: LongTailConfig) -> tuple[list[str], dict[str, list[list]]]
     pools = {s: [idx[target[idx] == d] for d in range(10)]
              for s, idx in stratified_split(target, val, test, seed + 1).items()}
     rng = np.random.default_rng(seed + 2)
-    out = {s: [] for s in SPLITS}
+    out: dict[str, list] = {s: [] for s in SPLITS}
     for s in SPLITS:
         for c in range(NUMBER_CLASSES):
             tens, ones = pools[s][c // 10], pools[s][c % 10]

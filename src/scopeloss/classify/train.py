@@ -160,28 +160,30 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
     (``config.resolve_run``). ``on_epoch_end(epoch)`` is called after each epoch's
     checkpoint (tests kill there)."""
     C.check_seed(seed)
-    if not isinstance(run, ClassifierRunConfig):
-        run = ClassifierRunConfig.from_mapping(C.resolve_run(hparams, run), "run")
+    settings: ClassifierRunConfig = (
+        run if isinstance(run, ClassifierRunConfig)
+        else ClassifierRunConfig.from_mapping(C.resolve_run(hparams, run), "run"))
+    assert settings.torch_threads is not None  # resolve_run filled every null
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(run.torch_threads)
+        torch.set_num_threads(settings.torch_threads)
         try:  # a device this machine lacks stops before --out is touched
-            device = resolve_device(run.device, "run.device")
+            device = resolve_device(settings.device, "run.device")
         except ValueError as err:
             raise C.ConfigError(str(err)) from None
-        if device.type == "cpu" and run.keep_freed_memory:
+        if device.type == "cpu" and settings.keep_freed_memory:
             keep_freed_memory()
         out = lifecycle.check_out_dir(out)
-        job = Job(dataset, experiment, loss, seed, out, hparams, run, device)
-        if run.cache_dir:  # first: the default root would be created for nothing
-            lifecycle.ensure_dir(run.cache_dir, "run.cache_dir")
+        job = Job(dataset, experiment, loss, seed, out, hparams, settings, device)
+        if settings.cache_dir:  # first: the default root would be created for nothing
+            lifecycle.ensure_dir(settings.cache_dir, "run.cache_dir")
         lifecycle.ensure_dir(job.d.root, "dataset.root")
         with lifecycle.own_run_dir(out):  # held exclusively until the run returns
             action, ckpt = lifecycle.begin(out, job.identity, job.outputs,
                                            out / ".ckpt" / "last.pt", {"epoch": int})
             if action == "skip":
                 return ckpt
-            restore = apply_determinism(device, run.deterministic)
+            restore = apply_determinism(device, settings.deterministic)
             try:
                 return lifecycle.resume_or_afresh(
                     lambda found: ClassifierRun(job, on_epoch_end).train(found), ckpt,
@@ -267,6 +269,7 @@ class ClassifierRun:
         job, d, e, device = self.job, self.job.d, self.job.e, self.job.device
         seeding.seed_everything(job.seed)
         self.gen = torch.Generator().manual_seed(job.seed)  # shuffling and augmentation
+        assert job.run.num_workers is not None  # resolve_run filled every null
         self.data = load_dataset(d, num_workers=job.run.num_workers,
                                  cache_dir=job.run.cache_dir)
         self.num_classes = len(self.data.classes)
@@ -275,8 +278,9 @@ class ClassifierRun:
         self.train_counts = np.asarray(self.data.counts["train"])
         self.counts = torch.tensor(self.data.counts["train"], dtype=torch.float32).to(device)
         model = build_model(e.model, self.num_classes)
-        self.model = model.to(device, memory_format=torch.channels_last if job.channels_last
-                              else torch.contiguous_format)
+        # torch's stubs lack Module.to(device, memory_format=...), which torch has
+        self.model = model.to(device, memory_format=torch.channels_last  # type: ignore[call-overload]
+                              if job.channels_last else torch.contiguous_format)
         mode = compile_mode(job.run.compile)
         self.forward = torch.compile(self.model, mode=mode) if mode else self.model
         # Drop the last partial batch (BatchNorm needs > 1 sample); a new order every epoch.
@@ -326,6 +330,7 @@ class ClassifierRun:
         if ckpt is not None:
             with lifecycle.restoring():
                 self.restore(ckpt)
+                assert best_weights is not None  # else ckpt was set to None above
                 _check_fits(self.model, best_weights, "the best weights")
         else:
             lifecycle.log(f"{job.out}: starting afresh (epoch 1 of {e.epochs})")

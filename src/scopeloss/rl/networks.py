@@ -18,13 +18,19 @@ is small and runs wholly in float32.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 
-def layer_init(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Module:
+Layer = TypeVar("Layer", nn.Linear, nn.Conv2d)
+
+
+def layer_init(layer: Layer, std: float = float(np.sqrt(2)), bias: float = 0.0) -> Layer:
     nn.init.orthogonal_(layer.weight, std)
+    assert layer.bias is not None  # every layer here is built with a bias
     nn.init.constant_(layer.bias, bias)
     return layer
 

@@ -31,17 +31,19 @@ def _episode_frame(rows: np.ndarray) -> pd.DataFrame:
         {"global_step": "int64", "length": "int64", "truncated_by_resume": "int64"})
 
 
-def write_outputs(out: Path, env_cfg: EnvConfig, st: dict[str, Any],
-                  identity: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """Write episodes.csv, updates.csv (and eval.csv for procgen) from the state ``st``; with
-    ``identity`` (a finished run) also summary.json, which is returned."""
+def write_outputs(out: Path, env_cfg: EnvConfig, st: dict[str, Any]) -> None:
+    """Write episodes.csv, updates.csv (and eval.csv for procgen) from the state ``st``."""
     atomic.write_csv(out / "episodes.csv", _episode_frame(st["episodes"]))
     atomic.write_csv(out / "updates.csv", pd.DataFrame(st["updates"], columns=UPDATE_COLUMNS))
     if env_cfg.traits.held_out:
         atomic.write_csv(out / "eval.csv", pd.DataFrame(st["eval"], columns=EVAL_COLUMNS).astype(
             {"global_step": "int64", "length": "int64"}))
-    if identity is None:
-        return None
+
+
+def write_finished(out: Path, env_cfg: EnvConfig, st: dict[str, Any],
+                   identity: dict[str, Any]) -> dict[str, Any]:
+    """A finished run's outputs: the CSVs, then summary.json (returned)."""
+    write_outputs(out, env_cfg, st)
     summary = make_summary(identity, env_cfg, st)
     atomic.write_json(out / "summary.json", summary)
     return summary

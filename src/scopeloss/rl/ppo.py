@@ -45,7 +45,7 @@ from scopeloss.rl.bookkeeping import EpisodeTracker, make_reward_transform
 from scopeloss.rl.config import resolve_run
 from scopeloss.rl.envs import derive_seed, make_env, make_eval_env
 from scopeloss.rl.networks import make_network
-from scopeloss.rl.outputs import output_names, write_outputs
+from scopeloss.rl.outputs import output_names, write_finished, write_outputs
 from scopeloss.rl.update import update
 from scopeloss.runinfo import run_info
 from scopeloss.params import EnvConfig, LossConfig, PPOConfig, RLRunConfig
@@ -65,8 +65,8 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     (``lifecycle.own_run_dir``)."""
     check_seed(seed)
     out = lifecycle.check_out_dir(out_dir)
-    if not isinstance(run, RLRunConfig):
-        run = RLRunConfig.from_mapping(resolve_run(hp, run), "run")
+    settings = run if isinstance(run, RLRunConfig) else RLRunConfig.from_mapping(
+        resolve_run(hp, run), "run")
     base, _ = registry.cell_loss("ppo", loss, hp["loss"])
     env_cfg = EnvConfig.of(hp["env"])
     identity = {"env": env_name, "loss": loss, "seed": seed,
@@ -82,12 +82,12 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
         if action == "rebuild":
             try:
                 with lifecycle.restoring("rebuilding the outputs"):
-                    return write_outputs(out, env_cfg, found["state"], identity)
+                    return write_finished(out, env_cfg, found["state"], identity)
             except lifecycle.CorruptCheckpoint as exc:
                 lifecycle.quarantine(ckpt_path, str(exc), log)
                 found = None
         return lifecycle.resume_or_afresh(
-            lambda ckpt: PPORun(hp, loss, seed, out, run, identity=identity, log=log).train(ckpt),
+            lambda ckpt: PPORun(hp, loss, seed, out, settings, identity=identity, log=log).train(ckpt),
             found, ckpt_path, log)
 
 
@@ -160,6 +160,9 @@ class PPORun:
         self.env_cfg = EnvConfig.of(hp["env"])
         self.cfg = PPOConfig.from_mapping(hp["ppo"], "ppo")
         self.run = run
+        # resolve_run filled every null: the thread count and the cadence are numbers
+        assert run.torch_threads is not None and run.checkpoint_every is not None
+        self.threads, self.checkpoint_every = run.torch_threads, run.checkpoint_every
         # the registered loss it runs (a named variant's base) and its parameters
         self.loss = LossConfig(*registry.cell_loss("ppo", loss, hp["loss"]))
         self.seed = seed
@@ -168,7 +171,7 @@ class PPORun:
         self.num_updates = math.ceil(self.cfg.total_steps / self.cfg.batch_size)
         self.state = RunState(run_settings=asdict(run))
         self.device = resolve_device(self.run.device, "run.device")
-        torch.set_num_threads(self.run.torch_threads)
+        torch.set_num_threads(self.threads)
         if self.device.type == "cpu" and self.run.keep_freed_memory:
             keep_freed_memory()
         seeding.seed_everything(seed)
@@ -270,7 +273,8 @@ class PPORun:
             env.close()
             self.board.close()
         # The final checkpoint's state: a rebuild from that checkpoint writes the same outputs.
-        summary = write_outputs(self.out, self.env_cfg, st.saved, self.identity)
+        assert st.saved is not None  # the last update always checkpoints
+        summary = write_finished(self.out, self.env_cfg, st.saved, self.identity)
         self.log(f"finished {self.out}: {st.global_step} steps, {summary['episodes']} "
                  f"episodes, final_return_mean_100 {summary['final_return_mean_100']}")
         return summary
@@ -300,7 +304,7 @@ class PPORun:
             self.evaluate_held_out(k)
         self.report(k, steps * N / dt, np.concatenate(st.episodes[logged_before:]
                                                        or [np.zeros((0, 5))]))
-        if k % self.run.checkpoint_every == 0 or k == self.num_updates:
+        if k % self.checkpoint_every == 0 or k == self.num_updates:
             self.checkpoint(k)
 
     def report(self, k: int, sps: float, new_episodes: np.ndarray) -> None:
@@ -322,6 +326,7 @@ class PPORun:
         t0, step = time.perf_counter(), self.state.global_step
         eval_env = make_eval_env(self.env_cfg, self.cfg.eval_episodes,
                                  derive_seed(self.seed, 1, k), self.run.env_threads)
+        assert eval_env is not None  # called only where the suite has held-out levels
         result = evaluate(self.agent, eval_env, self.device, self.autocast)
         eval_env.close()
         self.state.eval_rows.append(np.column_stack([np.full(len(result), step), result]))

@@ -127,7 +127,7 @@ def update(agent: nn.Module, policy, optimizer, batch: Batch, p: PPOConfig, loss
             total.backward()
             nn.utils.clip_grad_norm_(params, p.max_grad_norm, foreach=True)
             optimizer.step()
-            if last:
+            if mb_stats is not None:  # asked for on the last epoch
                 stats += mb_stats
     mix = torch.stack([counts.max() / counts.sum(), used.max() / used.sum()])
     sums = torch.cat([stats, mix]).tolist()  # the update's one host sync

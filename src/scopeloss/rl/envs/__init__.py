@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from scopeloss.rl.envs.base import BatchedEnv, derive_seed
-from scopeloss.params import EnvConfig
+from scopeloss.params import (AtariEnvConfig, EnvConfig, GymEnvConfig, MinAtarEnvConfig,
+                              ProcgenEnvConfig)
 
 
 def make_env(cfg: EnvConfig | Mapping[str, Any], num_envs: int, seed: int,
@@ -18,24 +19,23 @@ def make_env(cfg: EnvConfig | Mapping[str, Any], num_envs: int, seed: int,
     resolver returns); ``threads`` caps the env worker threads (C++ vector envs). Suites
     import lazily: only the one used is loaded."""
     cfg = EnvConfig.of(cfg)
-    suite = cfg.suite
-    if suite == "atari":
+    if isinstance(cfg, AtariEnvConfig):
         from scopeloss.rl.envs.atari import AtariBatched
 
         return AtariBatched(cfg, num_envs, seed, threads)
-    if suite == "procgen":
+    if isinstance(cfg, ProcgenEnvConfig):
         from scopeloss.rl.envs.procgen import ProcgenBatched
 
         return ProcgenBatched(cfg, num_envs, seed, threads=threads)
-    if suite == "gym":
+    if isinstance(cfg, GymEnvConfig):
         from scopeloss.rl.envs.gym import GymBatched
 
         return GymBatched(cfg, num_envs, seed)
-    if suite == "minatar":
+    if isinstance(cfg, MinAtarEnvConfig):
         from scopeloss.rl.envs.minatar import MinAtarBatched
 
         return MinAtarBatched(cfg, num_envs, seed)
-    raise AssertionError(f"no env builder for suite {suite!r}")  # EnvConfig.of refused it
+    raise AssertionError(f"no env builder for suite {cfg.suite!r}")  # EnvConfig.of refused it
 
 
 def make_eval_env(cfg: EnvConfig, num_envs: int, seed: int,
@@ -43,6 +43,7 @@ def make_eval_env(cfg: EnvConfig, num_envs: int, seed: int,
     """Held-out levels (procgen only): ``eval_num_levels`` levels from ``eval_start_level``."""
     if not cfg.traits.held_out:
         return None
+    assert isinstance(cfg, ProcgenEnvConfig), "Procgen is the one suite with held-out levels"
     from scopeloss.rl.envs.procgen import ProcgenBatched
 
     return ProcgenBatched(cfg, num_envs, seed, evaluation=True, threads=threads)

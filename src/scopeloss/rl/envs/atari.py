@@ -6,6 +6,7 @@ learner sees ``sign(reward)`` (CleanRL's ClipRewardEnv: ``bookkeeping.SignReward
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ class AtariBatched(SameStepAutoresetBatched):
     def __init__(self, cfg: AtariEnvConfig, num_envs: int, seed: int, threads: int | None = None):
         from ale_py.vector_env import AtariVectorEnv
 
-        self.kwargs = dict(
+        self.kwargs: dict[str, Any] = dict(
             game=cfg.game, num_envs=num_envs, frameskip=cfg.frameskip, grayscale=True,
             stack_num=4, img_height=84, img_width=84, maxpool=True, noop_max=cfg.noop_max,
             repeat_action_probability=cfg.repeat_action_probability,
