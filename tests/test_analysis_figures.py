@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from scopeloss.analysis import aggregate, figures
+from scopeloss.analysis import aggregate, aggregate_figure, exploration_figure, figures, plotting
 from scopeloss.analysis.figures import plt  # pyplot, on the Agg backend figures sets
 from scopeloss.analysis.runs import RunFileError
 from test_analysis_fakes import make_rl_run
@@ -71,7 +71,7 @@ def test_smoothing_on_the_step_grid_by_hand():
     eps = pd.DataFrame({"seed": [1, 1, 1, 2], "global_step": [10, 20, 30, 5],
                         "return": [0.0, 10.0, 20.0, 4.0]})
     grid = np.array([0.0, 10.0, 15.0, 20.0, 30.0, 40.0])
-    curves = figures.smoothed_curves(eps, {1: 30, 2: 40}, grid, window=2)
+    curves = plotting.smoothed_curves(eps, {1: 30, 2: 40}, grid, window=2)
     # seed 1: rolling mean over 2 episodes = 0, 5, 15; NaN before the first episode and
     # past its horizon (30). seed 2: one episode at step 5, held to its horizon (40).
     np.testing.assert_allclose(curves[0], [np.nan, 0.0, 0.0, 5.0, 15.0, np.nan])
@@ -84,7 +84,7 @@ def test_aggregate_statistics_by_hand():
         "loss": ["scope", "scope", "policy", "policy"] * 2 + ["scope", "policy"],
         "normalized_final_return": [0.9, 0.1, 0.2, 0.3, 2.0, 1.0, 0.5, 0.0, np.nan, np.nan],
     })
-    table = figures.aggregate_statistics(runs, reps=2000).set_index(["metric", "loss"])
+    table = aggregate_figure.aggregate_statistics(runs, reps=2000).set_index(["metric", "loss"])
     # Scope's 4 scores 0.1 0.9 1.0 2.0: IQM = mean(0.9, 1.0); mean = 1.0
     assert table.loc[("IQM", "scope"), "estimate"] == pytest.approx(0.95)
     assert table.loc[("Mean", "scope"), "estimate"] == pytest.approx(1.0)
@@ -122,7 +122,7 @@ def test_figures_cli_names_a_missing_table(tmp_path, capsys):
                          str(tmp_path / "f.png")]) == 1
     assert "rl_episodes.parquet (or .csv) not found" in capsys.readouterr().err
     with pytest.raises(RunFileError, match="rl_final_runs"):
-        figures.plot_aggregate(tmp_path, tmp_path / "a.png")
+        aggregate_figure.plot_aggregate(tmp_path, tmp_path / "a.png")
 
 
 # ----------------------------------------------------------------------------- exploration
@@ -152,7 +152,7 @@ def exploration_tables(tmp_path):
 def test_exploration_figure_plots_the_mean_across_seeds(exploration_tables):
     updates = pd.read_parquet(exploration_tables / "rl_updates.parquet")
     runs = pd.read_parquet(exploration_tables / "rl_final_runs.parquet")
-    fig, info = figures.exploration_figure(updates, runs, window=1, points=5, reps=200)
+    fig, info = exploration_figure.exploration_figure(updates, runs, window=1, points=5, reps=200)
     try:
         assert info["envs"] == ["MinAtarBreakout", "MinAtarAsterix"]  # the paper's order
         assert len(fig.axes) == 6
@@ -189,7 +189,7 @@ def test_exploration_axes_show_flat_curves_without_offset_labels(tmp_path):
     aggregate.write_tables(out, aggregate.aggregate_rl(runs, reps=20)[0])
     updates = pd.read_parquet(out / "rl_updates.parquet")
     final = pd.read_parquet(out / "rl_final_runs.parquet")
-    fig, _ = figures.exploration_figure(updates, final, window=1, points=5, reps=50)
+    fig, _ = exploration_figure.exploration_figure(updates, final, window=1, points=5, reps=50)
     try:
         fig.canvas.draw()
         for ax in fig.axes:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from scopeloss import grid
-from scopeloss.analysis import claims, figures, tuning_claim
+from scopeloss.analysis import claims, figures, sensitivity_figure, tuning_claim
 from scopeloss.analysis.runs import COMPLETE
 
 
@@ -178,7 +178,7 @@ def test_the_sensitivity_figure_draws_raw_returns_and_the_registered_default(tmp
     tables.mkdir()
     runs.to_csv(tables / "rl_final_runs.csv", index=False)
     members = [{**m, "registered": 0.01} for m in MEMBERS]
-    info = figures.plot_sensitivity(tables, tmp_path / "fig.png", members)
+    info = sensitivity_figure.plot_sensitivity(tables, tmp_path / "fig.png", members)
     points = info["points"]
     assert info["panels"] == ["E1", "E2", "E3", "all"]
     e1 = points[points["task"] == "E1"].set_index("value")
@@ -197,14 +197,14 @@ def test_the_sensitivity_figure_draws_raw_returns_and_the_registered_default(tmp
     # an env whose runs ended before an episode did: no panel, named as left out
     unfinished = runs[runs["env"] == "E1"].assign(env="E0", final_return=np.nan)
     pd.concat([runs, unfinished]).to_csv(tables / "rl_final_runs.csv", index=False)
-    info = figures.plot_sensitivity(tables, tmp_path / "fig.png", members)
+    info = sensitivity_figure.plot_sensitivity(tables, tmp_path / "fig.png", members)
     assert info["panels"] == ["E1", "E2", "E3", "all"] and info["left_out"] == ["E0"]
     with Image.open(tmp_path / "fig.png") as img:
         assert "; left out: E0" in img.info["Description"]
     runs.to_csv(tables / "rl_final_runs.csv", index=False)
     # an overlay that runs Scope at 0.1: the ring stays on the registered 0.01, said so
     moved = [{**m, "default": m["value"] == 0.1} for m in members]
-    figures.plot_sensitivity(tables, tmp_path / "moved.png", moved)
+    sensitivity_figure.plot_sensitivity(tables, tmp_path / "moved.png", moved)
     with Image.open(tmp_path / "moved.png") as img:
         assert "overlay default: Scope runs with alpha=0.1 (registered 0.01)" in \
             img.info["Description"]

@@ -25,71 +25,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from scopeloss import params, registry
-from scopeloss.overrides import numbers_as_yaml12
+from scopeloss.config_files import (CLASSIFICATION_RUN_KEYS, RL_RUN_KEYS,  # noqa: F401
+                                    check_run_settings_placement, describe_validation_error,
+                                    load_config, read_yaml)
 from scopeloss.config_keys import ConfigError, check_section, merge  # noqa: F401  (merge: the overlays' rule)
+from scopeloss.grid_losses import (LOSS_KIND, section_of, base_loss, grid_losses,  # noqa: F401
+                                   loss_table, sweep_members, sweeps_json, variant_labels)
 
 # The PPO keys of docs/CONTRACT.md; the same keys inside rl.env_specs.<ENV> override them.
 PPO_KEYS = tuple(params.PPO)
 # Run settings: how and where a job runs (never a rerun trigger, never a checkpoint key).
-RL_RUN_KEYS = tuple(params.RL_RUN)
-CLASSIFICATION_RUN_KEYS = tuple(params.CL_RUN)
-# The loss kind of each half of the grid (scopeloss.registry).
-LOSS_KIND = {"rl": "ppo", "classification": "supervised"}
 
 
 # ----------------------------------------------------------------------------- loading
-def read_yaml(path: str | Path) -> dict:
-    """One config file as a mapping; a YAML syntax error or a key given twice in one mapping
-    names the file, line and column; an empty file is an error. Numbers in scientific
-    notation are numbers (``overrides.numbers_as_yaml12``), as in ``--set``."""
-    import yaml
-
-    try:
-        with open(path) as fh:
-            data = yaml.load(fh, Loader=_unique_key_loader())
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {err.problem or err.context}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if data is None:
-        raise ConfigError(f"{path}: the file is empty (a config file must be a mapping)")
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
-    return numbers_as_yaml12(data)
-
-
-def _unique_key_loader():
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        """SafeLoader that refuses a key given twice in one mapping (YAML keeps the last)."""
-
-        def construct_mapping(self, node, deep=False):
-            seen = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
-                    continue
-                key = self.construct_object(key_node, deep=deep)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} given twice in one mapping (first at line "
-                        f"{seen[key] + 1})", key_node.start_mark)
-                seen[key] = key_node.start_mark.line
-            return super().construct_mapping(node, deep=deep)
-
-    return Loader
-
-
-def load_config(path: str | Path, *overlays: str | Path) -> dict:
-    """config.yaml with preset overlays merged over it, in order."""
-    config: dict = {}
-    for p in (path, *overlays):
-        config = merge(config, read_yaml(p))
-    return config
-
-
 def check_files(path: str | Path, *overlays: str | Path,
                 schema: str | Path = "workflow/schemas/config.schema.yaml") -> dict:
     """Everything the workflow checks at start-up, for config files given by path: YAML
@@ -144,74 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def describe_validation_error(error: BaseException) -> str:
-    """One line naming the config key of a jsonschema ValidationError (possibly wrapped in
-    another exception's args, as snakemake.utils.validate does) and what is allowed there."""
-    found = _find_validation_error(error)
-    if found is None:
-        return str(error)
-    key = ""
-    for part in found.absolute_path:
-        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
-    key = key or "<top level>"
-    schema = found.schema if isinstance(found.schema, Mapping) else {}
-    if found.validator == "additionalProperties" and "properties" in schema:
-        extra = sorted(set(found.instance) - set(schema["properties"]))
-        allowed = ", ".join(schema["properties"])
-        return (f"invalid config key {key}: unknown key(s) {', '.join(map(str, extra))}; "
-                f"allowed: {allowed}")
-    if found.validator in ("oneOf", "anyOf"):
-        words = [_allowed_words(s) for s in schema.get(found.validator, [])]
-        if words and all(words):
-            return (f"invalid config key {key}: must be {' or '.join(words)}, got "
-                    f"{found.instance!r}")
-    return f"invalid config key {key}: {found.message}"
-
-
-def _allowed_words(schema: Mapping) -> str:
-    """What a (simple) JSON Schema allows, in words; '' when it is not simple."""
-    kind = schema.get("type")
-    if "enum" in schema:
-        return f"one of {', '.join(map(str, schema['enum']))}"
-    if kind == "null":
-        return "null"
-    if kind == "boolean":
-        return "true or false"
-    if kind == "string":
-        return "a non-empty string"
-    if kind in ("integer", "number"):
-        noun = "an integer" if kind == "integer" else "a number"
-        bounds = [f"{op} {schema[k]}" for k, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
-                                                   ("maximum", "<="), ("exclusiveMaximum", "<"))
-                  if k in schema]
-        return f"{noun}{' ' + ' and '.join(bounds) if bounds else ''}"
-    if "oneOf" in schema:
-        words = [_allowed_words(s) for s in schema["oneOf"]]
-        return " or ".join(words) if all(words) else ""
-    return ""
-
-
-def _find_validation_error(error: BaseException | None, depth: int = 0):
-    if depth > 5 or error is None:
-        return None
-    if hasattr(error, "absolute_path") and hasattr(error, "validator"):
-        return error
-    for arg in getattr(error, "args", ()):
-        if isinstance(arg, BaseException):
-            found = _find_validation_error(arg, depth + 1)
-            if found is not None:
-                return found
-    return _find_validation_error(error.__cause__ or error.__context__, depth + 1)
-
-
 # ----------------------------------------------------------------------------- checks
-def _section(config: Mapping, name: str) -> Mapping:
-    section = config.get(name)
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"config key {name}: missing or not a mapping")
-    return section
-
-
 def _check_names(section: Mapping, prefix: str, listed: str, specs: str,
                  built_in: Mapping) -> None:
     """Every name of ``{prefix}.{listed}`` is built in (``built_in``, the declarations'
@@ -245,153 +126,12 @@ def _check_losses(section: Mapping, prefix: str) -> None:
         registry.get(LOSS_KIND[prefix], section["candidate"], f"config key {prefix}.candidate")
 
 
-# ----------------------------------------------------------------------------- losses
-def loss_table(section: Mapping, prefix: str) -> dict[str, dict]:
-    """Every loss the half's grid can name -> its spec: the registered losses (their
-    ``loss_specs`` parameters), the named variants of ``loss_specs`` (``{loss: BASE, ...}``)
-    and the variants ``sweeps`` makes. Each spec is checked by ``registry.variant``."""
-    kind = LOSS_KIND[prefix]
-    specs = dict(section.get("loss_specs") or {})
-    for name, spec in specs.items():
-        if spec is not None and not isinstance(spec, Mapping):
-            raise ConfigError(f"config key {prefix}.loss_specs.{name}: must be a mapping of "
-                              f"parameters, got {spec!r}")
-        registry.variant(kind, name, spec, f"config key {prefix}.loss_specs.{name}")
-    table = {name: dict(specs.get(name) or {}) for name in registry.names(kind)}
-    table.update({name: dict(spec or {}) for name, spec in specs.items()})
-    for member in sweep_members(section, prefix, table):
-        if member["name"] in table and member["name"] != member["swept"]:
-            spec = table[member["name"]]
-            if spec != member["spec"]:
-                raise ConfigError(
-                    f"config key {prefix}.sweeps.{member['swept']}: the variant it makes for "
-                    f"{member['param']} = {member['value']:g}, {member['name']!r}, is already "
-                    f"a loss of another definition ({spec or 'registered'})")
-        table.setdefault(member["name"], member["spec"])
-    return table
-
-
-def sweep_members(section: Mapping, prefix: str, table: Mapping | None = None) -> list[dict]:
-    """The cells of ``{prefix}.sweeps``: ``{LOSS: {PARAM: [v1, v2, ...]}}`` varies one
-    parameter at a time, the others as ``loss_specs.<LOSS>`` sets them. Each value is a
-    member ``{swept, param, value, name, spec, default}``: the value the loss runs with
-    already is the loss's own cell (``name`` = LOSS, ``default`` true; a member even when
-    the list leaves it out: the sweep is compared with it); every other is the variant
-    ``<LOSS>_<PARAM><value>`` (e.g. ``scope_alpha0.1``)."""
-    kind = LOSS_KIND[prefix]
-    sweeps = section.get("sweeps") or {}
-    if not isinstance(sweeps, Mapping):
-        raise ConfigError(f"config key {prefix}.sweeps: must be a mapping LOSS -> "
-                          f"{{PARAM: [values]}}, got {sweeps!r}")
-    specs = table if table is not None else section.get("loss_specs") or {}
-    members = []
-    for swept, by_param in sweeps.items():
-        key = f"config key {prefix}.sweeps.{swept}"
-        base_spec = dict(specs.get(swept) or {})
-        if swept not in specs and swept not in registry.names(kind):
-            registry.get(kind, swept, key)  # names the registered losses
-        base, base_params = registry.variant(kind, swept, base_spec, key)
-        if not isinstance(by_param, Mapping) or not by_param:
-            raise ConfigError(f"{key}: must map a parameter of {base!r} to a list of values, "
-                              f"got {by_param!r}")
-        for param, values in by_param.items():
-            where = f"{key}.{param}"
-            registered = registry.get(kind, base).params.get(param)
-            if not isinstance(values, list) or not values:
-                raise ConfigError(f"{where}: must be a non-empty list of values, got {values!r}")
-            if len(set(map(str, values))) != len(values):
-                raise ConfigError(f"{where}: a value is given twice: {values!r}")
-            for value in values:
-                spec = {**base_spec, param: value}
-                _, used = registry.variant(kind, swept, spec, key)  # checks param and value
-                own = used[param] == base_params[param]
-                name = swept if own else f"{swept}_{param}{used[param]:g}"
-                members.append({"swept": swept, "param": param, "value": used[param],
-                                "name": name, "default": own, "registered": registered,
-                                "spec": base_spec if own else {**spec, "loss": base}})
-            if not any(m["default"] for m in members[-len(values):]):  # the loss's own cell
-                members.append({"swept": swept, "param": param, "value": base_params[param],
-                                "name": swept, "default": True, "registered": registered,
-                                "spec": base_spec})
-    return members
-
-
-def grid_losses(config: Mapping, half: str) -> list[str]:
-    """The losses of ``half``'s grid, in order: ``losses``, then each swept loss and the
-    variants its sweep adds (a sweep's own cells need no listing)."""
-    section = _section(config, half)
-    names = list(section.get("losses") or [])
-    for member in sweep_members(section, half, loss_table(section, half)):
-        for name in (member["swept"], member["name"]):
-            if name not in names:
-                names.append(name)
-    return names
-
-
-def base_loss(config: Mapping, half: str, name: str) -> str:
-    """The registered loss a grid loss runs: itself, or the base of its variant."""
-    section = _section(config, half)
-    spec = loss_table(section, half).get(name)
-    return registry.variant(LOSS_KIND[half], name, spec, f"config key {half}.losses")[0]
-
-
-def variant_labels(config: Mapping, half: str) -> dict[str, str]:
-    """How tables and figures name each variant of the grid: the base's label and the
-    parameters that differ from its defaults (e.g. ``Scope (alpha=0.1)``)."""
-    kind, section = LOSS_KIND[half], _section(config, half)
-    table, labels = loss_table(section, half), {}
-    for name in grid_losses(config, half):
-        base, used = registry.variant(kind, name, table.get(name), f"{half}.losses")
-        if base == name:
-            continue
-        loss = registry.get(kind, base)
-        changed = ", ".join(f"{k}={v:g}" for k, v in used.items() if v != loss.params[k])
-        labels[name] = f"{loss.label} ({changed or 'defaults'})"
-    return labels
-
-
-def sweeps_json(config: Mapping) -> str:
-    """The grid's sweeps for the analysis: ``{half: [{swept, param, value, name, default},
-    ...]}`` (the sensitivity figure and claim D)."""
-    out = {}
-    for half in LOSS_KIND:
-        section = _section(config, half)
-        out[half] = [{k: m[k] for k in ("swept", "param", "value", "name", "default",
-                                        "registered")}
-                     for m in sweep_members(section, half, loss_table(section, half))]
-    return json.dumps(out, sort_keys=True, separators=(",", ":"))
-
-
-def check_run_settings_placement(config: Mapping) -> None:
-    """A run setting written among the hyperparameters (the pre-round-2 layout) is named
-    with the place it moved to, before the schema's generic 'additional property' error."""
-    def specs(section: Any, key: str) -> Mapping:
-        value = section.get(key) if isinstance(section, Mapping) else None
-        return value if isinstance(value, Mapping) else {}  # wrong shapes: the schema names them
-
-    rl, cl = specs(config, "rl"), specs(config, "classification")
-    places = [("rl.ppo", rl.get("ppo"), "rl.run", RL_RUN_KEYS)]
-    places += [(f"rl.env_specs.{k}", v, "rl.run", RL_RUN_KEYS)
-               for k, v in specs(rl, "env_specs").items()]
-    places += [(f"classification.experiment_specs.{k}", v, "classification.run",
-                CLASSIFICATION_RUN_KEYS) for k, v in specs(cl, "experiment_specs").items()]
-    places += [(f"classification.dataset_specs.{k}", v, "classification.run",
-                CLASSIFICATION_RUN_KEYS) for k, v in specs(cl, "dataset_specs").items()]
-    for where, section, target, keys in places:
-        for key in section if isinstance(section, Mapping) else ():
-            if key in keys:
-                raise ConfigError(
-                    f"config key {where}.{key}: a run setting (how a job runs, not what it "
-                    f"learns); set it as {target}.{key} instead"
-                )
-
-
 def check_config(config: Mapping) -> None:
     """What the JSON schema cannot say: every name listed in ``rl.envs``,
     ``classification.datasets`` and ``classification.experiments`` has a spec, every loss
     is known, and every suite / dataset kind in use has cluster resources."""
-    rl = _section(config, "rl")
-    cl = _section(config, "classification")
+    rl = section_of(config, "rl")
+    cl = section_of(config, "classification")
     _check_names(rl, "rl", "envs", "env_specs", params.ENV_TABLE)
     _check_names(cl, "classification", "datasets", "dataset_specs", params.DATASET_DEFAULTS)
     _check_names(cl, "classification", "experiments", "experiment_specs",
@@ -431,7 +171,7 @@ def _lookup(table: Mapping, name: str, key: str) -> Mapping:
 def _spec(config: Mapping, section: str, specs: str, built_in: Mapping, name: str) -> dict:
     """``{section}.{specs}.<name>`` merged over ``name``'s entry in ``built_in`` (the
     declarations' table); a name of neither is an error."""
-    table = {**built_in, **(_section(config, section).get(specs) or {})}
+    table = {**built_in, **(section_of(config, section).get(specs) or {})}
     return merge(built_in.get(name, {}),
                  dict(_lookup(table, name, f"{section}.{specs}") or {}))
 
@@ -465,7 +205,7 @@ def rl_cell(config: Mapping, env: str, loss: str) -> dict:
     written out equal to its default is the same cell (reruns nothing)."""
     from scopeloss.rl import config as rl_config
 
-    rl = _section(config, "rl")
+    rl = section_of(config, "rl")
     spec = env_spec(config, env)
     ppo = dict(rl.get("ppo") or {})
     ppo.update({k: v for k, v in spec.items() if k in PPO_KEYS})
@@ -492,7 +232,7 @@ def classification_cell(config: Mapping, dataset: str, experiment: str, loss: st
     trainer resolves them from the declarations and the config's specs."""
     from scopeloss.classify import config as classify_config
 
-    cl = _section(config, "classification")
+    cl = section_of(config, "classification")
     raw = {"dataset": dataset_spec(config, dataset),
            "experiment": experiment_spec(config, experiment),
            "loss": _loss_section(cl, "classification", loss)}

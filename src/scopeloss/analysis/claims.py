@@ -33,426 +33,28 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from scopeloss import atomic
 
 from . import significance, stats, tuning_claim
-from .aggregate import grid_normalised, read_table_if_present, sort_in_order
+from .aggregate import read_table_if_present
 from .reference import (
     add_loss_styles_argument,
-    span_words,
-    steps_words,
     add_sweeps_argument,
     cls_loss_name,
-    cls_loss_sort_key,
-    env_sort_key,
     rl_loss_name,
-    rl_loss_sort_key,
     use_loss_styles,
 )
-from .runs import COMPLETE, RunFileError
+from .runs import RunFileError
 from .seed_plan import seeds_words
 from .seed_plan import summary as plan_summary
 
-FINAL_PHASE = 0.25   # exploration is measured over the last quarter of each run's updates
-AGGREGATE = "IQM"
-PAPER_CLS_LOSSES = ("pel", "scope", "focal", "ce")
-TABLE_OF = {"plain": "Table 1", "augmented": "Table 2"}
-
-SUPPORTED, CONTRADICTED, INCONCLUSIVE = (significance.SUPPORTED, significance.CONTRADICTED,
-                                         significance.INCONCLUSIVE)
-ONE_SEED, UNDERPOWERED, NOT_RUN = (significance.ONE_SEED, significance.UNDERPOWERED,
-                                   significance.NOT_RUN)
-
-CLAIMS = {
-    "A": "{candidate} beats each other policy loss (final return)",
-    "B": "{candidate} keeps more exploration (final-phase entropy higher, "
-         "max-action probability lower)",
-    "C": "{candidate} has the highest mean per-class precision (Tables 1 and 2)",
-    "D": tuning_claim.CLAIM.format(margin=tuning_claim.MARGIN_SD),
-}
-COLUMNS = ["claim_id", "claim", "comparison", "where", "metric", "claimed", "estimate",
-           "ci_low", "ci_high", "n_seeds", "p", "p_adj", "reachable_alpha", "budget",
-           "verdict", "note"]
-# What a row of claims A-C claims: that the candidate is better (supported only when the
-# test says so). Claim D's rows are non-inferiority tests (``tuning_claim``).
-BETTER = "better"
-DESCRIPTIVE = ("descriptive: no row of one {unit} can be decided with {n} seeds per loss "
-               "in this family (it would need {need})")
-
-
-def verdict(estimate: float, p_adj: float, min_p: float, *, n_seeds: int, null: float = 0.0,
-            direction: int = 1, alpha: float = significance.ALPHA,
-            threshold: float | None = None) -> str:
-    """From the Holm-adjusted permutation p: *underpowered* when this design's smallest
-    possible p is above ``threshold`` (the most lenient Holm step the row could face,
-    ``significance.reachable_threshold``; default ``alpha``): no data could decide it.
-    Else supported / contradicted when p_adj <= alpha (by the side of ``null`` the estimate
-    is on; ``direction`` +1 claims above, -1 below), inconclusive otherwise. Fewer than two
-    seeds: no test. Never supported without a significant test."""
-    if n_seeds < 2:
-        return ONE_SEED
-    if min_p > (alpha if threshold is None else threshold):
-        return UNDERPOWERED
-    decided = not np.isnan(p_adj) and p_adj <= alpha
-    side = (estimate - null) * direction
-    if not decided:
-        return INCONCLUSIVE
-    return SUPPORTED if side > 0 else CONTRADICTED
-
-
-def _test(x_by_task, y_by_task, statistic=significance.mean_difference, *, reps: int,
-          seed: int) -> dict:
-    _, p = significance.permutation_test(x_by_task, y_by_task, statistic, reps=reps, seed=seed)
-    return {"p": p, "min_p": significance.min_p_value(x_by_task, y_by_task)}
-
-
-def _iqm_difference(xs, ys):
-    iqm = stats.AGGREGATES[AGGREGATE]
-    return iqm(np.concatenate(xs, axis=-1)) - iqm(np.concatenate(ys, axis=-1))
-
-
-def _improvement(xs, ys):
-    return np.mean([stats.pairwise_improvement(x, y) for x, y in zip(xs, ys)], axis=0)
-
-
-def _row(claim_id, comparison, where, metric, *, claimed, estimate, low, high, n_seeds,
-         budget, test: dict, null=0.0, direction=1, note="") -> dict:
-    n_seeds = int(n_seeds)
-    if n_seeds < 2:
-        low = high = np.nan
-    return {"claim_id": claim_id, "claim": CLAIMS[claim_id], "comparison": comparison,
-            "where": where, "metric": metric, "claimed": claimed, "estimate": estimate,
-            "ci_low": low, "ci_high": high, "n_seeds": n_seeds,
-            "p": test["p"] if n_seeds >= 2 else np.nan, "min_p": test["min_p"],
-            "budget": budget, "null": null, "direction": direction, "note": note}
-
-
-def is_aggregate(row: dict) -> bool:
-    return str(row["where"]).startswith("aggregate")
-
-
-def decide(rows: list[dict]) -> list[dict]:
-    """Holm within each claim over its tested rows, then each row's verdict, judged against
-    the most lenient Holm step the row could reach given the other rows' smallest p. Claim
-    D's rows are decided by ``tuning_claim.decide`` (non-inferiority)."""
-    tuning_claim.decide([r for r in rows if r["claim_id"] == "D"])
-    for claim_id in ("A", "B", "C"):
-        part = [r for r in rows if r["claim_id"] == claim_id and "min_p" in r]
-        p_values = [r["p"] for r in part]
-        floors = [np.nan if np.isnan(p) else r["min_p"] for r, p in zip(part, p_values)]
-        for i, (row, p_adj) in enumerate(zip(part, significance.holm(p_values))):
-            row["p_adj"] = p_adj
-            row["reachable_alpha"] = (np.nan if np.isnan(floors[i])
-                                      else significance.reachable_threshold(floors, i))
-            row["verdict"] = verdict(row["estimate"], p_adj, row["min_p"],
-                                     n_seeds=row["n_seeds"], null=row["null"],
-                                     direction=row["direction"],
-                                     threshold=row["reachable_alpha"])
-        _mark_descriptive(part)
-    return rows
-
-
-def _mark_descriptive(part: list[dict]) -> None:
-    """Single-env (single-table) rows that no data could decide at this design are
-    descriptive: said in their note, with the seeds per loss that would make one decidable
-    (the exact test's floor 2 / C(2n, n) below the family's strictest Holm step)."""
-    single = [r for r in part if not is_aggregate(r) and r["n_seeds"] >= 2]
-    if not single or any(r["verdict"] != UNDERPOWERED for r in single):
-        return
-    unit = "env" if part[0]["claim_id"] in ("A", "B") else "dataset and experiment"
-    need = significance.seeds_to_reach(max(r["reachable_alpha"] for r in single))
-    text = DESCRIPTIVE.format(unit=unit, n=max(r["n_seeds"] for r in single),
-                              need=f"{need} seeds per loss")
-    for row in single:
-        row["note"] = f"{row['note']}; {text}" if row["note"] else text
-
-
-def _not_run(claim_id: str, reason: str) -> dict:
-    return {"claim_id": claim_id, "claim": CLAIMS[claim_id], "comparison": "–",
-            "where": "–", "metric": "–", "claimed": "–", "estimate": np.nan,
-            "ci_low": np.nan, "ci_high": np.nan, "n_seeds": 0, "p": np.nan, "p_adj": np.nan,
-            "budget": "–", "verdict": NOT_RUN, "note": reason}
-
-
-def _by_env(frame: pd.DataFrame, loss: str, column: str) -> dict[str, np.ndarray]:
-    sub = frame[frame["loss"] == loss].dropna(subset=[column])
-    return {env: g[column].to_numpy(dtype=float) for env, g in sub.groupby("env")}
-
-
-def _min_seeds(x_by_task: dict, y_by_task: dict) -> int:
-    shared = set(x_by_task) & set(y_by_task)
-    return min((min(x_by_task[t].size, y_by_task[t].size) for t in shared), default=0)
-
-
-# ---------------------------------------------------------------------------- RL
-def finished_rl_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[(runs["status"] == COMPLETE) & runs["final_return"].notna()]
-
-
-def final_phase(updates: pd.DataFrame, fraction: float = FINAL_PHASE) -> pd.DataFrame:
-    """Per run: mean entropy and max_prob over its last ``fraction`` of updates (>= 1)."""
-    rows = []
-    cols = [c for c in ("entropy", "max_prob") if c in updates.columns]
-    for (env, loss, seed), run in updates.groupby(["env", "loss", "seed"], sort=False):
-        run = run.sort_values("global_step", kind="stable")
-        tail = run.iloc[-max(1, int(np.ceil(fraction * len(run)))):]
-        rows.append({"env": env, "loss": loss, "seed": seed,
-                     **{c: float(tail[c].mean()) for c in cols}})
-    return pd.DataFrame(rows, columns=["env", "loss", "seed", "entropy", "max_prob"])
-
-
-def _others(losses, reference: str, key=rl_loss_sort_key) -> list[str]:
-    return sorted((l for l in set(losses) if l != reference), key=key)
-
-
-def return_claims(runs: pd.DataFrame, *, reps: int, seed: int, candidate: str = "scope",
-                  ci_reps: int | None = None) -> list[dict]:
-    """Claim A's rows. ``reps``: Monte Carlo relabellings beyond the exact limit, and the
-    bootstrap resamples of the CIs unless ``ci_reps`` says otherwise (the seed planner,
-    which needs no CI, passes 1)."""
-    ci_reps = ci_reps or reps
-    complete = set(runs.loc[runs["status"] == COMPLETE, "env"])
-    runs = finished_rl_runs(runs).copy()
-    # complete runs whose episodes never ended have no final return: named, not dropped silently
-    no_episode = sorted(complete - set(runs["env"]), key=env_sort_key)
-    if candidate not in set(runs["loss"]):
-        return [_not_run("A", "no finished {candidate} run in this grid")]
-    others = _others(runs["loss"], candidate)
-    if not others:
-        return [_not_run("A", "no other policy loss in this grid")]
-    envs = sorted(runs["env"].unique(), key=env_sort_key)
-    budget = {env: span_words(runs.loc[runs["env"] == env, "total_steps"], steps_words, "steps")
-              for env in envs}
-    runs["score"], by_grid = grid_normalised(runs)
-    rows = []
-    ref_ret, ref_score = _by_env(runs, candidate, "final_return"), _by_env(runs, candidate,
-                                                                           "score")
-    for other in others:
-        comparison = f"{{candidate}} vs {rl_loss_name(other)}"
-        x_ret, x_score = _by_env(runs, other, "final_return"), _by_env(runs, other, "score")
-        for env in envs:
-            if env not in ref_ret or env not in x_ret:
-                continue
-            est, low, high = stats.bootstrap_difference_ci(ref_ret[env], x_ret[env],
-                                                           reps=ci_reps, seed=seed)
-            test = _test({env: ref_ret[env]}, {env: x_ret[env]}, reps=reps, seed=seed)
-            rows.append(
-                _row(
-                    "A",
-                    comparison,
-                    env,
-                    "final return, {candidate} - X " "(mean of the last 100 episodes)",
-                    claimed="> 0",
-                    estimate=est,
-                    low=low,
-                    high=high,
-                    n_seeds=min(ref_ret[env].size, x_ret[env].size),
-                    budget=budget[env],
-                    test=test,
-                )
-            )
-        shared = sorted(set(ref_ret) & set(x_ret), key=env_sort_key)
-        if not shared:
-            continue
-        where = f"aggregate ({len(shared)} env{'s' if len(shared) > 1 else ''})"
-        agg_budget = span_words(runs.loc[runs["env"].isin(shared), "total_steps"],
-                                steps_words, "steps")
-        n = _min_seeds(ref_ret, x_ret)
-        grid_envs = [e for e in shared if e in by_grid]
-        ref_envs = [e for e in shared if e not in by_grid]
-        norm_note = "; ".join(
-            ([f"fixed references (Atari random-human, StarPilot Procgen min-max, "
-              f"MinAtar random-AC(lambda)): {', '.join(ref_envs)}"] if ref_envs else [])
-            + ([f"min-max over this grid's runs (no reference scores): "
-                f"{', '.join(grid_envs)}"] if grid_envs else [])
-            + ([f"left out, no finished episode in any run: {', '.join(no_episode)}"]
-               if no_episode else []))
-        est, low, high, _ = stats.stratified_bootstrap_difference(
-            ref_score, x_score, AGGREGATE, reps=ci_reps, seed=seed)
-        test = _test(ref_score, x_score, _iqm_difference, reps=reps, seed=seed)
-        rows.append(
-            _row(
-                "A",
-                comparison,
-                where,
-                f"{AGGREGATE} of normalised final score, " "{candidate} - X",
-                claimed="> 0",
-                estimate=est,
-                low=low,
-                high=high,
-                n_seeds=n,
-                budget=agg_budget,
-                test=test,
-                note=norm_note,
-            )
-        )
-        est, low, high, _ = stats.probability_of_improvement(ref_ret, x_ret, reps=ci_reps,
-                                                             seed=seed)
-        test = _test(ref_ret, x_ret, _improvement, reps=reps, seed=seed)
-        rows.append(
-            _row(
-                "A",
-                comparison,
-                where,
-                "P({candidate} run's final return > X run's)",
-                claimed="> 0.5",
-                estimate=est,
-                low=low,
-                high=high,
-                n_seeds=n,
-                budget=agg_budget,
-                test=test,
-                null=0.5,
-            )
-        )
-    return rows
-
-
-def exploration_claims(runs: pd.DataFrame, updates: pd.DataFrame, *, reps: int,
-                       seed: int, candidate: str = "scope") -> list[dict]:
-    runs = runs[runs["status"] == COMPLETE]
-    done = set(runs[["env", "loss", "seed"]].itertuples(index=False, name=None))
-    phase = final_phase(updates)
-    phase = phase[[k in done for k in phase[["env", "loss", "seed"]].itertuples(
-        index=False, name=None)]]
-    if phase[["entropy", "max_prob"]].isna().all().all():
-        return [_not_run("B", "no finished RL run logged entropy / max_prob")]
-    if candidate not in set(phase["loss"]):
-        return [_not_run("B", "no finished {candidate} run in this grid")]
-    others = _others(phase["loss"], candidate)
-    if not others:
-        return [_not_run("B", "no other policy loss in this grid")]
-    envs = sorted(phase["env"].unique(), key=env_sort_key)
-    budget = {env: span_words(runs.loc[runs["env"] == env, "total_steps"], steps_words, "steps")
-              for env in envs}
-    phase = phase.assign(neg_max_prob=-phase["max_prob"])
-    note = f"mean over the last {FINAL_PHASE:.0%} of each run's updates"
-    metrics = (("entropy", "final-phase policy entropy, {candidate} - X", "> 0", 1,
-                "P({candidate} run's final-phase entropy > X run's)"),
-               ("max_prob", "final-phase mean max-action probability, {candidate} - X", "< 0", -1,
-                "P({candidate} run's final-phase max-action probability < X run's)"))
-    rows = []
-    for other in others:
-        comparison = f"{{candidate}} vs {rl_loss_name(other)}"
-        for column, metric, claimed, direction, poi_metric in metrics:
-            ref, x = _by_env(phase, candidate, column), _by_env(phase, other, column)
-            for env in envs:
-                if env not in ref or env not in x:
-                    continue
-                est, low, high = stats.bootstrap_difference_ci(ref[env], x[env], reps=reps,
-                                                               seed=seed)
-                test = _test({env: ref[env]}, {env: x[env]}, reps=reps, seed=seed)
-                rows.append(
-                    _row(
-                        "B",
-                        comparison,
-                        env,
-                        metric,
-                        claimed=claimed,
-                        estimate=est,
-                        low=low,
-                        high=high,
-                        n_seeds=min(ref[env].size, x[env].size),
-                        budget=budget[env],
-                        test=test,
-                        direction=direction,
-                        note=note,
-                    )
-                )
-            shared = sorted(set(ref) & set(x), key=env_sort_key)
-            if not shared:
-                continue
-            signed = "neg_max_prob" if column == "max_prob" else column
-            ref_s, x_s = _by_env(phase, candidate, signed), _by_env(phase, other, signed)
-            est, low, high, _ = stats.probability_of_improvement(ref_s, x_s, reps=reps,
-                                                                 seed=seed)
-            test = _test(ref_s, x_s, _improvement, reps=reps, seed=seed)
-            rows.append(
-                _row(
-                    "B",
-                    comparison,
-                    f"aggregate ({len(shared)} env" f"{'s' if len(shared) > 1 else ''})",
-                    poi_metric,
-                    claimed="> 0.5",
-                    estimate=est,
-                    low=low,
-                    high=high,
-                    n_seeds=_min_seeds(ref, x),
-                    budget=span_words(
-                        runs.loc[runs["env"].isin(shared), "total_steps"], steps_words, "steps"
-                    ),
-                    test=test,
-                    null=0.5,
-                    note=note,
-                )
-            )
-    return rows
-
-
-# ---------------------------------------------------------------------------- classification
-def finished_classification_runs(per_class: pd.DataFrame, summary: pd.DataFrame
-                                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the finished runs' summaries, their mean per-class precision: one row per run)."""
-    done = summary[summary["status"] == COMPLETE]
-    keys = ["dataset", "experiment", "loss", "seed"]
-    done_keys = set(done[keys].itertuples(index=False, name=None))
-    per_class = per_class[[k in done_keys for k in per_class[keys].itertuples(
-        index=False, name=None)]]
-    runs = (per_class.groupby(keys, sort=False)["precision"].mean()
-            .rename("precision_mean").reset_index())
-    return done, runs
-
-
-def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: int,
-                     seed: int, candidate: str = "scope", ci_reps: int | None = None
-                     ) -> list[dict]:
-    """Claim C's rows (``ci_reps`` as in ``return_claims``)."""
-    ci_reps = ci_reps or reps
-    done, runs = finished_classification_runs(per_class, summary)
-    if runs.empty:
-        return [_not_run("C", "no finished classification run in this grid")]
-    rows = []
-    combos = sort_in_order(runs[["dataset", "experiment"]].drop_duplicates(),
-                           {"dataset": str, "experiment": lambda e: (TABLE_OF.get(e, "~"), e)})
-    for dataset, exp in combos.itertuples(index=False, name=None):
-        sub = runs[(runs["dataset"] == dataset) & (runs["experiment"] == exp)]
-        where = f"{dataset} / {exp}" + (f" ({TABLE_OF[exp]})" if exp in TABLE_OF else "")
-        epochs = done.loc[(done["dataset"] == dataset) & (done["experiment"] == exp),
-                          "epochs_run"]
-        budget = span_words(epochs, lambda v: f"{v:g}", "epochs")
-        if candidate not in set(sub["loss"]):
-            rows.append({**_not_run("C", "no finished {candidate} run"), "where": where})
-            continue
-        others = _others(sub["loss"], candidate, key=cls_loss_sort_key)
-        if not others:
-            rows.append({**_not_run("C", "no other loss"), "where": where})
-            continue
-        ref = sub.loc[sub["loss"] == candidate, "precision_mean"].to_numpy()
-        for other in others:
-            x = sub.loc[sub["loss"] == other, "precision_mean"].to_numpy()
-            est, low, high = stats.bootstrap_difference_ci(ref, x, reps=ci_reps, seed=seed)
-            test = _test({where: ref}, {where: x}, reps=reps, seed=seed)
-            note = "" if other in PAPER_CLS_LOSSES else "baseline not in the paper's tables"
-            rows.append(
-                _row(
-                    "C",
-                    f"{{candidate}} vs {cls_loss_name(other)}",
-                    where,
-                    "mean per-class test precision, {candidate} - X",
-                    claimed="> 0",
-                    estimate=est,
-                    low=low,
-                    high=high,
-                    n_seeds=min(ref.size, x.size),
-                    budget=budget,
-                    test=test,
-                    note=note,
-                )
-            )
-    return rows
+from .claim_rows import (AGGREGATE, CLAIMS, COLUMNS, CONTRADICTED, INCONCLUSIVE, NOT_RUN,  # noqa: F401
+                         ONE_SEED, SUPPORTED, UNDERPOWERED, decide, is_aggregate, not_run,
+                         verdict)
+from .precision_claims import finished_classification_runs, precision_claims  # noqa: F401
+from .rl_claims import exploration_claims, finished_rl_runs, return_claims  # noqa: F401
 
 
 # ---------------------------------------------------------------------------- table
@@ -473,7 +75,7 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
     runs = read_table_if_present(tables, "rl_final_runs") if rl else None
     if runs is None or runs.empty:
         reason = "no RL runs in this grid" if rl else "RL not part of this grid"
-        rows += [_not_run("A", reason), _not_run("B", reason)]
+        rows += [not_run("A", reason), not_run("B", reason)]
     else:
         if rl_members:
             swept += tuning_claim.rl_rows(runs, rl_members, margin=margin, reps=reps,
@@ -483,13 +85,13 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
         updates = read_table_if_present(tables, "rl_updates")
         rows += (exploration_claims(runs, updates, reps=reps, seed=seed,
                                     candidate=rl_candidate)
-                 if updates is not None else [_not_run("B", "no rl_updates table")])
+                 if updates is not None else [not_run("B", "no rl_updates table")])
     per_class = (
         read_table_if_present(tables, "classification_per_class") if classification else None
     )
     summary = read_table_if_present(tables, "classification_summary") if classification else None
     if per_class is None or summary is None or summary.empty:
-        rows.append(_not_run("C", "no classification runs in this grid" if classification
+        rows.append(not_run("C", "no classification runs in this grid" if classification
                              else "classification not part of this grid"))
     else:
         if cls_members:
@@ -500,7 +102,7 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
         rows += precision_claims(per_class[~per_class["loss"].isin(variants)],
                                  summary[~summary["loss"].isin(variants)], reps=reps,
                                  seed=seed, candidate=classification_candidate)
-    rows += swept or [_not_run("D", "no sweep in this grid (rl.sweeps, "
+    rows += swept or [not_run("D", "no sweep in this grid (rl.sweeps, "
                                     "classification.sweeps)")]
     names = {"A": rl_loss_name(rl_candidate), "B": rl_loss_name(rl_candidate),
              "C": cls_loss_name(classification_candidate), "D": ""}
