@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from scopeloss import lifecycle
+from scopeloss.classify import job
 from scopeloss.classify import train as T
 from scopeloss.rl import ppo
 from scopeloss.rl.config import resolve
@@ -202,7 +203,7 @@ def _classifier(root, out, capfd):
     assert T.main(_args(root, out, *C_SMALL)) == 0
     err = capfd.readouterr().err
     assert "Traceback" not in err and "epoch 1:" in err and "epoch 2:" in err
-    assert all((out / f).is_file() for f in T.OUTPUTS)
+    assert all((out / f).is_file() for f in job.OUTPUTS)
     return err
 
 

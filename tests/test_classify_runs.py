@@ -12,6 +12,7 @@ from scopeloss import devices
 from scopeloss.classify import config as C
 from scopeloss.classify import caltech
 from scopeloss.classify import data as D
+from scopeloss.classify import job
 from scopeloss.classify import train as T
 from cli import exit_code
 from scopeloss.config_keys import merge
@@ -115,12 +116,12 @@ def test_missing_output_is_rebuilt_from_the_final_checkpoint(missing, finished, 
 
     out = tmp_path / "run"
     shutil.copytree(finished, out)
-    before = {f: (out / f).read_text() for f in T.OUTPUTS}
+    before = {f: (out / f).read_text() for f in job.OUTPUTS}
     (out / missing).unlink()
     _no_training(monkeypatch)
     assert T.main(_args(data_root, out, *SMALL)) == 0
     assert "rebuilding outputs from the final checkpoint" in capfd.readouterr().err
-    assert (out / missing).read_text() and all((out / f).is_file() for f in T.OUTPUTS)
+    assert (out / missing).read_text() and all((out / f).is_file() for f in job.OUTPUTS)
     if missing != "summary.json":
         assert (out / missing).read_text() == before[missing]
     a, b = json.loads(before["summary.json"]), json.loads((out / "summary.json").read_text())
@@ -228,7 +229,7 @@ def test_corrupt_checkpoint_is_moved_aside_and_the_run_starts_afresh(kind, data_
     assert str(last) in line and "moved to last.pt.corrupt" in line and "afresh" in line
     assert (out / ".ckpt" / "last.pt.corrupt").is_file()
     assert "epoch 1:" in err and "Traceback" not in err
-    assert all((out / f).is_file() for f in T.OUTPUTS)
+    assert all((out / f).is_file() for f in job.OUTPUTS)
 
 
 def test_finished_run_is_skipped_before_its_checkpoint_is_read(finished, data_root, tmp_path,

@@ -43,8 +43,6 @@ import dataclasses
 import math
 import sys
 import time
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 from scopeloss import lifecycle
@@ -66,16 +64,16 @@ from scopeloss.classify.metrics import per_class_table, summarize
 from scopeloss.classify.model import build_model, make_optimizer
 from scopeloss.classify.sampling import epoch_indices
 from scopeloss.devices import apply_determinism, bf16_autocast, keep_freed_memory, resolve_device
-from scopeloss.fingerprint import cell_fingerprint
 from scopeloss.params import compile_mode
 from scopeloss.lifecycle import stop_with_launcher
 from scopeloss.losses import supervised_loss
 from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
 from scopeloss.schedules import make_schedule
-from scopeloss.params import ClassifierRunConfig, DatasetConfig, ExperimentConfig, LossConfig
+from scopeloss.params import ClassifierRunConfig, LossConfig
+from scopeloss.classify.job import (EpochState, Job, best_path, best_weights_of,
+                                    check_fits, load_file, prune_best)
 
-OUTPUTS = ("history.csv", "per_class.csv", "summary.json")
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
                    "epoch_time_s", "images_per_s"]
 # Labels and class counts are validated once where data enters (``check_labels``), so the
@@ -83,73 +81,11 @@ HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "l
 _LOSS_OPTS = {"check_range": False}
 
 
-@dataclass(frozen=True)
-class Job:
-    """One classifier run: what it learns (names, seed, resolved hyperparameters) and how
-    it runs (``run`` settings, the device)."""
-
-    dataset: str
-    experiment: str
-    loss: str
-    seed: int
-    out: Path
-    hparams: dict
-    run: ClassifierRunConfig
-    device: torch.device
-
-    @cached_property
-    def d(self) -> DatasetConfig:
-        """The dataset section (its kind's own keys in a subclass)."""
-        return DatasetConfig.of(self.hparams["dataset"])
-
-    @cached_property
-    def e(self) -> ExperimentConfig:
-        return ExperimentConfig.from_mapping(self.hparams["experiment"])
-
-    @property
-    def channels_last(self) -> bool:
-        return self.device.type == "cuda" and self.run.channels_last
-
-    @property
-    def base_loss(self) -> tuple[str, dict]:
-        """The registered loss the cell runs (a named variant's base) and its parameters."""
-        return registry.cell_loss("supervised", self.loss, self.hparams["loss"])
-
-    @property
-    def identity(self) -> dict:
-        return {"dataset": self.dataset, "experiment": self.experiment, "loss": self.loss,
-                "seed": self.seed, "hparams": self.hparams,
-                "code_fingerprint": cell_fingerprint("classify", self.base_loss[0])}
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        return OUTPUTS + ((cu.OUTPUT,) if self.e.cuda.enabled else ())
-
-
 def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
     """Validate labels once, on the host, where data enters (not per step on the device)."""
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataUnavailable(f"{where}: labels must lie in [0, {num_classes - 1}], got "
                               f"min {labels.min()}, max {labels.max()}")
-
-
-def best_path(ckpt_dir: Path, epoch: int) -> Path:
-    return ckpt_dir / f"best-e{epoch}.pt"
-
-
-def prune_best(ckpt_dir: Path, keep: set[int]) -> None:
-    for f in ckpt_dir.glob("best-e*.pt"):
-        try:
-            epoch = int(f.stem[len("best-e"):])
-        except ValueError:
-            continue
-        if epoch not in keep:
-            f.unlink(missing_ok=True)
-
-
-def load_file(path: Path):
-    """The checkpoint at ``path``, None when absent or unreadable (then moved aside)."""
-    return lifecycle.load_checkpoint(path, {"identity": dict, "epoch": int, "model": dict})
 
 
 def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dict, *,
@@ -192,49 +128,6 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
                 restore()
     finally:  # in-process callers (tests) get their thread count back
         torch.set_num_threads(threads)
-
-
-def _best_weights(job: Job, ckpt: dict | None):
-    """The best-validation weights a checkpoint refers to, None if missing or not matching."""
-    if ckpt is None:
-        return None
-    ckpt_dir = job.out / ".ckpt"
-    best = load_file(best_path(ckpt_dir, ckpt["best_epoch"]))
-    if best is None or best["identity"] != job.identity or best["epoch"] != ckpt["best_epoch"]:
-        lifecycle.log(f"{ckpt_dir}: the best weights of epoch {ckpt['best_epoch']} are missing "
-                      "or do not match the checkpoint, starting afresh")
-        return None
-    return best["model"]
-
-
-def _check_fits(model: torch.nn.Module, weights: dict, what: str) -> None:
-    """``weights`` has exactly ``model``'s tensors, shapes included (else ValueError)."""
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(getattr(v, "shape", ())) for k, v in weights.items()}
-    if got != want:
-        wrong = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
-        raise ValueError(f"{what} do not fit the model ({len(wrong)} tensors missing or of "
-                         f"another shape, e.g. {wrong[0]})")
-
-
-@dataclass
-class EpochState:
-    """Everything a classifier job has done so far, in one object created with the run:
-    the epochs' history, the best epoch, early stopping, time and checkpoint counters, the
-    images drawn per class. A checkpoint holds it (``save_checkpoint``), a resume restores it."""
-
-    history: list[dict] = field(default_factory=list)
-    start_epoch: int = 1
-    best_acc: float = -1.0
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    finished: bool = False
-    wall_before: float = 0.0
-    ckpt_time: float = 0.0
-    ckpt_count: int = 0
-    checkpointed: int = 0  # the last epoch a checkpoint was written for
-    ckpt_best: int = 0  # the best file the last written checkpoint refers to
-    sampled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class ClassifierRun:
@@ -323,7 +216,7 @@ class ClassifierRun:
         best_weights = None
         if ckpt is not None:
             with lifecycle.restoring():
-                best_weights = _best_weights(job, ckpt)
+                best_weights = best_weights_of(job, ckpt)
             if best_weights is None:
                 ckpt = None
         self.build()
@@ -331,7 +224,7 @@ class ClassifierRun:
             with lifecycle.restoring():
                 self.restore(ckpt)
                 assert best_weights is not None  # else ckpt was set to None above
-                _check_fits(self.model, best_weights, "the best weights")
+                check_fits(self.model, best_weights, "the best weights")
         else:
             lifecycle.log(f"{job.out}: starting afresh (epoch 1 of {e.epochs})")
         prune_best(self.ckpt_dir, {self.state.best_epoch} if ckpt else set())
