@@ -28,6 +28,26 @@ def test_no_function_takes_more_than_six_positional_parameters():
     assert not too_long, too_long
 
 
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 450, 60
+
+
+def test_no_module_over_450_lines_and_no_function_over_60():
+    """Rooms of a readable size (issue 37): a module that grows past 450 lines is split by
+    job, a function past 60 lines into named steps."""
+    too_long = []
+    for path in sorted(SRC.rglob("*.py")):
+        source = path.read_text()
+        if source.count("\n") > MAX_FILE_LINES:
+            too_long.append(f"{path.relative_to(SRC)}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name}: "
+                                    f"{length} lines")
+    assert not too_long, too_long
+
+
 def test_the_typed_configs_are_the_declarations_and_refuse_a_misspelt_key():
     import pytest
 

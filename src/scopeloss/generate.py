@@ -28,6 +28,36 @@ def _object(params: dict[str, Param], required: tuple[str, ...] = (), extra: dic
     return out
 
 
+_LOSS_NAME = {"type": "string", "pattern": registry.NAME.pattern}
+_NUMBER = {"oneOf": [{"type": "null"}, {"type": "number"}]}
+
+
+def _loss_fields(kind: str) -> dict:
+    """A half's loss keys: the schema checks their shape; their names and parameters are
+    checked against the registry, which a user's module extends (grid.check_config)."""
+    loss_name, number = _LOSS_NAME, _NUMBER
+    return {"losses": {"type": "array", "uniqueItems": True, "items": loss_name,
+                       "description": "registered loss names; built-in: "
+                                      + ", ".join(registry.names(kind))},
+            "candidate": {**loss_name, "description": "the loss the claims are about"},
+            "loss_specs": {"type": "object", "propertyNames": loss_name,
+                           "additionalProperties": {
+                               "type": "object",
+                               "properties": {registry.VARIANT_KEY: {
+                                   **loss_name, "description": "a named variant: the "
+                                   "registered loss it runs"}},
+                               "additionalProperties": number},
+                           "description": "a loss's parameters (null = its default), or "
+                                          "a named variant {loss: BASE, param: value}"},
+            "sweeps": {"type": "object", "propertyNames": loss_name,
+                       "additionalProperties": {
+                           "type": "object", "minProperties": 1,
+                           "additionalProperties": {"type": "array", "minItems": 1,
+                                                    "items": {"type": "number"}}},
+                       "description": "LOSS: {PARAM: [values]}: one cell per value, one "
+                                      "parameter at a time (variants LOSS_PARAM<value>)"}}
+
+
 def config_schema() -> dict:
     """The JSON schema of config.yaml (after preset overlays), from the declarations."""
     name = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"}
@@ -50,43 +80,17 @@ def config_schema() -> dict:
     for extra in CL_DATASET_KIND.values():
         dataset_keys.update(extra)
     experiment = _object(CL_EXPERIMENT, extra={k: _object(v) for k, v in CL_SUBSECTIONS.items()})
-    # Loss names and parameters are checked against the registry, which a user's module
-    # extends (scopeloss.grid.check_config): the schema checks only their shape.
-    loss_name = {"type": "string", "pattern": registry.NAME.pattern}
-    number = {"oneOf": [{"type": "null"}, {"type": "number"}]}
-
-    def loss_fields(kind: str) -> dict:
-        return {"losses": {"type": "array", "uniqueItems": True, "items": loss_name,
-                           "description": "registered loss names; built-in: "
-                                          + ", ".join(registry.names(kind))},
-                "candidate": {**loss_name, "description": "the loss the claims are about"},
-                "loss_specs": {"type": "object", "propertyNames": loss_name,
-                               "additionalProperties": {
-                                   "type": "object",
-                                   "properties": {registry.VARIANT_KEY: {
-                                       **loss_name, "description": "a named variant: the "
-                                       "registered loss it runs"}},
-                                   "additionalProperties": number},
-                               "description": "a loss's parameters (null = its default), or "
-                                              "a named variant {loss: BASE, param: value}"},
-                "sweeps": {"type": "object", "propertyNames": loss_name,
-                           "additionalProperties": {
-                               "type": "object", "minProperties": 1,
-                               "additionalProperties": {"type": "array", "minItems": 1,
-                                                        "items": {"type": "number"}}},
-                           "description": "LOSS: {PARAM: [values]}: one cell per value, one "
-                                          "parameter at a time (variants LOSS_PARAM<value>)"}}
     # Every hyperparameter and run setting has its default in params.py: the sections that
     # hold them are optional, and so is each key in them.
     rl = _object({}, required=("envs", "losses", "candidate", "seeds", "resources"), extra={
-        "envs": names, **loss_fields("ppo"),
+        "envs": names, **_loss_fields("ppo"),
         "seeds": seeds, "ppo": _object(PPO), "run": _object(RL_RUN),
         "env_specs": {"type": "object", "propertyNames": name, "additionalProperties": env_spec},
         "resources": {"type": "object", "propertyNames": {"enum": list(SUITES)},
                       "additionalProperties": resources}})
     cl = _object({}, required=("datasets", "experiments", "losses", "candidate", "seeds",
                                "resources"), extra={
-        "datasets": names, "experiments": names, **loss_fields("supervised"),
+        "datasets": names, "experiments": names, **_loss_fields("supervised"),
         "seeds": seeds, "run": _object(CL_RUN),
         "dataset_specs": {"type": "object", "propertyNames": name, "additionalProperties":
                           _object(dataset_keys)},

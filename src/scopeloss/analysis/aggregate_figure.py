@@ -82,6 +82,32 @@ def _interval_panel(ax, labels, colors, *, est, low, high, title, xlabel, ref=No
     ax.grid(axis="x", alpha=0.25, linewidth=0.5)
 
 
+def _aggregate_panels(axes, table: pd.DataFrame, name: str) -> None:
+    """IQM and mean per loss, then P(candidate > X) per other loss; said when empty."""
+    if table.empty:
+        for ax in axes:
+            ax.axis("off")
+        axes[1].text(0.5, 0.5, "no run has a normalised score yet\n(needs a finished "
+                     "episode on an Atari game or StarPilot)", ha="center", va="center")
+        return
+    for ax, metric in zip(axes[:2], ("IQM", "Mean")):
+        sub = table[table["metric"] == metric]
+        _interval_panel(ax, list(sub["loss_name"]), [loss_color(l) for l in sub["loss"]],
+                        est=sub["estimate"], low=sub["ci_low"], high=sub["ci_high"],
+                        title=metric, xlabel="Normalised score")
+    poi = table[table["metric"] == "P(improvement)"]
+    if poi.empty:
+        axes[2].axis("off")
+        axes[2].text(0.5, 0.5, f"{name}, or a loss to compare\nit with, has no runs",
+                     ha="center", va="center")
+        return
+    _interval_panel(axes[2], [f"vs {rl_loss_name(o)}" for o in poi["other"]],
+                    [loss_color(o) for o in poi["other"]], est=poi["estimate"],
+                    low=poi["ci_low"], high=poi["ci_high"], title=f"P({name} > X)",
+                    xlabel="Probability of improvement", ref=0.5)
+    axes[2].set_xlim(-0.02, 1.02)
+
+
 def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEFAULT_REPS,
                    seed: int = 0, stats_out: str | Path | None = None,
                    candidate: str = "scope") -> dict:
@@ -102,35 +128,7 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, 3, figsize=(PAPER_WIDTH_IN, 2.3),
                                  gridspec_kw={"width_ratios": [1, 1, 1.1]})
-        if table.empty:
-            for ax in axes:
-                ax.axis("off")
-            axes[1].text(0.5, 0.5, "no run has a normalised score yet\n(needs a finished "
-                         "episode on an Atari game or StarPilot)", ha="center", va="center")
-        else:
-            for ax, metric in zip(axes[:2], ("IQM", "Mean")):
-                sub = table[table["metric"] == metric]
-                _interval_panel(
-                    ax,
-                    list(sub["loss_name"]),
-                    [loss_color(l) for l in sub["loss"]],
-                    est=sub["estimate"],
-                    low=sub["ci_low"],
-                    high=sub["ci_high"],
-                    title=metric,
-                    xlabel="Normalised score",
-                )
-            poi = table[table["metric"] == "P(improvement)"]
-            if poi.empty:
-                axes[2].axis("off")
-                axes[2].text(0.5, 0.5, f"{name}, or a loss to compare\nit with, has no runs",
-                             ha="center", va="center")
-            else:
-                _interval_panel(axes[2], [f"vs {rl_loss_name(o)}" for o in poi["other"]],
-                                [loss_color(o) for o in poi["other"]], est=poi["estimate"],
-                                low=poi["ci_low"], high=poi["ci_high"], title=f"P({name} > X)",
-                                xlabel="Probability of improvement", ref=0.5)
-                axes[2].set_xlim(-0.02, 1.02)
+        _aggregate_panels(axes, table, name)
         note = (f"{len(scored_envs)} task(s): {', '.join(scored_envs) or 'none'}. Atari: "
                 "human-normalised; StarPilot: Procgen min-max; MinAtar: random = 0, "
                 "AC(lambda) = 1 (the end of its curve in the MinAtar README's 2020 figure: a "

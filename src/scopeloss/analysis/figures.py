@@ -32,6 +32,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 
 from . import stats  # noqa: E402
@@ -82,20 +83,8 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
                                          for s in sub["seed"].unique()}, grid, window),
                                reps=reps, seed=seed, gid=env):
                 continue
-            env_cut = cut[cut["env"] == env]
-            if len(env_cut):
-                ax.text(0.02, 0.98, "time-limit truncations:\n" + "\n".join(
-                    f"{rl_loss_name(r.loss)} s{r.seed}: {r.truncated_share:.0%}"
-                    for r in env_cut.itertuples(index=False)), transform=ax.transAxes,
-                    ha="left", va="top", fontsize=6, color="#b00000", gid="truncated-note")
-        for ax in axes.flat[len(envs):]:
-            ax.set_visible(False)
-        for ax in axes[:, 0]:
-            ax.set_ylabel("Episode return")
-        for col in range(ncols):  # x labels under the lowest visible panel of each column
-            visible = [axes[r, col] for r in range(nrows) if axes[r, col].get_visible()]
-            if visible:
-                visible[-1].set_xlabel("Agent steps")
+            _truncation_note(ax, cut[cut["env"] == env])
+        _label_axes(axes, len(envs))
         loss_legend(fig, losses)
         note = (f"Mean across seeds ({seeds_per_curve(episodes)} per curve) of the rolling "
                 f"mean return over {window} episodes; shaded: 95% bootstrap CI across seeds. "
@@ -113,27 +102,47 @@ def plot_training_curves(tables: str | Path, out: str | Path, *, window: int = D
                           for r in cut.itertuples(index=False)]}
 
 
+def _truncation_note(ax, env_cut: pd.DataFrame) -> None:
+    """Name in the panel each run with many episodes cut by the time limit."""
+    if len(env_cut):
+        ax.text(0.02, 0.98, "time-limit truncations:\n" + "\n".join(
+            f"{rl_loss_name(r.loss)} s{r.seed}: {r.truncated_share:.0%}"
+            for r in env_cut.itertuples(index=False)), transform=ax.transAxes,
+            ha="left", va="top", fontsize=6, color="#b00000", gid="truncated-note")
+
+
+def _label_axes(axes, panels: int) -> None:
+    """Hide the unused panels; y labels on the left, x labels under the lowest visible
+    panel of each column."""
+    for ax in axes.flat[panels:]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Episode return")
+    nrows, ncols = axes.shape
+    for col in range(ncols):
+        visible = [axes[r, col] for r in range(nrows) if axes[r, col].get_visible()]
+        if visible:
+            visible[-1].set_xlabel("Agent steps")
+
+
 # ---------------------------------------------------------------------------- CLI
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scopeloss.analysis.figures",
                                      description="Figure 2, the exploration diagnostics "
                                      "and the aggregate RL figure.")
     sub = parser.add_subparsers(dest="kind", required=True)
-    p = sub.add_parser("curves", help="Figure 2: training curves, one panel per env")
-    p.add_argument("--tables", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path, help=".png; the .pdf goes beside it")
-    p.add_argument("--window", type=int, default=DEFAULT_WINDOW,
-                   help="rolling-mean window, in episodes")
-    p.add_argument("--points", type=int, default=DEFAULT_POINTS, help="step-grid points")
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per band")
-    p = sub.add_parser("exploration", help="policy entropy and max-action probability "
-                       "against steps, a row per env")
-    p.add_argument("--tables", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path, help=".png; the .pdf goes beside it")
-    p.add_argument("--window", type=int, default=DEFAULT_UPDATE_WINDOW,
-                   help="rolling-mean window, in updates")
-    p.add_argument("--points", type=int, default=DEFAULT_POINTS, help="step-grid points")
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per band")
+    for kind, help_text, window, unit in (
+            ("curves", "Figure 2: training curves, one panel per env", DEFAULT_WINDOW,
+             "episodes"),
+            ("exploration", "policy entropy and max-action probability against steps, a "
+             "row per env", DEFAULT_UPDATE_WINDOW, "updates")):
+        p = sub.add_parser(kind, help=help_text)
+        p.add_argument("--tables", required=True, type=Path)
+        p.add_argument("--out", required=True, type=Path, help=".png; the .pdf goes beside it")
+        p.add_argument("--window", type=int, default=window,
+                       help=f"rolling-mean window, in {unit}")
+        p.add_argument("--points", type=int, default=DEFAULT_POINTS, help="step-grid points")
+        p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples per band")
     p = sub.add_parser("aggregate", help="IQM / mean / probability of improvement")
     p.add_argument("--tables", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
@@ -152,35 +161,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_sweeps_argument(p, "the swept cells to draw", required=True)
     for p in sub.choices.values():
         add_loss_styles_argument(p)
+    return parser
+
+
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
+def _draw(args: argparse.Namespace) -> dict:
+    """The figure ``args.kind`` names, drawn; its info (paths, and what it left out)."""
+    if args.kind == "curves":
+        info = plot_training_curves(args.tables, args.out, window=args.window,
+                                    points=args.points, reps=args.reps)
+        if info["missing"]:
+            _warn("no episode logged yet for " + ", ".join(
+                f"{e}/{l}/seed{s}" for e, l, s in info["missing"]))
+        if info["truncated"]:
+            _warn(f"more than {TRUNCATED_SHARE_NOTE:.0%} of episodes cut by the time limit in "
+                  + ", ".join(f"{e}/{l}/seed{s} ({share:.0%})"
+                              for e, l, s, share in info["truncated"]) + " (named in the figure)")
+        return info
+    if args.kind == "sensitivity":
+        return plot_sensitivity(args.tables, args.out, args.sweeps.get(args.half) or [],
+                                half=args.half, margin=args.noninferiority_margin)
+    if args.kind == "exploration":
+        return plot_exploration(args.tables, args.out, window=args.window,
+                                points=args.points, reps=args.reps)
+    info = plot_aggregate(args.tables, args.out, reps=args.reps, stats_out=args.stats_out,
+                          candidate=args.candidate)
+    if info["unscored"]:
+        _warn("no finished episode in any run of " + ", ".join(info["unscored"])
+              + " (no final return); left out of the aggregate")
+    return info
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     use_loss_styles(args.loss_styles)
     for name, least in (("window", 1), ("points", 2), ("reps", 1)):
         if getattr(args, name, least) < least:
             parser.error(f"--{name} must be an integer >= {least}, got {getattr(args, name)}")
     try:
-        if args.kind == "curves":
-            info = plot_training_curves(args.tables, args.out, window=args.window,
-                                        points=args.points, reps=args.reps)
-            if info["missing"]:
-                print("warning: no episode logged yet for " + ", ".join(
-                    f"{e}/{l}/seed{s}" for e, l, s in info["missing"]), file=sys.stderr)
-            if info["truncated"]:
-                print(f"warning: more than {TRUNCATED_SHARE_NOTE:.0%} of episodes cut by the "
-                      "time limit in " + ", ".join(f"{e}/{l}/seed{s} ({share:.0%})"
-                                                  for e, l, s, share in info["truncated"])
-                      + " (named in the figure)", file=sys.stderr)
-        elif args.kind == "sensitivity":
-            info = plot_sensitivity(args.tables, args.out, args.sweeps.get(args.half) or [],
-                                    half=args.half, margin=args.noninferiority_margin)
-        elif args.kind == "exploration":
-            info = plot_exploration(args.tables, args.out, window=args.window,
-                                    points=args.points, reps=args.reps)
-        else:
-            info = plot_aggregate(args.tables, args.out, reps=args.reps,
-                                  stats_out=args.stats_out, candidate=args.candidate)
-            if info["unscored"]:
-                print("warning: no finished episode in any run of " + ", ".join(info["unscored"])
-                      + " (no final return); left out of the aggregate", file=sys.stderr)
+        info = _draw(args)
     except RunFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -74,6 +74,63 @@ def sensitivity_points(runs: pd.DataFrame, members: Sequence[dict]) -> pd.DataFr
                                        "registered", "task", "n_runs", "y", "low", "high"])
 
 
+def _sensitivity_panel(ax, points: pd.DataFrame, lines, task: str, *, half: str, name,
+                       ylabel: str, margin: float) -> None:
+    """One task's panel: a line per swept parameter with the seeds' band, the registered
+    default ringed, a grid default an overlay moved squared; the last panel on claim D's
+    scale with the margin dashed."""
+    for swept, param in lines:
+        sub = points[(points["swept"] == swept) & (points["param"] == param)
+                     ].sort_values("value")
+        if sub.empty:
+            continue
+        color = loss_color(swept, kind="ppo" if half == "rl" else "supervised")
+        ax.fill_between(sub["value"], sub["low"], sub["high"], color=color, alpha=0.18,
+                        linewidth=0)
+        ax.plot(sub["value"], sub["y"], color=color, marker="o", markersize=3,
+                label=f"{name(swept)}: {param}")
+        ring = sub[sub["registered"]]
+        ax.plot(ring["value"], ring["y"], linestyle="none", marker="o", markersize=8,
+                markerfacecolor="none", markeredgecolor=color)
+        grid_default = sub[sub["default"] & ~sub["registered"]]
+        ax.plot(grid_default["value"], grid_default["y"], linestyle="none", marker="s",
+                markersize=7, markerfacecolor="none", markeredgecolor=color)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameter value")
+    if task == "all":
+        ax.axhline(0.0, color="0.4", linewidth=0.6)
+        ax.axhline(-margin, color="0.4", linewidth=0.8, linestyle="--")
+        ax.set_title("claim D's scale (all tasks)")
+        ax.set_ylabel("value - default (sd)")
+    else:
+        ax.set_title(task)
+        ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.25, linewidth=0.5)
+
+
+def _describe(fig, points: pd.DataFrame, tasks: list[str], lines, *, ylabel: str,
+              margin: float, moved: list[str], left_out: list[str]) -> str:
+    """The figure's footnote, drawn; its description (what the PNG's metadata says)."""
+    seeds = points.loc[points["task"] != "all", "n_runs"]
+    footnote(fig, f"Per task: mean {ylabel} across seeds (band: the seeds' range; "
+             f"{_span_words(seeds)} seeds per point), not normalised. Last panel: "
+             "(mean at the value - mean at the default) / the task's pooled within-cell "
+             f"sd, mean over tasks (band: the tasks' range); dashed: -{margin:g} sd, "
+             "claim D's non-inferiority margin (claims.md has the test). Ringed: the "
+             "loss's registered default" + ("; square: the grid's default, moved by an "
+             "overlay: " + "; ".join(moved) if moved else "") + "."
+             + (f" Left out, no finished run with a value: {', '.join(left_out)}."
+                if left_out else ""))
+    fig.tight_layout()
+    desc = ("panels: " + ", ".join(tasks) + "; lines: "
+            + ", ".join(f"{s}:{p}" for s, p in lines) + "; values: "
+            + ", ".join(f"{v:g}" for v in sorted(set(points["value"])))
+            + "; y: " + ylabel + ("; overlay default: " + "; ".join(moved) if moved
+                                  else "")
+            + ("; left out: " + ", ".join(left_out) if left_out else ""))
+    return desc
+
+
 def plot_sensitivity(tables: str | Path, out: str | Path, members: Sequence[dict], *,
                      half: str = "rl", margin: float = 0.5) -> dict:
     """figures/{rl,classification}_sensitivity.png (and .pdf, and the plotted numbers as
@@ -109,55 +166,14 @@ def plot_sensitivity(tables: str | Path, out: str | Path, members: Sequence[dict
             axes.flat[0].text(0.5, 0.5, "no finished run of a sweep yet", ha="center",
                               va="center")
         for ax, task in zip(axes.flat, tasks):
-            for swept, param in lines:
-                sub = points[(points["task"] == task) & (points["swept"] == swept)
-                             & (points["param"] == param)].sort_values("value")
-                if sub.empty:
-                    continue
-                color = loss_color(swept, kind="ppo" if half == "rl" else "supervised")
-                ax.fill_between(sub["value"], sub["low"], sub["high"], color=color,
-                                alpha=0.18, linewidth=0)
-                ax.plot(sub["value"], sub["y"], color=color, marker="o", markersize=3,
-                        label=f"{name(swept)}: {param}")
-                ring = sub[sub["registered"]]
-                ax.plot(ring["value"], ring["y"], linestyle="none", marker="o",
-                        markersize=8, markerfacecolor="none", markeredgecolor=color)
-                grid_default = sub[sub["default"] & ~sub["registered"]]
-                ax.plot(grid_default["value"], grid_default["y"], linestyle="none",
-                        marker="s", markersize=7, markerfacecolor="none",
-                        markeredgecolor=color)
-            ax.set_xscale("log")
-            ax.set_xlabel("parameter value")
-            if task == "all":
-                ax.axhline(0.0, color="0.4", linewidth=0.6)
-                ax.axhline(-margin, color="0.4", linewidth=0.8, linestyle="--")
-                ax.set_title("claim D's scale (all tasks)")
-                ax.set_ylabel("value - default (sd)")
-            else:
-                ax.set_title(task)
-                ax.set_ylabel(ylabel)
-            ax.grid(alpha=0.25, linewidth=0.5)
+            _sensitivity_panel(ax, points[points["task"] == task], lines, task, half=half,
+                               name=name, ylabel=ylabel, margin=margin)
         handles, labels = axes.flat[len(tasks) - 1].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)),
                        bbox_to_anchor=(0.5, 1.0), frameon=False)
-        seeds = points.loc[points["task"] != "all", "n_runs"]
-        footnote(fig, f"Per task: mean {ylabel} across seeds (band: the seeds' range; "
-                 f"{_span_words(seeds)} seeds per point), not normalised. Last panel: "
-                 "(mean at the value - mean at the default) / the task's pooled within-cell "
-                 f"sd, mean over tasks (band: the tasks' range); dashed: -{margin:g} sd, "
-                 "claim D's non-inferiority margin (claims.md has the test). Ringed: the "
-                 "loss's registered default" + ("; square: the grid's default, moved by an "
-                 "overlay: " + "; ".join(moved) if moved else "") + "."
-                 + (f" Left out, no finished run with a value: {', '.join(left_out)}."
-                    if left_out else ""))
-        fig.tight_layout()
-        desc = ("panels: " + ", ".join(tasks) + "; lines: "
-                + ", ".join(f"{s}:{p}" for s, p in lines) + "; values: "
-                + ", ".join(f"{v:g}" for v in sorted(set(points["value"])))
-                + "; y: " + ylabel + ("; overlay default: " + "; ".join(moved) if moved
-                                      else "")
-                + ("; left out: " + ", ".join(left_out) if left_out else ""))
+        desc = _describe(fig, points, tasks, lines, ylabel=ylabel, margin=margin, moved=moved,
+                         left_out=left_out)
         paths = save_figure(fig, out, ("png", "pdf"), desc)
         plt.close(fig)
     atomic.write_csv(out.with_suffix(".csv"), points)

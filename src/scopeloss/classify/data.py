@@ -244,7 +244,7 @@ def write_index(path, dcfg: DatasetConfig | Mapping, ds: Dataset) -> dict:
     return index
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scopeloss.classify.data",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -270,52 +270,53 @@ def main(argv=None) -> int:
                       help="run settings JSON (inline or file): cache_dir, num_workers are used")
     prep.add_argument("--index", default=None, metavar="OUT.json",
                       help="build the manifest and every split's cache, then write this index")
-    args = parser.parse_args(argv)
-    if args.command == "fetch":
-        try:
-            folder = ensure_caltech256(args.root, download_missing=True, url=args.url)
-        except (DataUnavailable, OSError) as err:
-            parser.error(str(err))
-        print(f"{folder}: ready")
-        return 0
+    return parser
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    """``prepare``: the dataset section resolved as a job's, the manifest, the cache."""
     from scopeloss.classify import config as C
 
+    C._check_name("dataset", args.dataset, C.DATASETS)
+    over = C.load_hparams(args.hparams).get("dataset", {})
+    if not isinstance(over, dict):
+        raise C.ConfigError(f"section 'dataset' must be a mapping, got {over!r}")
+    over = {**over, **({"root": args.root} if args.root is not None else {}),
+            **({"resize_size": args.resize_size} if args.resize_size else {})}
+    dcfg = DatasetConfig.of(C.resolve_dataset(args.dataset, over))
+    run = C.resolve_run(None, C.load_run(args.run))
+    lifecycle.ensure_dir(dcfg.root, "--root" if args.root is not None else "dataset.root")
+    if run["cache_dir"]:
+        lifecycle.ensure_dir(run["cache_dir"], "run.cache_dir")
+    workers = args.num_workers if args.num_workers is not None else (
+        run["num_workers"] if args.run else 2)
+    manifest, path = get_manifest(dcfg, download_missing=not args.no_download, url=args.url)
+    counts = [sum(manifest["counts"][s]) for s in SPLITS]
+    print(f"{path}: {len(manifest['classes'])} classes, train/val/test = "
+          f"{counts[0]}/{counts[1]}/{counts[2]}, skipped {len(manifest['skipped'])} files")
+    for rel, why in manifest.get("skipped_reasons", {}).items():
+        print(f"  skipped {rel}: {why}", file=sys.stderr)
+    if args.index:
+        ds = load_dataset(dcfg, num_workers=workers, cache_dir=run["cache_dir"],
+                          download_missing=not args.no_download)
+        write_index(args.index, dcfg, ds)
+        print(f"{args.index}: cache at {Path(ds.cache_paths['train']).parent}")
+    elif args.cache:
+        for split in SPLITS:
+            build_cache(dcfg, manifest, split, num_workers=workers, cache_dir=run["cache_dir"])
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        C._check_name("dataset", args.dataset, C.DATASETS)
-        hp = C.load_hparams(args.hparams)
-        over = hp.get("dataset", {})
-        if not isinstance(over, dict):
-            raise C.ConfigError(f"section 'dataset' must be a mapping, got {over!r}")
-        over = dict(over)
-        if args.root is not None:
-            over["root"] = args.root
-        if args.resize_size:
-            over["resize_size"] = args.resize_size
-        dcfg = DatasetConfig.of(C.resolve_dataset(args.dataset, over))
-        run = C.resolve_run(None, C.load_run(args.run))
-        lifecycle.ensure_dir(dcfg.root, "--root" if args.root is not None else "dataset.root")
-        if run["cache_dir"]:
-            lifecycle.ensure_dir(run["cache_dir"], "run.cache_dir")
-        workers = args.num_workers if args.num_workers is not None else (
-            run["num_workers"] if args.run else 2)
-        manifest, path = get_manifest(dcfg, download_missing=not args.no_download, url=args.url)
-        counts = [sum(manifest["counts"][s]) for s in SPLITS]
-        print(f"{path}: {len(manifest['classes'])} classes, train/val/test = "
-              f"{counts[0]}/{counts[1]}/{counts[2]}, skipped {len(manifest['skipped'])} files")
-        for rel, why in manifest.get("skipped_reasons", {}).items():
-            print(f"  skipped {rel}: {why}", file=sys.stderr)
-        if args.index:
-            ds = load_dataset(dcfg, num_workers=workers, cache_dir=run["cache_dir"],
-                              download_missing=not args.no_download)
-            write_index(args.index, dcfg, ds)
-            print(f"{args.index}: cache at {Path(ds.cache_paths['train']).parent}")
-        elif args.cache:
-            for split in SPLITS:
-                build_cache(dcfg, manifest, split, num_workers=workers,
-                            cache_dir=run["cache_dir"])
-    except (DataUnavailable, ValueError) as err:  # ConfigError is a ValueError
-        parser.error(str(err))
-    except OSError as err:  # an unreadable tree, a full disk, a read-only cache_dir
+        if args.command == "fetch":
+            folder = ensure_caltech256(args.root, download_missing=True, url=args.url)
+            print(f"{folder}: ready")
+        else:
+            _prepare(args)
+    # ConfigError is a ValueError; OSError: an unreadable tree, a full disk, a read-only cache
+    except (DataUnavailable, ValueError, OSError) as err:
         parser.error(str(err))
     return 0
 
