@@ -80,23 +80,6 @@ class PPOConfig(Section):
         return self.num_envs * self.num_steps
 
 
-# Per-suite departures from the PPO defaults.
-SUITE_PPO_DEFAULTS: dict[str, dict[str, Any]] = {
-    # Andrychowicz et al. 2021: value clipping does not help; with gamma 0.999 it lags.
-    "atari": {"clip_vloss": False},
-    # CleanRL ppo_procgen (Cobbe et al. 2020): 64 x 256, 3 epochs, 8 minibatches, no annealing.
-    "procgen": {"total_steps": 25_000_000, "num_envs": 64, "num_steps": 256,
-                "update_epochs": 3, "num_minibatches": 8, "clip_coef": 0.2, "anneal_lr": False,
-                "eval_every": 50, "eval_episodes": 64},
-    # CleanRL ppo.py (classic control).
-    "gym": {"total_steps": 500_000, "num_envs": 4, "num_steps": 128, "lr": 2.5e-4,
-            "gamma": 0.99, "clip_coef": 0.2},
-    # Young & Tian 2019 train for 5M frames; 8 x 64 learnt faster than 8 x 128 (README).
-    "minatar": {"total_steps": 5_000_000, "num_envs": 8, "num_steps": 64, "clip_vloss": False},
-}
-SUITES = tuple(SUITE_PPO_DEFAULTS)
-
-
 @dataclass(frozen=True)
 class SuiteTraits:
     """How a suite's runs differ beyond their keys and defaults."""
@@ -107,17 +90,6 @@ class SuiteTraits:
     reward: str  # what the learner sees: "sign" (CleanRL ppo_atari's clip), "normalized"
     # (CleanRL ppo_procgen's return normalisation), "raw"
     held_out: bool  # evaluates on held-out levels (ppo.eval_every; eval.csv)
-
-
-# The suites' behaviours, in one table.
-SUITE_TRAITS: dict[str, SuiteTraits] = {
-    "atari": SuiteTraits(gpu=True, checkpoint_every=100, reward="sign", held_out=False),
-    "procgen": SuiteTraits(gpu=True, checkpoint_every=20, reward="normalized", held_out=True),
-    "gym": SuiteTraits(gpu=False, checkpoint_every=50, reward="raw", held_out=False),
-    "minatar": SuiteTraits(gpu=False, checkpoint_every=50, reward="raw", held_out=False),
-}
-assert set(SUITE_TRAITS) == set(SUITES)
-GPU_SUITES = tuple(s for s, traits in SUITE_TRAITS.items() if traits.gpu)
 
 # The paper's eight environments. Atari names are ALE ROM ids (snake_case); the paper's
 # 'v0' ids mean sticky actions 0.25 (RL_ENV['atari']).
@@ -206,10 +178,50 @@ class MinAtarEnvConfig(EnvConfig):
                                                        "default)", nullable=True)
 
 
-ENV_CONFIGS: dict[str, type[EnvConfig]] = {
-    "atari": AtariEnvConfig, "procgen": ProcgenEnvConfig, "gym": GymEnvConfig,
-    "minatar": MinAtarEnvConfig}
-assert set(ENV_CONFIGS) == set(SUITES)
+@dataclass(frozen=True)
+class Suite:
+    """What an env suite provides, named once (docs/CONTRACT.md, "A new env suite"): its env
+    section (``config``), its departures from the PPO defaults, how its runs behave, and its
+    module, which the job alone imports (it needs the env packages): the batched env class
+    ``Batched(cfg, num_envs, seed, threads=...)`` and ``game_problem(game)``, what a game
+    name must be when it is not one (None when it is)."""
+
+    config: type[EnvConfig]
+    ppo: Mapping[str, Any]
+    traits: SuiteTraits
+    module: str
+
+
+SUITE_TABLE: dict[str, Suite] = {
+    # Andrychowicz et al. 2021: value clipping does not help; with gamma 0.999 it lags.
+    "atari": Suite(AtariEnvConfig, {"clip_vloss": False},
+                   SuiteTraits(gpu=True, checkpoint_every=100, reward="sign", held_out=False),
+                   "scopeloss.rl.envs.atari"),
+    # CleanRL ppo_procgen (Cobbe et al. 2020): 64 x 256, 3 epochs, 8 minibatches, no annealing.
+    "procgen": Suite(ProcgenEnvConfig, {
+        "total_steps": 25_000_000, "num_envs": 64, "num_steps": 256, "update_epochs": 3,
+        "num_minibatches": 8, "clip_coef": 0.2, "anneal_lr": False, "eval_every": 50,
+        "eval_episodes": 64},
+        SuiteTraits(gpu=True, checkpoint_every=20, reward="normalized", held_out=True),
+        "scopeloss.rl.envs.procgen"),
+    # CleanRL ppo.py (classic control).
+    "gym": Suite(GymEnvConfig, {"total_steps": 500_000, "num_envs": 4, "num_steps": 128,
+                                "lr": 2.5e-4, "gamma": 0.99, "clip_coef": 0.2},
+                 SuiteTraits(gpu=False, checkpoint_every=50, reward="raw", held_out=False),
+                 "scopeloss.rl.envs.gym"),
+    # Young & Tian 2019 train for 5M frames; 8 x 64 learnt faster than 8 x 128 (README).
+    "minatar": Suite(MinAtarEnvConfig, {"total_steps": 5_000_000, "num_envs": 8,
+                                        "num_steps": 64, "clip_vloss": False},
+                     SuiteTraits(gpu=False, checkpoint_every=50, reward="raw",
+                                 held_out=False),
+                     "scopeloss.rl.envs.minatar"),
+}
+# Read off the table.
+SUITES = tuple(SUITE_TABLE)
+SUITE_PPO_DEFAULTS: dict[str, dict[str, Any]] = {k: dict(s.ppo) for k, s in SUITE_TABLE.items()}
+SUITE_TRAITS: dict[str, SuiteTraits] = {k: s.traits for k, s in SUITE_TABLE.items()}
+ENV_CONFIGS: dict[str, type[EnvConfig]] = {k: s.config for k, s in SUITE_TABLE.items()}
+GPU_SUITES = tuple(s for s, traits in SUITE_TRAITS.items() if traits.gpu)
 
 
 @dataclass(frozen=True)

@@ -51,12 +51,6 @@ MOVED_TO_RUN = tuple(P.RL_RUN)
 SECTIONS = ("env", "ppo", "loss")
 
 
-def _is_gym_id(name: str) -> bool:
-    import gymnasium
-
-    return name in gymnasium.envs.registry
-
-
 def base_env(env_name: str, env_override: dict[str, Any] | None = None) -> dict[str, Any]:
     """The env table entry for ``env_name`` (or a Gymnasium id), else an error listing both."""
     env_override = env_override or {}
@@ -64,7 +58,9 @@ def base_env(env_name: str, env_override: dict[str, Any] | None = None) -> dict[
         return {}  # a complete spec comes from the caller (e.g. the workflow's env_specs)
     if env_name in ENV_TABLE:
         return dict(ENV_TABLE[env_name])
-    if _is_gym_id(env_name):
+    from scopeloss.rl.envs import suite_module
+
+    if suite_module("gym").game_problem(env_name) is None:  # a Gymnasium id
         return {"suite": "gym", "game": env_name}
     raise ConfigError(f"unknown env {env_name!r}; allowed: {', '.join(ENV_TABLE)}, "
                       "or any registered Gymnasium id (e.g. CartPole-v1)")
@@ -133,17 +129,10 @@ def validate(hp: dict[str, Any], games: bool = True) -> None:
          "loss, unlike CleanRL's EpisodicLifeEnv; full-game episodes only)")
     if not games:
         return
-    if env["suite"] == "atari":
-        from ale_py import roms
+    from scopeloss.rl.envs import suite_module  # the env packages: a job's, not the workflow's
 
-        need(env["game"] in roms.get_all_rom_ids(), "env.game",
-             "an installed ALE ROM id (snake_case, e.g. pong, montezuma_revenge)")
-    elif env["suite"] == "procgen":
-        from procgen.env import ENV_NAMES
-
-        need(env["game"] in ENV_NAMES, "env.game", f"one of {', '.join(ENV_NAMES)}")
-    elif env["suite"] == "gym":
-        need(_is_gym_id(env["game"]), "env.game", "a registered Gymnasium id")
+    problem = suite_module(env["suite"]).game_problem(env["game"])
+    need(problem is None, "env.game", problem or "")
 
 
 def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None,

@@ -5,12 +5,12 @@ learner's reward transforms and the episode bookkeeping are in ``scopeloss.rl.bo
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from scopeloss.rl.envs.base import BatchedEnv, derive_seed
-from scopeloss.params import (AtariEnvConfig, EnvConfig, GymEnvConfig, MinAtarEnvConfig,
-                              ProcgenEnvConfig)
+from scopeloss.params import SUITE_TABLE, EnvConfig, ProcgenEnvConfig
 
 
 def make_env(cfg: EnvConfig | Mapping[str, Any], num_envs: int, seed: int,
@@ -19,23 +19,13 @@ def make_env(cfg: EnvConfig | Mapping[str, Any], num_envs: int, seed: int,
     resolver returns); ``threads`` caps the env worker threads (C++ vector envs). Suites
     import lazily: only the one used is loaded."""
     cfg = EnvConfig.of(cfg)
-    if isinstance(cfg, AtariEnvConfig):
-        from scopeloss.rl.envs.atari import AtariBatched
+    return suite_module(cfg.suite).Batched(cfg, num_envs, seed, threads=threads)
 
-        return AtariBatched(cfg, num_envs, seed, threads)
-    if isinstance(cfg, ProcgenEnvConfig):
-        from scopeloss.rl.envs.procgen import ProcgenBatched
 
-        return ProcgenBatched(cfg, num_envs, seed, threads=threads)
-    if isinstance(cfg, GymEnvConfig):
-        from scopeloss.rl.envs.gym import GymBatched
-
-        return GymBatched(cfg, num_envs, seed)
-    if isinstance(cfg, MinAtarEnvConfig):
-        from scopeloss.rl.envs.minatar import MinAtarBatched
-
-        return MinAtarBatched(cfg, num_envs, seed)
-    raise AssertionError(f"no env builder for suite {cfg.suite!r}")  # EnvConfig.of refused it
+def suite_module(suite: str) -> Any:
+    """The suite's module (``params.SUITE_TABLE``), imported now: its env class and its
+    game check."""
+    return importlib.import_module(SUITE_TABLE[suite].module)
 
 
 def make_eval_env(cfg: EnvConfig, num_envs: int, seed: int,

@@ -38,3 +38,15 @@ class AtariBatched(SameStepAutoresetBatched):
                      "logged_return": "raw game score (reward clipping off in ALE)",
                      "autoreset": "same-step", "truncation": "bootstrapped from final obs",
                      "num_actions": self.num_actions}
+
+
+Batched = AtariBatched  # the suite's env class (params.SUITE_TABLE)
+
+
+def game_problem(game: str) -> str | None:
+    """What an Atari game name must be, when ``game`` is not one."""
+    from ale_py import roms
+
+    if game in roms.get_all_rom_ids():
+        return None
+    return "an installed ALE ROM id (snake_case, e.g. pong, montezuma_revenge)"

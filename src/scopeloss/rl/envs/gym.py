@@ -13,7 +13,8 @@ from scopeloss.params import GymEnvConfig
 
 
 class GymBatched(SameStepAutoresetBatched):
-    def __init__(self, cfg: GymEnvConfig, num_envs: int, seed: int):
+    def __init__(self, cfg: GymEnvConfig, num_envs: int, seed: int,
+                 threads: int | None = None):  # Python envs, stepped in this thread
         import gymnasium as gym
         from gymnasium.vector import AutoresetMode
 
@@ -41,3 +42,13 @@ class GymBatched(SameStepAutoresetBatched):
                      "reward_for_learning": "raw reward", "logged_return": "raw episode reward",
                      "autoreset": "same-step", "truncation": "bootstrapped from final obs",
                      "num_actions": self.num_actions}
+
+
+Batched = GymBatched  # the suite's env class (params.SUITE_TABLE)
+
+
+def game_problem(game: str) -> str | None:
+    """What a Gymnasium env name must be, when ``game`` is not one."""
+    import gymnasium
+
+    return None if game in gymnasium.envs.registry else "a registered Gymnasium id"

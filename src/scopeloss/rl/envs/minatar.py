@@ -40,7 +40,8 @@ class MinAtarBatched(BatchedEnv):
     hwc = True
     network = "minatar"
 
-    def __init__(self, cfg: MinAtarEnvConfig, num_envs: int, seed: int):
+    def __init__(self, cfg: MinAtarEnvConfig, num_envs: int, seed: int,
+                 threads: int | None = None):  # Python envs, stepped in this thread
         from importlib.metadata import version
 
         from minatar import Environment
@@ -102,3 +103,11 @@ class MinAtarBatched(BatchedEnv):
         if finals:
             final = (np.array([i for i, _ in finals]), np.stack([o for _, o in finals]))
         return obs.copy(), reward.copy(), term.copy(), trunc.copy(), final
+
+
+Batched = MinAtarBatched  # the suite's env class (params.SUITE_TABLE)
+
+
+def game_problem(game: str) -> str | None:
+    """MinAtar's games are the declaration's choices (env.game), checked with every key."""
+    return None

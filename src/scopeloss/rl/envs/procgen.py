@@ -47,3 +47,13 @@ class ProcgenBatched(BatchedEnv):
         reward, ob, first = self.env.observe()
         # ``first``: this obs starts a new episode, so the reward ended the previous one.
         return ob["rgb"], reward.astype(np.float32), first.astype(bool), self._zeros, None
+
+
+Batched = ProcgenBatched  # the suite's env class (params.SUITE_TABLE)
+
+
+def game_problem(game: str) -> str | None:
+    """What a Procgen game name must be, when ``game`` is not one."""
+    from procgen.env import ENV_NAMES
+
+    return None if game in ENV_NAMES else f"one of {', '.join(ENV_NAMES)}"
