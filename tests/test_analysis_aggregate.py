@@ -10,7 +10,7 @@ import pytest
 
 from scopeloss.analysis import aggregate
 from scopeloss.analysis.runs import RunFileError
-from test_analysis_fakes import make_cls_run, make_rl_run
+from fakes import make_cls_run, make_rl_run
 
 
 @pytest.fixture()

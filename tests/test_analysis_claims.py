@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from scopeloss.analysis import aggregate, claims, stats
-from test_analysis_fakes import make_cls_run, make_rl_run
+from fakes import make_cls_run, make_rl_run
 
 # final return per seed (one episode each, so the final return is that value)
 # six seeds: the fewest with which an exact test can decide every comparison of claim A

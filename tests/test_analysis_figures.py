@@ -9,7 +9,7 @@ from PIL import Image
 from scopeloss.analysis import aggregate, aggregate_figure, exploration_figure, figures, plotting
 from scopeloss.analysis.figures import plt  # pyplot, on the Agg backend figures sets
 from scopeloss.analysis.runs import RunFileError
-from test_analysis_fakes import make_rl_run
+from fakes import make_rl_run
 
 
 def _description(png):

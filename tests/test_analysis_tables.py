@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from scopeloss.analysis import aggregate, precision_figure, tables
-from test_analysis_fakes import make_cls_run
+from fakes import make_cls_run
 
 COUNTS = [40, 20, 10, 4]
 

@@ -14,7 +14,7 @@ from scopeloss.classify import train as T
 from scopeloss.rl import ppo
 from scopeloss.rl.config import resolve
 
-from test_classify_runs import SMALL as C_SMALL, Stop, _args, _run_in_process
+from classifier_helpers import SMALL as C_SMALL, Stop, classifier_args, run_in_process
 
 
 class Payload:
@@ -180,7 +180,7 @@ def c_root(tmp_path_factory):
 def c_checkpoint(c_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("cls") / "run"
     with pytest.raises(Stop):
-        _run_in_process(c_root, out, *C_SMALL, stop_after=1)
+        run_in_process(c_root, out, *C_SMALL, stop_after=1)
     return out
 
 
@@ -200,7 +200,7 @@ C_CRAFTED = {"garbage optimizer": (_garbage_optimizer, "TypeError"),
 
 def _classifier(root, out, capfd):
     capfd.readouterr()
-    assert T.main(_args(root, out, *C_SMALL)) == 0
+    assert T.main(classifier_args(root, out, *C_SMALL)) == 0
     err = capfd.readouterr().err
     assert "Traceback" not in err and "epoch 1:" in err and "epoch 2:" in err
     assert all((out / f).is_file() for f in job.OUTPUTS)

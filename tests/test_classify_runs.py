@@ -16,25 +16,12 @@ from scopeloss.classify import job
 from scopeloss.classify import train as T
 from cli import exit_code
 from scopeloss.config_keys import merge
-
-SMALL = ("experiment.epochs=2", "dataset.max_per_class=40", "experiment.batch_size=32",
-         "experiment.early_stopping_patience=null")
+from classifier_helpers import SMALL, Stop, classifier_args, run_in_process
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
-
-
-def _args(root, out, *sets, experiment="plain", loss="ce"):
-    return ["--dataset", "digits_lt", "--experiment", experiment, "--loss", loss, "--seed", "1",
-            "--out", str(out), "--set", f"dataset.root={root}",
-            "--set", "experiment.model=resnet18", "--set", "run.torch_threads=1",
-            "--set", "run.num_workers=0", *[a for s in sets for a in ("--set", s)]]
-
-
-class Stop(Exception):
-    pass
 
 
 def _no_training(monkeypatch):
@@ -46,22 +33,10 @@ def _no_training(monkeypatch):
     monkeypatch.setattr(T, "make_train_step", step_factory)
 
 
-def _run_in_process(root, out, *sets, stop_after=None, **kw):
-    a = T.build_parser().parse_args(_args(root, out, *sets, **kw))
-    hp, run = C.split_run(C.parse_set(a.set))
-    h = C.resolve(a.dataset, a.experiment, a.loss, None, hp)
-
-    def stop(epoch):
-        if stop_after is not None and epoch == stop_after:
-            raise Stop()
-    return T.train(a.dataset, a.experiment, a.loss, a.seed, a.out, h, on_epoch_end=stop,
-                   run=C.resolve_run(None, run))
-
-
 @pytest.fixture(scope="module")
 def finished(data_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("finished") / "run"
-    assert T.main(_args(data_root, out, *SMALL)) == 0
+    assert T.main(classifier_args(data_root, out, *SMALL)) == 0
     return out
 
 
@@ -119,7 +94,7 @@ def test_missing_output_is_rebuilt_from_the_final_checkpoint(missing, finished, 
     before = {f: (out / f).read_text() for f in job.OUTPUTS}
     (out / missing).unlink()
     _no_training(monkeypatch)
-    assert T.main(_args(data_root, out, *SMALL)) == 0
+    assert T.main(classifier_args(data_root, out, *SMALL)) == 0
     assert "rebuilding outputs from the final checkpoint" in capfd.readouterr().err
     assert (out / missing).read_text() and all((out / f).is_file() for f in job.OUTPUTS)
     if missing != "summary.json":
@@ -131,7 +106,7 @@ def test_missing_output_is_rebuilt_from_the_final_checkpoint(missing, finished, 
 def test_changed_run_settings_skip_a_finished_run(finished, data_root, monkeypatch, capfd):
     mtime = (finished / "summary.json").stat().st_mtime_ns
     _no_training(monkeypatch)
-    assert T.main(_args(data_root, finished, *SMALL, "run.checkpoint_every=3",
+    assert T.main(classifier_args(data_root, finished, *SMALL, "run.checkpoint_every=3",
                         "run.num_workers=1", "run.torch_threads=2")) == 0
     assert "nothing to do" in capfd.readouterr().err
     assert (finished / "summary.json").stat().st_mtime_ns == mtime
@@ -141,9 +116,9 @@ def test_changed_run_settings_resume_an_unfinished_run(data_root, tmp_path, capf
     sets = ("experiment.epochs=3", *SMALL[1:])
     out = tmp_path / "run"
     with pytest.raises(Stop):
-        _run_in_process(data_root, out, *sets, stop_after=1)
+        run_in_process(data_root, out, *sets, stop_after=1)
     capfd.readouterr()
-    _run_in_process(data_root, out, *sets, "run.num_workers=1", "run.checkpoint_every=2")
+    run_in_process(data_root, out, *sets, "run.num_workers=1", "run.checkpoint_every=2")
     err = capfd.readouterr().err
     assert "resuming" in err and "after epoch 1" in err and "epoch 1:" not in err
     history = pd.read_csv(out / "history.csv")
@@ -165,7 +140,7 @@ def test_changed_code_fingerprint_retrains_from_epoch_one(finished, data_root, t
         epochs.append(0)
         return step
     monkeypatch.setattr(T, "make_train_step", counting)
-    assert T.main(_args(data_root, out, *SMALL)) == 0
+    assert T.main(classifier_args(data_root, out, *SMALL)) == 0
     err = capfd.readouterr().err
     assert "checkpoint is from other code (fingerprint" in err and "starting afresh" in err
     assert "epoch 1:" in err and "epoch 2:" in err
@@ -190,7 +165,7 @@ def test_prepare_writes_manifest_cache_and_index(data_root, tmp_path, capsys):
     # The trainer uses what prepare built (the same cache files, untouched).
     mtimes = {p: os.stat(p).st_mtime_ns for p in got["cache"].values()}
     out = tmp_path / "run"
-    assert T.main(_args(tmp_path / "d", out, "experiment.epochs=1", "dataset.max_per_class=40",
+    assert T.main(classifier_args(tmp_path / "d", out, "experiment.epochs=1", "dataset.max_per_class=40",
                         "experiment.batch_size=32", f"run.cache_dir={cache}")) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run_settings"]["cache_dir"] == str(cache)
@@ -204,7 +179,7 @@ def test_prepare_writes_manifest_cache_and_index(data_root, tmp_path, capsys):
 # --- issue 14: checkpoints, temporary files, disk errors, bad input -----------------------
 def _unfinished(root, out):
     with pytest.raises(Stop):
-        _run_in_process(root, out, *SMALL, stop_after=1)
+        run_in_process(root, out, *SMALL, stop_after=1)
     assert (out / ".ckpt" / "last.pt").is_file()
 
 
@@ -223,7 +198,7 @@ def test_corrupt_checkpoint_is_moved_aside_and_the_run_starts_afresh(kind, data_
     last = out / ".ckpt" / "last.pt"
     last.write_bytes(CORRUPTIONS[kind](last.read_bytes()))
     capfd.readouterr()
-    assert T.main(_args(data_root, out, *SMALL)) == 0
+    assert T.main(classifier_args(data_root, out, *SMALL)) == 0
     err = capfd.readouterr().err
     line = next(x for x in err.splitlines() if "unreadable checkpoint" in x)
     assert str(last) in line and "moved to last.pt.corrupt" in line and "afresh" in line
@@ -239,7 +214,7 @@ def test_finished_run_is_skipped_before_its_checkpoint_is_read(finished, data_ro
     out = tmp_path / "run"
     shutil.copytree(finished, out)
     (out / ".ckpt" / "last.pt").write_bytes(b"")
-    assert T.main(_args(data_root, out, *SMALL)) == 0
+    assert T.main(classifier_args(data_root, out, *SMALL)) == 0
     assert "nothing to do" in capfd.readouterr().err
     assert (out / ".ckpt" / "last.pt").read_bytes() == b""  # not even looked at
 
@@ -250,7 +225,7 @@ def test_stale_temporary_files_are_removed_at_start(data_root, tmp_path):
     stale = [out / ".ckpt" / ".last.pt.abc123.tmp", out / ".summary.json.x1.tmp"]
     for f in stale:
         f.write_bytes(b"\0" * 1000)
-    assert T.main(_args(data_root, out, *SMALL)) == 0
+    assert T.main(classifier_args(data_root, out, *SMALL)) == 0
     assert not any(f.exists() for f in stale)
 
 
@@ -263,7 +238,7 @@ def test_checkpoint_write_failure_names_the_file(error, data_root, tmp_path, mon
     def failing_save(obj, f, *a, **k):
         raise error
     monkeypatch.setattr(torch, "save", failing_save)
-    assert exit_code(T.main, _args(data_root, tmp_path / "run", *SMALL)) == 1
+    assert exit_code(T.main, classifier_args(data_root, tmp_path / "run", *SMALL)) == 1
     err = capsys.readouterr().err
     assert "could not write checkpoint" in err and str(tmp_path / "run") in err
     assert "bytes free in" in err
@@ -278,22 +253,22 @@ def test_unwritable_out_fails_before_data_loads(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(T, "load_dataset", no_data)
     target = tmp_path / "file"
     target.write_text("x")
-    assert exit_code(T.main, _args(tmp_path, target)) == 2
+    assert exit_code(T.main, classifier_args(tmp_path, target)) == 2
     assert f"--out {target} exists and is not a directory" in capsys.readouterr().err
-    assert exit_code(T.main, _args(tmp_path, target / "sub")) == 2
+    assert exit_code(T.main, classifier_args(tmp_path, target / "sub")) == 2
     assert "is not a writable directory" in capsys.readouterr().err
     if os.geteuid() != 0:  # root writes to read-only folders
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o555)
-        assert exit_code(T.main, _args(tmp_path, ro / "run")) == 2
+        assert exit_code(T.main, classifier_args(tmp_path, ro / "run")) == 2
         assert "is not a writable directory" in capsys.readouterr().err
 
 
 def test_unusable_cache_dir_is_a_message(data_root, tmp_path, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    assert exit_code(T.main, _args(tmp_path / "d", tmp_path / "run", *SMALL,
+    assert exit_code(T.main, classifier_args(tmp_path / "d", tmp_path / "run", *SMALL,
                         f"run.cache_dir={blocker}/cache")) == 2
     err = capsys.readouterr().err
     assert f"error: run.cache_dir: {blocker}/cache: its parent {blocker} is not a directory" \

@@ -19,7 +19,7 @@ from scopeloss.classify import engine
 from scopeloss.classify import model as M
 from scopeloss.classify import train as T
 
-from test_classify_runs import SMALL, Stop, _run_in_process
+from classifier_helpers import SMALL, Stop, run_in_process
 from scopeloss.config_keys import merge
 from scopeloss.params import AugmentationConfig
 
@@ -146,7 +146,7 @@ def test_checkpoint_every_k_epochs_and_best_weights_on_improvement(data_root, tm
         return real(path, obj)
     monkeypatch.setattr(lifecycle, "save_checkpoint", recording)
     full = tmp_path / "full"
-    summary = _run_in_process(data_root, full, *sets, experiment="augmented", loss="scope")
+    summary = run_in_process(data_root, full, *sets, experiment="augmented", loss="scope")
     history = pd.read_csv(full / "history.csv")
     acc = history["val_acc"].tolist()
     improved = [e for i, e in enumerate(history["epoch"]) if acc[i] > max(acc[:i], default=-1)]
@@ -159,13 +159,13 @@ def test_checkpoint_every_k_epochs_and_best_weights_on_improvement(data_root, tm
     # Stopped after epoch 2 (no checkpoint yet) and after epoch 3, then resumed: exact.
     part = tmp_path / "part"
     with pytest.raises(Stop):
-        _run_in_process(data_root, part, *sets, experiment="augmented", loss="scope",
+        run_in_process(data_root, part, *sets, experiment="augmented", loss="scope",
                         stop_after=2)
     assert not (part / ".ckpt" / "last.pt").exists()
     with pytest.raises(Stop):
-        _run_in_process(data_root, part, *sets, experiment="augmented", loss="scope",
+        run_in_process(data_root, part, *sets, experiment="augmented", loss="scope",
                         stop_after=3)
-    resumed = _run_in_process(data_root, part, *sets, experiment="augmented", loss="scope")
+    resumed = run_in_process(data_root, part, *sets, experiment="augmented", loss="scope")
     a, b = pd.read_csv(part / "history.csv"), history
     cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"]
     pd.testing.assert_frame_equal(a[cols], b[cols], rtol=1e-5)
@@ -194,7 +194,7 @@ def test_deterministic_switch(data_root, tmp_path, monkeypatch):
         return real(*a, **k)
     monkeypatch.setattr(T.ClassifierRun, "train", spy)
     before = torch.are_deterministic_algorithms_enabled()
-    s = _run_in_process(data_root, tmp_path / "r", "experiment.epochs=1", *SMALL[1:],
+    s = run_in_process(data_root, tmp_path / "r", "experiment.epochs=1", *SMALL[1:],
                         "run.deterministic=true")
     assert seen == [(True, True, False)] and s["run_settings"]["deterministic"] is True
     assert torch.are_deterministic_algorithms_enabled() == before  # restored
@@ -210,7 +210,7 @@ def test_epoch_time_excludes_checkpoints(data_root, tmp_path, monkeypatch):
             time.sleep(3.0)
         return real(path, obj)
     monkeypatch.setattr(lifecycle, "save_checkpoint", slow)
-    s = _run_in_process(data_root, tmp_path / "r", *SMALL)
+    s = run_in_process(data_root, tmp_path / "r", *SMALL)
     h = pd.read_csv(tmp_path / "r" / "history.csv")
     assert s["checkpoint_time_s"] >= 3.0 * s["checkpoints"]
     assert (h["epoch_time_s"] < 3.0).all(), h["epoch_time_s"].tolist()

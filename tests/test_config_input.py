@@ -8,8 +8,8 @@ import pytest
 from scopeloss import grid
 from scopeloss.overrides import parse_set
 
-from test_grid import ROOT, validate
-from test_workflow_plan import copy_workflow, snakemake
+from workflow_helpers import ROOT, validate
+from workflow_helpers import copy_workflow, snakemake
 from cli import exit_code
 
 

@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import pytest
 
-from test_classify_runs import _args as classifier_args
+from classifier_helpers import classifier_args
 
 NUM_UPDATES = 400
 RL = [sys.executable, "-m", "scopeloss.rl.train", "--env", "CartPole-v1", "--loss", "policy",

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_classify_runs import _args as classifier_args
+from classifier_helpers import classifier_args
 
 from scopeloss.analysis.runs import COMPLETE, load_classification_run, load_rl_run
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_workflow_plan import copy_workflow, snakemake
+from workflow_helpers import copy_workflow, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = '''

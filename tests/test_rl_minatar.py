@@ -204,7 +204,7 @@ def random_policy_return(episodes=300, seed=123):
     return float(np.mean(done_returns))
 
 
-@pytest.mark.parametrize("loss", ["policy_entropy", "scope"])
+@pytest.mark.parametrize("loss", ["scope"])  # one learning run per env kind
 def test_ppo_learns_minatar_breakout(tmp_path, loss):
     random_mean = random_policy_return()
     assert 0.2 < random_mean < 1.0  # about 0.5: the ball is lost within a few bounces

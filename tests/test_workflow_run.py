@@ -24,7 +24,7 @@ import pytest
 
 from scopeloss import lifecycle
 
-from test_workflow_plan import BIN, ROOT, copy_workflow, count, hparams, plan, snakemake
+from workflow_helpers import BIN, ROOT, copy_workflow, count, hparams, plan, snakemake
 
 SMOKE = ("--configfile", "presets/smoke.yaml")
 RL_DOWNSTREAM = {"aggregate_rl", "plot_training_curves", "plot_rl_aggregate",

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_workflow_plan import BIN, ROOT, copy_workflow, snakemake
+from workflow_helpers import BIN, ROOT, copy_workflow, snakemake
 
 CLUSTER = ROOT / "tests/slurm/cluster.sh"
 SITE = yaml.safe_load((ROOT / "tests/slurm/site.yaml").read_text())
