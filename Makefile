@@ -48,12 +48,18 @@ generated: setup
 	$(BIN)/python -m scopeloss.generate schema > workflow/schemas/config.schema.yaml
 	$(BIN)/python -m scopeloss.generate docs > docs/parameters.md
 
+# Tests run on every core (pytest-xdist; TEST_WORKERS=1 for one process). Each test owns its
+# temporary directories, and the session's smoke run is made once per worker that needs it.
+TEST_WORKERS ?= auto
+PARALLEL = $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist load)
+
 # The SLURM tests (tests/test_workflow_slurm.py, a real one-node cluster) spend most of their
 # time waiting for the executor's status checks: they run beside the rest of the suite, and
 # their output follows it. Either failing fails `make test`.
 test: setup lint typecheck
 	@$(BIN)/python -m pytest -q -m slurm > $(VENV)/pytest-slurm.log 2>&1 & slurm=$$!; \
-	$(BIN)/python -m pytest -q -m "not slurm"; rest=$$?; \
+	$(BIN)/python -m pytest -q -m "not slurm" $(PARALLEL) --durations=15 \
+	  --junitxml=$(VENV)/pytest-main.xml; rest=$$?; \
 	wait $$slurm; cluster=$$?; \
 	echo "--- tests/test_workflow_slurm.py (run alongside):"; cat $(VENV)/pytest-slurm.log; \
 	exit $$(( rest || cluster ))
@@ -61,7 +67,7 @@ test: setup lint typecheck
 # The fast lane (tests/conftest.py names what is slow): everything but the end-to-end
 # workflow runs, learning runs, trainers driven for minutes, and SLURM. Run it often.
 test-fast: setup lint typecheck
-	$(BIN)/python -m pytest -q -m "not slow and not slurm"
+	$(BIN)/python -m pytest -q -m "not slow and not slurm" $(PARALLEL)
 
 # ruff's short rule set (pyproject.toml): unused and undefined names, real mistakes.
 lint: setup

@@ -169,7 +169,8 @@ def test_bf16_autocast_path_runs_on_cpu(data_root, tmp_path, monkeypatch):
     from scopeloss import devices
 
     sets = ("experiment.epochs=2", "dataset.max_per_class=40", "experiment.batch_size=32",
-            "experiment.early_stopping_patience=null")
+            "experiment.early_stopping_patience=null", "dataset.image_size=16",
+            "dataset.resize_size=16")  # small images: the path is what is tested
     assert T.main(_args(data_root, tmp_path / "fp32", "scope", "plain", *sets)) == 0
     monkeypatch.setattr(devices, "BF16_AUTOCAST_DEVICES", {"cuda", "cpu"})
     assert T.main(_args(data_root, tmp_path / "bf16", "scope", "plain", *sets)) == 0
