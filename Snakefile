@@ -18,6 +18,7 @@ min_version("9.0")
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from scopeloss import grid
 from scopeloss import fingerprint, registry
+from scopeloss.overrides import numbers_as_yaml12
 
 # A YAML syntax error in config.yaml is reported with its file and line (Snakemake's own
 # message names neither). For --configfile overlays Snakemake fails before this file is
@@ -43,7 +44,7 @@ for overlay in workflow.overwrite_configfiles or ():
         grid.read_yaml(overlay)
     except grid.ConfigError as err:
         raise WorkflowError(str(err)) from None
-config.update(grid.numbers_as_yaml12(dict(config)))
+config.update(numbers_as_yaml12(dict(config)))
 
 
 report: "workflow/report/workflow.rst"

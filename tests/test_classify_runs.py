@@ -131,7 +131,7 @@ def test_changed_code_fingerprint_retrains_from_epoch_one(finished, data_root, t
 
     out = tmp_path / "run"
     shutil.copytree(finished, out)
-    monkeypatch.setattr(T, "cell_fingerprint", lambda trainer, loss: "0123456789abcdef")
+    monkeypatch.setattr(job, "cell_fingerprint", lambda trainer, loss: "0123456789abcdef")
     epochs = []
     real = T.make_train_step
 

@@ -48,6 +48,28 @@ def test_no_module_over_450_lines_and_no_function_over_60():
     assert not too_long, too_long
 
 
+def test_every_name_the_workflow_reads_off_our_modules_exists():
+    """The Snakefile and the rules call scopeloss's modules by attribute (``grid.rl_cell``);
+    mypy does not read them, so a moved or renamed function is caught here, not at the next
+    Snakemake start-up."""
+    import importlib
+    import re
+
+    root = SRC.parents[1]
+    aliases = {"grid": "scopeloss.grid", "fingerprint": "scopeloss.fingerprint",
+               "registry": "scopeloss.registry", "lifecycle": "scopeloss.lifecycle"}
+    missing, read = [], 0
+    for path in [root / "Snakefile", *sorted((root / "workflow" / "rules").glob("*.smk"))]:
+        text = path.read_text()
+        for alias, module in aliases.items():
+            names = set(re.findall(rf"(?<![\w.]){alias}\.([A-Za-z_]\w*)", text))
+            read += len(names)
+            missing += [f"{path.name}: {alias}.{n}" for n in sorted(names)
+                        if not hasattr(importlib.import_module(module), n)]
+    assert not missing, missing
+    assert read > 20, f"only {read} names found: the test lost track of the workflow"
+
+
 def test_the_typed_configs_are_the_declarations_and_refuse_a_misspelt_key():
     import pytest
 
