@@ -49,9 +49,10 @@ generated: setup
 	$(BIN)/python -m scopeloss.generate docs > docs/parameters.md
 
 # Tests run on every core (pytest-xdist; TEST_WORKERS=1 for one process). Each test owns its
-# temporary directories, and the session's smoke run is made once per worker that needs it.
+# temporary directories; the tests of the finished smoke run share one worker (xdist_group),
+# so the run is made once.
 TEST_WORKERS ?= auto
-PARALLEL = $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist load)
+PARALLEL = $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
 # The SLURM tests (tests/test_workflow_slurm.py, a real one-node cluster) spend most of their
 # time waiting for the executor's status checks: they run beside the rest of the suite, and

@@ -33,6 +33,10 @@ CLS_DOWNSTREAM = {"aggregate_classification", "precision_tables", "claims_table"
                   "all"}
 
 
+# One worker runs this file's tests: the smoke run they share is made once (pytest-xdist).
+pytestmark = pytest.mark.xdist_group("smoke_run")
+
+
 @pytest.fixture(scope="session")
 def finished_smoke(tmp_path_factory):
     """The smoke grid, run once per session; tests never touch it (see ``smoke_run``)."""
