@@ -28,7 +28,8 @@ from scopeloss.rl.envs import make_env
 from scopeloss.rl.networks import make_network
 from scopeloss.rl import rollout as ro
 from scopeloss.rl.update import update
-from scopeloss.params import EnvConfig, LossConfig, PPOConfig
+from scopeloss.losses import BoundLoss
+from scopeloss.params import EnvConfig, PPOConfig
 
 
 def timeit(fn, n: int) -> float:
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     def one_loop():
         ro.collect(r, T, acting, gamma=p["gamma"], global_step=0, timers=timers)
         update(net, net, opt, ro.advantages(r, p["gamma"], p["gae_lambda"]), cfg,
-               LossConfig("scope", {"alpha": 0.01}), autocast=ac, num_actions=env.num_actions,
+               BoundLoss("ppo", "scope", {"alpha": 0.01}), autocast=ac, num_actions=env.num_actions,
                update_index=1)
         r.carry_over()
 

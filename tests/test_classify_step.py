@@ -14,6 +14,7 @@ from torch.overrides import TorchFunctionMode
 from scopeloss import devices
 from scopeloss.classify import config as C
 from scopeloss.classify import data as D
+from scopeloss.losses import supervised_loss
 from scopeloss import lifecycle
 from scopeloss.classify import engine
 from scopeloss.classify import model as M
@@ -74,7 +75,7 @@ def _step_fixture(tmp_path, loss="scope", augment=True):
     counts = torch.ones(10)
 
     def loss_fn(logits, y):
-        return T.supervised_loss(loss, logits, y, class_counts=counts, **T._LOSS_OPTS)
+        return supervised_loss(loss, logits, y, class_counts=counts, **T._LOSS_OPTS)
     device = torch.device("cpu")
     cfg = AugmentationConfig.from_mapping({**C.AUGMENTATION, "crop_padding": 2}, "augmentation")
     step = engine.make_train_step(
@@ -126,7 +127,7 @@ def test_logits_and_predictions_are_float32_under_bf16_autocast(monkeypatch):
                     np.zeros(20, dtype=np.int64))
 
     def loss_fn(lg, y):
-        return T.supervised_loss("ce", lg, y)
+        return supervised_loss("ce", lg, y)
     seen = []
     model.fc.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     _, _, preds = engine.evaluate(

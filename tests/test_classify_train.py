@@ -114,7 +114,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
     (["--experiment", "fancy"], "unknown experiment 'fancy'; allowed: plain, augmented, plain_balanced, "
                                 "augmented_cuda"),
     (["--loss", "hinge"], "--loss: unknown supervised loss 'hinge'; registered: pel, scope, focal, "
-                          "ce, weighted_ce, balanced_softmax"),
+                          "ce, weighted_ce, balanced_softmax, ldam_drw, logit_adjusted, la_posthoc, "
+                          "class_balanced"),
     (["--set", "experiment.lrate=1"], "unknown key experiment.lrate; allowed: model, optimizer, lr, "),
     (["--set", "optim.lr=1"], "unknown section 'optim'; allowed: dataset, experiment, loss"),
     (["--set", "experiment.optimizer=rmsprop"],

@@ -103,5 +103,6 @@ def test_a_loss_that_returns_a_vector_is_named(tmp_path):
     assert proc.returncode == 1, proc.stderr[-3000:]
     line = last_line(proc)
     assert line == ("error: supervised loss 'ce_per_sample' returned a tensor of shape (32,); "
-                    "a loss returns one scalar tensor (the batch mean)"), line
+                    "a loss returns one scalar tensor (the batch mean), or (scalar, {name: "
+                    "scalar tensor})"), line
     assert not (out / "summary.json").exists()

@@ -14,7 +14,8 @@ from scopeloss import params as declarations
 from scopeloss.rl import update as up
 from scopeloss.rl.networks import make_network
 from scopeloss.rl.rollout import Batch
-from scopeloss.params import LossConfig, PPOConfig
+from scopeloss.losses import BoundLoss
+from scopeloss.params import PPOConfig
 
 P = {"update_epochs": 4, "num_minibatches": 4, "norm_adv": True, "clip_coef": 0.2,
      "clip_vloss": False, "vf_coef": 0.5, "max_grad_norm": 0.5}
@@ -33,7 +34,7 @@ def run_update(loss, batch, params=None, monkeypatch=None):
     net = make_network((4,), 2, image=False)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     cfg = PPOConfig.from_mapping({**{k: d.default for k, d in declarations.PPO.items()}, **P}, "ppo")
-    return up.update(net, net, opt, batch, cfg, LossConfig(loss, params or {}),
+    return up.update(net, net, opt, batch, cfg, BoundLoss("ppo", loss, params),
                      autocast=contextlib.nullcontext(), num_actions=2, update_index=1)
 
 
@@ -69,13 +70,15 @@ def test_resampled_epochs_draw_actions_equally_often():
 
 def test_weighted_policy_gets_the_rollouts_counts(monkeypatch):
     seen = []
-    original = up.ppo_policy_loss
+    original = BoundLoss._kwargs
 
-    def spy(name, *args, action_counts=None, **kwargs):
-        seen.append(None if action_counts is None else action_counts.tolist())
-        return original(name, *args, action_counts=action_counts, **kwargs)
+    def spy(self, scratch_state):  # what each minibatch's loss call is handed
+        kwargs = original(self, scratch_state)
+        counts = kwargs.get("action_counts")
+        seen.append(None if counts is None else counts.tolist())
+        return kwargs
 
-    monkeypatch.setattr(up, "ppo_policy_loss", spy)
+    monkeypatch.setattr(BoundLoss, "_kwargs", spy)
     batch = imbalanced_batch()
     run_update("weighted_policy", batch)
     counts = torch.bincount(batch.actions, minlength=2).float().tolist()
@@ -117,7 +120,7 @@ def diagnostics_at_lr0(loss, batch):
     net = TwoStatePolicy()
     opt = torch.optim.SGD(net.parameters(), lr=0.0)
     cfg = PPOConfig.from_mapping({**{k: d.default for k, d in declarations.PPO.items()}, **P}, "ppo")
-    return up.update(net, net, opt, batch, cfg, LossConfig(loss, {}),
+    return up.update(net, net, opt, batch, cfg, BoundLoss("ppo", loss),
                      autocast=contextlib.nullcontext(), num_actions=2, update_index=1)
 
 

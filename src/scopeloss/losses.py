@@ -21,6 +21,7 @@ advantage is a constant.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from scopeloss import registry
@@ -50,6 +51,9 @@ __all__ = [
     "param",
     "register_ppo_loss",
     "register_supervised_loss",
+    "BoundLoss",
+    "metric_columns",
+    "board_tag",
     "ppo_policy_loss",
     "supervised_loss",
     "check_index_range",
@@ -61,25 +65,37 @@ __all__ = [
 
 
 def register_ppo_loss(name: str, *, label: str | None = None, color: str | None = None,
-                      dash: Any = None, needs_action_counts: bool = False,
-                      sampling: str = "natural", **params: float | Param):
-    """Register ``fn(logits, actions, old_logprob, advantages, *, clip_coef, **params)`` (and
-    ``action_counts`` (A,) with ``needs_action_counts``) as the PPO policy loss ``name``; it
-    returns the batch mean to minimise. ``params`` are its parameters with their defaults, a
-    number or ``param(default, low=, high=)`` with bounds (``rl.loss_specs.<name>`` overrides
-    them, within the bounds). ``sampling="action_balanced"`` makes the update
-    draw its samples with every action equally likely (``resampled_policy``)."""
+                      dash: Any = None, needs: tuple[str, ...] = (),
+                      needs_action_counts: bool = False, sampling: str = "natural",
+                      **params: float | Param):
+    """Register ``fn(logits, actions, old_logprob, advantages, *, clip_coef, <needs>,
+    **params)`` as the PPO policy loss ``name``; it returns the batch mean to minimise, or
+    ``(mean, {name: scalar tensor})`` with metrics of its own. ``needs`` names the context it
+    is handed by keyword: ``action_counts`` (A,) of the rollout, ``progress`` (fraction of
+    the run's steps done when the update starts), ``update`` (1-based), ``state`` (a dict of
+    tensors it owns, checkpointed); ``needs_action_counts=True`` is ``needs=("action_counts",)``.
+    ``params`` are its parameters with their defaults, a number or ``param(default, low=,
+    high=)`` with bounds (``rl.loss_specs.<name>`` overrides them, within the bounds).
+    ``sampling="action_balanced"`` makes the update draw its samples with every action
+    equally likely (``resampled_policy``)."""
     return registry.register("ppo", name, params, label=label, color=color, dash=dash,
-                             needs_counts=needs_action_counts, sampling=sampling)
+                             needs=needs, needs_counts=needs_action_counts, sampling=sampling)
 
 
 def register_supervised_loss(name: str, *, label: str | None = None, color: str | None = None,
-                             dash: Any = None, needs_class_counts: bool = False,
-                             **params: float | Param):
-    """Register ``fn(logits, targets, **params)`` (and ``class_counts`` (C,) with
-    ``needs_class_counts``) as the classification loss ``name``; it returns the batch mean."""
+                             dash: Any = None, needs: tuple[str, ...] = (),
+                             needs_class_counts: bool = False,
+                             eval_logits: Callable | None = None, **params: float | Param):
+    """Register ``fn(logits, targets, *, <needs>, **params)`` as the classification loss
+    ``name``; it returns the batch mean, or ``(mean, {name: scalar tensor})``. ``needs``:
+    ``class_counts`` (C,) of the training split, ``progress`` (fraction of the epochs done
+    when the epoch starts), ``epoch`` (0-based), ``state`` (a dict of tensors it owns,
+    checkpointed); ``needs_class_counts=True`` is ``needs=("class_counts",)``.
+    ``eval_logits(logits, *, <needs>, **params) -> logits`` is applied before every
+    validation and test prediction (post-hoc adjustment)."""
     return registry.register("supervised", name, params, label=label, color=color, dash=dash,
-                             needs_counts=needs_class_counts)
+                             needs=needs, needs_counts=needs_class_counts,
+                             eval_logits=eval_logits)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -147,77 +163,202 @@ def _counts(name: str, counts, logits: Tensor, check_values: bool, used=None) ->
     return counts
 
 
-def _given(params: dict[str, Any]) -> dict[str, Any]:
+def _given(params: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters a caller set: None keeps the default, also for a loss without that
     parameter (the trainers' and tests' ``alpha=None``)."""
     return {k: v for k, v in params.items() if v is not None}
 
 
 # ----------------------------------------------------------------------------- dispatch
-def _scalar(kind: str, name: str, value: Any) -> Tensor:
-    """A loss's value must be one scalar tensor (a shape check: no host sync)."""
+def _split(kind: str, name: str, value: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    """A loss's return: one scalar tensor, or ``(scalar, {name: scalar tensor})`` (shape
+    checks only: no host sync)."""
+    metrics: Any = {}
+    if isinstance(value, tuple) and len(value) == 2:
+        value, metrics = value
+        if not isinstance(metrics, dict):
+            raise LossFailure(f"{kind} {name!r} returned ({type(value).__name__}, "
+                              f"{type(metrics).__name__}); its metrics must be a dict "
+                              "{name: scalar tensor}")
     shape = getattr(value, "shape", None)
     if shape is None or len(shape) != 0:
         what = (f"a tensor of shape {tuple(shape)}" if shape is not None
                 else f"a {type(value).__name__}")
-        raise LossFailure(f"{kind} loss {name!r} returned {what}; a loss returns one scalar "
-                          "tensor (the batch mean)")
-    return value
+        raise LossFailure(f"{kind} {name!r} returned {what}; a loss returns one scalar "
+                          "tensor (the batch mean), or (scalar, {name: scalar tensor})")
+    for key, metric in metrics.items():
+        mshape = getattr(metric, "shape", None)
+        if not (isinstance(key, str) and registry.NAME.match(key)) or mshape is None \
+                or len(mshape) != 0:
+            what = f"shape {tuple(mshape)}" if mshape is not None else type(metric).__name__
+            raise LossFailure(f"{kind} {name!r}: metric {key!r} must be a scalar tensor "
+                              f"under a name of letters, digits and underscores, got {what}")
+    return value, metrics
+
+
+class BoundLoss:
+    """One run's loss, looked up and checked once: the registered loss with its parameters,
+    the context it declared it needs (``set`` by the trainer per epoch or update), the
+    ``state`` it owns, and its metrics summed on the device (``take_metrics``: the means
+    since the last take, still on the device, for the trainer's one host sync)."""
+
+    def __init__(self, kind: str, name: str, params: Mapping[str, float | None] | None = None):
+        self.loss = registry.get(kind, name)
+        self.kind, self.name = kind, name
+        self.params = registry.params_of(self.loss, _given(params or {}))
+        self.context: dict[str, Any] = {}
+        self.state: dict[str, Tensor] = {}
+        self._sums: dict[str, Tensor] = {}
+        self._recorded = 0
+
+    @property
+    def counts_key(self) -> str:
+        return registry.COUNTS_ARG[self.kind]
+
+    def set(self, **context: Any) -> None:
+        """Context for the calls that follow (only what the loss needs is handed to it)."""
+        self.context.update(context)
+
+    def _kwargs(self, scratch_state: bool) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(self.params)
+        for need in self.loss.needs:
+            if need == "state":  # evaluation must not move the loss's state
+                kwargs["state"] = ({k: v.clone() for k, v in self.state.items()}
+                                   if scratch_state else self.state)
+            elif self.context.get(need) is None:
+                raise ValueError(f"{KIND[self.kind]} {self.name!r} needs {need}, which its "
+                                 "caller did not give")
+            else:
+                kwargs[need] = self.context[need]
+        return kwargs
+
+    def _record(self, metrics: dict[str, Tensor], device) -> None:
+        for key, metric in metrics.items():
+            metric = metric.detach().float().to(device, non_blocking=True)
+            self._sums[key] = self._sums[key] + metric if key in self._sums else metric
+        self._recorded += 1
+
+    def supervised(self, logits: Tensor, targets: Tensor, *, record: bool = True) -> Tensor:
+        """The batch-mean loss; ``record=False`` (evaluation): no metrics recorded, and a
+        stateful loss sees a copy of its state."""
+        kwargs = self._kwargs(scratch_state=not record)
+        value, metrics = _split(KIND["supervised"], self.name,
+                                self.loss.function(logits, targets.long(), **kwargs))
+        if record and metrics:
+            self._record(metrics, value.device)
+        return value
+
+    def ppo(self, logits: Tensor, actions: Tensor, old_logprob: Tensor, advantages: Tensor, *,
+            clip_coef: float, log_probs: Tensor | None = None, record: bool = True) -> Tensor:
+        kwargs = self._kwargs(scratch_state=False)
+        if self.loss.takes_log_probs and log_probs is not None:
+            kwargs["log_probs"] = log_probs
+        value, metrics = _split(KIND["ppo"], self.name, self.loss.function(
+            logits, actions, old_logprob.detach(), advantages.detach(), clip_coef=clip_coef,
+            **kwargs))
+        if record and metrics:
+            self._record(metrics, value.device)
+        return value
+
+    def eval_logits(self, logits: Tensor) -> Tensor:
+        """The logits a prediction is made from: the loss's ``eval_logits`` of them, if any."""
+        if self.loss.eval_logits is None:
+            return logits
+        kwargs = self._kwargs(scratch_state=True)
+        out = self.loss.eval_logits(logits, **kwargs)
+        if getattr(out, "shape", None) != logits.shape:
+            got = getattr(out, "shape", None)
+            raise LossFailure(f"{KIND[self.kind]} {self.name!r}: eval_logits returned "
+                              f"{tuple(got) if got is not None else type(out).__name__}, not "
+                              f"the logits' shape {tuple(logits.shape)}")
+        return out
+
+    def take_metrics(self) -> dict[str, Tensor]:
+        """The metrics' means since the last take (device tensors), and a fresh start."""
+        means = {k: v / self._recorded for k, v in self._sums.items()}
+        self._sums, self._recorded = {}, 0
+        return means
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The loss's state as CPU copies, for a checkpoint."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.state.items()}
+
+    def load_state_dict(self, state: dict[str, Tensor] | None, device) -> None:
+        """The state a checkpoint saved, on ``device``, in place of the current one."""
+        self.state.clear()
+        self.state.update({k: v.to(device) for k, v in (state or {}).items()})
+
+
+KIND = {"ppo": "PPO policy loss", "supervised": "supervised loss"}
+METRIC = "loss_"  # a loss's metric <name> is the log column loss_<name>
+
+
+def metric_columns(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    """A log's columns: ``columns``, then the loss's metric columns its rows carry."""
+    seen = dict.fromkeys(k for row in rows for k in row if k.startswith(METRIC))
+    return list(columns) + [k for k in seen if k not in columns]
+
+
+def board_tag(key: str, group: str = "train") -> str:
+    """A log column's TensorBoard tag: a loss's metric under ``loss/``, else ``group/``."""
+    return f"loss/{key[len(METRIC):]}" if key.startswith(METRIC) else f"{group}/{key}"
 
 
 def supervised_loss(name: str, logits: Tensor, targets: Tensor, *, class_counts=None,
-                    check_range: bool = True, **params: float | None) -> Tensor:
-    """Batch-mean classification loss ``name`` for ``logits`` (B, C), ``targets`` (B,).
-
-    ``params`` override the loss's registered defaults (None keeps the default). A trainer
-    that validated its labels and class counts once where the data enters passes
-    ``check_range=False``: the per-call value checks (host syncs) are skipped; shapes and
-    dtypes are always checked.
-    """
-    loss = registry.get("supervised", name)
+                    progress: float | None = None, epoch: int | None = None,
+                    state: dict | None = None, check_range: bool = True,
+                    **params: float | None) -> Tensor:
+    """Batch-mean classification loss ``name`` for ``logits`` (B, C), ``targets`` (B,), with
+    the context the loss declared it needs (metrics it reports are dropped: a trainer uses
+    ``BoundLoss``). ``params`` override the loss's registered defaults (None keeps the
+    default). ``check_range=False`` skips the per-call value checks (host syncs) for a caller
+    that validated labels and counts once where they enter; shapes and dtypes are always
+    checked."""
+    bound = BoundLoss("supervised", name, params)
     _check_index("targets", targets, logits, check_range)
-    kwargs: dict[str, Any] = registry.params_of(loss, _given(params))
-    if loss.needs_counts:
-        if class_counts is None:
-            raise ValueError(f"supervised loss {name!r} needs class_counts (training count "
-                             "per class)")
-        kwargs["class_counts"] = _counts("class_counts", class_counts, logits, check_range)
-    return _scalar("supervised", name, loss.function(logits, targets.long(), **kwargs))
+    if "class_counts" in bound.loss.needs and class_counts is not None:
+        class_counts = _counts("class_counts", class_counts, logits, check_range)
+    bound.set(class_counts=class_counts, progress=progress, epoch=epoch)
+    if state is not None:
+        bound.state = state
+    return bound.supervised(logits, targets)
 
 
 def ppo_policy_loss(name: str, logits: Tensor, actions: Tensor, old_logprob: Tensor,
                     advantages: Tensor, *, clip_coef: float, check_range: bool = True,
                     log_probs: Tensor | None = None, action_counts=None,
-                    **params: float | None) -> Tensor:
+                    progress: float | None = None, update: int | None = None,
+                    state: dict | None = None, **params: float | None) -> Tensor:
     """Batch-mean PPO policy loss ``name`` (eqs. 10-14 and the imbalance remedies) to minimise.
 
     ``advantages`` are expected already normalised (eq. 9) and are treated as constants.
     ``params`` override the loss's registered defaults (None keeps the default);
-    ``action_counts`` (A,) are the rollout's action counts, for a loss that needs them. A
-    caller that has checked the actions' range once where they enter (the trainer: once
-    per rollout) passes ``check_range=False``; shapes and dtypes are always checked. A caller
-    that needs the log-probabilities itself (the trainer's diagnostics) passes ``log_probs``,
-    which must be ``log_softmax`` of ``logits`` in float32: a built-in then reuses them.
+    ``action_counts`` (A,) are the rollout's action counts, ``progress``, ``update`` and
+    ``state`` the rest of the context, for a loss that needs them. ``check_range=False``
+    skips the actions' value check; shapes and dtypes are always checked. ``log_probs``, if
+    given, must be ``log_softmax`` of ``logits`` in float32: a built-in then reuses them.
     """
-    loss = registry.get("ppo", name)
+    bound = BoundLoss("ppo", name, params)
+    check_ppo_inputs(logits, actions, old_logprob, advantages, clip_coef, check_range)
+    if "action_counts" in bound.loss.needs and action_counts is not None:
+        action_counts = _counts("action_counts", action_counts, logits, check_range,
+                                actions.long())
+    bound.set(action_counts=action_counts, progress=progress, update=update)
+    if state is not None:
+        bound.state = state
+    return bound.ppo(logits, actions, old_logprob, advantages, clip_coef=clip_coef,
+                     log_probs=log_probs)
+
+
+def check_ppo_inputs(logits: Tensor, actions: Tensor, old_logprob: Tensor, advantages: Tensor,
+                     clip_coef: float, check_range: bool = True) -> None:
+    """Shapes, dtypes and (``check_range``) the actions' values of a PPO loss call."""
     _check_index("actions", actions, logits, check_range)
     batch = logits.shape[0]
     _check_vector("old_logprob", old_logprob, batch)
     _check_vector("advantages", advantages, batch)
     if not clip_coef > 0:
         raise ValueError(f"clip_coef must be positive, got {clip_coef}")
-    kwargs: dict[str, Any] = registry.params_of(loss, _given(params))
-    if loss.needs_counts:
-        if action_counts is None:
-            raise ValueError(f"PPO policy loss {name!r} needs action_counts (how often each "
-                             "action occurs in the rollout)")
-        kwargs["action_counts"] = _counts("action_counts", action_counts, logits, check_range,
-                                          actions.long())
-    if loss.takes_log_probs and log_probs is not None:
-        kwargs["log_probs"] = log_probs
-    return _scalar("PPO policy", name, loss.function(
-        logits, actions, old_logprob.detach(), advantages.detach(), clip_coef=clip_coef,
-        **kwargs))
 
 
 # ----------------------------------------------------------------------------- PPO losses
@@ -342,6 +483,83 @@ def balanced_softmax(logits, targets, *, class_counts):
     log_p = float_log_probs(logits)
     log_p = torch.log_softmax(log_p + torch.log(class_counts / class_counts.sum()), dim=-1)
     return -log_p.gather(1, targets[:, None]).mean()
+
+
+# ----------------------------------------------------------------------------- the field's
+# The long-tail field's losses (beyond the paper), registered through the public API only:
+# each needs the class counts, so none runs in a re-sampling experiment (double correction).
+def log_prior(class_counts: Tensor) -> Tensor:
+    """log of the training split's class frequencies."""
+    return torch.log(class_counts / class_counts.sum())
+
+
+def effective_number_weights(class_counts: Tensor, beta: float) -> Tensor:
+    """Cui et al. (2019): ``(1 - beta) / (1 - beta^n_c)``, scaled to sum to the number of
+    classes (beta 0: every class 1; beta -> 1: inverse frequency)."""
+    w = (1.0 - beta) / (1.0 - torch.pow(beta, class_counts))
+    return w * (class_counts.numel() / w.sum())
+
+
+def _weighted_mean(per_sample: Tensor, weights: Tensor | None) -> Tensor:
+    """The batch mean, or ``sum w l / sum w`` as ``F.cross_entropy(weight=...)`` takes it."""
+    return per_sample.mean() if weights is None else (weights * per_sample).sum() / weights.sum()
+
+
+@register_supervised_loss("ldam_drw", max_margin=param(0.5, low=0),
+                          scale=param(30.0, low=0, open_low=True),
+                          drw_start=param(0.8, low=0, high=1),
+                          beta=param(0.9999, low=0, high=1, open_high=True),
+                          needs=("class_counts", "progress"), label="LDAM-DRW")
+def ldam_drw(logits, targets, *, class_counts, progress, max_margin, scale, drw_start, beta):
+    """Cao et al. (2019): cross entropy of ``scale * (logits - m_y 1_y)`` with label-distribution
+    -aware margins ``m_c`` proportional to ``n_c^(-1/4)``, the largest ``max_margin``; from
+    ``drw_start`` of the run on (deferred re-weighting), each sample weighted by its class's
+    effective-number weight (beta), as their code's ``per_cls_weights``."""
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    margins = class_counts.to(dtype).pow(-0.25)
+    margins = margins * (max_margin / margins.max())
+    target = torch.zeros_like(logits, dtype=dtype).scatter_(1, targets[:, None], 1.0)
+    log_p = float_log_probs(scale * (logits.to(dtype) - target * margins[targets][:, None]))
+    nll = -log_p.gather(1, targets[:, None]).squeeze(1)
+    weights = (effective_number_weights(class_counts.to(dtype), beta)[targets]
+               if progress >= drw_start else None)
+    return _weighted_mean(nll, weights)
+
+
+@register_supervised_loss("logit_adjusted", tau=param(1.0, low=0),
+                          needs=("class_counts",), label="LA loss")
+def logit_adjusted(logits, targets, *, class_counts, tau):
+    """Menon et al. (2021), the loss form: cross entropy of ``logits + tau log prior``
+    (tau 1 is Balanced Softmax's)."""
+    log_p = float_log_probs(logits)
+    log_p = torch.log_softmax(log_p + tau * log_prior(class_counts).to(log_p.dtype), dim=-1)
+    return -log_p.gather(1, targets[:, None]).mean()
+
+
+def _posthoc_adjusted(logits, *, class_counts, tau):
+    """Menon et al. (2021), post-hoc: predict from ``logits - tau log prior``."""
+    log_p = float_log_probs(logits)
+    return log_p - tau * log_prior(class_counts).to(log_p.dtype)
+
+
+@register_supervised_loss("la_posthoc", tau=param(1.0, low=0), needs=("class_counts",),
+                          eval_logits=_posthoc_adjusted, label="LA post-hoc")
+def la_posthoc(logits, targets, *, class_counts, tau):
+    """Cross entropy while training; every validation and test prediction made from the
+    logits adjusted post hoc (``_posthoc_adjusted``)."""
+    return ce(logits, targets)
+
+
+@register_supervised_loss("class_balanced", beta=param(0.9999, low=0, high=1, open_high=True),
+                          gamma=param(0.0, low=0), needs=("class_counts",), label="CB loss")
+def class_balanced(logits, targets, *, class_counts, beta, gamma):
+    """Cui et al. (2019): each sample weighted by its class's effective-number weight, the
+    weighted mean of cross entropy (gamma 0) or of softmax focal loss ``-(1 - p_i)^gamma
+    log p_i`` (gamma > 0)."""
+    log_pi = float_log_probs(logits).gather(1, targets[:, None]).squeeze(1)
+    per_sample = -log_pi if gamma == 0 else -((1.0 - log_pi.exp()).pow(gamma) * log_pi)
+    weights = effective_number_weights(class_counts.to(log_pi.dtype), beta)[targets]
+    return _weighted_mean(per_sample, weights)
 
 
 PPO_LOSSES = registry.names("ppo")  # the built-ins (a user's module adds to the registry)

@@ -246,14 +246,6 @@ class RLRunConfig(Section):
                                          "(docs/throughput.md)")
 
 
-@dataclass(frozen=True)
-class LossConfig:
-    """The registered loss a cell runs (a named variant's base) and its parameters."""
-
-    name: str
-    params: Mapping[str, float]
-
-
 # ============================================================================ classification
 @dataclass(frozen=True)
 class DatasetConfig(Section):

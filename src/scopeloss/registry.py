@@ -41,6 +41,11 @@ KIND_WORDS = {"ppo": "PPO policy loss", "supervised": "supervised loss"}
 CALL = {"ppo": (("logits", "actions", "old_logprob", "advantages"), ("clip_coef",)),
         "supervised": (("logits", "targets"), ())}
 COUNTS_ARG = {"ppo": "action_counts", "supervised": "class_counts"}
+# The context a loss may declare it needs (``needs=``), handed to it by keyword, per kind:
+# the counts, the fraction of the run's budget done, the 0-based epoch / 1-based update,
+# and ``state``, a dict of tensors the loss owns (saved in checkpoints, restored on resume).
+NEEDS = {"ppo": ("action_counts", "progress", "update", "state"),
+         "supervised": ("class_counts", "progress", "epoch", "state")}
 # How the PPO update draws each epoch's samples from the rollout: a permutation (natural) or,
 # with replacement, every action equally likely (action_balanced: resampled_policy).
 SAMPLINGS = ("natural", "action_balanced")
@@ -65,15 +70,22 @@ class Loss:
     label: str
     color: str | None
     dash: Any
-    needs_counts: bool
+    needs: tuple[str, ...]
     sampling: str
     module: str | None
     takes_log_probs: bool
     bounds: dict[str, Param] = field(default_factory=dict, repr=False)  # each param's rule
+    # supervised only: ``fn(logits, *, <needs>, **params) -> logits`` before every prediction
+    eval_logits: Callable | None = field(default=None, repr=False)
 
     @property
     def origin(self) -> str:
         return self.module or "scopeloss.losses (built-in)"
+
+    @property
+    def needs_counts(self) -> bool:
+        """Whether it re-weights by the counts (``grid.double_correction`` reads this)."""
+        return COUNTS_ARG[self.kind] in self.needs
 
 
 _LOSSES: dict[str, dict[str, Loss]] = {kind: {} for kind in KINDS}
@@ -90,9 +102,11 @@ def param(default: float, *, low: float | None = None, high: float | None = None
 
 
 def register(kind: str, name: str, params: dict[str, float | Param], *, label: str | None = None,
-             color: str | None = None, dash: Any = None, needs_counts: bool = False,
-             sampling: str = "natural") -> Callable[[Callable], Callable]:
-    """The decorator behind ``register_ppo_loss`` / ``register_supervised_loss``."""
+             color: str | None = None, dash: Any = None, needs: Any = (),
+             needs_counts: bool = False, sampling: str = "natural",
+             eval_logits: Callable | None = None) -> Callable[[Callable], Callable]:
+    """The decorator behind ``register_ppo_loss`` / ``register_supervised_loss``: every bad
+    registration is a ConfigError of one line naming the loss and what is wrong."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     module = _loading[-1] if _loading else None
@@ -114,6 +128,11 @@ def register(kind: str, name: str, params: dict[str, float | Param], *, label: s
     if sampling not in SAMPLINGS or (sampling != "natural" and kind != "ppo"):
         raise ConfigError(f"loss {name!r}{where}: sampling must be natural (or, for a PPO "
                           f"loss, action_balanced), got {sampling!r}")
+    wanted = _check_needs(kind, name, needs, where, needs_counts)
+    if eval_logits is not None and (kind != "supervised" or not callable(eval_logits)):
+        raise ConfigError(f"loss {name!r}{where}: eval_logits must be a function, and only a "
+                          f"supervised loss has one, got {eval_logits!r} for a "
+                          f"{KIND_WORDS[kind]}")
 
     def decorate(function: Callable) -> Callable:
         if name in _LOSSES[kind]:
@@ -121,30 +140,46 @@ def register(kind: str, name: str, params: dict[str, float | Param], *, label: s
                 f"{KIND_WORDS[kind]} {name!r} registered twice: by "
                 f"{_LOSSES[kind][name].origin} and by {module or 'scopeloss.losses'}; "
                 "one name names one loss (choose another name)")
-        takes_log_probs = _check_signature(kind, name, function, defaults, needs_counts, where)
+        positional, keywords = CALL[kind]
+        takes_log_probs = _check_signature(name, function, positional,
+                                           (*keywords, *defaults, *wanted), where,
+                                           f"a {KIND_WORDS[kind]} is")
+        if eval_logits is not None:
+            _check_signature(name, eval_logits, ("logits",), (*wanted, *defaults), where,
+                             "its eval_logits is")
         _LOSSES[kind][name] = Loss(name, kind, function, {k: float(v) for k, v in defaults.items()},
-                                   label or name, color, dash, needs_counts, sampling, module,
-                                   takes_log_probs, bounds)
+                                   label or name, color, dash, wanted, sampling, module,
+                                   takes_log_probs, bounds, eval_logits)
         return function
 
     return decorate
 
 
-def _check_signature(kind, name, function, params, needs_counts, where) -> bool:
-    """That ``function`` takes what a loss of ``kind`` is called with; whether it also takes
-    the precomputed ``log_probs`` (the built-ins do: computed once per minibatch)."""
+def _check_needs(kind, name, needs, where, needs_counts) -> tuple[str, ...]:
+    """``needs`` as a tuple of NEEDS[kind] names, with the old ``needs_*_counts`` alias."""
+    if isinstance(needs, str) or not isinstance(needs, (tuple, list)):
+        raise ConfigError(f"loss {name!r}{where}: needs must be a tuple of names, got {needs!r}")
+    wanted = tuple(needs) + ((COUNTS_ARG[kind],) if needs_counts else ())
+    for need in wanted:
+        if need not in NEEDS[kind]:
+            raise ConfigError(f"loss {name!r}{where}: needs {need!r} is not something a "
+                              f"{KIND_WORDS[kind]} is handed; allowed: {', '.join(NEEDS[kind])}")
+    return tuple(dict.fromkeys(wanted))  # once each, in the order given
+
+
+def _check_signature(name, function, positional, keywords, where, called) -> bool:
+    """That ``function`` takes ``positional`` then ``keywords`` (``called``: how it is
+    called); whether it also takes the precomputed ``log_probs`` (the built-ins do:
+    computed once per minibatch)."""
     if not callable(function):
         raise ConfigError(f"loss {name!r}{where}: registered object is not a function")
-    positional, keywords = CALL[kind]
-    keywords = (*keywords, *params, *((COUNTS_ARG[kind],) if needs_counts else ()))
     signature = inspect.signature(function)
     try:
         signature.bind(*positional, **dict.fromkeys(keywords))
     except TypeError as err:
         call = f"({', '.join(positional)}{', *, ' if keywords else ''}{', '.join(keywords)})"
-        raise ConfigError(f"loss {name!r}{where}: its function {function.__name__}{signature} "
-                          f"cannot be called as a {KIND_WORDS[kind]} is, with {call}: {err}"
-                          ) from None
+        raise ConfigError(f"loss {name!r}{where}: {function.__name__}{signature} cannot be "
+                          f"called as {called}, with {call}: {err}") from None
     return "log_probs" in signature.parameters
 
 
@@ -352,3 +387,9 @@ def _builtins() -> None:
 __all__ = ["Loss", "KINDS", "register", "losses", "names", "get", "check_params", "variant",
            "styles",
            "load_modules", "restored"]
+
+
+if __name__ == "__main__":  # python -m scopeloss.registry check [MODULE...] (needs torch)
+    from scopeloss.loss_check import main
+
+    raise SystemExit(main())

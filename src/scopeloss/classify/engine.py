@@ -92,10 +92,11 @@ def make_train_step(forward, loss_fn, split, *, optimizer, scheduler, augmenting
 
 
 @torch.no_grad()
-def evaluate(model, split, *, batch_size: int, image_size: int, loss_fn, compute: Compute):
+def evaluate(model, split, *, batch_size: int, image_size: int, loss_fn, compute: Compute,
+             predict: Callable[[torch.Tensor], torch.Tensor] | None = None):
     """(mean loss, accuracy, predictions) of ``model`` on ``split``, centre-cropped, in
     batches of ``batch_size``; the predictions are the argmax of float32 logits (the head
-    runs in float32)."""
+    runs in float32), or of ``predict(logits)`` (a loss's post-hoc ``eval_logits``)."""
     model.eval()
     n, device = len(split.labels), compute.device
     loss_sum = torch.zeros((), device=device)
@@ -108,7 +109,7 @@ def evaluate(model, split, *, batch_size: int, image_size: int, loss_fn, compute
             logits = model(x)
         logits = logits.float()
         loss_sum += loss_fn(logits, y).float() * len(idx)
-        preds.append(logits.argmax(1))
+        preds.append((logits if predict is None else predict(logits)).argmax(1))
     out = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
     return float(loss_sum) / max(n, 1), float((out == split.labels).mean()), out
 
@@ -117,8 +118,10 @@ def evaluate(model, split, *, batch_size: int, image_size: int, loss_fn, compute
 
 
 def train_one_epoch(step, model, perm: np.ndarray, steps: int, batch_size: int,
-                    device: torch.device) -> tuple[float, float, int]:
-    """``steps`` steps over the epoch's image order ``perm``; (mean loss, accuracy, images)."""
+                    device: torch.device, loss=None
+                    ) -> tuple[float, float, int, dict[str, float]]:
+    """``steps`` steps over the epoch's image order ``perm``; (mean loss, accuracy, images,
+    the means of the metrics ``loss`` (a ``BoundLoss``) reported in the epoch)."""
     model.train()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -129,4 +132,8 @@ def train_one_epoch(step, model, perm: np.ndarray, steps: int, batch_size: int,
         loss_sum += loss_value * len(idx)
         correct += right
         seen += len(idx)
-    return float(loss_sum) / seen, float(correct) / seen, seen  # the epoch's one sync
+    metrics = loss.take_metrics() if loss is not None else {}
+    sums = torch.stack([loss_sum, correct.to(loss_sum.dtype),
+                        *(v.to(loss_sum.dtype) for v in metrics.values())]).tolist()
+    # the epoch's one sync
+    return sums[0] / seen, sums[1] / seen, seen, dict(zip(metrics, sums[2:]))

@@ -82,8 +82,9 @@ def load_file(path: Path):
     return lifecycle.load_checkpoint(path, {"identity": dict, "epoch": int, "model": dict})
 
 
-def best_weights_of(job: Job, ckpt: dict | None):
-    """The best-validation weights a checkpoint refers to, None if missing or not matching."""
+def best_of(job: Job, ckpt: dict | None) -> dict | None:
+    """The best-validation checkpoint a checkpoint refers to (``model``: its weights;
+    ``loss_state``: the loss's state then), None if missing or not matching."""
     if ckpt is None:
         return None
     ckpt_dir = job.out / ".ckpt"
@@ -92,7 +93,7 @@ def best_weights_of(job: Job, ckpt: dict | None):
         lifecycle.log(f"{ckpt_dir}: the best weights of epoch {ckpt['best_epoch']} are missing "
                       "or do not match the checkpoint, starting afresh")
         return None
-    return best["model"]
+    return best
 
 
 def check_fits(model: torch.nn.Module, weights: dict, what: str) -> None:

@@ -66,12 +66,12 @@ from scopeloss.classify.sampling import epoch_indices
 from scopeloss.devices import apply_determinism, bf16_autocast, keep_freed_memory, resolve_device
 from scopeloss.params import compile_mode
 from scopeloss.lifecycle import stop_with_launcher
-from scopeloss.losses import supervised_loss
+from scopeloss.losses import METRIC, BoundLoss, board_tag, metric_columns
 from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
 from scopeloss.schedules import make_schedule
-from scopeloss.params import ClassifierRunConfig, LossConfig
-from scopeloss.classify.job import (EpochState, Job, best_path, best_weights_of,
+from scopeloss.params import ClassifierRunConfig
+from scopeloss.classify.job import (EpochState, Job, best_path, best_of,
                                     check_fits, load_file, prune_best)
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
@@ -135,7 +135,7 @@ class ClassifierRun:
 
     def __init__(self, job: Job, on_epoch_end=None):
         self.job, self.on_epoch_end = job, on_epoch_end
-        self.loss = LossConfig(*job.base_loss)
+        self.loss = BoundLoss("supervised", *job.base_loss)
         self.ckpt_dir = job.out / ".ckpt"
         self.t_start = time.perf_counter()
         self.state = EpochState()
@@ -145,16 +145,14 @@ class ClassifierRun:
     def autocast(self):
         return bf16_autocast(self.job.device, self.job.e.bf16)
 
-    def loss_fn(self, logits, targets):
-        return supervised_loss(self.loss.name, logits, targets, class_counts=self.counts,
-                               **self.loss.params, **_LOSS_OPTS)
-
     def evaluate(self, split):
         """(mean loss, accuracy, predictions) on ``split``, centre-cropped, in batches of
-        twice the training batch (no gradients)."""
+        twice the training batch (no gradients); predictions from the loss's
+        ``eval_logits`` (post-hoc adjustment), its state untouched."""
         return evaluate(self.forward, split, batch_size=2 * self.job.e.batch_size,
-                        image_size=self.job.d.image_size, loss_fn=self.loss_fn,
-                        compute=self.compute)
+                        image_size=self.job.d.image_size,
+                        loss_fn=lambda logits, y: self.loss.supervised(logits, y, record=False),
+                        compute=self.compute, predict=self.loss.eval_logits)
 
     def build(self) -> None:
         """Seeds, data, model, optimiser, schedule, curriculum (in this order: the seeded RNG
@@ -170,6 +168,7 @@ class ClassifierRun:
             check_labels(split.labels, self.num_classes, f"{self.data.manifest_path} ({name})")
         self.train_counts = np.asarray(self.data.counts["train"])
         self.counts = torch.tensor(self.data.counts["train"], dtype=torch.float32).to(device)
+        self.loss.set(class_counts=self.counts, progress=0.0, epoch=0)
         model = build_model(e.model, self.num_classes)
         # torch's stubs lack Module.to(device, memory_format=...), which torch has
         self.model = model.to(device, memory_format=torch.channels_last  # type: ignore[call-overload]
@@ -185,7 +184,7 @@ class ClassifierRun:
         self.state.sampled = np.zeros(self.num_classes, dtype=np.int64)  # images drawn per class
         self.augmenting = Augmenting(e.augmentation if e.augment else None, d.image_size,
                                      self.gen, self.curriculum)
-        self.step = make_train_step(self.forward, self.loss_fn, self.data.splits["train"],
+        self.step = make_train_step(self.forward, self.loss.supervised, self.data.splits["train"],
                                     optimizer=self.opt, scheduler=self.sched,
                                     augmenting=self.augmenting, compute=self.compute)
 
@@ -197,6 +196,7 @@ class ClassifierRun:
             self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
             seeding.set_rng_state(state["rng"], self.gen)
+            self.loss.load_state_dict(state.get("loss_state"), self.job.device)
         self.state.history, self.state.best_acc = state["history"], state["best_acc"]
         self.state.best_epoch, self.state.bad_epochs = state["best_epoch"], state["bad_epochs"]
         self.state.wall_before, self.state.finished = state["wall_time_s"], state["finished"]
@@ -213,18 +213,18 @@ class ClassifierRun:
         """Train from ``ckpt`` (None: afresh); a checkpoint that cannot be restored raises
         CorruptCheckpoint (the caller moves it aside and starts afresh)."""
         job, e = self.job, self.job.e
-        best_weights = None
+        best = None
         if ckpt is not None:
             with lifecycle.restoring():
-                best_weights = best_weights_of(job, ckpt)
-            if best_weights is None:
+                best = best_of(job, ckpt)
+            if best is None:
                 ckpt = None
         self.build()
         if ckpt is not None:
             with lifecycle.restoring():
                 self.restore(ckpt)
-                assert best_weights is not None  # else ckpt was set to None above
-                check_fits(self.model, best_weights, "the best weights")
+                assert best is not None  # else ckpt was set to None above
+                check_fits(self.model, best["model"], "the best weights")
         else:
             lifecycle.log(f"{job.out}: starting afresh (epoch 1 of {e.epochs})")
         prune_best(self.ckpt_dir, {self.state.best_epoch} if ckpt else set())
@@ -246,13 +246,12 @@ class ClassifierRun:
                                lambda: self.save_checkpoint(epoch))
         finally:
             self.board.close()
-        if best_weights is None or self.state.best_epoch != (ckpt or {}).get("best_epoch"):
+        if best is None or self.state.best_epoch != (ckpt or {}).get("best_epoch"):
             best = load_file(best_path(self.ckpt_dir, self.state.best_epoch))
             if best is None:
                 raise lifecycle.CheckpointError(
                     f"the best weights {best_path(self.ckpt_dir, self.state.best_epoch)} vanished")
-            best_weights = best["model"]
-        return self.finish(best_weights)
+        return self.finish(best)
 
     def one_epoch(self, epoch: int) -> None:
         """Train one epoch, step the curriculum, validate; keep the best; checkpoint."""
@@ -263,8 +262,9 @@ class ClassifierRun:
         bs = e.batch_size
         self.state.sampled += np.bincount(split.labels[perm[:self.steps_per_epoch * bs]],
                                     minlength=self.num_classes)
-        train_loss, train_acc, seen = train_one_epoch(self.step, self.model, perm,
-                                                      self.steps_per_epoch, bs, job.device)
+        self.loss.set(progress=(epoch - 1) / e.epochs, epoch=epoch - 1)
+        train_loss, train_acc, seen, metrics = train_one_epoch(
+            self.step, self.model, perm, self.steps_per_epoch, bs, job.device, self.loss)
         if not math.isfinite(train_loss):  # the epoch's one sync; never checkpoint NaN weights
             raise lifecycle.LossFailure(
                 f"non-finite loss ({train_loss}) in epoch {epoch} with supervised loss "
@@ -281,7 +281,8 @@ class ClassifierRun:
         self.state.history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                              "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
                              "epoch_time_s": time.perf_counter() - t0,  # train + val
-                             "images_per_s": seen / train_time})
+                             "images_per_s": seen / train_time,
+                             **{f"{METRIC}{k}": v for k, v in metrics.items()}})
         if val_acc > self.state.best_acc:
             self.state.best_acc, self.state.best_epoch, self.state.bad_epochs = val_acc, epoch, 0
             self.save_best(epoch)
@@ -291,16 +292,21 @@ class ClassifierRun:
         self.state.finished = epoch == e.epochs or (patience is not None
                                                  and self.state.bad_epochs >= patience)
         self.report(epoch)
-        atomic.write_csv(job.out / "history.csv", pd.DataFrame(self.state.history, columns=HISTORY_COLUMNS))
+        self.write_history()
         if self.state.finished or epoch % job.run.checkpoint_every == 0:
             self.save_checkpoint(epoch)
         if self.on_epoch_end is not None:
             self.on_epoch_end(epoch)
 
+    def write_history(self) -> None:
+        history = self.state.history
+        atomic.write_csv(self.job.out / "history.csv", pd.DataFrame(
+            history, columns=metric_columns(history, HISTORY_COLUMNS)))
+
     def report(self, epoch: int) -> None:
         row, e = self.state.history[-1], self.job.e
         levels = self.curriculum.levels if self.curriculum is not None else None
-        self.board.scalars(epoch, {**{f"train/{k}": v for k, v in row.items()
+        self.board.scalars(epoch, {**{board_tag(k): v for k, v in row.items()
                                       if k not in ("epoch", "images_per_s")},
                                    "perf/images_per_s": row["images_per_s"],
                                    **({"cuda/mean_level": float(levels.mean())}
@@ -318,7 +324,8 @@ class ClassifierRun:
         lifecycle.save_checkpoint(best_path(self.ckpt_dir, epoch), {
             "identity": self.job.identity, "epoch": epoch,
             "model": {k: v.detach().to("cpu", copy=True)
-                      for k, v in self.model.state_dict().items()}})
+                      for k, v in self.model.state_dict().items()},
+            "loss_state": self.loss.state_dict()})  # what its predictions are made with
         prune_best(self.ckpt_dir, {epoch, self.state.ckpt_best})
         self.state.ckpt_time += time.perf_counter() - t1
 
@@ -330,7 +337,8 @@ class ClassifierRun:
         # schedule: 3/4 of a ResNet run's disk).
         training = {} if self.state.finished else {
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(), "rng": seeding.rng_state(self.gen)}
+            "scheduler": self.sched.state_dict(), "rng": seeding.rng_state(self.gen),
+            "loss_state": self.loss.state_dict()}
         lifecycle.save_checkpoint(self.ckpt_dir / "last.pt", {
             "identity": self.job.identity, "epoch": epoch, "finished": self.state.finished,
             **training,
@@ -345,10 +353,11 @@ class ClassifierRun:
         self.state.ckpt_time += time.perf_counter() - t0
         self.state.checkpointed = epoch
 
-    def finish(self, best_weights) -> dict:
+    def finish(self, best: dict) -> dict:
         """Test the best-validation weights; write every output; return the summary."""
         job, e, test = self.job, self.job.e, self.data.splits["test"]
-        self.model.load_state_dict(best_weights)
+        self.model.load_state_dict(best["model"])
+        self.loss.load_state_dict(best.get("loss_state"), job.device)
         _, _, preds = self.evaluate(test)
         table = per_class_table(test.labels, preds, self.data.classes, self.data.counts["train"])
         epochs_run = len(self.state.history)
@@ -370,7 +379,7 @@ class ClassifierRun:
         if self.curriculum is not None:
             summary["cuda_levels_final"] = self.curriculum.levels.tolist()
             self.curriculum.write(job.out)
-        atomic.write_csv(job.out / "history.csv", pd.DataFrame(self.state.history, columns=HISTORY_COLUMNS))
+        self.write_history()
         atomic.write_csv(job.out / "per_class.csv", table)
         atomic.write_json(job.out / "summary.json", summary)
         lifecycle.log(f"{job.out}: top1 {summary['top1']:.4f} precision mean "

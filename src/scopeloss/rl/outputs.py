@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from scopeloss import atomic
+from scopeloss.losses import metric_columns
 from scopeloss.params import EnvConfig
 
 EPISODE_COLUMNS = ["global_step", "return", "length", "truncated_by_resume"]
@@ -34,7 +35,8 @@ def _episode_frame(rows: np.ndarray) -> pd.DataFrame:
 def write_outputs(out: Path, env_cfg: EnvConfig, st: dict[str, Any]) -> None:
     """Write episodes.csv, updates.csv (and eval.csv for procgen) from the state ``st``."""
     atomic.write_csv(out / "episodes.csv", _episode_frame(st["episodes"]))
-    atomic.write_csv(out / "updates.csv", pd.DataFrame(st["updates"], columns=UPDATE_COLUMNS))
+    atomic.write_csv(out / "updates.csv", pd.DataFrame(
+        st["updates"], columns=metric_columns(st["updates"], UPDATE_COLUMNS)))
     if env_cfg.traits.held_out:
         atomic.write_csv(out / "eval.csv", pd.DataFrame(st["eval"], columns=EVAL_COLUMNS).astype(
             {"global_step": "int64", "length": "int64"}))

@@ -37,6 +37,7 @@ from scopeloss import lifecycle, registry, seeding
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.fingerprint import cell_fingerprint
+from scopeloss.losses import BoundLoss, board_tag
 from scopeloss.params import compile_mode
 from scopeloss.config_keys import check_seed
 from scopeloss.progress import RunLogger
@@ -48,7 +49,7 @@ from scopeloss.rl.networks import make_network
 from scopeloss.rl.outputs import output_names, write_finished, write_outputs
 from scopeloss.rl.update import update
 from scopeloss.runinfo import run_info
-from scopeloss.params import EnvConfig, LossConfig, PPOConfig, RLRunConfig
+from scopeloss.params import EnvConfig, PPOConfig, RLRunConfig
 from scopeloss.schedules import make_schedule
 
 CKPT_NAME = "checkpoint.pt"
@@ -164,7 +165,7 @@ class PPORun:
         assert run.torch_threads is not None and run.checkpoint_every is not None
         self.threads, self.checkpoint_every = run.torch_threads, run.checkpoint_every
         # the registered loss it runs (a named variant's base) and its parameters
-        self.loss = LossConfig(*registry.cell_loss("ppo", loss, hp["loss"]))
+        self.loss = BoundLoss("ppo", *registry.cell_loss("ppo", loss, hp["loss"]))
         self.seed = seed
         self.out, self.identity, self.log = out, identity, log
         self.ckpt_path = out / ".ckpt" / CKPT_NAME
@@ -222,6 +223,7 @@ class PPORun:
         self.schedule.load_state_dict(ckpt["schedule"])
         self.reward_tf.load_state_dict(ckpt["reward_transform"])
         seeding.set_rng_state(ckpt["rng"])
+        self.loss.load_state_dict(ckpt.get("loss_state"), self.device)
         if not 1 <= ckpt["update"] < self.num_updates:
             raise ValueError(f"update {ckpt['update']} of a run of {self.num_updates} updates "
                              "that is not finished")
@@ -286,13 +288,15 @@ class PPORun:
         logged_before = len(st.episodes)
         steps = min(p.num_steps, (p.total_steps - st.global_step) // N)  # last may be short
         lr = self.optimizer.param_groups[0]["lr"]
+        progress = st.global_step / p.total_steps
         st.global_step, finished = ro.collect(self.rollout, steps, self.acting, gamma=p.gamma,
                                               global_step=st.global_step, timers=timers)
         st.episodes.extend(finished)
         t_learn = time.perf_counter()
         batch = ro.advantages(self.rollout, p.gamma, p.gae_lambda)
         stats = update(self.agent, self.policy, self.optimizer, batch, p, self.loss,
-                       autocast=self.autocast, num_actions=self.env.num_actions, update_index=k)
+                       autocast=self.autocast, num_actions=self.env.num_actions, update_index=k,
+                       progress=progress)
         self.schedule.step()
         timers["update"] += time.perf_counter() - t_learn
         dt = time.perf_counter() - t_update
@@ -310,7 +314,7 @@ class PPORun:
     def report(self, k: int, sps: float, new_episodes: np.ndarray) -> None:
         """TensorBoard scalars of this update and the progress line."""
         row, step = self.state.updates[-1], self.state.global_step
-        self.board.scalars(step, {f"train/{key}": v for key, v in row.items()
+        self.board.scalars(step, {board_tag(key): v for key, v in row.items()
                                   if key not in ("update", "global_step", "sps")})
         has = len(new_episodes) > 0
         self.board.scalars(step, {
@@ -345,7 +349,8 @@ class PPORun:
         # (the state); not the optimiser, schedule and RNG (2/3 of the checkpoint).
         training = {} if done else {
             "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-            "reward_transform": self.reward_tf.state_dict(), "rng": seeding.rng_state()}
+            "reward_transform": self.reward_tf.state_dict(), "rng": seeding.rng_state(),
+            "loss_state": self.loss.state_dict()}
         lifecycle.save_checkpoint(self.ckpt_path, {
             "identity": self.identity, "finished": done, "update": k,
             "model": self.agent.state_dict(), **training, "state": snapshot})

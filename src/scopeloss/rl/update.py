@@ -32,11 +32,10 @@ import math
 import torch
 from torch import nn
 
-from scopeloss import registry
 from scopeloss.lifecycle import LossFailure
-from scopeloss.losses import check_index_range, ppo_policy_loss
+from scopeloss.losses import BoundLoss, check_index_range, check_ppo_inputs
 from scopeloss.rl.rollout import Batch
-from scopeloss.params import LossConfig, PPOConfig
+from scopeloss.params import PPOConfig
 
 DIAGNOSTICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "max_prob")
 ACTION_MIX = ("action_top_share", "update_action_top_share")
@@ -51,9 +50,8 @@ def epoch_samples(batch: Batch, sampling: str, counts: torch.Tensor) -> torch.Te
     return torch.multinomial(weights, batch.size, replacement=True)
 
 
-def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: PPOConfig, loss: LossConfig, *,
-                   autocast, diagnostics: bool, action_counts: torch.Tensor | None = None,
-                   natural_mb: torch.Tensor | None = None
+def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: PPOConfig, loss: BoundLoss, *,
+                   autocast, diagnostics: bool, natural_mb: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The PPO objective on minibatch ``mb`` (indices into ``batch``) and, if asked, its
     diagnostics (a tensor of DIAGNOSTICS plus a count of 1, for summing). ``natural_mb``:
@@ -70,9 +68,10 @@ def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: PPOConfig, loss: L
     mb_adv = batch.advantages[mb]
     if p.norm_adv and mb.numel() > 1:  # eq. 9, per minibatch
         mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-    pg_loss = ppo_policy_loss(loss.name, logits, batch.actions[mb], batch.logprobs[mb], mb_adv,
-                              clip_coef=p.clip_coef, check_range=False, log_probs=log_p,
-                              action_counts=action_counts, **loss.params)
+    actions, old_logprob = batch.actions[mb], batch.logprobs[mb]
+    check_ppo_inputs(logits, actions, old_logprob, mb_adv, p.clip_coef, check_range=False)
+    pg_loss = loss.ppo(logits, actions, old_logprob, mb_adv, clip_coef=p.clip_coef,
+                       log_probs=log_p, record=diagnostics)
     returns = batch.returns[nat]
     v_loss_unclipped = (new_value - returns) ** 2
     if p.clip_vloss:  # CleanRL: 0.5 * max(unclipped, clipped), then x vf_coef
@@ -96,17 +95,21 @@ def minibatch_loss(policy, batch: Batch, mb: torch.Tensor, p: PPOConfig, loss: L
     return pg_loss + p.vf_coef * v_loss, stats
 
 
-def update(agent: nn.Module, policy, optimizer, batch: Batch, p: PPOConfig, loss: LossConfig, *,
-           autocast, num_actions: int, update_index: int) -> dict[str, float]:
+def update(agent: nn.Module, policy, optimizer, batch: Batch, p: PPOConfig, loss: BoundLoss, *,
+           autocast, num_actions: int, update_index: int, progress: float = 0.0
+           ) -> dict[str, float]:
     """``update_epochs`` passes over ``batch`` in ``num_minibatches`` minibatches, drawn as
     the loss's ``sampling`` says; returns the mean DIAGNOSTICS over the last pass's
-    minibatches and the ACTION_MIX of the rollout and of the samples used."""
+    minibatches, the loss's own metrics over the same (``loss_<name>``) and the ACTION_MIX
+    of the rollout and of the samples used. ``progress``: the fraction of the run's steps
+    done when the update's rollout began."""
     # The actions' range is checked once here, where they enter the update (on CUDA an
     # async device assert), not in every minibatch's loss call.
     check_index_range("actions", batch.actions, num_actions)
-    spec = registry.get("ppo", loss.name)
+    spec = loss.loss
     device = batch.actions.device
     counts = torch.bincount(batch.actions, minlength=num_actions).float()
+    loss.set(action_counts=counts, progress=progress, update=update_index)
     # the action counts of the samples the epochs use: a permutation uses each sample once
     used = counts if spec.sampling == "natural" else torch.zeros_like(counts)
     stats = torch.zeros(len(DIAGNOSTICS) + 1, device=device)
@@ -122,7 +125,7 @@ def update(agent: nn.Module, policy, optimizer, batch: Batch, p: PPOConfig, loss
         for mb, natural_mb in zip(samples.tensor_split(splits), natural):
             total, mb_stats = minibatch_loss(
                 policy, batch, mb, p, loss, autocast=autocast, diagnostics=last,
-                action_counts=counts if spec.needs_counts else None, natural_mb=natural_mb)
+                natural_mb=natural_mb)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             nn.utils.clip_grad_norm_(params, p.max_grad_norm, foreach=True)
@@ -130,10 +133,13 @@ def update(agent: nn.Module, policy, optimizer, batch: Batch, p: PPOConfig, loss
             if mb_stats is not None:  # asked for on the last epoch
                 stats += mb_stats
     mix = torch.stack([counts.max() / counts.sum(), used.max() / used.sum()])
-    sums = torch.cat([stats, mix]).tolist()  # the update's one host sync
-    n = len(DIAGNOSTICS)
+    metrics = loss.take_metrics()
+    sums = torch.cat([stats, mix, *(v.reshape(1) for v in metrics.values())]
+                     ).tolist()  # the update's one host sync
+    n, m = len(DIAGNOSTICS), len(DIAGNOSTICS) + 1 + len(ACTION_MIX)
     means = dict(zip(DIAGNOSTICS, (x / sums[n] for x in sums[:n])))
-    means.update(zip(ACTION_MIX, sums[n + 1:]))
+    means.update(zip(ACTION_MIX, sums[n + 1:m]))
+    means.update(zip((f"loss_{k}" for k in metrics), sums[m:]))
     if not all(math.isfinite(means[k]) for k in ("policy_loss", "value_loss", "entropy")):
         raise LossFailure(f"non-finite loss at update {update_index} with PPO policy loss "
                           f"{loss.name!r} (policy {means['policy_loss']}, value "
