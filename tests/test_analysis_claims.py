@@ -154,6 +154,33 @@ def test_precision_claims_per_table(tmp_path):
     assert list(table.loc[table["claim_id"].isin(["A", "B"]), "verdict"]) == ["not run"] * 2
 
 
+def test_few_shot_accuracy_rows_join_claim_c_and_its_holm_family(tmp_path):
+    root, paths = tmp_path / "results", []
+    # precision ties (inconclusive); few-shot accuracy: Scope 0.5, CE 0.2 (beaten)
+    for loss, few in (("scope", 0.5), ("ce", 0.2)):
+        for seed in SEEDS:
+            p = 0.6 + 0.01 * (seed - 3.5) * (1 if loss == "ce" else -1)
+            paths.append(make_cls_run(root, "digits_lt", "plain", loss, seed,
+                                      [p - 0.1, p, p + 0.1], [50, 20, 5],
+                                      few_shot=few + 0.01 * seed))
+    tables = tmp_path / "tables"
+    aggregate.write_tables(tables, aggregate.aggregate_classification(paths)[0])
+    table = claims.claims_table(tables, rl=False, reps=2000)
+    where = "digits_lt / plain (Table 1)"
+    precision = _lookup(table, "C", "SL vs CEL", where, "mean per-class")
+    few = _lookup(table, "C", "SL vs CEL", where, "few-shot")
+    assert few["estimate"] == pytest.approx(0.3) and few["verdict"] == "supported"
+    assert precision["verdict"] == "inconclusive"
+    # one family: Holm over both rows (the smaller p doubled)
+    assert few["p_adj"] == pytest.approx(min(1.0, 2 * few["p"]))
+    from scopeloss.analysis.tables import write_shot_table
+
+    write_shot_table(tables, tmp_path)
+    text = (tmp_path / "shot_accuracy.md").read_text()
+    assert "few below / many above 20 / 100" in text
+    assert "| SL | 0.500 ± 0.000 | 0.450 ± 0.000 | 0.800 ± 0.000 | 0.600 ± 0.000 | 0.535 ± " in text
+
+
 def test_one_seed_says_so(tmp_path):
     one = {env: {loss: v[:1] for loss, v in by.items()} for env, by in RETURNS.items()}
     tables = _rl_tables(tmp_path, seeds=(1,), envs=one)

@@ -163,7 +163,8 @@ def test_prepare_cli(tmp_path, caltech_root, capsys):
                    "--no-download"]) == 2
     assert "put the archive 256_ObjectCategories.tar" in capsys.readouterr().err
     assert exit_code(D.main, ["prepare", "--dataset", "imagenet", "--root", str(tmp_path)]) == 2
-    assert "unknown dataset 'imagenet'; allowed: caltech256, digits_lt, numbers_lt" in capsys.readouterr().err
+    assert ("unknown dataset 'imagenet'; allowed: caltech256, digits_lt, numbers_lt, cifar10_lt, "
+            "cifar100_lt, or a name of your own") in capsys.readouterr().err
 
 
 def test_digits_lt_is_long_tailed_and_split(tmp_path):

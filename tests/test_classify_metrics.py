@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, precision_score
 
-from scopeloss.classify.metrics import per_class_table, summarize
+from scopeloss.classify.metrics import per_class_table, shot_accuracy, shot_thresholds, summarize
 
 
 def test_per_class_precision_with_a_never_predicted_class():
@@ -33,3 +33,32 @@ def test_per_class_precision_with_a_never_predicted_class():
     assert s["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 2 / 4 + 0) / 4)
     assert s["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
     assert s["never_predicted"] == 1 and s["zero_division"] == "0"
+
+
+def test_many_medium_few_shot_accuracy_by_hand():
+    # six classes: 200 and 150 training images (many), 50 and 30 (medium), 10 and 5 (few);
+    # per-class accuracy (recall) 1, 0.5 | 0.75, 0.25 | 0, 1/3
+    y_true = np.array([0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 5, 5, 5])
+    y_pred = np.array([0, 0, 1, 0, 2, 2, 2, 0, 3, 0, 0, 0, 0, 0, 5, 0, 0])
+    table = per_class_table(y_true, y_pred, list("abcdef"), [200, 150, 50, 30, 10, 5])
+    s = summarize(y_true, y_pred, table, (20, 100))
+    assert s["many_shot_acc"] == pytest.approx(0.75)
+    assert s["medium_shot_acc"] == pytest.approx(0.5)
+    assert s["few_shot_acc"] == pytest.approx(1 / 6)
+    assert s["shot_classes"] == [2, 2, 2] and s["shot_thresholds"] == [20.0, 100.0]
+    # a group without a class has no accuracy; the thresholds themselves are medium
+    edge = per_class_table(y_true, y_pred, list("abcdef"), [100, 100, 20, 20, 20, 20])
+    out = shot_accuracy(edge, (20, 100))
+    assert out["many_shot_acc"] is None and out["few_shot_acc"] is None
+    assert out["shot_classes"] == [0, 6, 0]
+
+
+def test_shot_thresholds_are_the_fields_or_scaled_to_the_profile():
+    assert shot_thresholds("caltech256", [827, 80]) == (20.0, 100.0)
+    assert shot_thresholds("a_kind_of_my_own", [5, 500]) == (20.0, 100.0)
+    # a stand-in: where 20 and 100 sit on CIFAR-100-LT's 5..500 log-profile, on its own
+    tail, head = 2.4, 24.0
+    pos = np.log([20 / 5, 100 / 5]) / np.log(100)
+    want = tuple(np.round(tail * (head / tail) ** pos, 2))
+    assert shot_thresholds("numbers_lt", np.geomspace(head, tail, 100)) == want
+    assert want == (4.8, 10.73)

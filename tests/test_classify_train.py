@@ -110,7 +110,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--dataset", "imagenet"], "unknown dataset 'imagenet'; allowed: caltech256, digits_lt, numbers_lt"),
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'; allowed: caltech256, digits_lt, numbers_lt, cifar10_lt, "
+                              "cifar100_lt, or a name of your own with dataset.kind one of "),
     (["--experiment", "fancy"], "unknown experiment 'fancy'; allowed: plain, augmented, plain_balanced, "
                                 "augmented_cuda"),
     (["--loss", "hinge"], "--loss: unknown supervised loss 'hinge'; registered: pel, scope, focal, "

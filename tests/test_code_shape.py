@@ -110,12 +110,13 @@ def test_every_suite_and_dataset_kind_has_its_typed_section():
         EnvConfig.of({**rl_config.resolve("Pong", "scope")["env"], "noop": 3})
     with pytest.raises(ConfigError, match="env.suite must be one of atari, procgen"):
         EnvConfig.of({"suite": "arcade"})
-    for dataset in params.CL_DATASET_KIND:
-        section = cl_config.resolve_dataset(dataset)
+    for dataset, given in [*((name, None) for name in cl_config.DATASETS),
+                           ("my_list", {"kind": "image_list"})]:
+        section = cl_config.resolve_dataset(dataset, given)
         cfg = DatasetConfig.of(section)
         assert dataclasses.asdict(cfg) == section
         assert {f.name for f in dataclasses.fields(cfg)} == {
-            *params.CL_DATASET, *params.CL_DATASET_KIND[dataset]}
+            *params.CL_DATASET, *params.CL_DATASET_KIND[section["kind"]]}
     with pytest.raises(ConfigError, match="unknown max_per_clas "):
         DatasetConfig.of({**cl_config.resolve_dataset("digits_lt"), "max_per_clas": 3})
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import textwrap
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pytest
 
 from scopeloss import lifecycle
 
+from user_losses import MODULE as USER_MODULE
 from workflow_helpers import BIN, ROOT, copy_workflow, count, hparams, plan, snakemake
 
 SMOKE = ("--configfile", "presets/smoke.yaml")
@@ -419,6 +421,41 @@ def test_the_readme_recipe_runs_a_users_loss_through_the_grid(smoke_run):
     finally:
         (wf / recipe["overlay_path"]).unlink(missing_ok=True)
         shutil.rmtree(module.parent, ignore_errors=True)
+
+
+def test_losses_with_needs_state_and_post_hoc_run_through_the_grid(smoke_run):
+    """A user's module in the round-5 contract (counts + progress, state, eval_logits, and a PPO
+    loss needing everything) through Snakemake: only its cells train, and each run's log
+    table carries the loss's metrics as loss_<name> columns."""
+    wf, _ = smoke_run
+    (wf / "ext").mkdir(exist_ok=True)
+    (wf / "ext/field.py").write_text(USER_MODULE)
+    args = overlay(wf, "field.yaml", textwrap.dedent("""
+        loss_modules: [ext/field.py]
+        rl: {envs: [CartPole], losses: [policy, scope, stateful_pg]}
+        classification:
+          experiments: [plain]
+          losses: [ce, scope, deferred_weights, running_ce, posthoc_first]
+        """))
+    trained = {(j["rule"], j["wildcards"]["loss"]) for j in plan(wf, *args)
+               if j["rule"].startswith("train_")}
+    assert trained == {("train_rl", "stateful_pg"), ("train_classifier", "deferred_weights"),
+                       ("train_classifier", "running_ce"), ("train_classifier", "posthoc_first")}
+    proc = snakemake(wf, "--cores", "2", *args, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    runs = wf / "results/classification/digits_lt/plain"
+    history = pd.read_csv(runs / "deferred_weights/seed1/history.csv")
+    assert history["loss_progress"].tolist() == [0.0, 0.5]
+    assert history["loss_reweighted"].tolist() == [0.0, 1.0]
+    history = pd.read_csv(runs / "running_ce/seed1/history.csv")
+    assert history["loss_steps"].is_monotonic_increasing and history["loss_p_mean"].gt(0).all()
+    summary = json.loads((runs / "posthoc_first/seed1/summary.json").read_text())
+    assert summary["never_predicted"] == summary["num_classes"] - 1  # all class 0, post hoc
+    updates = pd.read_csv(wf / "results/rl/CartPole/stateful_pg/seed1/updates.csv")
+    assert updates["loss_update"].tolist() == list(range(1, len(updates) + 1))
+    assert updates["loss_calls"].is_monotonic_increasing
+    final = pd.read_csv(wf / "results/tables/rl_final.csv")
+    assert "stateful_pg" in set(final["loss"])
 
 
 def readme_sweep() -> dict[str, str]:

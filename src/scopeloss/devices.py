@@ -114,3 +114,10 @@ def keep_freed_memory() -> bool:
         return False
     return all(mallopt(param, value) == 1 for param, value in (
         (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1), (_M_TOP_PAD, 2**30)))
+
+
+def compile_mode(value: bool | str) -> str | None:
+    """run.compile as torch.compile's ``mode`` (None: not compiled)."""
+    if value is False:
+        return None
+    return "default" if value is True else value

@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ok: {' + '.join(map(str, files))}: {len(rl_runs(config))} RL runs, "
           f"{len(classification_runs(config))} classifier runs")
     if config.get("loss_modules"):  # a user's losses, tried before any job runs them
-        from scopeloss.loss_check import check, losses_of
+        from scopeloss import loss_check
 
-        lines = check(losses_of(config["loss_modules"]))
+        lines = loss_check.check(loss_check.losses_of(config["loss_modules"]))
         print("\n".join(lines))
         if any(line.startswith("FAIL") for line in lines):
             parser.exit(2, f"{parser.prog}: error: a loss of loss_modules failed its check "

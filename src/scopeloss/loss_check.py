@@ -36,7 +36,7 @@ class Checked:
     def line(self, baseline: float | None) -> str:
         where = self.loss.module or "built-in"
         head = f"{self.loss.kind} loss {self.loss.name!r} ({where})"
-        if self.fault:
+        if self.fault or self.seconds is None:
             return f"FAIL {head}: {self.fault}"
         cost = (f"{self.seconds * 1e6:.0f} us per call" +
                 (f", {self.seconds / baseline:.1f}x {BASELINE[self.loss.kind]}"
@@ -49,7 +49,7 @@ def _inputs(kind: str, generator: torch.Generator, dtype=torch.float32):
     batch, width = SHAPE[kind]
     logits = (torch.randn(batch, width, generator=generator) * 2).to(dtype).requires_grad_()
     labels = torch.randint(0, width, (batch,), generator=generator)
-    context = {"progress": 0.9, "epoch": 3, "update": 4}
+    context: dict[str, object] = {"progress": 0.9, "epoch": 3, "update": 4}
     if kind == "supervised":
         # a long tail over the classes, every class seen at least once
         context["class_counts"] = torch.logspace(3, 0, width)

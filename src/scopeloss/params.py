@@ -33,18 +33,7 @@ from scopeloss.config_keys import (SEED_MAX, Param, Section, by_key, count, decl
 
 COMPILE_MODES = ("default", "reduce-overhead")  # torch.compile's modes that run.compile names
 
-
-def compile_mode(value: bool | str) -> str | None:
-    """run.compile as torch.compile's ``mode`` (None: not compiled)."""
-    if value is False:
-        return None
-    return "default" if value is True else value
-
-
-# ============================================================================ losses
-# Each loss declares its own parameters and their defaults where it is registered
-# (scopeloss.losses, scopeloss.registry): rl.loss_specs.<LOSS> and
-# classification.loss_specs.<LOSS> set them.
+# A loss declares its own parameters where it is registered (scopeloss.losses).
 
 # ============================================================================ RL
 @dataclass(frozen=True)
@@ -254,7 +243,8 @@ class DatasetConfig(Section):
     kind's (a typed section is returned as it is)."""
 
     kind: str = param("str", None, "which dataset builder",
-                      choices=("caltech256", "digits_lt", "numbers_lt"))
+                      choices=("caltech256", "digits_lt", "numbers_lt", "cifar_lt",
+                               "image_list"))
     root: str = param("str", "data", "folder of the datasets, manifests and cache")
     image_size: int = positive_int(224, "model input size (pixels)",
                                    "torchvision ImageNet convention")
@@ -288,9 +278,33 @@ class NumbersLTConfig(LongTailConfig):
                                low=3, high=500)
 
 
+@dataclass(frozen=True)
+class CifarLTConfig(DatasetConfig):
+    """CIFAR-10-LT / CIFAR-100-LT (Cao et al. 2019): the official test set (balanced), a
+    balanced validation set from the training images, the exponential profile."""
+
+    variant: str = param("str", "cifar100", "which CIFAR", "Cao et al. 2019",
+                         choices=("cifar10", "cifar100"))
+    imbalance_ratio: float = param("float", 100.0, "head / tail training images",
+                                   "Cao et al. 2019: 100, 50, 10", low=1)
+    val_per_class: int = param("int", 20, "validation images per class, drawn from the "
+                               "official training images first", low=1, high=1000)
+
+
+@dataclass(frozen=True)
+class ImageListConfig(DatasetConfig):
+    """List files of ``relative/path label`` per split (ImageNet-LT, Places-LT, iNat 2018)."""
+
+    train_list: str = param("str", "train.txt", "training list file, relative to root")
+    val_list: str = param("str", "val.txt", "validation list file, relative to root")
+    test_list: str = param("str", "test.txt", "test list file, relative to root")
+    image_dir: str = param("str", ".", "folder the listed paths are relative to, under root")
+
+
 # A kind that declares no keys of its own is a plain DatasetConfig.
 DATASET_CONFIGS: dict[str, type[DatasetConfig]] = {
-    "caltech256": DatasetConfig, "digits_lt": LongTailConfig, "numbers_lt": NumbersLTConfig}
+    "caltech256": DatasetConfig, "digits_lt": LongTailConfig, "numbers_lt": NumbersLTConfig,
+    "cifar_lt": CifarLTConfig, "image_list": ImageListConfig}
 
 
 @dataclass(frozen=True)
@@ -327,8 +341,11 @@ class CurriculumConfig(Section):
 class ExperimentConfig(Section):
     """An experiment (defaults of ``plain``, Table 1) and its two nested sections."""
 
-    model: str = param("str", "resnet101", "torchvision ResNet", "paper: ResNet101",
-                       choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))
+    model: str = param("str", "resnet101", "torchvision ResNet, or the CIFAR ResNet of He et "
+                       "al. 2016 (resnet20-56; resnet32: the long-tail field's)",
+                       "paper: ResNet101",
+                       choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+                                "resnet20", "resnet32", "resnet44", "resnet56"))
     optimizer: str = param("str", "adam", "optimiser", "paper, Tables 4-5",
                            choices=("adam", "sgd"))
     lr: float = positive(1.0e-3, "learning rate", "paper, Tables 4-5")
@@ -367,6 +384,11 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # CPU hardly falls below that); the same larger test share as digits_lt.
     "numbers_lt": {"kind": "numbers_lt", "image_size": 16, "resize_size": 16,
                    "val_fraction": 0.15, "test_fraction": 0.25},
+    # the field's benchmarks at their native 32 px (val/test_fraction unused: fixed splits)
+    "cifar10_lt": {"kind": "cifar_lt", "variant": "cifar10", "image_size": 32,
+                   "resize_size": 32},
+    "cifar100_lt": {"kind": "cifar_lt", "variant": "cifar100", "image_size": 32,
+                    "resize_size": 32},
 }
 _AUGMENTED = {"optimizer": "sgd", "lr": 1.0e-2, "schedule": "cosine", "augment": True,
               "early_stopping_patience": None,  # paper, Table 5: the full cosine schedule

@@ -129,7 +129,7 @@ def precision_table_files():
         f"{TABLES}/precision_{experiment}.{ext}"
         for experiment in config["classification"]["experiments"]
         for ext in ("md", "tex", "csv")
-    ]
+    ] + [f"{TABLES}/shot_accuracy.{ext}" for ext in ("md", "csv")]
 
 
 def has_rl():

@@ -37,7 +37,8 @@ from .runs import (COMPLETE, EPISODE_COLUMNS, PER_CLASS_COLUMNS, RESUME_FLAG, UP
 RL_TABLES = ("rl_episodes", "rl_updates", "rl_eval", "rl_final_runs", "rl_final")
 CLASSIFICATION_TABLES = ("classification_per_class", "classification_summary")
 _CLS_SUMMARY_KEYS = ("precision_mean", "precision_std", "recall_mean", "f1_mean", "top1",
-                     "balanced_accuracy", "never_predicted", "zero_division", "best_epoch",
+                     "balanced_accuracy", "many_shot_acc", "medium_shot_acc", "few_shot_acc",
+                     "never_predicted", "zero_division", "best_epoch",
                      "epochs_run", "wall_time_s")
 
 
@@ -265,6 +266,8 @@ def _cls_summary_row(run: ClassificationRun) -> dict:
         value = summary.get(key)
         row[key] = np.nan if value is None else value
     row["zero_division"] = None if row["zero_division"] is np.nan else str(row["zero_division"])
+    shots = summary.get("shot_thresholds")  # (few below, many above), as text in a table
+    row["shot_thresholds"] = None if shots is None else f"{shots[0]:g} / {shots[1]:g}"
     row["run_dir"] = str(run.run_dir)
     return row
 

@@ -22,7 +22,8 @@ CLAIMS = {
     "A": "{candidate} beats each other policy loss (final return)",
     "B": "{candidate} keeps more exploration (final-phase entropy higher, "
          "max-action probability lower)",
-    "C": "{candidate} has the highest mean per-class precision (Tables 1 and 2)",
+    "C": "{candidate} has the highest mean per-class precision (Tables 1 and 2), and the "
+         "highest few-shot accuracy",
     "D": tuning_claim.CLAIM.format(margin=tuning_claim.MARGIN_SD),
 }
 COLUMNS = ["claim_id", "claim", "comparison", "where", "metric", "claimed", "estimate",

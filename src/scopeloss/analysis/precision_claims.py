@@ -1,9 +1,12 @@
 """Claim C, about the classification half: does the candidate loss have the highest mean
-per-class test precision in each dataset and experiment (the paper's Tables 1 and 2)?
-Its rows are decided with the others' in ``claim_rows.decide``."""
+per-class test precision in each dataset and experiment (the paper's Tables 1 and 2), and
+the highest few-shot accuracy (the long-tail field's yardstick: the mean accuracy over the
+classes with the fewest training images, ``classify.metrics``)? Both metrics' rows are one
+family (Holm), decided with the others' in ``claim_rows.decide``."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from . import stats
@@ -53,15 +56,26 @@ def precision_claims(per_class: pd.DataFrame, summary: pd.DataFrame, *, reps: in
         if not rivals:
             rows.append({**not_run("C", "no other loss"), "where": where})
             continue
-        ref = sub.loc[sub["loss"] == candidate, "precision_mean"].to_numpy()
-        for other in rivals:
-            x = sub.loc[sub["loss"] == other, "precision_mean"].to_numpy()
-            est, low, high = stats.bootstrap_difference_ci(ref, x, reps=ci_reps, seed=seed)
-            test = run_test({where: ref}, {where: x}, reps=reps, seed=seed)
-            note = "" if other in PAPER_CLS_LOSSES else "baseline not in the paper's tables"
-            rows.append(row(
-                "C", f"{{candidate}} vs {cls_loss_name(other)}", where,
-                "mean per-class test precision, {candidate} - X", claimed="> 0", estimate=est,
-                low=low, high=high, n_seeds=min(ref.size, x.size), budget=budget, test=test,
-                note=note))
+        few = done[(done["dataset"] == dataset) & (done["experiment"] == exp)]
+        metrics = [(sub, "precision_mean", "mean per-class test precision", "")]
+        if "few_shot_acc" in few and few["few_shot_acc"].notna().any():
+            metrics.append((few, "few_shot_acc", "few-shot test accuracy",
+                            "the field's yardstick: classes with the fewest training images"))
+        for table, column, metric, why in metrics:
+            values = {loss: g[column].dropna().to_numpy(float)
+                      for loss, g in table.groupby("loss")}
+            ref = values.get(candidate, np.zeros(0))
+            for other in rivals:
+                x = values.get(other, np.zeros(0))
+                if not (ref.size and x.size):
+                    continue
+                est, low, high = stats.bootstrap_difference_ci(ref, x, reps=ci_reps, seed=seed)
+                test = run_test({where: ref}, {where: x}, reps=reps, seed=seed)
+                note = "; ".join(n for n in (why, "" if other in PAPER_CLS_LOSSES else
+                                             "baseline not in the paper's tables") if n)
+                rows.append(row(
+                    "C", f"{{candidate}} vs {cls_loss_name(other)}", where,
+                    f"{metric}, {{candidate}} - X", claimed="> 0", estimate=est, low=low,
+                    high=high, n_seeds=min(ref.size, x.size), budget=budget, test=test,
+                    note=note))
     return rows

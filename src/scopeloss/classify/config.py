@@ -63,14 +63,27 @@ def _checked_overrides(source: dict, where: str = "") -> dict:
     return source
 
 
+def dataset_defaults(dataset: str, *given: dict | None) -> dict:
+    """The declared defaults of ``dataset``: a built-in name's, or, for a name of the user's
+    own (``classification.dataset_specs.<name>: {kind: ..., ...}``), its kind's."""
+    if dataset in DATASETS:
+        return DATASETS[dataset]
+    kinds = [g["kind"] for g in given if isinstance(g, dict) and g.get("kind")]
+    if kinds and kinds[-1] in P.DATASET_CONFIGS:
+        kind = kinds[-1]
+        return {**_defaults(P.CL_DATASET), **_defaults(P.CL_DATASET_KIND[kind]), "kind": kind}
+    raise ConfigError(f"unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}, or a "
+                      f"name of your own with dataset.kind one of {', '.join(P.DATASET_CONFIGS)}")
+
+
 def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = None,
             sets: dict | None = None) -> dict:
     """The full, checked hyperparameters of one run: the declared defaults of the dataset
     and experiment, then ``hparams`` (``--hparams``), then ``sets`` (``--set``), merged by
     ``config_keys.merge``; ConfigError naming any bad section, key or value."""
-    _check_name("dataset", dataset, DATASETS)
+    base = dataset_defaults(dataset, (hparams or {}).get("dataset"), (sets or {}).get("dataset"))
     _check_name("experiment", experiment, EXPERIMENTS)
-    cfg = {"dataset": DATASETS[dataset], "experiment": EXPERIMENTS[experiment], "loss": {}}
+    cfg = {"dataset": base, "experiment": EXPERIMENTS[experiment], "loss": {}}
     for where, source in ("--hparams", hparams or {}), ("--set", sets or {}):
         cfg = K.merge(cfg, _checked_overrides(source, where))
     cfg = {section: values or {} for section, values in cfg.items()}
@@ -80,14 +93,13 @@ def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = Non
 def resolve_dataset(dataset: str, values: dict | None = None) -> dict:
     """The dataset section alone (what a split manifest and decoded cache are keyed by):
     the named dataset's declarations with ``values`` over them, checked."""
-    _check_name("dataset", dataset, DATASETS)
     values = _checked_overrides({"dataset": values or {}})["dataset"]
-    return check_dataset(K.merge(DATASETS[dataset], values or {}), dataset)
+    return check_dataset(K.merge(dataset_defaults(dataset, values), values or {}), dataset)
 
 
 def check_dataset(d: dict, dataset: str) -> dict:
     """The dataset section checked by its declarations and across keys."""
-    if d.get("kind") != DATASETS[dataset]["kind"]:
+    if dataset in DATASETS and d.get("kind") != DATASETS[dataset]["kind"]:
         raise ConfigError(f"dataset.kind {d.get('kind')!r} does not match --dataset {dataset!r}")
     d = K.check_section("dataset", d, {**P.CL_DATASET, **P.CL_DATASET_KIND[d["kind"]]})
     if d["resize_size"] < d["image_size"]:

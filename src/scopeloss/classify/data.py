@@ -171,7 +171,7 @@ def build_cache(dcfg: DatasetConfig | Mapping, manifest: dict, split: str, num_w
                     os.posix_fallocate(f.fileno(), 0, nbytes + 4096)
             if not data_source.decodes_files:
                 with open(tmp, "wb") as f:  # np.save(path) would append ".npy" to the name
-                    np.save(f, data_source.images(items, size))
+                    np.save(f, data_source.images(dcfg, items, size))
             else:
                 base = Path(dcfg.root) / manifest["source"]
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
@@ -277,7 +277,6 @@ def _prepare(args: argparse.Namespace) -> None:
     """``prepare``: the dataset section resolved as a job's, the manifest, the cache."""
     from scopeloss.classify import config as C
 
-    C._check_name("dataset", args.dataset, C.DATASETS)
     over = C.load_hparams(args.hparams).get("dataset", {})
     if not isinstance(over, dict):
         raise C.ConfigError(f"section 'dataset' must be a mapping, got {over!r}")

@@ -118,7 +118,7 @@ def evaluate(model, split, *, batch_size: int, image_size: int, loss_fn, compute
 
 
 def train_one_epoch(step, model, perm: np.ndarray, steps: int, batch_size: int,
-                    device: torch.device, loss=None
+                    device: torch.device, *, loss=None
                     ) -> tuple[float, float, int, dict[str, float]]:
     """``steps`` steps over the epoch's image order ``perm``; (mean loss, accuracy, images,
     the means of the metrics ``loss`` (a ``BoundLoss``) reported in the epoch)."""

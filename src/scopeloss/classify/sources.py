@@ -24,7 +24,7 @@ import numpy as np
 
 from scopeloss.classify import standins
 from scopeloss.classify.splits import SPLITS, stratified_split
-from scopeloss.params import DatasetConfig, LongTailConfig
+from scopeloss.params import CifarLTConfig, DatasetConfig, ImageListConfig, LongTailConfig
 
 
 class SplitItems(NamedTuple):
@@ -62,7 +62,7 @@ class DatasetSource:
         """Classes (the model's head), known before the data is there (the disk plan)."""
         raise NotImplementedError
 
-    def images(self, items: list, size: int) -> np.ndarray:
+    def images(self, dcfg: DatasetConfig, items: list, size: int) -> np.ndarray:
         """uint8 RGB (N, size, size, 3) of ``items``, for a source that makes its images."""
         raise NotImplementedError
 
@@ -119,12 +119,83 @@ class DigitsStandIn(DatasetSource):
     def class_count(self, dcfg: LongTailConfig):  # type: ignore[override]
         return standins.NUMBER_CLASSES if self.kind == "numbers_lt" else 10
 
-    def images(self, items, size):
+    def images(self, dcfg, items, size):
         return standins.images(self.kind, items, size)
 
 
+class CifarLT(DatasetSource):
+    """CIFAR-10-LT / CIFAR-100-LT from the binary archives (``scopeloss.classify.cifar``)."""
+
+    kind = "cifar_lt"
+
+    def prepare(self, dcfg: CifarLTConfig, *, download_missing=False,  # type: ignore[override]
+                **fetch):
+        from scopeloss.classify import cifar
+
+        cifar.prepare(dcfg, download_missing=download_missing, **fetch)
+
+    def manifest_tag(self, dcfg: CifarLTConfig):  # type: ignore[override]
+        return f"-{dcfg.variant}-ratio{dcfg.imbalance_ratio}-val{dcfg.val_per_class}"
+
+    def split_items(self, dcfg: CifarLTConfig):  # type: ignore[override]
+        from scopeloss.classify import cifar
+
+        classes, items = cifar.split_items(dcfg)
+        return SplitItems(classes, items, [], {}, cifar.ARCHIVES[dcfg.variant].file)
+
+    def image_count(self, dcfg: CifarLTConfig):  # type: ignore[override]
+        from scopeloss.classify import cifar
+
+        spec = cifar.ARCHIVES[dcfg.variant]  # train (profile) + validation + the test set
+        return int(cifar.class_counts(dcfg).sum()) + spec.classes * dcfg.val_per_class + 10000
+
+    def class_count(self, dcfg: CifarLTConfig):  # type: ignore[override]
+        from scopeloss.classify import cifar
+
+        return cifar.ARCHIVES[dcfg.variant].classes
+
+    def images(self, dcfg: CifarLTConfig, items, size):  # type: ignore[override]
+        from scopeloss.classify import cifar
+
+        return cifar.images(dcfg, items, size)
+
+
+class ImageList(DatasetSource):
+    """ImageNet-LT, Places-LT, iNaturalist 2018 and their kind: a root with train / val /
+    test list files of ``relative/path label`` (``scopeloss.classify.image_list``)."""
+
+    kind = "image_list"
+    decodes_files = True
+
+    def prepare(self, dcfg: ImageListConfig, **fetch):  # type: ignore[override]
+        from scopeloss.classify import image_list
+
+        image_list.check_lists(dcfg)
+
+    def manifest_tag(self, dcfg: ImageListConfig):  # type: ignore[override]
+        from scopeloss.classify import image_list
+
+        return "-" + image_list.lists_digest(dcfg)
+
+    def split_items(self, dcfg: ImageListConfig):  # type: ignore[override]
+        from scopeloss.classify import image_list
+
+        classes, items = image_list.split_items(dcfg)
+        return SplitItems(classes, items, [], {}, dcfg.image_dir)
+
+    def image_count(self, dcfg: ImageListConfig):  # type: ignore[override]
+        from scopeloss.classify import image_list
+
+        return image_list.image_count(dcfg)
+
+    def class_count(self, dcfg: ImageListConfig):  # type: ignore[override]
+        from scopeloss.classify import image_list
+
+        return image_list.class_count(dcfg)
+
+
 SOURCES: dict[str, DatasetSource] = {
-    "caltech256": Caltech256(),
+    "caltech256": Caltech256(), "cifar_lt": CifarLT(), "image_list": ImageList(),
     **{kind: DigitsStandIn(kind) for kind in standins.KINDS},
 }
 

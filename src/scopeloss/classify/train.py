@@ -60,11 +60,11 @@ from scopeloss.classify import curriculum as cu
 from scopeloss.classify.data import DataUnavailable, load_dataset
 from scopeloss.classify.engine import (Augmenting, Compute, evaluate, make_train_step,
                                        train_one_epoch)
-from scopeloss.classify.metrics import per_class_table, summarize
+from scopeloss.classify.metrics import per_class_table, shot_thresholds, summarize
 from scopeloss.classify.model import build_model, make_optimizer
 from scopeloss.classify.sampling import epoch_indices
 from scopeloss.devices import apply_determinism, bf16_autocast, keep_freed_memory, resolve_device
-from scopeloss.params import compile_mode
+from scopeloss.devices import compile_mode
 from scopeloss.lifecycle import stop_with_launcher
 from scopeloss.losses import METRIC, BoundLoss, board_tag, metric_columns
 from scopeloss.progress import RunLogger, format_duration
@@ -264,7 +264,7 @@ class ClassifierRun:
                                     minlength=self.num_classes)
         self.loss.set(progress=(epoch - 1) / e.epochs, epoch=epoch - 1)
         train_loss, train_acc, seen, metrics = train_one_epoch(
-            self.step, self.model, perm, self.steps_per_epoch, bs, job.device, self.loss)
+            self.step, self.model, perm, self.steps_per_epoch, bs, job.device, loss=self.loss)
         if not math.isfinite(train_loss):  # the epoch's one sync; never checkpoint NaN weights
             raise lifecycle.LossFailure(
                 f"non-finite loss ({train_loss}) in epoch {epoch} with supervised loss "
@@ -362,7 +362,8 @@ class ClassifierRun:
         table = per_class_table(test.labels, preds, self.data.classes, self.data.counts["train"])
         epochs_run = len(self.state.history)
         summary = {
-            **job.identity, **summarize(test.labels, preds, table),
+            **job.identity, **summarize(test.labels, preds, table, shot_thresholds(
+                job.d.kind, table["train_count"])),
             "best_epoch": self.state.best_epoch, "best_val_acc": self.state.best_acc,
             "epochs_run": epochs_run, "stopped_early": epochs_run < e.epochs,
             "num_classes": self.num_classes, "train_size": len(self.data.splits["train"].labels),

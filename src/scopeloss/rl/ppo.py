@@ -38,7 +38,7 @@ from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.fingerprint import cell_fingerprint
 from scopeloss.losses import BoundLoss, board_tag
-from scopeloss.params import compile_mode
+from scopeloss.devices import compile_mode
 from scopeloss.config_keys import check_seed
 from scopeloss.progress import RunLogger
 from scopeloss.rl import rollout as ro
