@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from scopeloss import grid
 from scopeloss import fingerprint, registry
 from scopeloss.overrides import numbers_as_yaml12
+from scopeloss.classify.cifar import ARCHIVES as CIFAR_ARCHIVES
 
 # A YAML syntax error in config.yaml is reported with its file and line (Snakemake's own
 # message names neither). For --configfile overlays Snakemake fails before this file is

@@ -195,3 +195,16 @@ def test_list_files_make_the_split_and_nothing_leaves_the_tree(tmp_path):
     (root / "test.txt").unlink()
     with pytest.raises(DataUnavailable, match=r"list file\(s\) not found: test_list: "):
         data.get_manifest(_list_dcfg(root))
+
+
+def test_the_fetch_command_downloads_and_checks_the_archive(tmp_path, monkeypatch):
+    source = tmp_path / "mirror"
+    make_cifar10(source, monkeypatch)
+    url = (source / "cifar-10-binary.tar.gz").as_uri()
+    path = cifar.fetch("cifar10", tmp_path / "data", url)
+    assert path.read_bytes() == (source / "cifar-10-binary.tar.gz").read_bytes()
+    monkeypatch.setitem(cifar.ARCHIVES, "cifar10", dataclasses.replace(
+        cifar.ARCHIVES["cifar10"], md5="f" * 32))
+    with pytest.raises(DataUnavailable, match="checksum mismatch"):
+        cifar.fetch("cifar10", tmp_path / "other", url)
+    assert not (tmp_path / "other/cifar-10-binary.tar.gz").exists()  # nothing half-written

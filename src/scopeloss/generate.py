@@ -126,7 +126,7 @@ def _loss_table(kind: str, half: str) -> list[str]:
     rows = [f"### losses ({half}.losses; parameters in {half}.loss_specs.<LOSS>)", "",
             "Registered in `scopeloss.losses`; a module of your own adds to them "
             "(`loss_modules`, docs/CONTRACT.md).", "",
-            "| loss | parameters (defaults) | needs counts | sampling | what |",
+            "| loss | parameters (defaults) | needs | sampling | what |",
             "|---|---|---|---|---|"]
     for name, loss in registry.losses(kind).items():
         if loss.module is not None:
@@ -134,8 +134,10 @@ def _loss_table(kind: str, half: str) -> list[str]:
         shown = ", ".join(f"`{k}: {v:g}`" for k, v in loss.params.items()) or "none"
         what = (loss.function.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         what = " ".join(what.split()).replace("|", "\\|")
-        rows.append(f"| `{name}` | {shown} | {'yes' if loss.needs_counts else 'no'} | "
-                    f"{loss.sampling} | {what} |")
+        needs = ", ".join(loss.needs) or "—"
+        if loss.eval_logits is not None:
+            needs += "; eval_logits"
+        rows.append(f"| `{name}` | {shown} | {needs} | {loss.sampling} | {what} |")
     return rows + [""]
 
 

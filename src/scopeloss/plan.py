@@ -169,6 +169,7 @@ def _num(x: float) -> str:
 
 def report(est: Mapping, *, configs: list[str], rates_source: str, machine: str) -> str:
     k, g = est["jobs_per_gpu"], est["gpus"]
+    width = max([15, *(len(r["suite"]) + 2 for r in est["groups"])])  # long dataset names
     lines = [f"Cost plan of {' + '.join(configs)}",
              f"throughput: {rates_source}" + (f" ({machine})" if machine else ""),
              f"{g} GPU(s) x {k} job(s) per GPU = {g * k} training jobs at once; "
@@ -177,12 +178,12 @@ def report(est: Mapping, *, configs: list[str], rates_source: str, machine: str)
                 "(ASSUMED: perfect packing, an optimistic bound; measure it, then give "
                 "`scaling:` in the rates file)"),
              "",
-             f"{'kind':<15}{'suite/dataset':<15}{'env/model':<18}{'cells':>6}"
+             f"{'kind':<15}{'suite/dataset':<{width}}{'env/model':<18}{'cells':>6}"
              f"{'per cell':>22}{'one job':>18}{'h/cell':>9}{'job-h':>10}"]
     for r in est["groups"]:
         per = f"{_num(r['units_per_cell'])} {r['unit']}"
         rate = f"{_num(r['rate'])} {r['unit']}/s"
-        lines.append(f"{r['kind']:<15}{r['suite']:<15}{r['name']:<18}{r['cells']:>6}"
+        lines.append(f"{r['kind']:<15}{r['suite']:<{width}}{r['name']:<18}{r['cells']:>6}"
                      f"{per:>22}{rate:>18}{r['job_hours'] / r['cells']:>9.2f}"
                      f"{r['job_hours']:>10.1f}")
     days = est["wall_hours"] / 24
@@ -219,10 +220,11 @@ def rl_weights(env_json: str) -> int:
 @lru_cache(maxsize=None)
 def classifier_weights(model: str, num_classes: int) -> int:
     import torch
-    import torchvision
+
+    from scopeloss.classify.model import build_model
 
     with torch.device("meta"):  # shapes only, no memory
-        net = torchvision.models.get_model(model, weights=None, num_classes=num_classes)
+        net = build_model(model, num_classes)
     return FLOAT * sum(p.numel() for p in net.parameters())
 
 

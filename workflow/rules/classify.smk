@@ -5,6 +5,7 @@
 
 localrules:
     fetch_caltech256,
+    fetch_cifar,
 
 
 rule fetch_caltech256:
@@ -20,6 +21,24 @@ rule fetch_caltech256:
         mem_mb=4000,
     shell:
         "{PY_CPU} scopeloss.classify.data fetch --dataset caltech256"
+        " --root {wildcards.root:q} > {log:q} 2>&1"
+
+
+rule fetch_cifar:
+    output:
+        "{root}/cifar-{n}-binary.tar.gz",
+    wildcard_constraints:
+        n="10|100",
+    log:
+        "logs/data/fetch_cifar{n}/{root}.log",
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=2000,
+    shell:
+        "{PY_CPU} scopeloss.classify.data fetch --dataset cifar{wildcards.n}"
         " --root {wildcards.root:q} > {log:q} 2>&1"
 
 

@@ -242,11 +242,14 @@ def caltech_tree(root):
 
 
 def dataset_files(wildcards):
-    """Caltech-256 needs its image tree (fetched by fetch_caltech256); digits_lt is built
-    from data shipped inside scikit-learn."""
+    """Caltech-256 needs its image tree (fetched by fetch_caltech256), CIFAR-LT its binary
+    archive (fetch_cifar); the stand-ins are built from data shipped inside scikit-learn; a
+    list-file dataset is the user's own tree (checked by the prepare job)."""
     spec = grid.dataset_cell(config, wildcards.dataset)
     if spec["kind"] == "caltech256":
         return [caltech_tree(spec["root"])]
+    if spec["kind"] == "cifar_lt":
+        return [os.path.join(spec["root"], CIFAR_ARCHIVES[spec["variant"]].file)]
     return []
 
 

@@ -23,12 +23,14 @@ import tarfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from scopeloss.classify.caltech import download, md5sum
 from scopeloss.classify.errors import DataUnavailable
 from scopeloss.params import CifarLTConfig
+
+if TYPE_CHECKING:  # numpy is imported where the images are read: the Snakefile reads ARCHIVES
+    import numpy as np
 
 PIXELS = 32 * 32 * 3
 
@@ -79,6 +81,16 @@ def prepare(dcfg: CifarLTConfig, *, download_missing: bool = False, **fetch) -> 
     _check_md5(str(path), spec.md5)
 
 
+def fetch(variant: str, root, url: str | None = None) -> Path:
+    """The archive of ``variant`` under ``root``, downloaded if missing, md5-checked."""
+    spec = ARCHIVES[variant]
+    path = Path(root) / spec.file
+    if not path.is_file():
+        download(url or spec.url, path, spec.md5)
+    _check_md5(str(path), spec.md5)
+    return path
+
+
 @lru_cache(maxsize=4)
 def _check_md5(path: str, want: str) -> None:
     got = md5sum(path)
@@ -91,6 +103,8 @@ def _check_md5(path: str, want: str) -> None:
 def read_archive(path: str, variant: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{split: (uint8 images (N, 32, 32, 3), int64 labels (N,))} and the class names, read
     from the named members only (no extraction, no pickle)."""
+    import numpy as np
+
     spec = ARCHIVES[variant]
     record = spec.label_bytes + PIXELS
     out = {}
@@ -133,6 +147,8 @@ def class_counts(dcfg: CifarLTConfig, per_class: int | None = None) -> np.ndarra
     """Training images kept per class by the exponential profile from ``per_class`` (the
     archive's images per class; the official 5,000 / 500 by default), before the cap of
     what validation leaves (the plan's count: numpy only)."""
+    import numpy as np
+
     spec = ARCHIVES[dcfg.variant]
     head, n = per_class or spec.per_class, spec.classes
     return np.array([math.floor(head * dcfg.imbalance_ratio ** (-c / (n - 1)))
@@ -141,6 +157,8 @@ def class_counts(dcfg: CifarLTConfig, per_class: int | None = None) -> np.ndarra
 
 def split_items(dcfg: CifarLTConfig) -> tuple[list[str], dict[str, list[list]]]:
     """(class names, {split: [[item, label], ...]}): see the module docstring."""
+    import numpy as np
+
     data = read_archive(str(archive_path(dcfg)), dcfg.variant)
     train_labels, test_labels = data["train"][1], data["test"][1]
     names: list[str] = data["names"]  # type: ignore[assignment]
@@ -164,6 +182,8 @@ def split_items(dcfg: CifarLTConfig) -> tuple[list[str], dict[str, list[list]]]:
 
 def images(dcfg: CifarLTConfig, items, size: int) -> np.ndarray:
     """uint8 RGB (N, size, size, 3) of ``items`` (bilinear resize from 32 px if asked)."""
+    import numpy as np
+
     data = read_archive(str(archive_path(dcfg)), dcfg.variant)
     index = {"train": [], "test": []}  # type: dict[str, list[int]]
     order = []

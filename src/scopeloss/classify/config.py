@@ -82,8 +82,13 @@ def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = Non
     and experiment, then ``hparams`` (``--hparams``), then ``sets`` (``--set``), merged by
     ``config_keys.merge``; ConfigError naming any bad section, key or value."""
     base = dataset_defaults(dataset, (hparams or {}).get("dataset"), (sets or {}).get("dataset"))
-    _check_name("experiment", experiment, EXPERIMENTS)
-    cfg = {"dataset": base, "experiment": EXPERIMENTS[experiment], "loss": {}}
+    if experiment not in EXPERIMENTS and not (hparams or {}).get("experiment"):
+        raise ConfigError(f"unknown experiment {experiment!r}; allowed: "
+                          f"{', '.join(EXPERIMENTS)}, or a name of your own with its "
+                          "experiment section in --hparams (classification.experiment_specs)")
+    # an experiment of the user's own starts from the declared defaults (plain's)
+    cfg = {"dataset": base, "experiment": EXPERIMENTS.get(experiment, EXPERIMENTS["plain"]),
+           "loss": {}}
     for where, source in ("--hparams", hparams or {}), ("--set", sets or {}):
         cfg = K.merge(cfg, _checked_overrides(source, where))
     cfg = {section: values or {} for section, values in cfg.items()}

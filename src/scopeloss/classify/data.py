@@ -248,17 +248,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scopeloss.classify.data",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch", help="download, check and extract Caltech-256 only "
-                           "(imports no torch: the workflow runs it in a light env)")
-    fetch.add_argument("--dataset", required=True, choices=["caltech256"])
+    fetch = sub.add_parser("fetch", help="download and check a dataset's archive (Caltech-256: "
+                           "also extract it; imports no torch: the workflow runs it in a "
+                           "light env)")
+    fetch.add_argument("--dataset", required=True, choices=["caltech256", "cifar10", "cifar100"])
     fetch.add_argument("--root", default="data", help="data directory")
-    fetch.add_argument("--url", default=CALTECH_URL, help="Caltech-256 archive URL")
+    fetch.add_argument("--url", default=None, help="the archive's URL (default: the official)")
     prep = sub.add_parser("prepare", help="fetch/verify/extract the data, write the manifest "
                           "(and with --cache or --index the decoded cache of every split)")
     prep.add_argument("--dataset", required=True, help="caltech256, digits_lt or numbers_lt")
     prep.add_argument("--root", default=None,
                       help="data directory (default: the --hparams dataset.root, else data)")
-    prep.add_argument("--url", default=CALTECH_URL, help="Caltech-256 archive URL")
+    prep.add_argument("--url", default=None, help="the archive's URL (default: the official)")
     prep.add_argument("--no-download", action="store_true", help="never fetch the archive")
     prep.add_argument("--cache", action="store_true", help="also build the decode-once cache")
     prep.add_argument("--resize-size", type=int, default=None, help="cache size (pixels)")
@@ -289,7 +290,8 @@ def _prepare(args: argparse.Namespace) -> None:
         lifecycle.ensure_dir(run["cache_dir"], "run.cache_dir")
     workers = args.num_workers if args.num_workers is not None else (
         run["num_workers"] if args.run else 2)
-    manifest, path = get_manifest(dcfg, download_missing=not args.no_download, url=args.url)
+    manifest, path = get_manifest(dcfg, download_missing=not args.no_download,
+                                  **({"url": args.url} if args.url else {}))
     counts = [sum(manifest["counts"][s]) for s in SPLITS]
     print(f"{path}: {len(manifest['classes'])} classes, train/val/test = "
           f"{counts[0]}/{counts[1]}/{counts[2]}, skipped {len(manifest['skipped'])} files")
@@ -309,9 +311,14 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "fetch":
-            folder = ensure_caltech256(args.root, download_missing=True, url=args.url)
+        if args.command == "fetch" and args.dataset == "caltech256":
+            folder = ensure_caltech256(args.root, download_missing=True,
+                                       url=args.url or CALTECH_URL)
             print(f"{folder}: ready")
+        elif args.command == "fetch":
+            from scopeloss.classify import cifar
+
+            print(f"{cifar.fetch(args.dataset, args.root, args.url)}: ready (md5 checked)")
         else:
             _prepare(args)
     # ConfigError is a ValueError; OSError: an unreadable tree, a full disk, a read-only cache
