@@ -44,6 +44,12 @@ SLOW_TESTS = {
     "test_analysis_aggregate.py::test_hundreds_of_runs_aggregate_quickly",
     "test_config_input.py::test_under_snakemake_an_overlay_with_1e5_plans_and_a_twice_given_key_is_named",
     "test_sweeps.py::test_the_sensitivity_figure_draws_raw_returns_and_the_registered_default",
+    "test_loss_contract.py::test_a_classifier_run_logs_the_losses_metrics_and_predicts_post_hoc",
+    "test_loss_contract.py::test_a_killed_stateful_classifier_resumes_its_loss_state_exactly",
+    "test_loss_contract.py::test_a_ppo_run_hands_its_loss_the_context_and_resumes_its_state",
+    "test_loss_check.py::test_every_built_in_loss_passes_and_is_timed_beside_its_baseline",
+    "test_loss_check.py::test_grid_check_tries_the_configs_loss_modules_before_any_job",
+    "test_longtail_datasets.py::test_a_resnet32_run_on_cifar10_lt_reports_many_medium_few",
 }
 
 

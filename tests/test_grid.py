@@ -54,6 +54,18 @@ def test_presets_are_overlays_of_the_paper_grid(paper):
         grid.check_config(cfg)
 
 
+def test_every_preset_passes_the_start_up_checks_in_the_overlays_it_names():
+    """Each preset, over config.yaml and after the presets its header says it overlays, is
+    what the workflow accepts: schema, names and every cell resolved (grid.check_files)."""
+    import re
+
+    for preset in sorted((ROOT / "presets").glob("*.yaml")):
+        named = re.findall(r"presets/[\w.]+\.yaml", preset.read_text().split("\n\n")[0])
+        before = [ROOT / p for p in dict.fromkeys(named) if ROOT / p != preset]
+        grid.check_files(ROOT / "config.yaml", *before, preset,
+                         schema=ROOT / "workflow/schemas/config.schema.yaml")
+
+
 # ----------------------------------------------------------------------------- the paper grid
 def test_paper_grid_matches_the_paper(paper):
     rl, cl = paper["rl"], paper["classification"]

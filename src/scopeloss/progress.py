@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Mapping, TextIO
 
+from scopeloss.lifecycle.rundir import TB_DIR
+
 
 def _quiet_event_writer_threads() -> None:
     """TensorBoard's writer thread re-raises its error (after storing it for the writer's
@@ -109,7 +111,7 @@ class RunLogger:
     # ------------------------------------------------------------------ tensorboard
     @property
     def tb_dir(self) -> Path:
-        return self.out_dir / "tb"
+        return Path(self.out_dir) / TB_DIR
 
     def _get_writer(self):
         if not self.enabled:

@@ -53,6 +53,10 @@ class Job:
         return registry.cell_loss("supervised", self.loss, self.hparams["loss"])
 
     @property
+    def layout(self) -> lifecycle.RunLayout:
+        return lifecycle.layout(self.out, "classify")
+
+    @property
     def identity(self) -> dict:
         return {"dataset": self.dataset, "experiment": self.experiment, "loss": self.loss,
                 "seed": self.seed, "hparams": self.hparams,
@@ -63,12 +67,9 @@ class Job:
         return OUTPUTS + ((cu.OUTPUT,) if self.e.cuda.enabled else ())
 
 
-def best_path(ckpt_dir: Path, epoch: int) -> Path:
-    return ckpt_dir / f"best-e{epoch}.pt"
-
-
-def prune_best(ckpt_dir: Path, keep: set[int]) -> None:
-    for f in ckpt_dir.glob("best-e*.pt"):
+def prune_best(files: lifecycle.RunLayout, keep: set[int]) -> None:
+    """Remove the best-epoch weights of every epoch but ``keep``."""
+    for f in files.ckpt_dir.glob("best-e*.pt"):
         try:
             epoch = int(f.stem[len("best-e"):])
         except ValueError:
@@ -87,8 +88,8 @@ def best_of(job: Job, ckpt: dict | None) -> dict | None:
     ``loss_state``: the loss's state then), None if missing or not matching."""
     if ckpt is None:
         return None
-    ckpt_dir = job.out / ".ckpt"
-    best = load_file(best_path(ckpt_dir, ckpt["best_epoch"]))
+    ckpt_dir = job.layout.ckpt_dir
+    best = load_file(job.layout.best(ckpt["best_epoch"]))
     if best is None or best["identity"] != job.identity or best["epoch"] != ckpt["best_epoch"]:
         lifecycle.log(f"{ckpt_dir}: the best weights of epoch {ckpt['best_epoch']} are missing "
                       "or do not match the checkpoint, starting afresh")

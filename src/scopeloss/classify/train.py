@@ -71,7 +71,7 @@ from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
 from scopeloss.schedules import make_schedule
 from scopeloss.params import ClassifierRunConfig
-from scopeloss.classify.job import (EpochState, Job, best_path, best_of,
+from scopeloss.classify.job import (EpochState, Job, best_of,
                                     check_fits, load_file, prune_best)
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
@@ -116,14 +116,14 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
         lifecycle.ensure_dir(job.d.root, "dataset.root")
         with lifecycle.own_run_dir(out):  # held exclusively until the run returns
             action, ckpt = lifecycle.begin(out, job.identity, job.outputs,
-                                           out / ".ckpt" / "last.pt", {"epoch": int})
+                                           job.layout.checkpoint, {"epoch": int})
             if action == "skip":
                 return ckpt
             restore = apply_determinism(device, settings.deterministic)
             try:
                 return lifecycle.resume_or_afresh(
                     lambda found: ClassifierRun(job, on_epoch_end).train(found), ckpt,
-                    out / ".ckpt" / "last.pt")
+                    job.layout.checkpoint)
             finally:
                 restore()
     finally:  # in-process callers (tests) get their thread count back
@@ -136,7 +136,7 @@ class ClassifierRun:
     def __init__(self, job: Job, on_epoch_end=None):
         self.job, self.on_epoch_end = job, on_epoch_end
         self.loss = BoundLoss("supervised", *job.base_loss)
-        self.ckpt_dir = job.out / ".ckpt"
+        self.files = job.layout
         self.t_start = time.perf_counter()
         self.state = EpochState()
         self.compute = Compute(job.device, job.channels_last, self.autocast)
@@ -227,7 +227,7 @@ class ClassifierRun:
                 check_fits(self.model, best["model"], "the best weights")
         else:
             lifecycle.log(f"{job.out}: starting afresh (epoch 1 of {e.epochs})")
-        prune_best(self.ckpt_dir, {self.state.best_epoch} if ckpt else set())
+        prune_best(self.files, {self.state.best_epoch} if ckpt else set())
         self.state.ckpt_best = self.state.best_epoch
         # Live view: TensorBoard scalars under OUT/tb (a resumed run drops what an interrupted
         # attempt wrote past its checkpoint), and an ETA on every epoch line.
@@ -247,10 +247,10 @@ class ClassifierRun:
         finally:
             self.board.close()
         if best is None or self.state.best_epoch != (ckpt or {}).get("best_epoch"):
-            best = load_file(best_path(self.ckpt_dir, self.state.best_epoch))
+            best = load_file(self.files.best(self.state.best_epoch))
             if best is None:
                 raise lifecycle.CheckpointError(
-                    f"the best weights {best_path(self.ckpt_dir, self.state.best_epoch)} vanished")
+                    f"the best weights {self.files.best(self.state.best_epoch)} vanished")
         return self.finish(best)
 
     def one_epoch(self, epoch: int) -> None:
@@ -269,7 +269,7 @@ class ClassifierRun:
             raise lifecycle.LossFailure(
                 f"non-finite loss ({train_loss}) in epoch {epoch} with supervised loss "
                 f"{self.loss.name!r}; " + lifecycle.last_good(
-                    "epoch", self.state.checkpointed, self.ckpt_dir / "last.pt"))
+                    "epoch", self.state.checkpointed, self.files.checkpoint))
         train_time = time.perf_counter() - t0
         if self.curriculum is not None:
             self.curriculum.step(epoch, self.forward, self.model, split,
@@ -321,12 +321,12 @@ class ClassifierRun:
     # ------------------------------------------------------------------ files
     def save_best(self, epoch: int) -> None:
         t1 = time.perf_counter()
-        lifecycle.save_checkpoint(best_path(self.ckpt_dir, epoch), {
+        lifecycle.save_checkpoint(self.files.best(epoch), {
             "identity": self.job.identity, "epoch": epoch,
             "model": {k: v.detach().to("cpu", copy=True)
                       for k, v in self.model.state_dict().items()},
             "loss_state": self.loss.state_dict()})  # what its predictions are made with
-        prune_best(self.ckpt_dir, {epoch, self.state.ckpt_best})
+        prune_best(self.files, {epoch, self.state.ckpt_best})
         self.state.ckpt_time += time.perf_counter() - t1
 
     def save_checkpoint(self, epoch: int) -> None:
@@ -339,7 +339,7 @@ class ClassifierRun:
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "rng": seeding.rng_state(self.gen),
             "loss_state": self.loss.state_dict()}
-        lifecycle.save_checkpoint(self.ckpt_dir / "last.pt", {
+        lifecycle.save_checkpoint(self.files.checkpoint, {
             "identity": self.job.identity, "epoch": epoch, "finished": self.state.finished,
             **training,
             "history": self.state.history, "best_acc": self.state.best_acc, "best_epoch": self.state.best_epoch,
@@ -349,7 +349,7 @@ class ClassifierRun:
             **(self.curriculum.state_dict() if self.curriculum is not None else {}),
             "sampled_per_class": self.state.sampled.copy()})
         self.state.ckpt_best = self.state.best_epoch
-        prune_best(self.ckpt_dir, {self.state.best_epoch})
+        prune_best(self.files, {self.state.best_epoch})
         self.state.ckpt_time += time.perf_counter() - t0
         self.state.checkpointed = epoch
 

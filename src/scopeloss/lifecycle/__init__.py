@@ -41,8 +41,8 @@ from .interrupts import (STOP_WITH_PID, WATCH_INTERVAL_S, Interrupted, LossFailu
                          StopRequests, catch_signals_early, imports_done, interrupted_again,
                          last_good, outside_the_loop, stop_with_launcher, trainer_exit_code)
 from .messages import describe, log
-from .rundir import (DYING_HOLDER_WAIT_S, LOCK_NAME, RunDirBusy, check_out_dir, ensure_dir,
-                     own_run_dir, process_status, remove_stale_temporaries)
+from .rundir import (DYING_HOLDER_WAIT_S, LOCK_NAME, RunDirBusy, RunLayout, check_out_dir,
+                     ensure_dir, layout, own_run_dir, process_status, remove_stale_temporaries)
 
 __all__ = [
     "begin", "finished_summary", "resume_or_afresh",
@@ -53,6 +53,7 @@ __all__ = [
     "imports_done", "interrupted_again", "last_good", "outside_the_loop", "trainer_exit_code",
     "describe", "log",
     "DYING_HOLDER_WAIT_S", "LOCK_NAME", "STOP_WITH_PID", "WATCH_INTERVAL_S", "RunDirBusy",
+    "RunLayout", "layout",
     "check_out_dir", "ensure_dir", "own_run_dir", "process_status",
     "remove_stale_temporaries", "stop_with_launcher",
 ]

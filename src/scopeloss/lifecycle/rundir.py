@@ -8,6 +8,7 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -16,6 +17,42 @@ from .messages import log
 
 LOCK_NAME = ".lock"
 DYING_HOLDER_WAIT_S = 15.0
+CKPT_DIR = ".ckpt"
+TB_DIR = "tb"
+CHECKPOINT_NAMES = {"rl": "checkpoint.pt", "classify": "last.pt"}  # each trainer's
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Where a run directory keeps what, named once for both trainers: the lock, the
+    checkpoint folder and the trainer's checkpoint in it, the classifier's best-epoch
+    weights, TensorBoard's folder; the outputs are the trainer's own (``OUTPUTS``)."""
+
+    out: Path
+    trainer: str  # "rl" or "classify"
+
+    @property
+    def lock(self) -> Path:
+        return self.out / LOCK_NAME
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / CKPT_DIR
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.ckpt_dir / CHECKPOINT_NAMES[self.trainer]
+
+    def best(self, epoch: int) -> Path:
+        return self.ckpt_dir / f"best-e{epoch}.pt"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.out / TB_DIR
+
+
+def layout(out: str | os.PathLike, trainer: str) -> RunLayout:
+    return RunLayout(Path(out), trainer)
 
 
 class RunDirBusy(RuntimeError):
@@ -159,7 +196,7 @@ def remove_stale_temporaries(run_dir: str | os.PathLike, log: Callable[[str], No
     """Remove the temporary files of atomic writes that a kill interrupted
     (``.NAME.XXXX.tmp``) from a run directory and its ``.ckpt/``; one ``log`` line if any."""
     run_dir = Path(run_dir)
-    stale = [f for folder in (run_dir, run_dir / ".ckpt") if folder.is_dir()
+    stale = [f for folder in (run_dir, run_dir / CKPT_DIR) if folder.is_dir()
              for f in folder.glob(".*.tmp") if f.is_file()]
     for path in stale:
         path.unlink(missing_ok=True)

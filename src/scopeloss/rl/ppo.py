@@ -52,7 +52,6 @@ from scopeloss.runinfo import run_info
 from scopeloss.params import EnvConfig, PPOConfig, RLRunConfig
 from scopeloss.schedules import make_schedule
 
-CKPT_NAME = "checkpoint.pt"
 TIMERS = ("env", "policy", "update", "eval", "checkpoint")
 
 
@@ -73,13 +72,12 @@ def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: s
     identity = {"env": env_name, "loss": loss, "seed": seed,
                 "total_steps": hp["ppo"]["total_steps"], "hparams": hp,
                 "code_fingerprint": cell_fingerprint("rl", base)}
+    ckpt_path = lifecycle.layout(out, "rl").checkpoint
     with lifecycle.own_run_dir(out):
-        action, found = lifecycle.begin(out, identity, output_names(env_cfg),
-                                        out / ".ckpt" / CKPT_NAME,
+        action, found = lifecycle.begin(out, identity, output_names(env_cfg), ckpt_path,
                                         {"update": int, "state": dict}, log)
         if action == "skip":
             return found
-        ckpt_path = out / ".ckpt" / CKPT_NAME
         if action == "rebuild":
             try:
                 with lifecycle.restoring("rebuilding the outputs"):
@@ -168,7 +166,7 @@ class PPORun:
         self.loss = BoundLoss("ppo", *registry.cell_loss("ppo", loss, hp["loss"]))
         self.seed = seed
         self.out, self.identity, self.log = out, identity, log
-        self.ckpt_path = out / ".ckpt" / CKPT_NAME
+        self.ckpt_path = lifecycle.layout(out, "rl").checkpoint
         self.num_updates = math.ceil(self.cfg.total_steps / self.cfg.batch_size)
         self.state = RunState(run_settings=asdict(run))
         self.device = resolve_device(self.run.device, "run.device")
