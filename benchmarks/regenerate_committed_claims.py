@@ -76,12 +76,44 @@ def regenerate(folder: Path, preset: str, plan_grids: int = 0) -> Path:
     return written[0]
 
 
+def replace_runs(folder: Path, tables: Path) -> list[str]:
+    """Put the RL runs of ``tables`` (a rerun's results/tables) in place of the committed
+    runs of the same losses in ``folder``; rl_final.csv and the aggregate figure and table
+    follow from the runs table (the curves and exploration figures need the per-episode and
+    per-update logs, which are not committed: they are left as they were)."""
+    from scopeloss.analysis import aggregate
+    from scopeloss.analysis.aggregate_figure import plot_aggregate
+    from scopeloss.analysis.reference import env_sort_key, rl_loss_sort_key
+
+    new = pd.read_csv(tables / "rl_final_runs.csv")
+    old = pd.read_csv(folder / "rl_final_runs.csv")
+    missing = set(old.columns) - set(new.columns)
+    if missing:
+        raise SystemExit(f"{tables}: rl_final_runs lacks {sorted(missing)}")
+    losses = sorted(set(new["loss"]))
+    runs = pd.concat([old[~old["loss"].isin(losses)], new[old.columns]], ignore_index=True)
+    runs = aggregate.sort_in_order(runs, {"env": env_sort_key, "loss": rl_loss_sort_key,
+                                          "seed": int})
+    runs.to_csv(folder / "rl_final_runs.csv", index=False)
+    aggregate.rl_final_table(runs).to_csv(folder / "rl_final.csv", index=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs.to_csv(Path(tmp) / "rl_final_runs.csv", index=False)
+        plot_aggregate(tmp, folder / "rl_aggregate.png", stats_out=folder / "rl_aggregate.csv")
+    return losses
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed-plan-grids", type=int, default=0,
                         help="also re-plan a folder's seed_plan.md with this many simulated "
                              "grids per seed count (0: leave it)")
+    parser.add_argument("--replace-runs", nargs=2, metavar=("FOLDER", "TABLES"),
+                        help="first put the RL runs of a rerun's TABLES (results/tables) in "
+                             "place of FOLDER's runs of the same losses")
     args = parser.parse_args(argv)
+    if args.replace_runs:
+        folder, tables = (Path(p) for p in args.replace_runs)
+        print(f"{folder}: replaced the runs of {', '.join(replace_runs(folder, tables))}")
     for folder, preset in FOLDERS.items():
         path = regenerate(ROOT / folder, preset, args.seed_plan_grids)
         counts = pd.read_csv(path.with_suffix(".csv"))

@@ -49,7 +49,6 @@ NEEDS = {"ppo": ("action_counts", "progress", "update", "state"),
 # How the PPO update draws each epoch's samples from the rollout: a permutation (natural) or,
 # with replacement, every action equally likely (action_balanced: resampled_policy).
 SAMPLINGS = ("natural", "action_balanced")
-_PARAM = Param("float", None, "a loss parameter")  # the declarations' own number check
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # also a directory name and a wildcard
 # The key of a loss spec that makes it a named variant of another loss (``variant``).
 VARIANT_KEY = "loss"
@@ -66,7 +65,7 @@ class Loss:
     name: str
     kind: str
     function: Callable = field(repr=False)
-    params: dict[str, float]
+    bounds: dict[str, Param]  # each parameter's declaration: default and allowed values
     label: str
     color: str | None
     dash: Any
@@ -74,13 +73,17 @@ class Loss:
     sampling: str
     module: str | None
     takes_log_probs: bool
-    bounds: dict[str, Param] = field(default_factory=dict, repr=False)  # each param's rule
     # supervised only: ``fn(logits, *, <needs>, **params) -> logits`` before every prediction
     eval_logits: Callable | None = field(default=None, repr=False)
 
     @property
     def origin(self) -> str:
         return self.module or "scopeloss.losses (built-in)"
+
+    @property
+    def params(self) -> dict[str, float]:
+        """Each parameter's default (read off its declaration)."""
+        return {k: float(rule.default) for k, rule in self.bounds.items()}
 
     @property
     def needs_counts(self) -> bool:
@@ -116,15 +119,13 @@ def register(kind: str, name: str, params: dict[str, float | Param], *, label: s
                           "underscores, dots or minus signs")
     bounds = {}
     for key, value in params.items():
-        rule = value if isinstance(value, Param) else _PARAM
         default = value.default if isinstance(value, Param) else value
         if isinstance(default, bool) or not isinstance(default, (int, float)):
             raise ConfigError(f"loss {name!r}{where}: parameter {key}'s default must be a "
                               f"number, got {default!r}")
-        rule.check(f"loss {name!r}{where}: parameter {key}'s default", default)
-        bounds[key] = rule
-    defaults: dict[str, float] = {k: (v.default if isinstance(v, Param) else v)
-                                  for k, v in params.items()}
+        # a bare number is a parameter without bounds; its rule still checks it is finite
+        bounds[key] = value if isinstance(value, Param) else param(value)
+        bounds[key].check(f"loss {name!r}{where}: parameter {key}'s default", default)
     if sampling not in SAMPLINGS or (sampling != "natural" and kind != "ppo"):
         raise ConfigError(f"loss {name!r}{where}: sampling must be natural (or, for a PPO "
                           f"loss, action_balanced), got {sampling!r}")
@@ -142,14 +143,13 @@ def register(kind: str, name: str, params: dict[str, float | Param], *, label: s
                 "one name names one loss (choose another name)")
         positional, keywords = CALL[kind]
         takes_log_probs = _check_signature(name, function, positional,
-                                           (*keywords, *defaults, *wanted), where,
+                                           (*keywords, *bounds, *wanted), where,
                                            f"a {KIND_WORDS[kind]} is")
         if eval_logits is not None:
-            _check_signature(name, eval_logits, ("logits",), (*wanted, *defaults), where,
+            _check_signature(name, eval_logits, ("logits",), (*wanted, *bounds), where,
                              "its eval_logits is")
-        _LOSSES[kind][name] = Loss(name, kind, function, {k: float(v) for k, v in defaults.items()},
-                                   label or name, color, dash, wanted, sampling, module,
-                                   takes_log_probs, bounds, eval_logits)
+        _LOSSES[kind][name] = Loss(name, kind, function, bounds, label or name, color, dash,
+                                   wanted, sampling, module, takes_log_probs, eval_logits)
         return function
 
     return decorate
@@ -221,7 +221,7 @@ def params_of(loss: Loss, given: dict | None, key: str = "loss") -> dict[str, fl
             raise ConfigError(f"{key}.{name}: loss {loss.name!r} takes no parameter {name!r} "
                               f"(its parameters: {allowed})")
         if value is not None:
-            out[name] = loss.bounds.get(name, _PARAM).check(f"{key}.{name}", value)
+            out[name] = loss.bounds[name].check(f"{key}.{name}", value)
     return out
 
 
