@@ -351,9 +351,8 @@ class ExperimentConfig(Section):
     lr: float = positive(1.0e-3, "learning rate", "paper, Tables 4-5")
     momentum: float = unit(0.9, "SGD momentum (unused by Adam)", "torchvision reference recipe")
     weight_decay: float = param("float", 0.0, "L2 weight decay", low=0)
-    schedule: str = param("str", "constant", "lr schedule per step (warmup_step: the "
-                          "long-tail field's, Cao et al. 2019)", "paper",
-                          choices=("constant", "cosine", "warmup_step"))
+    schedule: str = param("str", "constant", "lr schedule per step (warmup_step: Cao et al. "
+                          "2019's)", "paper", choices=("constant", "cosine", "warmup_step"))
     epochs: int = positive_int(100, "epoch budget", "paper, Table 5")
     early_stopping_patience: int | None = positive_int(
         10, "epochs without a validation gain before stopping; null = never", nullable=True)
