@@ -85,12 +85,12 @@ def test_demo_preset_is_an_overlay_merged_by_snakemake(fresh):
     assert exp["augmentation"]["color"] == [1.0, 0.3]  # config.yaml (paper, Table 5)
 
 
-def test_smoke_preset_runs_every_rule_except_the_online_fetch_and_sweeps(fresh):
+def test_smoke_preset_runs_every_rule_except_the_online_fetches_and_sweeps(fresh):
     c = count(plan(fresh, "--configfile", "presets/smoke.yaml"))
     rules = set(re.findall(r"^rule (\w+):", "\n".join(
         p.read_text() for p in (ROOT / "workflow/rules").glob("*.smk")), flags=re.M))
     # plot_sensitivity needs a sweep: the README's sweep runs it (tests/test_workflow_run.py)
-    assert set(c) == (rules - {"fetch_caltech256", "plot_sensitivity"}) | {"all"}
+    assert set(c) == (rules - {"fetch_caltech256", "fetch_cifar", "plot_sensitivity"}) | {"all"}
 
 
 # ----------------------------------------------------------------------------- bad config

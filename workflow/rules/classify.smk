@@ -27,10 +27,10 @@ rule fetch_caltech256:
 rule fetch_cifar:
     output:
         "{root}/cifar-{n}-binary.tar.gz",
-    wildcard_constraints:
-        n="10|100",
     log:
         "logs/data/fetch_cifar{n}/{root}.log",
+    wildcard_constraints:
+        n="10|100",
     conda:
         "../../envs/data.yaml"
     threads: 1
