@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from scopeloss.classify import standins
+from scopeloss.classify import cifar, image_list, standins
 from scopeloss.classify.splits import SPLITS, stratified_split
 from scopeloss.params import CifarLTConfig, DatasetConfig, ImageListConfig, LongTailConfig
 
@@ -130,33 +130,23 @@ class CifarLT(DatasetSource):
 
     def prepare(self, dcfg: CifarLTConfig, *, download_missing=False,  # type: ignore[override]
                 **fetch):
-        from scopeloss.classify import cifar
-
         cifar.prepare(dcfg, download_missing=download_missing, **fetch)
 
     def manifest_tag(self, dcfg: CifarLTConfig):  # type: ignore[override]
         return f"-{dcfg.variant}-ratio{dcfg.imbalance_ratio}-val{dcfg.val_per_class}"
 
     def split_items(self, dcfg: CifarLTConfig):  # type: ignore[override]
-        from scopeloss.classify import cifar
-
         classes, items = cifar.split_items(dcfg)
         return SplitItems(classes, items, [], {}, cifar.ARCHIVES[dcfg.variant].file)
 
     def image_count(self, dcfg: CifarLTConfig):  # type: ignore[override]
-        from scopeloss.classify import cifar
-
         spec = cifar.ARCHIVES[dcfg.variant]  # train (profile) + validation + the test set
         return int(cifar.class_counts(dcfg).sum()) + spec.classes * dcfg.val_per_class + 10000
 
     def class_count(self, dcfg: CifarLTConfig):  # type: ignore[override]
-        from scopeloss.classify import cifar
-
         return cifar.ARCHIVES[dcfg.variant].classes
 
     def images(self, dcfg: CifarLTConfig, items, size):  # type: ignore[override]
-        from scopeloss.classify import cifar
-
         return cifar.images(dcfg, items, size)
 
 
@@ -168,29 +158,19 @@ class ImageList(DatasetSource):
     decodes_files = True
 
     def prepare(self, dcfg: ImageListConfig, **fetch):  # type: ignore[override]
-        from scopeloss.classify import image_list
-
         image_list.check_lists(dcfg)
 
     def manifest_tag(self, dcfg: ImageListConfig):  # type: ignore[override]
-        from scopeloss.classify import image_list
-
         return "-" + image_list.lists_digest(dcfg)
 
     def split_items(self, dcfg: ImageListConfig):  # type: ignore[override]
-        from scopeloss.classify import image_list
-
         classes, items = image_list.split_items(dcfg)
         return SplitItems(classes, items, [], {}, dcfg.image_dir)
 
     def image_count(self, dcfg: ImageListConfig):  # type: ignore[override]
-        from scopeloss.classify import image_list
-
         return image_list.image_count(dcfg)
 
     def class_count(self, dcfg: ImageListConfig):  # type: ignore[override]
-        from scopeloss.classify import image_list
-
         return image_list.class_count(dcfg)
 
 
