@@ -26,7 +26,7 @@ GAMES = ("MinAtarBreakout", "MinAtarAsterix", "MinAtarSeaquest", "MinAtarSpaceIn
 
 def random_returns(name: str, episodes: int, seed: int, num_envs: int = 8) -> np.ndarray:
     """The returns of each env's first ceil(episodes / num_envs) episodes."""
-    env = make_env(resolve(name, "policy")["env"], num_envs, seed)
+    env = make_env(resolve(name, "policy").env, num_envs, seed)
     rng = np.random.default_rng(seed)
     per_env = -(-episodes // num_envs)
     ret, returns = np.zeros(num_envs), [[] for _ in range(num_envs)]

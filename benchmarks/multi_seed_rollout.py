@@ -29,7 +29,6 @@ from scopeloss.rl.networks import make_network
 from scopeloss.rl import rollout as ro
 from scopeloss.rl.update import update
 from scopeloss.losses import BoundLoss
-from scopeloss.params import EnvConfig, PPOConfig
 
 
 def timeit(fn, n: int) -> float:
@@ -52,9 +51,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 3, 5])
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    hp = resolve("MinAtarBreakout", "scope")
-    p, N, T = hp["ppo"], hp["ppo"]["num_envs"], hp["ppo"]["num_steps"]
-    env = make_env(hp["env"], N, 0)
+    cell = resolve("MinAtarBreakout", "scope")
+    cfg = cell.ppo
+    N, T = cfg.num_envs, cfg.num_steps
+    env = make_env(cell.env, N, 0)
     net = make_network(env.obs_shape, env.num_actions, image=True, hwc=True, network=env.network)
     obs1 = torch.from_numpy(env.reset())
     # one seed's whole loop, phase by phase (rollout forward+sampling, env, update)
@@ -62,12 +62,12 @@ def main(argv=None) -> int:
     r = ro.Rollout(T, N, env.obs_shape, torch.bool, torch.device("cpu"))
     r.copy_obs(r.obs[0], env.reset())
     timers = {"env": 0.0, "policy": 0.0}
-    tf, tr, ac = make_reward_transform(EnvConfig.of(hp["env"]), N, p["gamma"]), EpisodeTracker(N), contextlib.nullcontext()
-    acting, cfg = ro.Acting(net, env, tf, tr, ac), PPOConfig.from_mapping(p, "ppo")
+    tf, tr, ac = make_reward_transform(cell.env, N, cfg.gamma), EpisodeTracker(N), contextlib.nullcontext()
+    acting = ro.Acting(net, env, tf, tr, ac)
 
     def one_loop():
-        ro.collect(r, T, acting, gamma=p["gamma"], global_step=0, timers=timers)
-        update(net, net, opt, ro.advantages(r, p["gamma"], p["gae_lambda"]), cfg,
+        ro.collect(r, T, acting, gamma=cfg.gamma, global_step=0, timers=timers)
+        update(net, net, opt, ro.advantages(r, cfg.gamma, cfg.gae_lambda), cfg,
                BoundLoss("ppo", "scope", {"alpha": 0.01}), autocast=ac, num_actions=env.num_actions,
                update_index=1)
         r.carry_over()

@@ -18,20 +18,20 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from scopeloss.devices import resolve_device
 from scopeloss.overrides import parse_set
-from scopeloss.config_keys import merge
-from scopeloss.rl.config import resolve, resolve_run
+from scopeloss.rl.config import RLCell, resolve, resolve_run
 from scopeloss.rl.envs import make_env
 from scopeloss.rl.ppo import train
 from scopeloss.runinfo import run_info
 
 
-def env_only(cfg: dict, num_envs: int, vector_steps: int, threads: int | None = None,
+def env_only(cfg, num_envs: int, vector_steps: int, threads: int | None = None,
              seed: int = 0) -> dict:
     env = make_env(cfg, num_envs, seed, threads)
     env.reset()
@@ -46,14 +46,12 @@ def env_only(cfg: dict, num_envs: int, vector_steps: int, threads: int | None = 
             "sps": vector_steps * num_envs / dt}
 
 
-def training(name: str, hp: dict, run: dict, updates: int) -> dict:
-    p = hp["ppo"]
-    steps = updates * p["num_envs"] * p["num_steps"]
-    hp = merge(hp, {"ppo": {"total_steps": steps, "eval_every": 0}})
+def training(cell: RLCell, run: dict, updates: int) -> dict:
+    steps = updates * cell.ppo.batch_size
+    cell = replace(cell, ppo=replace(cell.ppo, total_steps=steps, eval_every=0))
     run = {**run, "checkpoint_every": updates + 1}  # only the final checkpoint
     with tempfile.TemporaryDirectory() as tmp:
-        summary = train(hp, env_name=name, loss="scope", seed=0, out_dir=tmp, run=run,
-                        log=lambda _: None)
+        summary = train(cell, seed=0, out=tmp, run=run, log=lambda _: None)
     timers = summary["time_breakdown_s"]
     rollout_s = timers["env"] + timers["policy"]
     loop_s = rollout_s + timers["update"]
@@ -80,14 +78,14 @@ def main(argv=None) -> int:
     for name in args.envs:
         sets = parse_set(args.set)
         run_sets = sets.pop("run", {})
-        hp = resolve(name, "scope", sets)
-        run = resolve_run(hp, {"device": args.device, **run_sets})
-        p = hp["ppo"]
-        entry = {"num_envs": p["num_envs"], "num_steps": p["num_steps"],
-                 "update_epochs": p["update_epochs"], "num_minibatches": p["num_minibatches"],
-                 "env_only": env_only(hp["env"], p["num_envs"], args.env_steps,
+        cell = resolve(name, "scope", sets)
+        run = resolve_run(cell, {"device": args.device, **run_sets})
+        p = cell.ppo
+        entry = {"num_envs": p.num_envs, "num_steps": p.num_steps,
+                 "update_epochs": p.update_epochs, "num_minibatches": p.num_minibatches,
+                 "env_only": env_only(cell.env, p.num_envs, args.env_steps,
                                       run["env_threads"])}
-        entry.update(training(name, hp, run, args.updates))
+        entry.update(training(cell, run, args.updates))
         entry["torch_threads"] = torch.get_num_threads()  # as set by run.torch_threads
         entry["env_threads"] = run["env_threads"]
         result["envs"][name] = entry

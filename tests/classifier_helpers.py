@@ -30,7 +30,7 @@ def run_in_process(root, out, *sets, stop_after=None, **kw):
     def stop(epoch):
         if stop_after is not None and epoch == stop_after:
             raise Stop()
-    return T.train(a.dataset, a.experiment, a.loss, a.seed, a.out, h, on_epoch_end=stop,
+    return T.train(h, seed=a.seed, out=a.out, on_epoch_end=stop,
                    run=C.resolve_run(None, run))
 
 

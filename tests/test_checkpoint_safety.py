@@ -52,7 +52,7 @@ TOTAL = 4 * 32 * 6
 def rl_run(out, hp=None):
     said = []
     hp = hp or resolve("CartPole-v1", "policy", {"ppo": {**SMALL, "total_steps": TOTAL}})
-    summary = ppo.train(hp, env_name="CartPole-v1", loss="policy", seed=3, out_dir=out,
+    summary = ppo.train(hp, seed=3, out=out,
                         run=RUN, log=said.append)
     return summary, said
 

@@ -133,9 +133,9 @@ def test_cuda_needs_augmentation_and_checks_its_keys():
         C.resolve("digits_lt", "augmented_cuda", "ce", {"experiment": {"cuda": {"threshold": 2}}})
     with pytest.raises(C.ConfigError, match="experiment.sampling must be one of natural, class_balanced, sqrt, got 'oversample'"):
         C.resolve("digits_lt", "plain", "ce", {"experiment": {"sampling": "oversample"}})
-    h = C.resolve("digits_lt", "plain_balanced", "ce")["experiment"]
-    assert h["sampling"] == "class_balanced" and h["optimizer"] == "adam"
-    assert C.resolve("digits_lt", "augmented_cuda", "ce")["experiment"]["cuda"]["enabled"]
+    h = C.resolve("digits_lt", "plain_balanced", "ce").experiment
+    assert h.sampling == "class_balanced" and h.optimizer == "adam"
+    assert C.resolve("digits_lt", "augmented_cuda", "ce").experiment.cuda.enabled
 
 
 # --------------------------------------------------------------------- end to end, digits_lt
@@ -144,9 +144,9 @@ def data_root(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
-def _hp(root, experiment, **exp):
+def _cell(root, experiment, dataset=None, **exp):
     return C.resolve("digits_lt", experiment, "ce",
-                     {"dataset": {"root": str(root)},
+                     {"dataset": {"root": str(root), **(dataset or {})},
                       "experiment": {"model": "resnet18", **exp}})
 
 
@@ -156,9 +156,8 @@ RUN = {"torch_threads": 1, "num_workers": 0, "tensorboard": False}
 def test_killed_run_resumes_the_same_draws_and_levels(data_root, tmp_path):
     """CUDA with square-root sampling, stopped after epoch 2's checkpoint and resumed:
     the same history, draws per class and CUDA levels as an uninterrupted run."""
-    hp = _hp(data_root, "augmented_cuda", epochs=4, batch_size=32, sampling="sqrt",
-             augmentation={"crop_padding": 2})
-    hp["dataset"]["max_per_class"] = 60
+    cell = _cell(data_root, "augmented_cuda", {"max_per_class": 60}, epochs=4, batch_size=32,
+                 sampling="sqrt", augmentation={"crop_padding": 2})
 
     class Stop(Exception):
         pass
@@ -169,11 +168,11 @@ def test_killed_run_resumes_the_same_draws_and_levels(data_root, tmp_path):
 
     killed, full = tmp_path / "killed", tmp_path / "full"
     with pytest.raises(Stop):
-        T.train("digits_lt", "augmented_cuda", "ce", 1, killed, hp, on_epoch_end=stop, run=RUN)
+        T.train(cell, seed=1, out=killed, on_epoch_end=stop, run=RUN)
     assert not (killed / "summary.json").exists()
     assert len(pd.read_csv(killed / CU.OUTPUT)) == 2 * 10
-    a = T.train("digits_lt", "augmented_cuda", "ce", 1, killed, hp, run=RUN)
-    b = T.train("digits_lt", "augmented_cuda", "ce", 1, full, hp, run=RUN)
+    a = T.train(cell, seed=1, out=killed, run=RUN)
+    b = T.train(cell, seed=1, out=full, run=RUN)
     assert a["sampled_per_class"] == b["sampled_per_class"]
     assert a["cuda_levels_final"] == b["cuda_levels_final"] and a["top1"] == b["top1"]
     assert a["sampling"] == "sqrt" and sum(a["sampled_per_class"]) == 4 * (a["train_size"] // 32) * 32
@@ -190,16 +189,16 @@ def test_killed_run_resumes_the_same_draws_and_levels(data_root, tmp_path):
     assert nxt.sort_index().tolist() == cur.sort_index().tolist()
     # cuda_levels.csv deleted: rebuilt from the final checkpoint, no training.
     (full / CU.OUTPUT).unlink()
-    T.train("digits_lt", "augmented_cuda", "ce", 1, full, hp, run=RUN)
+    T.train(cell, seed=1, out=full, run=RUN)
     pd.testing.assert_frame_equal(pd.read_csv(full / CU.OUTPUT), lb)
 
 
 @pytest.mark.parametrize("experiment", ["plain_balanced", "augmented_cuda"])
 def test_new_experiments_learn_digits_lt(experiment, data_root, tmp_path):
     # The plain experiment's threshold (test_classify_train: top-1 >= 0.8 after 10 epochs).
-    hp = _hp(data_root, experiment, epochs=10, early_stopping_patience=None,
-             **({"augmentation": {"crop_padding": 4}} if experiment == "augmented_cuda" else {}))
-    s = T.train("digits_lt", experiment, "ce", 1, tmp_path / "run", hp, run=RUN)
+    cell = _cell(data_root, experiment, epochs=10, early_stopping_patience=None,
+                 **({"augmentation": {"crop_padding": 4}} if experiment == "augmented_cuda" else {}))
+    s = T.train(cell, seed=1, out=tmp_path / "run", run=RUN)
     assert s["top1"] >= 0.8, s["top1"]
     drawn = np.array(s["sampled_per_class_per_epoch"])
     if experiment == "plain_balanced":  # the tail drawn about as often as the head

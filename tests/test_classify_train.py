@@ -85,7 +85,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_root, tmp_path):
         "h = C.resolve(a.dataset, a.experiment, a.loss, None, sets)\n"
         "def stop(epoch):\n"
         "    if epoch == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
-        "T.train(a.dataset, a.experiment, a.loss, a.seed, a.out, h, on_epoch_end=stop,\n"
+        "T.train(h, seed=a.seed, out=a.out, on_epoch_end=stop,\n"
         "        run=C.resolve_run(None, run))\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
@@ -159,11 +159,11 @@ def test_hparams_json_file_and_set_overlay(tmp_path):
                                 "loss": {"alpha": 0.5}}))
     h = C.resolve("caltech256", "augmented", "scope", C.load_hparams(str(path)),
                   C.parse_set(["experiment.epochs=9"]))
-    assert h["experiment"]["epochs"] == 9 and h["loss"]["alpha"] == 0.5
-    assert h["experiment"]["augmentation"]["flip_p"] == 0.0
-    assert h["experiment"]["augmentation"]["color"] == [1.0, 0.3]  # Table 5 kept
-    assert h["experiment"]["lr"] == 1e-2 and h["experiment"]["schedule"] == "cosine"
-    assert C.resolve("caltech256", "plain", "ce")["experiment"]["optimizer"] == "adam"
+    assert h.experiment.epochs == 9 and h.loss.params["alpha"] == 0.5
+    assert h.experiment.augmentation.flip_p == 0.0
+    assert h.experiment.augmentation.color == [1.0, 0.3]  # Table 5 kept
+    assert h.experiment.lr == 1e-2 and h.experiment.schedule == "cosine"
+    assert C.resolve("caltech256", "plain", "ce").experiment.optimizer == "adam"
 
 
 def test_bf16_autocast_path_runs_on_cpu(data_root, tmp_path, monkeypatch):

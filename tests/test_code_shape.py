@@ -78,7 +78,7 @@ def test_the_typed_configs_are_the_declarations_and_refuse_a_misspelt_key():
     from scopeloss.params import ExperimentConfig, PPOConfig
     from scopeloss.classify import config as cl_config
 
-    hp = rl_config.resolve("CartPole-v1", "scope")
+    hp = rl_config.resolve("CartPole-v1", "scope").to_json()
     ppo = PPOConfig.from_mapping(hp["ppo"], "ppo")
     assert {f.name for f in dataclasses.fields(ppo)} == set(params.PPO)
     assert ppo.batch_size == ppo.num_envs * ppo.num_steps
@@ -87,7 +87,7 @@ def test_the_typed_configs_are_the_declarations_and_refuse_a_misspelt_key():
     with pytest.raises(ConfigError, match="ppo: missing nothing, unknown lrate"):
         PPOConfig.from_mapping({**hp["ppo"], "lrate": 1.0}, "ppo")
     e = ExperimentConfig.from_mapping(
-        cl_config.resolve("digits_lt", "augmented_cuda", "scope")["experiment"])
+        cl_config.resolve("digits_lt", "augmented_cuda", "scope").to_json()["experiment"])
     assert e.cuda.enabled and e.augmentation.flip_p == 0.5
 
 
@@ -100,14 +100,14 @@ def test_every_suite_and_dataset_kind_has_its_typed_section():
     from scopeloss.params import ENV_CONFIGS, DatasetConfig, EnvConfig
 
     for env in ("Breakout", "StarPilot", "CartPole-v1", "MinAtarBreakout"):
-        section = rl_config.resolve(env, "scope", games=False)["env"]
+        section = rl_config.resolve(env, "scope", games=False).to_json()["env"]
         cfg = EnvConfig.of(section)
         assert type(cfg) is ENV_CONFIGS[section["suite"]] and dataclasses.asdict(cfg) == section
         assert list(section) == ["suite", *params.RL_ENV[section["suite"]]]
         assert EnvConfig.of(cfg) is cfg
-    assert EnvConfig.of(rl_config.resolve("Breakout", "scope")["env"]).frames_per_step == 4
+    assert EnvConfig.of(rl_config.resolve("Breakout", "scope").env).frames_per_step == 4
     with pytest.raises(ConfigError, match="env: missing nothing, unknown noop"):
-        EnvConfig.of({**rl_config.resolve("Pong", "scope")["env"], "noop": 3})
+        EnvConfig.of({**rl_config.resolve("Pong", "scope").to_json()["env"], "noop": 3})
     with pytest.raises(ConfigError, match="env.suite must be one of atari, procgen"):
         EnvConfig.of({"suite": "arcade"})
     for dataset, given in [*((name, None) for name in cl_config.DATASETS),

@@ -49,9 +49,10 @@ def test_one_new_field_reaches_the_schema_the_docs_and_the_resolver(edited_src):
     assert "| `probe_coef` | `0.25` | a finite number in (0, 1] | tests |" in docs
     code = ("from scopeloss.rl.config import resolve\n"
             "from scopeloss.params import PPOConfig\n"
-            "hp = resolve('CartPole-v1', 'scope', sets={'ppo': {'probe_coef': 0.5}})\n"
-            "print(hp['ppo']['probe_coef'], PPOConfig.from_mapping(hp['ppo'], 'ppo').probe_coef)\n"
-            "print(resolve('CartPole-v1', 'scope')['ppo']['probe_coef'])\n")
+            "cell = resolve('CartPole-v1', 'scope', sets={'ppo': {'probe_coef': 0.5}})\n"
+            "hp = cell.to_json()\n"
+            "print(cell.ppo.probe_coef, PPOConfig.from_mapping(hp['ppo'], 'ppo').probe_coef)\n"
+            "print(resolve('CartPole-v1', 'scope').ppo.probe_coef)\n")
     assert _python(edited_src, "-c", code).stdout.split() == ["0.5", "0.5", "0.25"]
     bad = _python(edited_src, "-c", code.replace("0.5}", "2}"), check=False)
     assert "ppo.probe_coef must be a finite number in (0, 1], got 2" in bad.stderr

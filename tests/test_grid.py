@@ -188,7 +188,7 @@ def test_cells_are_accepted_by_the_trainers_resolvers(paper):
     for cfg in (paper, grid.load_config(ROOT / "config.yaml", ROOT / "presets/demo.yaml")):
         for env in cfg["rl"]["envs"] + ["CartPole"]:
             cell = grid.rl_cell(cfg, env, "scope")
-            resolved = rcfg.resolve(env, "scope", json.loads(grid.cell_json(cell)))
+            resolved = rcfg.resolve(env, "scope", json.loads(grid.cell_json(cell))).to_json()
             for section in ("env", "ppo"):
                 for key, value in cell[section].items():
                     if value is not None:  # null = the trainer derives it (eval_start_level)
@@ -196,7 +196,7 @@ def test_cells_are_accepted_by_the_trainers_resolvers(paper):
         for ds in ("caltech256", "digits_lt"):
             for exp in cfg["classification"]["experiments"]:
                 cell = grid.classification_cell(cfg, ds, exp, "scope")
-                resolved = ccfg.resolve(ds, exp, "scope", json.loads(grid.cell_json(cell)))
+                resolved = ccfg.resolve(ds, exp, "scope", json.loads(grid.cell_json(cell))).to_json()
                 for key, value in cell["experiment"].items():
                     if key != "augmentation":
                         assert resolved["experiment"][key] == value, (ds, exp, key)
@@ -365,11 +365,11 @@ def test_every_resolved_key_is_declared_and_checked_by_its_declaration():
     from scopeloss.rl import config as rcfg
 
     for env in ("Pong", "StarPilot", "MinAtarBreakout", "CartPole-v1"):
-        hp = rcfg.resolve(env, "scope")
+        hp = rcfg.resolve(env, "scope").to_json()
         suite = hp["env"]["suite"]
         assert set(hp["ppo"]) == set(params.PPO)
         assert set(hp["env"]) - {"suite"} == set(params.RL_ENV[suite])
-    hp = ccfg.resolve("digits_lt", "augmented_cuda", "scope")
+    hp = ccfg.resolve("digits_lt", "augmented_cuda", "scope").to_json()
     assert set(hp["experiment"]) == set(params.CL_EXPERIMENT) | set(params.CL_SUBSECTIONS)
     # one declaration decides: a changed range changes what both the trainer and the schema accept
     assert params.PPO["gamma"].schema()["exclusiveMinimum"] == 0

@@ -161,7 +161,7 @@ def test_a_killed_stateful_classifier_resumes_its_loss_state_exactly(user_module
         h = C.resolve(a.dataset, a.experiment, a.loss, None, sets)
         def stop(epoch):
             if epoch == 2: os.kill(os.getpid(), signal.SIGKILL)
-        T.train(a.dataset, a.experiment, a.loss, a.seed, a.out, h, on_epoch_end=stop,
+        T.train(h, seed=a.seed, out=a.out, on_epoch_end=stop,
                 run=C.resolve_run(None, run))
         """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -185,9 +185,8 @@ def test_a_ppo_run_hands_its_loss_the_context_and_resumes_its_state(user_module,
     settings = {"torch_threads": 1, "device": "cpu", "checkpoint_every": 2}
 
     def run(out):
-        hp = resolve("CartPole-v1", "stateful_pg", {"ppo": small})
-        return ppo.train(hp, env_name="CartPole-v1", loss="stateful_pg", seed=3, out_dir=out,
-                         run=settings, log=lambda line: None)
+        cell = resolve("CartPole-v1", "stateful_pg", {"ppo": small})
+        return ppo.train(cell, seed=3, out=out, run=settings, log=lambda line: None)
 
     run(tmp_path / "whole")
     real, seen = lifecycle.save_checkpoint, []

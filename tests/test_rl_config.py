@@ -18,7 +18,7 @@ from scopeloss.rl.train import main
 
 
 def test_defaults_follow_paper_and_cleanrl():
-    atari = config.resolve("Breakout", "scope")
+    atari = config.resolve("Breakout", "scope").to_json()
     assert atari["env"] == {"suite": "atari", "game": "breakout", "repeat_action_probability": 0.25,
                             "frameskip": 4, "noop_max": 30, "episodic_life": False,
                             "max_episode_steps": 27000}
@@ -29,7 +29,7 @@ def test_defaults_follow_paper_and_cleanrl():
     # Atari: lr annealed (CleanRL), value loss not clipped (Andrychowicz et al. 2021).
     assert p["anneal_lr"] is True and p["clip_vloss"] is False
     assert atari["loss"]["alpha"] == 0.01
-    sp = config.resolve("StarPilot", "focal")
+    sp = config.resolve("StarPilot", "focal").to_json()
     assert sp["env"]["distribution_mode"] == "hard" and sp["env"]["num_levels"] == 500
     assert sp["env"]["start_level"] == 0 and sp["env"]["eval_start_level"] == 500
     assert (sp["ppo"]["num_envs"], sp["ppo"]["num_steps"], sp["ppo"]["update_epochs"],
@@ -37,18 +37,18 @@ def test_defaults_follow_paper_and_cleanrl():
             sp["ppo"]["total_steps"]) == (64, 256, 3, 8, 0.2, 25_000_000)
     assert sp["ppo"]["lr"] == 1e-4 and sp["loss"]["alpha"] == 2.0
     assert sp["ppo"]["anneal_lr"] is False  # CleanRL ppo_procgen
-    assert config.resolve("CartPole-v1", "policy")["ppo"]["clip_vloss"] is True  # CleanRL ppo.py
-    assert config.resolve("MontezumaRevenge", "policy")["env"]["game"] == "montezuma_revenge"
-    assert config.resolve("CartPole-v1", "policy")["env"] == {"suite": "gym", "game": "CartPole-v1"}
+    assert config.resolve("CartPole-v1", "policy").ppo.clip_vloss is True  # CleanRL ppo.py
+    assert config.resolve("MontezumaRevenge", "policy").env.game == "montezuma_revenge"
+    assert config.resolve("CartPole-v1", "policy").to_json()["env"] == {"suite": "gym", "game": "CartPole-v1"}
 
 
 def test_overrides_and_full_spec_from_workflow():
-    hp = config.resolve("Pong", "scope", {"ppo": {"total_steps": 1024, "lr": 3}, "loss": {"alpha": 0.5}})
-    assert hp["ppo"]["total_steps"] == 1024 and hp["ppo"]["lr"] == 3.0
-    assert isinstance(hp["ppo"]["lr"], float) and hp["loss"]["alpha"] == 0.5
+    cell = config.resolve("Pong", "scope", {"ppo": {"total_steps": 1024, "lr": 3}, "loss": {"alpha": 0.5}})
+    assert cell.ppo.total_steps == 1024 and cell.ppo.lr == 3.0
+    assert isinstance(cell.ppo.lr, float) and cell.loss.params == {"alpha": 0.5}
     # A name outside the table is fine when the caller gives the whole env spec.
-    hp = config.resolve("MyPong", "policy", {"env": {"suite": "atari", "game": "pong"}})
-    assert hp["env"]["game"] == "pong" and hp["ppo"]["num_envs"] == 8
+    cell = config.resolve("MyPong", "policy", {"env": {"suite": "atari", "game": "pong"}})
+    assert cell.env.game == "pong" and cell.ppo.num_envs == 8
     assert parse_set(["ppo.lr=3e-4", "env.episodic_life=true", "env.game=pong"]) == {
         "ppo": {"lr": 3e-4}, "env": {"episodic_life": True, "game": "pong"}}
 
@@ -152,7 +152,7 @@ def test_run_settings_resolve_to_the_jobs_allowance(monkeypatch):
     got = config.resolve_run(cart, {"env_threads": 16, "checkpoint_every": 7})
     assert (got["env_threads"], got["checkpoint_every"], got["device"]) == (4, 7, "cpu")
     assert config.resolve_run(config.resolve("Pong", "scope"))["checkpoint_every"] == 100
-    assert "device" not in cart["ppo"] and "checkpoint_every" not in cart["ppo"]
+    assert "device" not in cart.to_json()["ppo"] and "checkpoint_every" not in cart.to_json()["ppo"]
 
 
 def test_cli_rejects_output_path_that_is_a_file(tmp_path):

@@ -54,7 +54,7 @@ def test_first_minibatch_ratio_is_one_under_bf16(tmp_path, cpu_bf16):
     # minibatch of epoch 0, where the policy has not moved: ratio 1 up to float error.
     hp = resolve("Breakout", "scope", {"ppo": {**SMALL, "total_steps": 128, "num_minibatches": 1},
                                        "env": {"max_episode_steps": 40}})
-    ppo.train(hp, env_name="Breakout", loss="scope", seed=3, out_dir=tmp_path, run=RUN, log=quiet)
+    ppo.train(hp, seed=3, out=tmp_path, run=RUN, log=quiet)
     first = pd.read_csv(tmp_path / "updates.csv").iloc[0]
     assert abs(first.approx_kl) < 1e-7 and first.clipfrac == 0.0
 
@@ -65,8 +65,8 @@ def test_env_seeds_do_not_overlap_across_run_seeds(tmp_path):
     ranges = []
     for seed in (1, 2, 3):
         hp = resolve("CartPole-v1", "policy", {"ppo": {**SMALL, "num_envs": 8, "total_steps": 256}})
-        summary = ppo.train(hp, env_name="CartPole-v1", loss="policy", seed=seed,
-                            out_dir=tmp_path / str(seed), run=RUN, log=quiet)
+        summary = ppo.train(hp, seed=seed,
+                            out=tmp_path / str(seed), run=RUN, log=quiet)
         base = summary["env_spec"]["env_seed"]
         ranges.append(set(range(base, base + 8)))
         assert base == envs.derive_seed(seed, 0, 1)
@@ -77,7 +77,7 @@ def test_env_seeds_do_not_overlap_across_run_seeds(tmp_path):
 
 
 def test_env_threads_follow_the_jobs_allowance(monkeypatch):
-    cfg = resolve("Breakout", "scope")["env"]
+    cfg = resolve("Breakout", "scope").env
     env = envs.make_env(cfg, 4, 0, 1)
     assert env.kwargs["num_threads"] == 1
     env.close()
@@ -105,7 +105,7 @@ def test_no_per_minibatch_host_syncs(tmp_path, monkeypatch):
     hp = resolve("CartPole-v1", "scope", {"ppo": {"total_steps": 2048, "num_envs": 4,
                                                   "num_steps": 128, "update_epochs": 4,
                                                   "num_minibatches": 4}})
-    summary = ppo.train(hp, env_name="CartPole-v1", loss="scope", seed=1, out_dir=tmp_path,
+    summary = ppo.train(hp, seed=1, out=tmp_path,
                         run=RUN, log=quiet)
     assert summary["updates"] == 4
     assert sum(counts.values()) / 4 <= 3, counts
@@ -133,7 +133,7 @@ def test_compile_sees_only_static_shapes(tmp_path, monkeypatch):
     torch._dynamo.reset()
     hp = resolve("CartPole-v1", "scope", {"ppo": {**SMALL, "update_epochs": 2,
                                                   "total_steps": 4 * 32 * 3 + 4 * 8}})
-    summary = ppo.train(hp, env_name="CartPole-v1", loss="scope", seed=1, out_dir=tmp_path,
+    summary = ppo.train(hp, seed=1, out=tmp_path,
                         run={**RUN, "compile": True}, log=quiet)
     torch._dynamo.reset()
     assert summary["updates"] == 4

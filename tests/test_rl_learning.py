@@ -16,7 +16,7 @@ RUN = {"torch_threads": 1, "checkpoint_every": 1000, "device": "cpu"}
 @pytest.mark.parametrize("loss", ["scope"])  # one learning run: the losses' maths is test_losses.py's
 def test_cartpole_is_learnt(tmp_path, loss):
     hp = resolve("CartPole-v1", loss, {"ppo": BUDGET})
-    summary = train(hp, env_name="CartPole-v1", loss=loss, seed=1, out_dir=tmp_path,
+    summary = train(hp, seed=1, out=tmp_path,
                     run=RUN, log=lambda _: None)
     episodes = pd.read_csv(tmp_path / "episodes.csv")
     assert summary["global_step"] == 150_000 and episodes.global_step.max() <= 150_000
@@ -30,7 +30,7 @@ def test_cartpole_is_learnt(tmp_path, loss):
 
 def test_focal_runs_with_finite_losses(tmp_path):
     hp = resolve("CartPole-v1", "focal", {"ppo": {**BUDGET, "total_steps": 16_384}})
-    summary = train(hp, env_name="CartPole-v1", loss="focal", seed=1, out_dir=tmp_path,
+    summary = train(hp, seed=1, out=tmp_path,
                     run=RUN, log=lambda _: None)
     updates = pd.read_csv(tmp_path / "updates.csv")
     assert summary["global_step"] == 16_384 and len(updates) == 32

@@ -45,8 +45,8 @@ def cartpole(total=TOTAL):
 
 def run(out, log=None, hp=None, **settings):
     said = [] if log is None else log
-    summary = ppo.train(hp or cartpole(), env_name="CartPole-v1", loss="policy", seed=4,
-                        out_dir=out, run={**RUN, **settings}, log=said.append)
+    summary = ppo.train(hp or cartpole(), seed=4,
+                        out=out, run={**RUN, **settings}, log=said.append)
     return summary, said
 
 

@@ -22,17 +22,17 @@ GAMES = {"MinAtarBreakout": 4, "MinAtarAsterix": 4, "MinAtarSeaquest": 10,
 
 
 def env_cfg(name="MinAtarBreakout", **env):
-    return config.resolve(name, "scope", {"env": env} if env else None)["env"]
+    return config.resolve(name, "scope", {"env": env} if env else None).env
 
 
 def test_defaults_are_minatars_own():
-    hp = config.resolve("MinAtarSeaquest", "scope")
+    hp = config.resolve("MinAtarSeaquest", "scope").to_json()
     assert hp["env"] == {"suite": "minatar", "game": "seaquest", "sticky_action_prob": 0.1,
                          "difficulty_ramping": True, "max_episode_steps": None}
     p = hp["ppo"]
     assert (p["lr"], p["gamma"], p["gae_lambda"], p["vf_coef"]) == (1e-4, 0.999, 0.95, 0.5)
     assert hp["loss"]["alpha"] == 0.01
-    assert config.resolve("MinAtarFreeway", "focal")["loss"]["alpha"] == 2.0
+    assert config.resolve("MinAtarFreeway", "focal").loss.params["alpha"] == 2.0
 
 
 @pytest.mark.parametrize("env,message", [
@@ -60,7 +60,7 @@ def test_shapes(name):
     assert obs.shape == (3, 10, 10, GAMES[name]) and rew.dtype == np.float32
     assert term.shape == trunc.shape == (3,) and term.dtype == trunc.dtype == np.bool_
     assert final is None and not trunc.any()
-    assert env.spec["game"] == env_cfg(name)["game"] and env.spec["autoreset"] == "same-step"
+    assert env.spec["game"] == env_cfg(name).game and env.spec["autoreset"] == "same-step"
     assert env.spec["sticky_action_prob"] == 0.1 and env.spec["num_actions"] == 6
 
 
@@ -88,7 +88,7 @@ def test_same_step_autoreset_matches_the_package(name):
     env = make_env(env_cfg(name), n, seed=7)
     env.reset()
     actions = np.random.default_rng(0).integers(0, 6, size=(400, n))
-    ref = reference_run(env_cfg(name)["game"], env_seeds(7, n), actions)
+    ref = reference_run(env_cfg(name).game, env_seeds(7, n), actions)
     ends = 0
     for a, rows in zip(actions, ref):
         obs, rew, term, trunc, final = env.step(a)
@@ -170,7 +170,7 @@ RUN = {"device": "cpu", "torch_threads": 1, "env_threads": 1}  # run settings: o
 def test_train_writes_minatar_summary(tmp_path):
     hp = config.resolve("MinAtarAsterix", "scope", {"ppo": {
         "total_steps": 512, "num_envs": 4, "num_steps": 64}})
-    summary = train(hp, env_name="MinAtarAsterix", loss="scope", seed=1, out_dir=tmp_path,
+    summary = train(hp, seed=1, out=tmp_path,
                     run=config.resolve_run(hp, RUN), log=lambda _: None)
     assert summary["global_step"] == 512
     saved = json.loads((tmp_path / "summary.json").read_text())
@@ -209,7 +209,7 @@ def test_ppo_learns_minatar_breakout(tmp_path, loss):
     random_mean = random_policy_return()
     assert 0.2 < random_mean < 1.0  # about 0.5: the ball is lost within a few bounces
     hp = config.resolve("MinAtarBreakout", loss, {"ppo": LEARN})
-    summary = train(hp, env_name="MinAtarBreakout", loss=loss, seed=1, out_dir=tmp_path,
+    summary = train(hp, seed=1, out=tmp_path,
                     run=config.resolve_run(hp, {**RUN, "checkpoint_every": 10_000}),
                     log=lambda _: None)
     episodes = pd.read_csv(tmp_path / "episodes.csv")

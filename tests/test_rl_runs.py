@@ -45,7 +45,7 @@ def test_breakout_short_run_writes_every_output(tmp_path):
     # Episodes cut at 40 agent steps so that a few finish (and get bootstrapped) in 256 steps.
     hp = resolve("Breakout", "scope", {"ppo": {**SMALL, "total_steps": 256},
                                        "env": {"max_episode_steps": 40}})
-    train(hp, env_name="Breakout", loss="scope", seed=3, out_dir=tmp_path, run=RUN, log=quiet)
+    train(hp, seed=3, out=tmp_path, run=RUN, log=quiet)
     summary, episodes, updates = check_common_outputs(tmp_path, 256)
     assert len(updates) == 2 and len(episodes) >= 4
     assert (episodes.length <= 40).all() and (episodes["return"] >= 0).all()
@@ -63,7 +63,7 @@ def test_breakout_short_run_writes_every_output(tmp_path):
 def test_starpilot_short_run_with_held_out_eval(tmp_path):
     hp = resolve("StarPilot", "policy_entropy",
                  {"ppo": {**SMALL, "total_steps": 256, "eval_every": 1, "eval_episodes": 2}})
-    train(hp, env_name="StarPilot", loss="policy_entropy", seed=2, out_dir=tmp_path, run=RUN, log=quiet)
+    train(hp, seed=2, out=tmp_path, run=RUN, log=quiet)
     summary, episodes, updates = check_common_outputs(tmp_path, 256)
     evals = pd.read_csv(tmp_path / "eval.csv")
     assert list(evals.columns) == EVAL_COLUMNS
@@ -77,19 +77,19 @@ def test_starpilot_short_run_with_held_out_eval(tmp_path):
 def test_same_seed_same_episodes_and_finished_rerun_is_a_noop(tmp_path):
     hp = resolve("CartPole-v1", "scope", {"ppo": {**SMALL, "total_steps": 4096}})
     for name in ("a", "b"):
-        train(hp, env_name="CartPole-v1", loss="scope", seed=7, out_dir=tmp_path / name, run=RUN, log=quiet)
+        train(hp, seed=7, out=tmp_path / name, run=RUN, log=quiet)
     a = (tmp_path / "a" / "episodes.csv").read_text()
     assert len(a.splitlines()) > 50
     assert a == (tmp_path / "b" / "episodes.csv").read_text()
     other = tmp_path / "c"
-    train(hp, env_name="CartPole-v1", loss="scope", seed=8, out_dir=other, run=RUN, log=quiet)
+    train(hp, seed=8, out=other, run=RUN, log=quiet)
     assert (other / "episodes.csv").read_text() != a
 
     # Rerunning the finished job changes nothing and says so.
     before = {f: (tmp_path / "a" / f).stat().st_mtime_ns for f in ("summary.json", "episodes.csv")}
     said = []
     t0 = time.perf_counter()
-    train(hp, env_name="CartPole-v1", loss="scope", seed=7, out_dir=tmp_path / "a", run=RUN, log=said.append)
+    train(hp, seed=7, out=tmp_path / "a", run=RUN, log=said.append)
     assert time.perf_counter() - t0 < 2.0 and "already finished" in said[0]
     assert before == {f: (tmp_path / "a" / f).stat().st_mtime_ns for f in before}
 
@@ -146,7 +146,7 @@ def test_bf16_autocast_path_runs_and_is_inert_on_cpu_by_default(tmp_path, monkey
     def run(name, bf16):
         hp = resolve("Breakout", "scope", {"ppo": {**SMALL, "total_steps": 256, "bf16": bf16},
                                            "env": {"max_episode_steps": 40}})
-        train(hp, env_name="Breakout", loss="scope", seed=3, out_dir=tmp_path / name, run=RUN, log=quiet)
+        train(hp, seed=3, out=tmp_path / name, run=RUN, log=quiet)
         return check_common_outputs(tmp_path / name, 256)[2]
 
     fp32, default_bf16 = run("fp32", False), run("bf16_default", True)
@@ -165,7 +165,7 @@ def test_torch_compile_path_runs_and_checkpoints_the_plain_module(tmp_path, mode
     # adds CUDA graphs on a GPU and runs as the default mode on a CPU); checkpoints must
     # hold the plain module's weights so that a run without compile can resume from them.
     hp = resolve("CartPole-v1", "scope", {"ppo": {**SMALL, "total_steps": 512}})
-    train(hp, env_name="CartPole-v1", loss="scope", seed=5, out_dir=tmp_path,
+    train(hp, seed=5, out=tmp_path,
           run={**RUN, "compile": mode}, log=quiet)
     _, episodes, updates = check_common_outputs(tmp_path, 512)
     assert len(episodes) > 5 and np.isfinite(updates[["policy_loss", "value_loss"]]).all().all()

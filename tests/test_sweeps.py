@@ -61,9 +61,10 @@ def test_a_named_variant_is_a_loss_of_its_own(paper):
     assert grid.rl_cell(cfg, "Pong", "scope_hi")["loss"] == {"loss": "scope", "alpha": 0.1}
     from scopeloss.rl import config as rl_config
 
-    hp = rl_config.resolve("Pong", "scope_hi", grid.rl_cell(cfg, "Pong", "scope_hi"),
-                           games=False)
-    assert hp["loss"] == {"loss": "scope", "alpha": 0.1}  # the base and every parameter
+    cell = rl_config.resolve("Pong", "scope_hi", grid.rl_cell(cfg, "Pong", "scope_hi"),
+                             games=False)
+    assert cell.to_json()["loss"] == {"loss": "scope", "alpha": 0.1}  # the base, every parameter
+    assert cell.loss.loss.name == "scope" and cell.loss.name == "scope_hi"
     with pytest.raises(grid.ConfigError, match="loss: the variant name 'focal' shadows"):
         rl_config.resolve("Pong", "focal", {"loss": {"loss": "scope"}}, games=False)
 

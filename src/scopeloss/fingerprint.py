@@ -17,6 +17,10 @@ import ast
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the registry reads this module: no import back at run time
+    from scopeloss.registry import Loss
 
 PACKAGE = "scopeloss"
 _ROOT = Path(__file__).resolve().parent  # src/scopeloss
@@ -115,13 +119,16 @@ def code_fingerprint(*entries: str) -> str:
 LOSS_KIND = {"rl": "ppo", "classify": "supervised"}
 
 
-def cell_fingerprint(trainer: str, loss: str) -> str:
+def cell_fingerprint(trainer: str, loss: str | Loss) -> str:
     """The code fingerprint of one training cell: its trainer's, plus (after a ``+``) that of
-    the user module that registered its loss, so that editing the module reruns the cells
-    of its losses and nothing else. A built-in loss's cell has the trainer's alone."""
-    from scopeloss import registry
+    the user module that registered its loss (the registered object, or its name), so that
+    editing the module reruns the cells of its losses and nothing else. A built-in loss's
+    cell has the trainer's alone."""
+    if isinstance(loss, str):
+        from scopeloss import registry
 
-    module = registry.get(LOSS_KIND[trainer], loss).module
+        loss = registry.get(LOSS_KIND[trainer], loss)
+    module = loss.module
     base = code_fingerprint(TRAINERS[trainer])
     if module is None:  # a built-in: its code is the trainer's
         return base

@@ -220,7 +220,7 @@ def rl_cell(config: Mapping, env: str, loss: str) -> dict:
     env_keys = {k: v for k, v in spec.items() if k not in PPO_KEYS}
     raw = {"env": env_keys, "ppo": ppo, "loss": _loss_section(rl, "rl", loss)}
     try:
-        return _sorted(rl_config.resolve(env, loss, raw, games=False))
+        return _sorted(rl_config.resolve(env, loss, raw, games=False).to_json())
     except ConfigError as err:
         raise ConfigError(f"config cell rl {env}/{loss} (rl.ppo, rl.env_specs.{env}, "
                           f"rl.loss_specs.{loss}): {err}") from None
@@ -245,7 +245,7 @@ def classification_cell(config: Mapping, dataset: str, experiment: str, loss: st
            "experiment": experiment_spec(config, experiment),
            "loss": _loss_section(cl, "classification", loss)}
     try:
-        return _sorted(classify_config.resolve(dataset, experiment, loss, raw))
+        return _sorted(classify_config.resolve(dataset, experiment, loss, raw).to_json())
     except ConfigError as err:
         raise ConfigError(
             f"config cell classification {dataset}/{experiment}/{loss} "

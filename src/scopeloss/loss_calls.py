@@ -125,9 +125,11 @@ class BoundLoss:
     ``state`` it owns, and its metrics summed on the device (``take_metrics``: the means
     since the last take, still on the device, for the trainer's one host sync)."""
 
-    def __init__(self, kind: str, name: str, params: Mapping[str, float | None] | None = None):
-        self.loss = registry.get(kind, name)
-        self.kind, self.name = kind, name
+    def __init__(self, kind: str, loss: str | registry.Loss,
+                 params: Mapping[str, float | None] | None = None):
+        """``loss``: a registered loss object (a cell's), or a name to look up."""
+        self.loss = registry.get(kind, loss) if isinstance(loss, str) else loss
+        self.kind, self.name = kind, self.loss.name
         self.params = registry.params_of(self.loss, _given(params or {}))
         self.context: dict[str, Any] = {}
         self.state: dict[str, Tensor] = {}

@@ -2,8 +2,8 @@
 ``scopeloss.params`` (every key's type, default, allowed values and source; the per-dataset
 and per-experiment departures).
 
-A run's hyperparameters are ``{"dataset": {...}, "experiment": {...}, "loss": {...}}``
-(docs/CONTRACT.md). ``resolve`` starts from the declared defaults of the named dataset and
+A run's cell (``scopeloss.cells.ClassifierCell``) records as ``{"dataset": {...},
+"experiment": {...}, "loss": {...}}`` (docs/CONTRACT.md). ``resolve`` starts from the declared defaults of the named dataset and
 experiment, overlays the ``--hparams`` JSON and then each ``--set section.key=value``, and
 rejects any unknown section or key by name, listing the allowed ones; every value is
 checked by its declaration, then the rules across keys (``check``), before any data loads.
@@ -23,7 +23,7 @@ from typing import Any
 
 from scopeloss import config_keys as K
 from scopeloss import params as P
-from scopeloss import registry
+from scopeloss.cells import CellLoss, ClassifierCell
 from scopeloss.overrides import load_hparams, load_run, parse_set, split_run  # noqa: F401  (the CLIs')
 from scopeloss.config_keys import SEED_MAX, ConfigError, check_seed  # noqa: F401  (re-exported)
 
@@ -77,9 +77,9 @@ def dataset_defaults(dataset: str, *given: dict | None) -> dict:
 
 
 def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = None,
-            sets: dict | None = None) -> dict:
-    """The full, checked hyperparameters of one run: the declared defaults of the dataset
-    and experiment, then ``hparams`` (``--hparams``), then ``sets`` (``--set``), merged by
+            sets: dict | None = None) -> ClassifierCell:
+    """The typed, checked cell of one run: the declared defaults of the dataset and
+    experiment, then ``hparams`` (``--hparams``), then ``sets`` (``--set``), merged by
     ``config_keys.merge``; ConfigError naming any bad section, key or value."""
     base = dataset_defaults(dataset, (hparams or {}).get("dataset"), (sets or {}).get("dataset"))
     if experiment not in EXPERIMENTS and not (hparams or {}).get("experiment"):
@@ -92,7 +92,7 @@ def resolve(dataset: str, experiment: str, loss: str, hparams: dict | None = Non
     for where, source in ("--hparams", hparams or {}), ("--set", sets or {}):
         cfg = K.merge(cfg, _checked_overrides(source, where))
     cfg = {section: values or {} for section, values in cfg.items()}
-    return check(cfg, dataset, loss)
+    return check(cfg, dataset, experiment, loss)
 
 
 def resolve_dataset(dataset: str, values: dict | None = None) -> dict:
@@ -116,29 +116,28 @@ def check_dataset(d: dict, dataset: str) -> dict:
     return d
 
 
-def check(cfg: dict, dataset: str, loss: str) -> dict:
+def check(cfg: dict, dataset: str, experiment: str, loss: str) -> ClassifierCell:
     """Every value by its declaration, then the rules across keys; nothing is loaded."""
     e = dict(cfg["experiment"])
     subsections = {k: K.check_section(f"experiment.{k}", e.pop(k), params)
                    for k, params in P.CL_SUBSECTIONS.items()}
     e = {**K.check_section("experiment", e, P.CL_EXPERIMENT), **subsections}
-    base, loss_params = registry.cell_loss("supervised", loss, cfg["loss"])
-    out = {"dataset": check_dataset(cfg["dataset"], dataset), "experiment": e,
-           "loss": registry.resolved_loss(base, loss, loss_params)}
+    cell_loss = CellLoss.of("supervised", loss, cfg["loss"])
     if e["cuda"]["enabled"] and not e["augment"]:
         raise ConfigError("experiment.cuda.enabled needs experiment.augment: true (CUDA sets the "
                           "strength of the training augmentation)")
-    return out
+    return ClassifierCell(dataset, experiment, P.DatasetConfig.of(check_dataset(cfg["dataset"], dataset)),
+                          P.ExperimentConfig.from_mapping(e), cell_loss)
 
 
 # --- run settings -----------------------------------------------------------------------
-def resolve_run(hp: dict | None = None, run: dict | None = None,
+def resolve_run(cell: ClassifierCell | None = None, run: dict | None = None,
                 sets: dict | None = None) -> dict:
     """Resolved run settings, the shape of ``scopeloss.rl.config.resolve_run``: the declared
     defaults, ``run`` (``--run``), then ``sets`` (``--set run.*``), every null filled in for
     this machine (threads, decoding processes; ``device`` stays as requested, resolved when
-    the job picks its device). ``hp``, the run's hyperparameters, decides no classifier run
-    setting today. Resolving a resolved mapping gives it back unchanged."""
+    the job picks its device). ``cell``, the run's cell, decides no classifier run setting
+    today. Resolving a resolved mapping gives it back unchanged."""
     from scopeloss.devices import check_threads, job_cores  # torch: only a job resolves them
 
     out = K.run_settings(run, sets, P.CL_RUN)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scopeloss import lifecycle, registry
+from scopeloss import lifecycle
+from scopeloss.cells import ClassifierCell
 from scopeloss.classify import curriculum as cu
 from scopeloss.fingerprint import cell_fingerprint
 from scopeloss.params import ClassifierRunConfig, DatasetConfig, ExperimentConfig
@@ -22,45 +23,36 @@ OUTPUTS = ("history.csv", "per_class.csv", "summary.json")
 
 @dataclass(frozen=True)
 class Job:
-    """One classifier run: what it learns (names, seed, resolved hyperparameters) and how
-    it runs (``run`` settings, the device)."""
+    """One classifier run: what it learns (its cell and seed) and how it runs (``run``
+    settings, the device)."""
 
-    dataset: str
-    experiment: str
-    loss: str
+    cell: ClassifierCell
     seed: int
     out: Path
-    hparams: dict
     run: ClassifierRunConfig
     device: torch.device
 
-    @cached_property
+    @property
     def d(self) -> DatasetConfig:
         """The dataset section (its kind's own keys in a subclass)."""
-        return DatasetConfig.of(self.hparams["dataset"])
+        return self.cell.dataset
 
-    @cached_property
+    @property
     def e(self) -> ExperimentConfig:
-        return ExperimentConfig.from_mapping(self.hparams["experiment"])
+        return self.cell.experiment
 
     @property
     def channels_last(self) -> bool:
         return self.device.type == "cuda" and self.run.channels_last
 
     @property
-    def base_loss(self) -> tuple[str, dict]:
-        """The registered loss the cell runs (a named variant's base) and its parameters."""
-        return registry.cell_loss("supervised", self.loss, self.hparams["loss"])
-
-    @property
     def layout(self) -> lifecycle.RunLayout:
         return lifecycle.layout(self.out, "classify")
 
-    @property
+    @cached_property
     def identity(self) -> dict:
-        return {"dataset": self.dataset, "experiment": self.experiment, "loss": self.loss,
-                "seed": self.seed, "hparams": self.hparams,
-                "code_fingerprint": cell_fingerprint("classify", self.base_loss[0])}
+        return {**self.cell.names, "seed": self.seed, "hparams": self.cell.to_json(),
+                "code_fingerprint": cell_fingerprint("classify", self.cell.loss.loss)}
 
     @property
     def outputs(self) -> tuple[str, ...]:

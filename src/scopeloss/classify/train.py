@@ -66,10 +66,11 @@ from scopeloss.classify.sampling import epoch_indices
 from scopeloss.devices import apply_determinism, bf16_autocast, keep_freed_memory, resolve_device
 from scopeloss.devices import compile_mode
 from scopeloss.lifecycle import stop_with_launcher
-from scopeloss.losses import METRIC, BoundLoss, board_tag, metric_columns
+from scopeloss.losses import METRIC, board_tag, metric_columns
 from scopeloss.progress import RunLogger, format_duration
 from scopeloss.runinfo import run_info
 from scopeloss.schedules import make_schedule
+from scopeloss.cells import ClassifierCell
 from scopeloss.params import ClassifierRunConfig
 from scopeloss.classify.job import (EpochState, Job, best_of,
                                     check_fits, load_file, prune_best)
@@ -88,9 +89,10 @@ def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
                               f"min {labels.min()}, max {labels.max()}")
 
 
-def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dict, *,
-          run: ClassifierRunConfig | dict | None = None, on_epoch_end=None) -> dict:
-    """Run (or resume, rebuild, or skip if finished) one training run; return its summary.
+def train(cell: ClassifierCell, *, seed: int, out, run: ClassifierRunConfig | dict | None = None,
+          on_epoch_end=None) -> dict:
+    """Run (or resume, rebuild, or skip if finished) one training run of ``cell``; return its
+    summary.
     ``run`` holds the run settings: resolved ones (a ``ClassifierRunConfig``, as the CLI
     passes) are used as they are, a mapping or None (the defaults) is resolved first
     (``config.resolve_run``). ``on_epoch_end(epoch)`` is called after each epoch's
@@ -98,7 +100,7 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
     C.check_seed(seed)
     settings: ClassifierRunConfig = (
         run if isinstance(run, ClassifierRunConfig)
-        else ClassifierRunConfig.from_mapping(C.resolve_run(hparams, run), "run"))
+        else ClassifierRunConfig.from_mapping(C.resolve_run(cell, run), "run"))
     assert settings.torch_threads is not None  # resolve_run filled every null
     threads = torch.get_num_threads()
     try:
@@ -110,7 +112,7 @@ def train(dataset: str, experiment: str, loss: str, seed: int, out, hparams: dic
         if device.type == "cpu" and settings.keep_freed_memory:
             keep_freed_memory()
         out = lifecycle.check_out_dir(out)
-        job = Job(dataset, experiment, loss, seed, out, hparams, settings, device)
+        job = Job(cell, seed, out, settings, device)
         if settings.cache_dir:  # first: the default root would be created for nothing
             lifecycle.ensure_dir(settings.cache_dir, "run.cache_dir")
         lifecycle.ensure_dir(job.d.root, "dataset.root")
@@ -135,7 +137,7 @@ class ClassifierRun:
 
     def __init__(self, job: Job, on_epoch_end=None):
         self.job, self.on_epoch_end = job, on_epoch_end
-        self.loss = BoundLoss("supervised", *job.base_loss)
+        self.loss = job.cell.loss.bind()  # the cell's registered loss, with its own state
         self.files = job.layout
         self.t_start = time.perf_counter()
         self.state = EpochState()
@@ -418,17 +420,16 @@ def main(argv=None) -> int:
         C.check_seed(args.seed, "--seed")
         registry.load_modules(args.loss_module, "--loss-module")
         sets, run_sets = C.split_run(C.parse_set(args.set))
-        hparams = C.resolve(args.dataset, args.experiment, args.loss,
-                            C.load_hparams(args.hparams), sets)
+        cell = C.resolve(args.dataset, args.experiment, args.loss,
+                         C.load_hparams(args.hparams), sets)
         run = ClassifierRunConfig.from_mapping(
-            C.resolve_run(hparams, C.load_run(args.run), run_sets), "run")
+            C.resolve_run(cell, C.load_run(args.run), run_sets), "run")
     except ValueError as err:
         parser.error(str(err))
     stop_with_launcher(lifecycle.log)
     try:
         return lifecycle.trainer_exit_code(
-            lambda: train(args.dataset, args.experiment, args.loss, args.seed, args.out,
-                          hparams, run=run), "epoch")
+            lambda: train(cell, seed=args.seed, out=args.out, run=run), "epoch")
     except (C.ConfigError, DataUnavailable) as err:  # --out, or the data a job needs: said
         parser.error(str(err))
 

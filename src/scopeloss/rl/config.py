@@ -1,8 +1,9 @@
 """RL hyperparameters resolved and validated, from the declarations of ``scopeloss.params``.
 
-A run's hyperparameters are ``{"env": {...}, "ppo": {...}, "loss": {...}}`` (docs/CONTRACT.md).
-``resolve(env_name, loss, overrides)`` starts from the built-in env table and the suite's
-defaults, applies overrides, and rejects unknown sections/keys and bad values, naming them.
+A run's cell (``scopeloss.cells.RLCell``) records as ``{"env": {...}, "ppo": {...},
+"loss": {...}}`` (docs/CONTRACT.md). ``resolve(env_name, loss, overrides)`` starts from the
+built-in env table and the suite's defaults, applies overrides, and rejects unknown
+sections/keys and bad values, naming them; it returns the typed cell.
 
 Why the defaults declared in ``scopeloss.params`` (``PPO``, ``SUITE_PPO_DEFAULTS``,
 ``RL_ENV``) are what they are:
@@ -40,8 +41,8 @@ from typing import Any
 
 from scopeloss import config_keys as K
 from scopeloss import params as P
-from scopeloss import registry
-from scopeloss.params import ENV_TABLE, GPU_SUITES, SUITES
+from scopeloss.cells import CellLoss, RLCell
+from scopeloss.params import ENV_TABLE, GPU_SUITES, SUITES, EnvConfig, PPOConfig
 from scopeloss.config_keys import ConfigError
 
 
@@ -76,9 +77,9 @@ def _check_sections(overrides: Any, where: str) -> dict[str, Any]:
 
 
 def resolve(env_name: str, loss: str, hparams: dict[str, Any] | None = None,
-            sets: dict[str, Any] | None = None, *, games: bool = True) -> dict[str, Any]:
-    """Resolved hyperparameters for one run: the declared defaults (``scopeloss.params``: the
-    suite's PPO departures, the env table), then ``hparams`` (``--hparams``), then ``sets``
+            sets: dict[str, Any] | None = None, *, games: bool = True) -> RLCell:
+    """The typed cell of one run: the declared defaults (``scopeloss.params``: the suite's
+    PPO departures, the env table), then ``hparams`` (``--hparams``), then ``sets``
     (``--set``), merged by ``config_keys.merge``; ConfigError naming any bad section, key or
     value. ``games=False`` skips checking that the game exists (which needs the env
     packages: the workflow's start-up check leaves that to the job)."""
@@ -86,7 +87,7 @@ def resolve(env_name: str, loss: str, hparams: dict[str, Any] | None = None,
                         _check_sections(sets or {}, "--set"))
     # the loss's registered parameters, the values actually used (null = the default), and
     # the registered loss a named variant runs
-    base, loss_params = registry.cell_loss("ppo", loss, overrides.get("loss"))
+    cell_loss = CellLoss.of("ppo", loss, overrides.get("loss"))
     env_values = {**base_env(env_name, overrides.get("env")), **(overrides.get("env") or {})}
     suite = env_values.pop("suite", None)
     if suite not in SUITES:
@@ -96,21 +97,21 @@ def resolve(env_name: str, loss: str, hparams: dict[str, Any] | None = None,
            **K.check_section("env", env_values, declared)}
     ppo = {**{k: p.default for k, p in P.PPO.items()}, **P.SUITE_PPO_DEFAULTS[suite],
            **K.check_section("ppo", overrides.get("ppo") or {}, P.PPO)}
-    hp = {"env": env, "ppo": ppo, "loss": registry.resolved_loss(base, loss, loss_params)}
     if suite == "procgen" and env["eval_start_level"] is None:
         env["eval_start_level"] = env["start_level"] + env["num_levels"]
-    validate(hp, games=games)
-    return hp
+    validate(env, ppo, games=games)
+    return RLCell(env_name, EnvConfig.of(env), PPOConfig.from_mapping(ppo, "ppo"), cell_loss)
 
 
-def validate(hp: dict[str, Any], games: bool = True) -> None:
+def validate(env: dict[str, Any], p: dict[str, Any], games: bool = True) -> None:
     """What one key's declaration cannot say: rules across keys, games that must exist."""
-    env, p = hp["env"], hp["ppo"]
+
+    sections = {"env": env, "ppo": p}
 
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
             section, name = key.split(".")
-            raise ConfigError(f"{key} must be {what}, got {hp[section][name]!r}")
+            raise ConfigError(f"{key} must be {what}, got {sections[section][name]!r}")
 
     if env["game"] is None:
         raise ConfigError("env.game must be set for suite " + env["suite"])
@@ -135,14 +136,14 @@ def validate(hp: dict[str, Any], games: bool = True) -> None:
     need(problem is None, "env.game", problem or "")
 
 
-def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None,
+def resolve_run(cell: RLCell, run: dict[str, Any] | None = None,
                 sets: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Resolved run settings for the run with hyperparameters ``hp``: the declared defaults,
+    """Resolved run settings for the run of ``cell``: the declared defaults,
     ``run`` (``--run``), then ``sets`` (``--set run.*``), every null replaced by its value
     on this machine (device, threads, checkpoint cadence). ConfigError naming a bad key.
     Resolving an already resolved mapping gives it back unchanged."""
     r = K.run_settings(run, sets, P.RL_RUN)
-    suite = hp["env"]["suite"]
+    suite = cell.env.suite
     if r["device"] == "auto":
         import torch
 
@@ -155,10 +156,10 @@ def resolve_run(hp: dict[str, Any], run: dict[str, Any] | None = None,
         # Gymnasium/MinAtar networks are too small for several threads to help: one is
         # faster per job (and a CPU grid then runs one job per core)
         r["torch_threads"] = cores if suite in GPU_SUITES else 1
-    r["env_threads"] = min(r["env_threads"] or cores, hp["ppo"]["num_envs"])
+    r["env_threads"] = min(r["env_threads"] or cores, cell.ppo.num_envs)
     if r["checkpoint_every"] is None:
         r["checkpoint_every"] = P.SUITE_TRAITS[suite].checkpoint_every
     return r
 
 
-__all__ = ["ENV_TABLE", "SUITES", "resolve", "resolve_run", "validate"]
+__all__ = ["ENV_TABLE", "SUITES", "RLCell", "resolve", "resolve_run", "validate"]

@@ -33,11 +33,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from scopeloss import lifecycle, registry, seeding
+from scopeloss import lifecycle, seeding
+from scopeloss.cells import RLCell
 from scopeloss.devices import (bf16_autocast, keep_freed_memory, resolve_device,
                                use_fast_cuda_kernels)
 from scopeloss.fingerprint import cell_fingerprint
-from scopeloss.losses import BoundLoss, board_tag
+from scopeloss.losses import board_tag
 from scopeloss.devices import compile_mode
 from scopeloss.config_keys import check_seed
 from scopeloss.progress import RunLogger
@@ -49,44 +50,42 @@ from scopeloss.rl.networks import make_network
 from scopeloss.rl.outputs import output_names, write_finished, write_outputs
 from scopeloss.rl.update import update
 from scopeloss.runinfo import run_info
-from scopeloss.params import EnvConfig, PPOConfig, RLRunConfig
+from scopeloss.params import RLRunConfig
 from scopeloss.schedules import make_schedule
 
 TIMERS = ("env", "policy", "update", "eval", "checkpoint")
 
 
-def train(hp: dict[str, Any], *, env_name: str, loss: str, seed: int, out_dir: str | Path,
+def train(cell: RLCell, *, seed: int, out: str | Path,
           run: RLRunConfig | dict[str, Any] | None = None,
           log: Callable[[str], None] = lifecycle.log) -> dict[str, Any]:
-    """Run (or resume, rebuild the outputs of, or skip if finished) one PPO job; returns its
-    summary. ``run`` holds the run settings: resolved ones (an ``RLRunConfig``, as the CLI
-    passes) are used as they are, a mapping or None is resolved first
+    """Run (or resume, rebuild the outputs of, or skip if finished) one PPO job of ``cell``;
+    returns its summary. ``run`` holds the run settings: resolved ones (an ``RLRunConfig``,
+    as the CLI passes) are used as they are, a mapping or None is resolved first
     (``scopeloss.rl.config.resolve_run``). The run directory is held exclusively throughout
     (``lifecycle.own_run_dir``)."""
     check_seed(seed)
-    out = lifecycle.check_out_dir(out_dir)
+    out = lifecycle.check_out_dir(out)
     settings = run if isinstance(run, RLRunConfig) else RLRunConfig.from_mapping(
-        resolve_run(hp, run), "run")
-    base, _ = registry.cell_loss("ppo", loss, hp["loss"])
-    env_cfg = EnvConfig.of(hp["env"])
-    identity = {"env": env_name, "loss": loss, "seed": seed,
-                "total_steps": hp["ppo"]["total_steps"], "hparams": hp,
-                "code_fingerprint": cell_fingerprint("rl", base)}
+        resolve_run(cell, run), "run")
+    identity = {**cell.names, "seed": seed, "total_steps": cell.ppo.total_steps,
+                "hparams": cell.to_json(),
+                "code_fingerprint": cell_fingerprint("rl", cell.loss.loss)}
     ckpt_path = lifecycle.layout(out, "rl").checkpoint
     with lifecycle.own_run_dir(out):
-        action, found = lifecycle.begin(out, identity, output_names(env_cfg), ckpt_path,
+        action, found = lifecycle.begin(out, identity, output_names(cell.env), ckpt_path,
                                         {"update": int, "state": dict}, log)
         if action == "skip":
             return found
         if action == "rebuild":
             try:
                 with lifecycle.restoring("rebuilding the outputs"):
-                    return write_finished(out, env_cfg, found["state"], identity)
+                    return write_finished(out, cell.env, found["state"], identity)
             except lifecycle.CorruptCheckpoint as exc:
                 lifecycle.quarantine(ckpt_path, str(exc), log)
                 found = None
         return lifecycle.resume_or_afresh(
-            lambda ckpt: PPORun(hp, loss, seed, out, settings, identity=identity, log=log).train(ckpt),
+            lambda ckpt: PPORun(cell, seed, out, settings, identity=identity, log=log).train(ckpt),
             found, ckpt_path, log)
 
 
@@ -154,16 +153,14 @@ class RunState:
 class PPORun:
     """One PPO job from set-up to its outputs: ``train(checkpoint or None)``."""
 
-    def __init__(self, hp: dict[str, Any], loss: str, seed: int, out: Path, run: RLRunConfig,
+    def __init__(self, cell: RLCell, seed: int, out: Path, run: RLRunConfig,
                  *, identity: dict[str, Any], log: Callable[[str], None]):
-        self.env_cfg = EnvConfig.of(hp["env"])
-        self.cfg = PPOConfig.from_mapping(hp["ppo"], "ppo")
+        self.env_cfg, self.cfg = cell.env, cell.ppo
         self.run = run
         # resolve_run filled every null: the thread count and the cadence are numbers
         assert run.torch_threads is not None and run.checkpoint_every is not None
         self.threads, self.checkpoint_every = run.torch_threads, run.checkpoint_every
-        # the registered loss it runs (a named variant's base) and its parameters
-        self.loss = BoundLoss("ppo", *registry.cell_loss("ppo", loss, hp["loss"]))
+        self.loss = cell.loss.bind()  # the cell's registered loss, with its own state
         self.seed = seed
         self.out, self.identity, self.log = out, identity, log
         self.ckpt_path = lifecycle.layout(out, "rl").checkpoint

@@ -58,16 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         check_seed(args.seed, "--seed")
         registry.load_modules(args.loss_module, "--loss-module")
         sets, run_sets = split_run(parse_set(args.set))
-        hp = resolve(args.env, args.loss, load_hparams(args.hparams), sets)
-        run = RLRunConfig.from_mapping(resolve_run(hp, load_run(args.run), run_sets), "run")
+        cell = resolve(args.env, args.loss, load_hparams(args.hparams), sets)
+        run = RLRunConfig.from_mapping(resolve_run(cell, load_run(args.run), run_sets), "run")
         resolve_device(run.device, "run.device")  # 'cuda' on a machine without one
     except ValueError as exc:
         parser.error(str(exc))
     lifecycle.stop_with_launcher(lifecycle.log)
     try:
         return lifecycle.trainer_exit_code(
-            lambda: train(hp, env_name=args.env, loss=args.loss, seed=args.seed,
-                          out_dir=args.out, run=run), "update")
+            lambda: train(cell, seed=args.seed, out=args.out, run=run), "update")
     except ConfigError as err:  # --out checked by the run's start, before anything is built
         parser.error(str(err))
 
