@@ -225,7 +225,8 @@ def test_rules_fingerprint_the_modules_they_run():
     assert {"rl/ppo.py", "rl/rollout.py", "rl/update.py", "rl/envs/__init__.py", "lifecycle/__init__.py",
             "lifecycle/checkpoints.py", "losses.py"} <= set(CODE["rl"])
     assert {"classify/train.py", "classify/data.py", "losses.py"} <= set(CODE["classify"])
-    assert "analysis/figures.py" in CODE["analysis"] and "registry.py" in CODE["analysis"]
+    assert "analysis/figures.py" in CODE["analysis"] and "registry/__init__.py" in CODE["analysis"]
+    assert "loss_check.py" not in CODE["analysis"]  # the check is the registry's __main__, apart
     assert "rl/ppo.py" not in CODE["analysis"]
     text = (ROOT / "workflow/rules/common.smk").read_text()
     # a cell's fingerprint is its trainer's plus that of its (a variant's base) loss's module

@@ -387,10 +387,3 @@ def _builtins() -> None:
 __all__ = ["Loss", "KINDS", "register", "losses", "names", "get", "check_params", "variant",
            "styles",
            "load_modules", "restored"]
-
-
-if __name__ == "__main__":  # python -m scopeloss.registry check [MODULE...] (needs torch)
-    # Run as __main__, this file is not the scopeloss.registry that loss_check imports (no
-    # import cycle at run time). Imported by name: the code that imports the registry (the
-    # analysis, the Snakefile) never reaches the check or torch, nor its fingerprint.
-    raise SystemExit(importlib.import_module("scopeloss.loss_check").main())
