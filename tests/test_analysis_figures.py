@@ -90,6 +90,9 @@ def test_aggregate_statistics_by_hand():
     assert table.loc[("Mean", "scope"), "estimate"] == pytest.approx(1.0)
     assert table.loc[("IQM", "policy"), "estimate"] == pytest.approx(0.25)
     assert table.loc[("Mean", "scope"), "n_tasks"] == 2  # CartPole has no reference score
+    # optimality gap: 1 - mean(min(score, 1)) = 1 - (0.9 + 0.1 + 1 + 1) / 4
+    assert table.loc[("Optimality gap", "scope"), "estimate"] == pytest.approx(0.25)
+    assert table.loc[("Optimality gap", "policy"), "estimate"] == pytest.approx(0.75)
     poi = table.loc[("P(improvement)", "scope")]
     # Pong: 0.9 beats both, 0.1 neither -> 1/2; Breakout: all 4 pairs won -> 1
     assert poi["other"] == "policy" and poi["estimate"] == pytest.approx(0.75)
@@ -105,7 +108,7 @@ def test_aggregate_figure_and_its_numbers(tables, tmp_path):
     assert _description(out) == ("panels: IQM, Mean, P(Scope > X); tasks: Pong, Breakout, "
                                  "StarPilot, CartPole-v1")
     numbers = pd.read_csv(out.with_suffix(".csv"))
-    assert set(numbers["metric"]) == {"IQM", "Mean", "P(improvement)"}
+    assert set(numbers["metric"]) == {"IQM", "Mean", "Optimality gap", "P(improvement)"}
     assert set(numbers.loc[numbers["metric"] == "P(improvement)", "other"]) == {"policy",
                                                                                  "focal"}
     runs = pd.read_parquet(tables / "rl_final_runs.parquet").dropna(subset=["final_return"])
@@ -115,6 +118,30 @@ def test_aggregate_figure_and_its_numbers(tables, tmp_path):
     scope = runs[runs["loss"] == "scope"]
     mean = numbers[(numbers["metric"] == "Mean") & (numbers["loss"] == "scope")]
     assert mean["estimate"].item() == pytest.approx(scope["normalized_final_return"].mean())
+
+
+def test_performance_profiles_beside_the_aggregate_figure(tables, tmp_path):
+    out, profile = tmp_path / "rl_aggregate.png", tmp_path / "rl_performance_profile.png"
+    assert figures.main(["aggregate", "--tables", str(tables), "--out", str(out),
+                         "--reps", "300", "--profile-out", str(profile)]) == 0
+    assert profile.stat().st_size > 10_000
+    assert _description(profile) == "performance profiles: Policy, Scope, Focal"
+    curves = pd.read_csv(profile.with_suffix(".csv"))
+    aggregate = pd.read_csv(out.with_suffix(".csv"))
+    for loss, curve in curves.groupby("loss"):
+        # a fraction of runs above a rising threshold can only fall, within its band
+        assert curve["fraction"].is_monotonic_decreasing, loss
+        assert (curve["ci_low"] <= curve["fraction"] + 1e-12).all()
+        assert (curve["fraction"] <= curve["ci_high"] + 1e-12).all()
+        # the area under a profile from 0 is the mean score (for scores >= 0): the same
+        # numbers as the aggregate figure's
+        n = curve["n_runs"].iloc[0]
+        assert curve["fraction"].iloc[-1] <= 1 / n or curve["tau"].iloc[-1] > 0
+        mean = aggregate[(aggregate["metric"] == "Mean") & (aggregate["loss"] == loss)]
+        tau, frac = curve["tau"].to_numpy(), curve["fraction"].to_numpy()
+        if tau[0] == 0:
+            area = float(np.sum(frac[:-1] * np.diff(tau)))
+            assert area == pytest.approx(mean["estimate"].item(), abs=np.diff(tau)[0] + 1e-9)
 
 
 def test_figures_cli_names_a_missing_table(tmp_path, capsys):

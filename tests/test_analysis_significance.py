@@ -105,17 +105,41 @@ def test_a_clear_effect_with_5_seeds_is_supported():
 
 def _decidable_by_brute_force(floors, row, alpha=0.05):
     """Whether any p-values at or above the floors let Holm reject ``row``: each other row
-    either at its floor or at 1, the row itself at its floor, over every subset."""
-    others = [i for i in range(len(floors)) if i != row]
-    for mask in itertools.product((False, True), repeat=len(others)):
-        p = np.ones(len(floors))
-        p[row] = floors[row]
-        for i, low in zip(others, mask):
-            if low:
-                p[i] = floors[i]
-        if significance.holm(p)[row] <= alpha:
-            return True
-    return False
+    either at its floor or at 1, the row itself at its floor, over every subset (all the
+    2^(m-1) assignments at once; Holm as ``significance.holm``: NaN rows do not count)."""
+    floors = np.asarray(floors, dtype=float)
+    if np.isnan(floors[row]):
+        return False
+    keep = np.flatnonzero(~np.isnan(floors))
+    f, r, m = floors[keep], int(np.flatnonzero(keep == row)[0]), len(keep)
+    others = [i for i in range(m) if i != r]
+    masks = np.array(list(itertools.product((False, True), repeat=len(others))),
+                     dtype=bool).reshape(2 ** len(others), len(others))
+    p = np.ones((len(masks), m))
+    p[:, r] = f[r]
+    p[:, others] = np.where(masks, f[others], 1.0)
+    order = np.argsort(p, axis=1, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate(
+        (m - np.arange(m)) * np.take_along_axis(p, order, axis=1), axis=1))
+    return bool((adjusted[order == r] <= alpha).any())
+
+
+def test_the_brute_force_applies_holm_as_the_pipeline_does():
+    """The vectorised brute force against ``significance.holm`` called per assignment."""
+    rng = np.random.default_rng(1)
+    values = [0.1, 1 / 35, 2e-3, 1e-4, 0.03, 0.2, np.nan]
+    for _ in range(60):
+        floors = list(rng.choice(values, size=rng.integers(1, 7)))
+        for row in range(len(floors)):
+            others = [i for i in range(len(floors)) if i != row]
+            slow = False
+            for mask in itertools.product((False, True), repeat=len(others)):
+                p = np.ones(len(floors))
+                p[row] = floors[row]
+                p[[i for i, low in zip(others, mask) if low]] = [
+                    floors[i] for i, low in zip(others, mask) if low]
+                slow = slow or bool(significance.holm(p)[row] <= 0.05)
+            assert _decidable_by_brute_force(floors, row) == slow, (floors, row)
 
 
 def test_the_reachable_holm_step_agrees_with_brute_force():

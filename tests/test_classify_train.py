@@ -170,7 +170,7 @@ def test_bf16_autocast_path_runs_on_cpu(data_root, tmp_path, monkeypatch):
     # The GPU path (bf16 autocast) exercised on CPU: the tests let autocast act on "cpu".
     from scopeloss import devices
 
-    sets = ("experiment.epochs=2", "dataset.max_per_class=40", "experiment.batch_size=32",
+    sets = ("experiment.epochs=1", "dataset.max_per_class=40", "experiment.batch_size=32",
             "experiment.early_stopping_patience=null", "dataset.image_size=16",
             "dataset.resize_size=16")  # small images: the path is what is tested
     assert T.main(_args(data_root, tmp_path / "fp32", "scope", "plain", *sets)) == 0

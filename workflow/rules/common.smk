@@ -155,6 +155,7 @@ def all_targets():
             f"{FIGURES}/rl_training_curves.png",
             f"{FIGURES}/rl_training_curves.pdf",
             f"{FIGURES}/rl_aggregate.png",
+            f"{FIGURES}/rl_performance_profile.png",
             f"{FIGURES}/rl_exploration.png",
             f"{FIGURES}/rl_exploration.pdf",
         ]
@@ -175,6 +176,7 @@ def final_message():
         lines += [
             f"  figure (Figure 2):   {FIGURES}/rl_training_curves.png (.pdf)",
             f"  aggregate scores:    {FIGURES}/rl_aggregate.png, {FIGURES}/rl_aggregate.csv",
+            f"  score profiles:      {FIGURES}/rl_performance_profile.png (.csv)",
             f"  RL tables:           {TABLES}/rl_final.csv (per env x loss), rl_*.parquet",
             f"  exploration figure:  {FIGURES}/rl_exploration.png (.pdf)",
         ]

@@ -39,6 +39,12 @@ rule plot_rl_aggregate:
             category="RL",
         ),
         csv=f"{FIGURES}/rl_aggregate.csv",
+        profile=report(
+            f"{FIGURES}/rl_performance_profile.png",
+            caption="../report/rl_performance_profile.rst",
+            category="RL",
+        ),
+        profile_csv=f"{FIGURES}/rl_performance_profile.csv",
     log:
         "logs/report/plot_rl_aggregate.log",
     conda:
@@ -55,7 +61,7 @@ rule plot_rl_aggregate:
     shell:
         "OMP_NUM_THREADS={threads} {PY_CPU} scopeloss.analysis.figures aggregate --tables {params.tables:q}"
         " --out {output.png:q} --stats-out {output.csv:q} --candidate {params.candidate}"
-        " --loss-styles {params.styles:q} > {log:q} 2>&1"
+        " --profile-out {output.profile:q} --loss-styles {params.styles:q} > {log:q} 2>&1"
 
 
 rule precision_tables:

@@ -17,6 +17,7 @@ from scopeloss import atomic  # noqa: E402
 
 from . import stats  # noqa: E402
 from .aggregate import grid_normalised, read_table  # noqa: E402
+from .profile_figure import plot_profile  # noqa: E402
 from .reference import (env_sort_key, rl_loss_name,
                         rl_loss_sort_key)
 from .plotting import (PAPER_WIDTH_IN, STYLE,  # noqa: E402
@@ -25,8 +26,9 @@ from .plotting import (PAPER_WIDTH_IN, STYLE,  # noqa: E402
 
 def aggregate_statistics(runs: pd.DataFrame, *, reps: int = stats.DEFAULT_REPS,
                          seed: int = 0, candidate: str = "scope") -> pd.DataFrame:
-    """IQM and mean of normalised final scores (stratified bootstrap CI) per loss, and
-    P(candidate > other) per other loss. Runs without a normalised score are left out."""
+    """IQM, mean and optimality gap (rliable's, at 1) of normalised final scores, each with
+    a stratified-bootstrap CI, per loss; P(candidate > other) per other loss. Runs without a
+    normalised score are left out."""
     scored = runs.dropna(subset=["normalized_final_return"])
     losses = sorted(scored["loss"].unique(), key=rl_loss_sort_key)
     by_loss = {loss: {env: g["normalized_final_return"].to_numpy()
@@ -34,7 +36,7 @@ def aggregate_statistics(runs: pd.DataFrame, *, reps: int = stats.DEFAULT_REPS,
                for loss in losses}
     rows = []
     for loss in losses:
-        for metric in ("IQM", "Mean"):
+        for metric in ("IQM", "Mean", "Optimality gap"):
             est, low, high = stats.stratified_bootstrap_ci(by_loss[loss], metric, reps=reps,
                                                            seed=seed)
             rows.append({"metric": metric, "loss": loss, "loss_name": rl_loss_name(loss),
@@ -110,8 +112,10 @@ def _aggregate_panels(axes, table: pd.DataFrame, name: str) -> None:
 
 def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEFAULT_REPS,
                    seed: int = 0, stats_out: str | Path | None = None,
-                   candidate: str = "scope") -> dict:
-    """figures/rl_aggregate.png: IQM, mean and P(candidate > X) of normalised final scores."""
+                   candidate: str = "scope", profile_out: str | Path | None = None) -> dict:
+    """figures/rl_aggregate.png: IQM, mean and P(candidate > X) of normalised final scores
+    (the optimality gap too, in the CSV); with ``profile_out``, the performance profiles of
+    the same scores beside it (``profile_figure``)."""
     runs = read_table(tables, "rl_final_runs")
     name = rl_loss_name(candidate)
     out = Path(out)
@@ -144,5 +148,9 @@ def plot_aggregate(tables: str | Path, out: str | Path, *, reps: int = stats.DEF
         paths = save_figure(fig, out, ("png",), desc)
         plt.close(fig)
     atomic.write_csv(stats_out, table)
+    if profile_out is not None:
+        paths += plot_profile(runs, profile_out, reps=reps, seed=seed,
+                              note=note.replace("95% stratified-bootstrap CIs",
+                                                "95% stratified-bootstrap bands"))
     return {"paths": paths + [stats_out], "table": table, "tasks": scored_envs,
             "unscored": unscored, "grid_normalised": by_grid}

@@ -16,7 +16,9 @@
   Normalised final scores (Atari human-normalised, StarPilot Procgen min-max, MinAtar
   random = 0 and Young & Tian's AC(lambda) = 1) aggregated across
   games and seeds: IQM and mean with stratified-bootstrap 95% CIs, and the probability
-  that Scope improves on each other loss. Its numbers go to a .csv beside the figure.
+  that Scope improves on each other loss. Its numbers go to a .csv beside the figure (with
+  the optimality gap); ``--profile-out P.png`` adds the performance profiles (rliable's
+  score distributions) of the same scores, and their .csv.
 """
 
 from __future__ import annotations
@@ -151,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=stats.DEFAULT_REPS)
     p.add_argument("--candidate", default="scope",
                    help="the loss of the P(candidate > X) panel (rl.candidate)")
+    p.add_argument("--profile-out", type=Path, default=None,
+                   help="also draw the performance profiles here (.png; .csv beside it)")
     p = sub.add_parser("sensitivity", help="raw final return (RL) or mean per-class "
                        "precision against each swept loss parameter (claim D)")
     p.add_argument("--tables", required=True, type=Path)
@@ -188,7 +192,7 @@ def _draw(args: argparse.Namespace) -> dict:
         return plot_exploration(args.tables, args.out, window=args.window,
                                 points=args.points, reps=args.reps)
     info = plot_aggregate(args.tables, args.out, reps=args.reps, stats_out=args.stats_out,
-                          candidate=args.candidate)
+                          candidate=args.candidate, profile_out=args.profile_out)
     if info["unscored"]:
         _warn("no finished episode in any run of " + ", ".join(info["unscored"])
               + " (no final return); left out of the aggregate")

@@ -8,7 +8,9 @@ tests/test_analysis_rliable.py checks them against rliable where both apply.
 * ``bootstrap_ci``: percentile bootstrap of the mean across seeds.
 * ``iqm``: interquartile mean (scipy's ``trim_mean`` with 25% cut each side, as rliable).
 * ``stratified_bootstrap_ci``: resample runs within each task independently (Agarwal et
-  al. 2021), apply an aggregate (IQM, mean) to the pooled resample.
+  al. 2021), apply an aggregate (IQM, mean, optimality gap) to the pooled resample.
+* ``score_distribution``: rliable's performance profile (the fraction of all runs whose
+  score exceeds each threshold tau), with stratified-bootstrap bands.
 * ``bootstrap_difference_ci``: percentile bootstrap of mean(X) - mean(Y), the seeds of X
   and of Y resampled independently.
 * ``stratified_bootstrap_difference``: aggregate(X) - aggregate(Y) over the tasks both
@@ -103,6 +105,8 @@ def _stratified_resample(tasks: Sequence[np.ndarray], reps: int,
 AGGREGATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "IQM": lambda x: iqm(x, axis=-1),
     "Mean": lambda x: np.mean(x, axis=-1),
+    # rliable's: how far the runs fall short of a normalised score of 1 (above 1 counts as 1)
+    "Optimality gap": lambda x: 1.0 - np.mean(np.minimum(x, 1.0), axis=-1),
 }
 
 
@@ -120,6 +124,25 @@ def stratified_bootstrap_ci(scores_by_task: Mapping[str, ArrayLike], aggregate: 
     boot = fn(_stratified_resample(tasks, reps, _rng(seed)))
     low, high = _percentiles(boot, confidence)
     return point, float(low), float(high)
+
+
+def score_distribution(scores_by_task: Mapping[str, ArrayLike], taus: ArrayLike, *,
+                       reps: int = DEFAULT_REPS, confidence: float = CONFIDENCE,
+                       seed: int | None = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """rliable's score distribution (a performance profile): for each ``tau``, the fraction
+    of all runs of all tasks scoring above it; (point, CI low, CI high), one value per tau,
+    the runs resampled within each task."""
+    taus = np.asarray(taus, dtype=float)
+    tasks = [np.asarray(v, dtype=float) for v in scores_by_task.values()]
+    tasks = [t[~np.isnan(t)] for t in tasks if np.isfinite(t).any()]
+    if not tasks:
+        nan = np.full(taus.shape, np.nan)
+        return nan, nan, nan
+    point = (np.concatenate(tasks)[:, None] > taus).mean(axis=0)
+    boot = _stratified_resample(tasks, reps, _rng(seed))  # (reps, runs)
+    fractions = np.stack([(boot > tau).mean(axis=1) for tau in taus], axis=1)
+    low, high = _percentiles(fractions, confidence)
+    return point, low, high
 
 
 def paired_tasks(x_by_task: Mapping[str, ArrayLike],
