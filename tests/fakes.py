@@ -30,12 +30,14 @@ def env_spec(env: str) -> dict:
 def make_rl_run(root: Path, env: str, loss: str, seed: int, returns, steps=None, *,
                 total_steps: int | None = None, finished: bool = True, eval_rows=None,
                 n_updates: int = 3, entropy=1.2, max_prob=0.4, truncated_by_resume=None,
-                truncated_share=None, action_top_share=None) -> Path:
+                truncated_share=None, action_top_share=None, update_s=None,
+                device="cpu (test)") -> Path:
     """results/rl/{env}/{loss}/seed{seed}/ with episodes.csv, updates.csv, (eval.csv) and,
     if ``finished``, summary.json. ``returns`` in the order the episodes finished.
     ``entropy``/``max_prob``: a value or one per update; ``truncated_by_resume``: None (an
     older run: no column) or a 0/1 flag per episode; ``truncated_share``: None (no key in
-    the summary) or the share of episodes cut by the time limit."""
+    the summary) or the share of episodes cut by the time limit; ``update_s``: the update
+    phase's seconds in all (the trainer's timer), on ``device``."""
     run = Path(root) / "rl" / env / loss / f"seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
     returns = np.asarray(returns, dtype=float)
@@ -69,6 +71,9 @@ def make_rl_run(root: Path, env: str, loss: str, seed: int, returns, steps=None,
                    "env_spec": env_spec(env), "run_info": {"device": "cpu"}}
         if truncated_share is not None:
             summary["truncated_share"] = truncated_share
+        if update_s is not None:
+            summary.update(updates=n_updates, run_info={"device_name": device},
+                           time_breakdown_s={"env": 1.0, "policy": 1.0, "update": update_s})
         if eval_rows is not None and len(eval_rows):
             ev = pd.DataFrame(eval_rows, columns=["global_step", "return", "length"])
             summary["final_eval_return_mean"] = float(
@@ -79,7 +84,8 @@ def make_rl_run(root: Path, env: str, loss: str, seed: int, returns, steps=None,
 
 def make_cls_run(root: Path, dataset: str, experiment: str, loss: str, seed: int,
                  precision, train_count, *, finished: bool = True,
-                 few_shot: float | None = None) -> Path:
+                 few_shot: float | None = None, images_per_s=(100.0, 120.0),
+                 device: str = "cpu (test)") -> Path:
     """results/classification/{dataset}/{experiment}/{loss}/seed{seed}/."""
     run = Path(root) / "classification" / dataset / experiment / loss / f"seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
@@ -91,7 +97,8 @@ def make_cls_run(root: Path, dataset: str, experiment: str, loss: str, seed: int
                               "recall": precision * 0.9, "f1": precision * 0.95})
     pd.DataFrame({"epoch": [1, 2], "train_loss": [2.0, 1.5], "train_acc": [0.2, 0.3],
                   "val_loss": [2.1, 1.7], "val_acc": [0.2, 0.25], "lr": [1e-3, 1e-3],
-                  "epoch_time_s": [3.0, 3.0]}).to_csv(run / "history.csv", index=False)
+                  "epoch_time_s": [3.0, 3.0], "images_per_s": list(images_per_s)}).to_csv(
+        run / "history.csv", index=False)
     if finished:
         per_class.to_csv(run / "per_class.csv", index=False)
         summary = {"dataset": dataset, "experiment": experiment, "loss": loss, "seed": seed,
@@ -101,7 +108,7 @@ def make_cls_run(root: Path, dataset: str, experiment: str, loss: str, seed: int
                    "f1_mean": float((precision * 0.95).mean()), "top1": 0.5,
                    "balanced_accuracy": 0.45, "never_predicted": int((precision == 0).sum()),
                    "zero_division": "0", "best_epoch": 2, "epochs_run": 2, "hparams": {},
-                   "run_info": {}, "wall_time_s": 6.0}
+                   "run_info": {"device_name": device}, "wall_time_s": 6.0}
         if few_shot is not None:  # the long-tail metrics (summaries since round 5)
             summary.update({"many_shot_acc": 0.8, "medium_shot_acc": 0.6,
                             "few_shot_acc": few_shot, "shot_thresholds": [20.0, 100.0],

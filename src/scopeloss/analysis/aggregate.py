@@ -26,13 +26,14 @@ import pandas as pd
 
 from scopeloss import atomic
 
-from . import stats
+from . import loss_cost, stats
 from .reference import (add_loss_styles_argument, cls_loss_name, cls_loss_sort_key,
                         env_sort_key, normalisation_range, rl_loss_name, rl_loss_sort_key,
                         use_loss_styles)
 from .runs import (COMPLETE, EPISODE_COLUMNS, PER_CLASS_COLUMNS, RESUME_FLAG, UPDATE_COLUMNS,
-                   ClassificationRun, RLRun, RunFileError, final_eval_return, final_return,
-                   load_classification_run, load_rl_run, whole_episodes)
+                   FINAL_WINDOW, ClassificationRun, RLRun, RunFileError, best_return,
+                   final_eval_return, final_return, load_classification_run, load_rl_run,
+                   whole_episodes)
 
 RL_TABLES = ("rl_episodes", "rl_updates", "rl_eval", "rl_final_runs", "rl_final")
 CLASSIFICATION_TABLES = ("classification_per_class", "classification_summary")
@@ -143,8 +144,20 @@ def _share(value) -> float:
     return float(value)
 
 
+def _device(summary: dict) -> str | None:
+    return (summary.get("run_info") or {}).get("device_name")
+
+
+def _update_time(summary: dict) -> float:
+    """Seconds per PPO update (the update phase alone), from the trainer's timers."""
+    update_s, updates = (summary.get("time_breakdown_s") or {}).get("update"), \
+        summary.get("updates")
+    return float(update_s) / updates if update_s is not None and updates else np.nan
+
+
 def _rl_run_row(run: RLRun) -> dict:
     ret, used = final_return(run.episodes)
+    best = best_return(run.episodes)
     rng = normalisation_range(run.env, run.distribution_mode)
     summary = run.summary or {}
     last_step = float(run.episodes["global_step"].max()) if len(run.episodes) else np.nan
@@ -162,8 +175,11 @@ def _rl_run_row(run: RLRun) -> dict:
         "final_return": ret, "final_return_episodes": used,
         "final_eval_return": final_eval_return(run),
         "normalized_final_return": ((ret - rng[0]) / (rng[1] - rng[0])) if rng else np.nan,
+        "best_return": best, "best_return_window": min(FINAL_WINDOW, whole),
+        "normalized_best_return": ((best - rng[0]) / (rng[1] - rng[0])) if rng else np.nan,
         "wall_time_s": summary.get("wall_time_s", np.nan),
         "mean_sps": summary.get("mean_sps", np.nan),
+        "update_time_s": _update_time(summary), "device_name": _device(summary),
         "run_dir": str(run.run_dir),
     }
 
@@ -185,11 +201,19 @@ def rl_final_table(runs_table: pd.DataFrame, *, reps: int = stats.DEFAULT_REPS,
                                 seed=seed))
         row.update(across_seeds(group["normalized_final_return"], "normalized_final_return",
                                 reps=reps, seed=seed))
+        if "best_return" in group:  # the best window over training (biased up; not claimed)
+            row.update(across_seeds(group["best_return"], "best_return", reps=reps,
+                                    seed=seed))
         shares = (group["truncated_share"].dropna() if "truncated_share" in group
                   else pd.Series(dtype=float))
         row["truncated_share_max"] = float(shares.max()) if len(shares) else np.nan
         rows.append(row)
     table = pd.DataFrame(rows, columns=None if rows else ["env", "loss", "loss_name"])
+    if rows:  # time per update over the baseline's, same env and device (loss_cost)
+        ratio = loss_cost.relative_to_baseline(runs_table, "rl")
+        by_cell = ratio.groupby(level=["env", "loss"]).median().to_dict()
+        table[f"update_time_vs_{loss_cost.BASELINES['rl']}"] = [
+            by_cell.get((e, l), np.nan) for e, l in zip(table["env"], table["loss"])]
     return sort_in_order(table, {"env": env_sort_key, "loss": rl_loss_sort_key})
 
 
@@ -257,6 +281,17 @@ def aggregate_rl(paths: Sequence[str | Path], *, reps: int = stats.DEFAULT_REPS,
 
 
 # ---------------------------------------------------------------------------- classification
+def _training_speed(run: ClassificationRun) -> float:
+    """Seconds per training image: the inverse of the median over epochs of the run's
+    ``images_per_s`` (history.csv; nan without it)."""
+    path = run.run_dir / "history.csv"
+    if run.status != COMPLETE or not path.is_file():
+        return np.nan
+    rates = pd.read_csv(path).get("images_per_s")
+    rate = float(rates.median()) if rates is not None and rates.notna().any() else np.nan
+    return 1.0 / rate if rate > 0 else np.nan
+
+
 def _cls_summary_row(run: ClassificationRun) -> dict:
     summary = run.summary or {}
     row = {"dataset": run.dataset, "experiment": run.experiment, "loss": run.loss,
@@ -266,6 +301,7 @@ def _cls_summary_row(run: ClassificationRun) -> dict:
         value = summary.get(key)
         row[key] = np.nan if value is None else value
     row["zero_division"] = None if row["zero_division"] is np.nan else str(row["zero_division"])
+    row["seconds_per_image"], row["device_name"] = _training_speed(run), _device(summary)
     shots = summary.get("shot_thresholds")  # (few below, many above), as text in a table
     row["shot_thresholds"] = None if shots is None else f"{shots[0]:g} / {shots[1]:g}"
     row["run_dir"] = str(run.run_dir)

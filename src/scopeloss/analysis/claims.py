@@ -38,7 +38,7 @@ import pandas as pd
 
 from scopeloss import atomic
 
-from . import significance, stats, tuning_claim
+from . import loss_cost, significance, stats, tuning_claim
 from .aggregate import read_table_if_present
 from .reference import (
     add_loss_styles_argument,
@@ -113,6 +113,11 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
     table = pd.DataFrame(decide(rows), columns=COLUMNS)
     table.loc[table["claim_id"] == "D", "claim"] = tuning_claim.CLAIM.format(margin=margin)
     table.attrs["candidates"] = {"rl": names["A"], "classification": names["C"]}
+    table.attrs["step_cost"] = {  # what each loss costs per step (loss_cost; not a claim)
+        half: loss_cost.cost_line(loss_cost.relative_costs(frame, half), half, name)
+        for half, frame, name in (("rl", runs, rl_loss_name),
+                                  ("classification", summary, cls_loss_name))
+        if frame is not None and not frame.empty}
     if seed_plan is not None:
         table.attrs["seed_plan"] = plan_summary(seed_plan) if not seed_plan.empty else seed_plan
     return table
@@ -183,6 +188,13 @@ def claims_markdown(table: pd.DataFrame) -> str:
                 _p(row.p_adj), _p(row.reachable_alpha), row.budget, f"**{row.verdict}**",
                 row.note or ""]) + " |")
         lines.append("")
+    costs = table.attrs.get("step_cost") or {}
+    if costs:
+        lines += ["## What each loss costs per step", "",
+                  "From the runs' own timings (scopeloss.analysis.loss_cost); not a claim. "
+                  "The claims above are on final scores (the last window of episodes; the "
+                  "best-validation epoch's test metrics), never on the best over training.",
+                  "", *(f"- {line}" for line in costs.values()), ""]
     return "\n".join(lines)
 
 

@@ -233,6 +233,17 @@ def final_return(episodes: pd.DataFrame, window: int = FINAL_WINDOW) -> tuple[fl
     return float(last.mean()), int(last.size)
 
 
+def best_return(episodes: pd.DataFrame, window: int = FINAL_WINDOW) -> float:
+    """The best mean return of ``window`` consecutive episodes over training (the last
+    window included; all episodes when fewer): CORL's "best" score, biased upward by the
+    maximum, reported beside the final one and never used by the claims."""
+    episodes = whole_episodes(episodes)
+    if not len(episodes):
+        return np.nan
+    returns = episodes.sort_values("global_step", kind="stable")["return"]
+    return float(returns.rolling(min(window, len(returns))).mean().max())
+
+
 def final_eval_return(run: RLRun) -> float:
     """The run's held-out-level return: the trainer's own final figure when it finished,
     else the mean over the last evaluation round logged (rows at the largest global_step)."""
