@@ -179,6 +179,9 @@ def test_few_shot_accuracy_rows_join_claim_c_and_its_holm_family(tmp_path):
     text = (tmp_path / "shot_accuracy.md").read_text()
     assert "few below / many above 20 / 100" in text
     assert "| SL | 0.500 ± 0.000 | 0.450 ± 0.000 | 0.800 ± 0.000 | 0.600 ± 0.000 | 0.535 ± " in text
+    # the last epoch's columns, labelled; runs written without them show a dash
+    assert "| loss | top-1 | balanced | many | medium | few | top-1, last epoch | few, last " \
+        "epoch |" in text and text.count("| — | — |") >= 2
 
 
 def test_one_seed_says_so(tmp_path):

@@ -101,6 +101,9 @@ def test_missing_output_is_rebuilt_from_the_final_checkpoint(missing, finished, 
         assert (out / missing).read_text() == before[missing]
     a, b = json.loads(before["summary.json"]), json.loads((out / "summary.json").read_text())
     assert a["top1"] == b["top1"] and a["precision_mean"] == b["precision_mean"]
+    # the last epoch's test metrics, kept by the final checkpoint, which holds no weights
+    assert 0 <= b["final_epoch_top1"] <= 1 and b["final_epoch_top1"] == a["final_epoch_top1"]
+    assert set(b) >= {f"final_epoch_{k}" for k in T.FINAL_EPOCH_METRICS}
 
 
 def test_changed_run_settings_skip_a_finished_run(finished, data_root, monkeypatch, capfd):

@@ -40,7 +40,10 @@ CLASSIFICATION_TABLES = ("classification_per_class", "classification_summary")
 _CLS_SUMMARY_KEYS = ("precision_mean", "precision_std", "recall_mean", "f1_mean", "top1",
                      "balanced_accuracy", "many_shot_acc", "medium_shot_acc", "few_shot_acc",
                      "never_predicted", "zero_division", "best_epoch",
-                     "epochs_run", "wall_time_s")
+                     "epochs_run", "wall_time_s",
+                     # the last epoch's weights on test (the above: the best-validation's)
+                     "final_epoch_precision_mean", "final_epoch_top1",
+                     "final_epoch_balanced_accuracy", "final_epoch_few_shot_acc")
 
 
 # ---------------------------------------------------------------------------- table I/O

@@ -184,7 +184,10 @@ def write_precision_tables(tables: str | Path, out_dir: str | Path, candidate: s
 
 
 SHOT_COLUMNS = {"top1": "top-1", "balanced_accuracy": "balanced", "many_shot_acc": "many",
-                "medium_shot_acc": "medium", "few_shot_acc": "few"}
+                "medium_shot_acc": "medium", "few_shot_acc": "few",
+                # the same, from the last epoch's weights instead of the best-validation's
+                "final_epoch_top1": "top-1, last epoch",
+                "final_epoch_few_shot_acc": "few, last epoch"}
 
 
 def write_shot_table(tables: str | Path, out_dir: str | Path) -> list[Path]:
@@ -204,7 +207,9 @@ def write_shot_table(tables: str | Path, out_dir: str | Path) -> list[Path]:
           "Test accuracy by group of classes (training images per class: many above, few "
           "below the thresholds; the field's 100 and 20 for real datasets, scaled to the "
           "stand-ins' own profiles: `classify/metrics.py`, SHOT_THRESHOLDS), the mean of per-class accuracy "
-          "within a group; mean ± std across seeds.", ""]
+          "within a group; mean ± std across seeds. From the best-validation epoch's "
+          "weights (what the claims use), and, marked *last epoch*, from the final "
+          "epoch's.", ""]
     flat = []
     for (dataset, experiment), part in (done.groupby(["dataset", "experiment"], sort=False)
                                         if len(done) else []):

@@ -117,3 +117,4 @@ class EpochState:
     checkpointed: int = 0  # the last epoch a checkpoint was written for
     ckpt_best: int = 0  # the best file the last written checkpoint refers to
     sampled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    final_test: dict | None = None  # the last epoch's test metrics, once finished

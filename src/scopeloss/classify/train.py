@@ -80,6 +80,9 @@ HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "l
 # Labels and class counts are validated once where data enters (``check_labels``), so the
 # loss skips its per-call value checks (each a device->host sync).
 _LOSS_OPTS = {"check_range": False}
+# the last epoch's test metrics in summary.json, as final_epoch_<name>
+FINAL_EPOCH_METRICS = ("precision_mean", "top1", "balanced_accuracy", "many_shot_acc",
+                       "medium_shot_acc", "few_shot_acc")
 
 
 def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
@@ -206,6 +209,7 @@ class ClassifierRun:
         if self.curriculum is not None:
             self.curriculum.load_state_dict(state)
         self.state.sampled = np.asarray(state["sampled_per_class"], dtype=np.int64)
+        self.state.final_test = state.get("final_test")  # None: a checkpoint from before it
         self.state.start_epoch = state["epoch"] + 1
         if not self.state.finished:
             lifecycle.log(f"resuming {self.job.out} after epoch {state['epoch']}")
@@ -293,12 +297,24 @@ class ClassifierRun:
         patience = e.early_stopping_patience
         self.state.finished = epoch == e.epochs or (patience is not None
                                                  and self.state.bad_epochs >= patience)
+        if self.state.finished:  # before the last weights are dropped from the checkpoint
+            self.state.final_test = self.final_epoch_test()
         self.report(epoch)
         self.write_history()
         if self.state.finished or epoch % job.run.checkpoint_every == 0:
             self.save_checkpoint(epoch)
         if self.on_epoch_end is not None:
             self.on_epoch_end(epoch)
+
+    def final_epoch_test(self) -> dict:
+        """The last epoch's weights on the test split, beside the best-validation epoch's
+        that the run reports (CORL's "last and best"; the claims use the reported ones)."""
+        test = self.data.splits["test"]
+        _, _, preds = self.evaluate(test)
+        table = per_class_table(test.labels, preds, self.data.classes, self.data.counts["train"])
+        metrics = summarize(test.labels, preds, table, shot_thresholds(
+            self.job.d.kind, table["train_count"]))
+        return {f"final_epoch_{k}": metrics[k] for k in FINAL_EPOCH_METRICS}
 
     def write_history(self) -> None:
         history = self.state.history
@@ -349,7 +365,7 @@ class ClassifierRun:
             "wall_time_s": self.state.wall_before + time.perf_counter() - self.t_start,
             "checkpoint_time_s": self.state.ckpt_time, "checkpoints": self.state.ckpt_count,
             **(self.curriculum.state_dict() if self.curriculum is not None else {}),
-            "sampled_per_class": self.state.sampled.copy()})
+            "sampled_per_class": self.state.sampled.copy(), "final_test": self.state.final_test})
         self.state.ckpt_best = self.state.best_epoch
         prune_best(self.files, {self.state.best_epoch})
         self.state.ckpt_time += time.perf_counter() - t0
@@ -378,6 +394,8 @@ class ClassifierRun:
             "sampling": e.sampling, "sampled_per_class": self.state.sampled.tolist(),
             "sampled_per_class_per_epoch": (self.state.sampled / max(epochs_run, 1)).tolist(),
             "wall_time_s": self.state.wall_before + time.perf_counter() - self.t_start,
+            **(self.state.final_test or dict.fromkeys(
+                f"final_epoch_{k}" for k in FINAL_EPOCH_METRICS)),
         }
         if self.curriculum is not None:
             summary["cuda_levels_final"] = self.curriculum.levels.tolist()
