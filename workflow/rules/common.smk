@@ -148,57 +148,74 @@ def has_classification_sweeps():
     return has_classification() and bool(json.loads(SWEEPS)["classification"])
 
 
-def all_targets():
-    targets = []
+def results():
+    """Every result the grid ends with, named once: (what the final message calls it, the
+    file `rule all` asks for, or None for a line only, and what lies beside it). A new
+    figure is its rule plus one line here."""
+    rows = []
     if has_rl():
-        targets += [
-            f"{FIGURES}/rl_training_curves.png",
-            f"{FIGURES}/rl_training_curves.pdf",
-            f"{FIGURES}/rl_aggregate.png",
-            f"{FIGURES}/rl_performance_profile.png",
-            f"{FIGURES}/rl_exploration.png",
-            f"{FIGURES}/rl_exploration.pdf",
+        rows += [
+            ("figure (Figure 2)", f"{FIGURES}/rl_training_curves.png", "(.pdf)"),
+            (
+                "aggregate scores",
+                f"{FIGURES}/rl_aggregate.png",
+                f"{FIGURES}/rl_aggregate.csv",
+            ),
+            ("score profiles", f"{FIGURES}/rl_performance_profile.png", "(.csv)"),
+            (
+                "RL tables",
+                None,
+                f"{TABLES}/rl_final.csv (per env x loss), rl_*.parquet",
+            ),
+            ("exploration figure", f"{FIGURES}/rl_exploration.png", "(.pdf)"),
         ]
     if has_rl_sweeps():
-        targets.append(f"{FIGURES}/rl_sensitivity.png")
+        rows.append(
+            (
+                "sensitivity figure",
+                f"{FIGURES}/rl_sensitivity.png",
+                "(.pdf, .csv; claim D)",
+            )
+        )
     if has_classification_sweeps():
-        targets.append(f"{FIGURES}/classification_sensitivity.png")
+        rows.append(
+            (
+                "sensitivity figure",
+                f"{FIGURES}/classification_sensitivity.png",
+                "(.pdf, .csv)",
+            )
+        )
     if has_classification():
-        targets += precision_table_files()
-        targets.append(f"{FIGURES}/precision_by_class_frequency.png")
-    targets += [f"{TABLES}/claims.md", f"{TABLES}/claims.csv", f"{TABLES}/seed_plan.md"]
-    return targets
+        for experiment in config["classification"]["experiments"]:
+            rows.append(
+                (
+                    "precision table",
+                    f"{TABLES}/precision_{experiment}.md",
+                    "(.tex, .csv)",
+                )
+            )
+        rows.append(("shot accuracy", f"{TABLES}/shot_accuracy.md", "(.csv)"))
+        rows.append(
+            ("precision figure", f"{FIGURES}/precision_by_class_frequency.png", "")
+        )
+    rows += [
+        ("claims checked", f"{TABLES}/claims.md", "(.csv)"),
+        ("seeds needed", f"{TABLES}/seed_plan.md", "(make power: finer)"),
+        ("runs", None, f"{RESULTS}/rl/, {RESULTS}/classification/"),
+    ]
+    return rows
+
+
+def all_targets():
+    return [target for _, target, _ in results() if target is not None]
 
 
 def final_message():
     lines = ["", "Done. Results:"]
-    if has_rl():
-        lines += [
-            f"  figure (Figure 2):   {FIGURES}/rl_training_curves.png (.pdf)",
-            f"  aggregate scores:    {FIGURES}/rl_aggregate.png, {FIGURES}/rl_aggregate.csv",
-            f"  score profiles:      {FIGURES}/rl_performance_profile.png (.csv)",
-            f"  RL tables:           {TABLES}/rl_final.csv (per env x loss), rl_*.parquet",
-            f"  exploration figure:  {FIGURES}/rl_exploration.png (.pdf)",
-        ]
-    if has_rl_sweeps():
-        lines.append(
-            f"  sensitivity figure:  {FIGURES}/rl_sensitivity.png (.pdf, .csv; claim D)"
-        )
-    if has_classification_sweeps():
-        lines.append(
-            f"  sensitivity figure:  {FIGURES}/classification_sensitivity.png (.pdf, .csv)"
-        )
-    if has_classification():
-        for experiment in config["classification"]["experiments"]:
-            lines.append(
-                f"  precision table:     {TABLES}/precision_{experiment}.md (.tex, .csv)"
-            )
-        lines.append(
-            f"  precision figure:    {FIGURES}/precision_by_class_frequency.png"
-        )
-    lines.append(f"  claims checked:      {TABLES}/claims.md (.csv)")
-    lines.append(f"  seeds needed:        {TABLES}/seed_plan.md (make power: finer)")
-    lines.append(f"  runs:                {RESULTS}/rl/, {RESULTS}/classification/")
+    for label, target, beside in results():
+        where = ", ".join(p for p in (target, beside) if p and not p.startswith("("))
+        extra = beside if beside.startswith("(") else ""
+        lines.append(f"  {label + ':':<20} {where} {extra}".rstrip())
     return "\n".join(lines)
 
 
