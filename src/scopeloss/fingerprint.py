@@ -54,10 +54,30 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+@lru_cache(maxsize=None)
+def _parse(path: str, mtime_ns: int, size: int) -> ast.Module:
+    """A file's AST, parsed once per version of the file (the Snakefile fingerprints four
+    closures that share most of their modules: each is read once)."""
+    return ast.parse(Path(path).read_text(), filename=path)
+
+
+@lru_cache(maxsize=None)
+def _module_imports(path: str, mtime_ns: int, size: int, name: str) -> frozenset[str]:
+    tree = _parse(path, mtime_ns, size)
+    return frozenset(_imports(tree, name, Path(path).name == "__init__.py"))
+
+
+@lru_cache(maxsize=None)
+def _normalised(path: str, mtime_ns: int, size: int) -> str:
+    # strips the cached tree in place: what else reads it (the imports) has no docstrings
+    tree = _strip_docstrings(_parse(path, mtime_ns, size))
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
 def normalised_source(path: Path) -> str:
     """The module's AST without docstrings, as text (comments and layout are not in it)."""
-    tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+    stat = path.stat()
+    return _normalised(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def _imports(tree: ast.AST, current: str, is_package: bool) -> set[str]:
@@ -96,8 +116,8 @@ def module_closure(entry: str, root: Path = _ROOT) -> dict[str, Path]:
         seen[name] = path
         parts = name.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent __init__s
-        tree = ast.parse(path.read_text(), filename=str(path))
-        todo.extend(_imports(tree, name, path.name == "__init__.py"))
+        stat = path.stat()
+        todo.extend(_module_imports(str(path), stat.st_mtime_ns, stat.st_size, name))
     return seen
 
 
