@@ -98,7 +98,8 @@ def replace_runs(folder: Path, tables: Path) -> list[str]:
     aggregate.rl_final_table(runs).to_csv(folder / "rl_final.csv", index=False)
     with tempfile.TemporaryDirectory() as tmp:
         runs.to_csv(Path(tmp) / "rl_final_runs.csv", index=False)
-        plot_aggregate(tmp, folder / "rl_aggregate.png", stats_out=folder / "rl_aggregate.csv")
+        plot_aggregate(tmp, folder / "rl_aggregate.png", stats_out=folder / "rl_aggregate.csv",
+                       profile_out=folder / "rl_performance_profile.png")
     return losses
 
 
