@@ -113,11 +113,7 @@ def claims_table(tables: str | Path, *, rl: bool = True, classification: bool = 
     table = pd.DataFrame(decide(rows), columns=COLUMNS)
     table.loc[table["claim_id"] == "D", "claim"] = tuning_claim.CLAIM.format(margin=margin)
     table.attrs["candidates"] = {"rl": names["A"], "classification": names["C"]}
-    table.attrs["step_cost"] = {  # what each loss costs per step (loss_cost; not a claim)
-        half: loss_cost.cost_line(loss_cost.relative_costs(frame, half), half, name)
-        for half, frame, name in (("rl", runs, rl_loss_name),
-                                  ("classification", summary, cls_loss_name))
-        if frame is not None and not frame.empty}
+    table.attrs["step_cost"] = loss_cost.cost_lines(runs, summary)  # not a claim
     if seed_plan is not None:
         table.attrs["seed_plan"] = plan_summary(seed_plan) if not seed_plan.empty else seed_plan
     return table

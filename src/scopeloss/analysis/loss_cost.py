@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .reference import cls_loss_sort_key, rl_loss_sort_key
+from .reference import cls_loss_name, cls_loss_sort_key, rl_loss_name, rl_loss_sort_key
 from .runs import COMPLETE
 
 BASELINES = {"rl": "policy", "classification": "ce"}
@@ -77,3 +77,12 @@ def cost_line(costs: pd.DataFrame, half: str, names) -> str:
     return (f"{half}, time per {unit} over {names(BASELINES[half])}'s (median over "
             f"{int(costs['n_tasks'].max())} task(s), {devices}): "
             + (", ".join(parts) or "only the baseline ran") + ".")
+
+
+def cost_lines(rl_runs: pd.DataFrame | None, cls_summary: pd.DataFrame | None
+               ) -> dict[str, str]:
+    """claims.md's closing lines: each half that has runs, its losses' costs."""
+    halves = (("rl", rl_runs, rl_loss_name), ("classification", cls_summary, cls_loss_name))
+    return {half: cost_line(relative_costs(frame, half), half, name)
+            for half, frame, name in halves if frame is not None and not frame.empty}
+

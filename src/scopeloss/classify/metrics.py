@@ -95,3 +95,12 @@ def summarize(y_true, y_pred, table: pd.DataFrame, shots: tuple[float, float] = 
         "zero_division": str(ZERO_DIVISION),
         **shot_accuracy(table, shots),
     }
+
+
+def test_metrics(y_true, y_pred, class_names, train_counts, kind: str
+                 ) -> tuple[pd.DataFrame, dict]:
+    """A test split's per-class table and summary metrics (``summarize``), with the
+    many/medium/few thresholds of the dataset ``kind``."""
+    table = per_class_table(y_true, y_pred, class_names, train_counts)
+    return table, summarize(y_true, y_pred, table, shot_thresholds(kind, table["train_count"]))
+

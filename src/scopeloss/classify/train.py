@@ -57,10 +57,10 @@ import torch
 from scopeloss import atomic, registry, seeding
 from scopeloss.classify import config as C
 from scopeloss.classify import curriculum as cu
-from scopeloss.classify.data import DataUnavailable, load_dataset
+from scopeloss.classify.data import DataUnavailable, check_labels, load_dataset
 from scopeloss.classify.engine import (Augmenting, Compute, evaluate, make_train_step,
                                        train_one_epoch)
-from scopeloss.classify.metrics import per_class_table, shot_thresholds, summarize
+from scopeloss.classify.metrics import test_metrics
 from scopeloss.classify.model import build_model, make_optimizer
 from scopeloss.classify.sampling import epoch_indices
 from scopeloss.devices import apply_determinism, bf16_autocast, keep_freed_memory, resolve_device
@@ -77,19 +77,9 @@ from scopeloss.classify.job import (EpochState, Job, best_of,
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
                    "epoch_time_s", "images_per_s"]
-# Labels and class counts are validated once where data enters (``check_labels``), so the
-# loss skips its per-call value checks (each a device->host sync).
-_LOSS_OPTS = {"check_range": False}
 # the last epoch's test metrics in summary.json, as final_epoch_<name>
 FINAL_EPOCH_METRICS = ("precision_mean", "top1", "balanced_accuracy", "many_shot_acc",
                        "medium_shot_acc", "few_shot_acc")
-
-
-def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
-    """Validate labels once, on the host, where data enters (not per step on the device)."""
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise DataUnavailable(f"{where}: labels must lie in [0, {num_classes - 1}], got "
-                              f"min {labels.min()}, max {labels.max()}")
 
 
 def train(cell: ClassifierCell, *, seed: int, out, run: ClassifierRunConfig | dict | None = None,
@@ -310,10 +300,8 @@ class ClassifierRun:
         """The last epoch's weights on the test split, beside the best-validation epoch's
         that the run reports (CORL's "last and best"; the claims use the reported ones)."""
         test = self.data.splits["test"]
-        _, _, preds = self.evaluate(test)
-        table = per_class_table(test.labels, preds, self.data.classes, self.data.counts["train"])
-        metrics = summarize(test.labels, preds, table, shot_thresholds(
-            self.job.d.kind, table["train_count"]))
+        _, metrics = test_metrics(test.labels, self.evaluate(test)[2], self.data.classes,
+                                  self.data.counts["train"], self.job.d.kind)
         return {f"final_epoch_{k}": metrics[k] for k in FINAL_EPOCH_METRICS}
 
     def write_history(self) -> None:
@@ -376,12 +364,11 @@ class ClassifierRun:
         job, e, test = self.job, self.job.e, self.data.splits["test"]
         self.model.load_state_dict(best["model"])
         self.loss.load_state_dict(best.get("loss_state"), job.device)
-        _, _, preds = self.evaluate(test)
-        table = per_class_table(test.labels, preds, self.data.classes, self.data.counts["train"])
+        table, metrics = test_metrics(test.labels, self.evaluate(test)[2], self.data.classes,
+                                      self.data.counts["train"], job.d.kind)
         epochs_run = len(self.state.history)
         summary = {
-            **job.identity, **summarize(test.labels, preds, table, shot_thresholds(
-                job.d.kind, table["train_count"])),
+            **job.identity, **metrics,
             "best_epoch": self.state.best_epoch, "best_val_acc": self.state.best_acc,
             "epochs_run": epochs_run, "stopped_early": epochs_run < e.epochs,
             "num_classes": self.num_classes, "train_size": len(self.data.splits["train"].labels),
