@@ -214,7 +214,10 @@ def test_epoch_time_excludes_checkpoints(data_root, tmp_path, monkeypatch):
     s = run_in_process(data_root, tmp_path / "r", *SMALL)
     h = pd.read_csv(tmp_path / "r" / "history.csv")
     assert s["checkpoint_time_s"] >= 3.0 * s["checkpoints"]
-    assert (h["epoch_time_s"] < 3.0).all(), h["epoch_time_s"].tolist()
+    # disjoint from the checkpoints' time: both fit in the run's wall time side by side (a
+    # bound that holds on a loaded machine, where an epoch alone may take over 3 s)
+    assert h["epoch_time_s"].sum() + s["checkpoint_time_s"] <= s["wall_time_s"] + 0.5, (
+        h["epoch_time_s"].tolist(), s["checkpoint_time_s"], s["wall_time_s"])
     # images/s = training images of the epoch / its training time (no validation, no checkpoint)
     n_train = s["train_size"] // 32 * 32
     assert (h["images_per_s"] > n_train / h["epoch_time_s"]).all()

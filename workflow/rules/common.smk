@@ -215,7 +215,7 @@ def final_message():
     for label, target, beside in results():
         where = ", ".join(p for p in (target, beside) if p and not p.startswith("("))
         extra = beside if beside.startswith("(") else ""
-        lines.append(f"  {label + ':':<20} {where} {extra}".rstrip())
+        lines.append(f"  {label}:{' ' * (19 - len(label))} {where} {extra}".rstrip())
     return "\n".join(lines)
 
 
