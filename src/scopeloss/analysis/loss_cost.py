@@ -23,14 +23,18 @@ TASK = {"rl": ["env"], "classification": ["dataset", "experiment"]}
 COLUMNS = ["loss", "relative_cost", "n_runs", "n_tasks", "device_name"]
 
 
+def timed_runs(runs: pd.DataFrame, half: str) -> pd.DataFrame:
+    """The finished runs that have a step time and a device."""
+    time = STEP_TIME[half]
+    if time not in runs or "device_name" not in runs:
+        return runs.iloc[:0].assign(**{time: [], "device_name": []})
+    return runs[(runs["status"] == COMPLETE) & runs[time].notna()]
+
+
 def step_medians(runs: pd.DataFrame, half: str) -> pd.Series:
     """The median step time of each task, device and loss (finished runs with a time)."""
-    time = STEP_TIME[half]
     keys = [*TASK[half], "device_name", "loss"]
-    if runs is None or time not in runs or "device_name" not in runs:
-        return pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=keys))
-    done = runs[(runs["status"] == COMPLETE) & runs[time].notna()]
-    return done.groupby(keys)[time].median()
+    return timed_runs(runs, half).groupby(keys)[STEP_TIME[half]].median()
 
 
 def relative_to_baseline(runs: pd.DataFrame, half: str) -> pd.Series:
@@ -50,8 +54,7 @@ def relative_costs(runs: pd.DataFrame | None, half: str) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     ratios = relative_to_baseline(runs, half)
     keys = [*TASK[half], "device_name"]
-    timed = runs[(runs["status"] == COMPLETE) & runs[STEP_TIME[half]].notna()] \
-        if STEP_TIME[half] in runs else runs.iloc[:0]
+    timed = timed_runs(runs, half)
     rows = []
     for loss, group in ratios.groupby(level="loss", sort=False):
         where = group.index.droplevel("loss")  # the (task, device) pairs of its ratios

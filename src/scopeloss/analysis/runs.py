@@ -222,25 +222,28 @@ def _status(summary: dict | None, rows: pd.DataFrame | None) -> str:
     return INCOMPLETE if rows is not None and len(rows) else MISSING
 
 
+def returns_in_order(episodes: pd.DataFrame) -> np.ndarray:
+    """The returns of the whole episodes (not cut by a resume), in the order they finished
+    (a stable sort on global_step)."""
+    whole = whole_episodes(episodes)
+    return whole.sort_values("global_step", kind="stable")["return"].to_numpy(dtype=float)
+
+
 def final_return(episodes: pd.DataFrame, window: int = FINAL_WINDOW) -> tuple[float, int]:
     """(mean return of the last ``window`` episodes, episodes used); (nan, 0) if none.
     Episodes are in the order they finished (a stable sort on global_step); episodes cut
     short by a kill and resume (``truncated_by_resume``) do not count."""
-    episodes = whole_episodes(episodes)
-    if not len(episodes):
-        return np.nan, 0
-    last = episodes.sort_values("global_step", kind="stable")["return"].to_numpy()[-window:]
-    return float(last.mean()), int(last.size)
+    last = returns_in_order(episodes)[-window:]
+    return (float(last.mean()), int(last.size)) if last.size else (np.nan, 0)
 
 
 def best_return(episodes: pd.DataFrame, window: int = FINAL_WINDOW) -> float:
     """The best mean return of ``window`` consecutive episodes over training (the last
     window included; all episodes when fewer): CORL's "best" score, biased upward by the
     maximum, reported beside the final one and never used by the claims."""
-    episodes = whole_episodes(episodes)
-    if not len(episodes):
+    returns = pd.Series(returns_in_order(episodes))
+    if not len(returns):
         return np.nan
-    returns = episodes.sort_values("global_step", kind="stable")["return"]
     return float(returns.rolling(min(window, len(returns))).mean().max())
 
 

@@ -95,6 +95,12 @@ def iqm(values: np.ndarray, axis: int | None = None) -> np.ndarray:
     return sps.trim_mean(values, proportiontocut=0.25, axis=axis)  # a 0-d array for axis=None
 
 
+def _finished_tasks(scores_by_task: Mapping[str, ArrayLike]) -> list[np.ndarray]:
+    """Each task's scores without NaN (a run with no score yet); tasks left empty dropped."""
+    tasks = [np.asarray(v, dtype=float) for v in scores_by_task.values()]
+    return [t for t in (t[~np.isnan(t)] for t in tasks) if t.size]
+
+
 def _stratified_resample(tasks: Sequence[np.ndarray], reps: int,
                          rng: np.random.Generator) -> np.ndarray:
     """(reps, total runs): each task's runs resampled with replacement within that task."""
@@ -115,9 +121,7 @@ def stratified_bootstrap_ci(scores_by_task: Mapping[str, ArrayLike], aggregate: 
                             seed: int | None = 0) -> tuple[float, float, float]:
     """(point estimate, CI low, CI high) of ``aggregate`` over all runs of all tasks."""
     fn = AGGREGATES[aggregate]
-    tasks = [np.asarray(v, dtype=float) for v in scores_by_task.values()]
-    tasks = [t[~np.isnan(t)] for t in tasks]
-    tasks = [t for t in tasks if t.size]
+    tasks = _finished_tasks(scores_by_task)
     if not tasks:
         return (np.nan, np.nan, np.nan)
     point = float(fn(np.concatenate(tasks)))
@@ -133,8 +137,7 @@ def score_distribution(scores_by_task: Mapping[str, ArrayLike], taus: ArrayLike,
     of all runs of all tasks scoring above it; (point, CI low, CI high), one value per tau,
     the runs resampled within each task."""
     taus = np.asarray(taus, dtype=float)
-    tasks = [np.asarray(v, dtype=float) for v in scores_by_task.values()]
-    tasks = [t[~np.isnan(t)] for t in tasks if np.isfinite(t).any()]
+    tasks = _finished_tasks(scores_by_task)
     if not tasks:
         nan = np.full(taus.shape, np.nan)
         return nan, nan, nan

@@ -327,12 +327,12 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
     """Validate labels once, on the host, where data enters (not per step on the device)."""
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataUnavailable(f"{where}: labels must lie in [0, {num_classes - 1}], got "
                               f"min {labels.min()}, max {labels.max()}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -103,4 +103,3 @@ def test_metrics(y_true, y_pred, class_names, train_counts, kind: str
     many/medium/few thresholds of the dataset ``kind``."""
     table = per_class_table(y_true, y_pred, class_names, train_counts)
     return table, summarize(y_true, y_pred, table, shot_thresholds(kind, table["train_count"]))
-
